@@ -1,0 +1,35 @@
+"""ament_python package: `colcon build` on a ROS 2 install, or `pip install -e .` in a venv."""
+import os
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "snn_agent"
+NODES = {
+    "agent": "snn_agent.ros.agent_node:main",
+    "camera_replay": "snn_agent.ros.camera_replay_node:main",
+    "battery_sim": "snn_agent.ros.battery_sim_node:main",
+}
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "bench"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        (os.path.join("share", PACKAGE, "launch"), glob("launch/*.launch.py")),
+        (os.path.join("share", PACKAGE, "config"), glob("config/*.yaml")),
+        (os.path.join("share", PACKAGE, "models"), glob("models/*.onnx")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="snn_agent developers",
+    description="DNN-to-SNN conversion and adaptive-timestep spiking inference for ROS 2 robots",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [f"{name} = {target}" for name, target in NODES.items()]
+        + ["snn-agent = snn_agent.cli:main"],
+    },
+)

@@ -1,0 +1,76 @@
+"""One interface, several implementations (as Lava's Process / ProcessModel).
+
+A Backend loads a converted model directory and runs one batch of preprocessed frames at T
+timesteps with the current neuron parameters. It returns scores, the operations it counted, its
+latency and the energy of the inference, labelled measured or modelled.
+"""
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..energy.models import EnergyEstimate
+from ..engine.cpu_engine import OpCounts
+from ..ir import NeuronConfig, SNNModel
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot load or run; the node falls back to the CPU engine."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    adapt_timesteps: bool  # False for a DNN: the governor decimates frames instead
+    learn_online: bool
+
+
+@dataclass
+class BackendResult:
+    scores: np.ndarray  # (frames, classes)
+    latency_s: float  # wall time of the whole batch
+    energy: EnergyEstimate  # per frame
+    ops: Optional[OpCounts] = None  # None where the backend cannot count spikes (a DNN)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.scores.argmax(axis=1)
+
+
+class Backend(ABC):
+    name: str = "abstract"
+    capabilities = Capabilities(adapt_timesteps=True, learn_online=False)
+
+    def __init__(self):
+        self.model: Optional[SNNModel] = None
+
+    def load(self, model_dir: str) -> None:
+        """Read the converted model; raises ModelFormatError or BackendError."""
+        self.model = SNNModel.load(model_dir)
+        self._prepare(model_dir)
+
+    @abstractmethod
+    def _prepare(self, model_dir: str) -> None:
+        """Backend-specific set-up after self.model is loaded."""
+
+    @abstractmethod
+    def infer(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> BackendResult:
+        """x: (frames, C, H, W) preprocessed input."""
+
+    def close(self) -> None:
+        """Release devices and processes; a closed backend is not used again."""
+
+    def describe(self) -> str:
+        return self.name
+
+
+class Stopwatch:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start

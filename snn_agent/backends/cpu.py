@@ -1,0 +1,34 @@
+"""The embedded default: our numpy SNN engine on the CPU."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..energy.constants import CpuPower
+from ..energy.models import CpuEnergyMeter, EnergyEstimate
+from ..engine.cpu_engine import SNNEngine
+from ..ir import NeuronConfig
+from .base import Backend, BackendResult, Capabilities, Stopwatch
+
+
+class CpuBackend(Backend):
+    name = "cpu"
+    capabilities = Capabilities(adapt_timesteps=True, learn_online=False)
+
+    def __init__(self, cpu_power: CpuPower = CpuPower()):
+        super().__init__()
+        self.meter = CpuEnergyMeter(cpu_power)
+        self.engine: Optional[SNNEngine] = None
+
+    def _prepare(self, model_dir: str) -> None:
+        self.engine = SNNEngine(self.model)
+
+    def infer(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> BackendResult:
+        start = self.meter.read()
+        with Stopwatch() as watch:
+            result = self.engine.run(x, timesteps, neuron)
+        energy = self.meter.energy(start, self.meter.read())
+        frames = max(x.shape[0], 1)
+        per_frame = EnergyEstimate(energy.joules / frames, energy.kind, energy.source)
+        return BackendResult(result.scores, watch.seconds, per_frame, result.ops)

@@ -1,0 +1,61 @@
+"""Published energy and power figures, in one place, each with its source.
+
+Every figure computed from these is *modelled*; a figure read from a meter (RAPL) is *measured*.
+Override any of them from config (`energy:` section) when you have better numbers for your robot.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class LoihiEnergy:
+    """Loihi per-operation energy: Davies et al., IEEE Micro 38(1) 2018, Table 2 (pre-silicon, 0.75 V)."""
+
+    synaptic_op_j: float = 23.6e-12  # one synaptic spike operation
+    synaptic_update_j: float = 120e-12  # one pairwise STDP weight update (learning only)
+    neuron_update_inactive_j: float = 52e-12
+    neuron_update_active_j: float = 81e-12  # a neuron update that emits a spike
+    spike_in_tile_j: float = 1.7e-12
+    hop_east_west_j: float = 3.0e-12
+    hop_north_south_j: float = 4.0e-12
+    # Static power of one chip: Frady et al. 2020 report 3.34 W over 32 chips (~0.1 W per chip).
+    static_power_w: float = 3.34 / 32
+    # Time per SNN timestep on the chip; lava-dl's PilotNet runs 408.9 inferences/s on Loihi 2
+    # (lava-dl tutorial), i.e. ~2.4 ms per inference. 10 us per step is Loihi's typical barrier
+    # sync period for small networks (Davies et al. 2018, Fig. 6 range); used only for static energy.
+    timestep_s: float = 10e-6
+
+
+@dataclass(frozen=True)
+class AcceleratorPower:
+    """Edge DNN accelerator power. Defaults: Intel/Movidius NCS, Blouw et al. 2018 (keyword spotting):
+    0.647 W running, 0.210 W idle, 1.5 mJ per inference."""
+
+    active_power_w: float = 0.647
+    idle_power_w: float = 0.210
+    # Sustained throughput used to model latency when the stick is absent: 100 GOPS is the
+    # order the Myriad X reaches on small CNNs (Intel NCS2 product brief: 1 TOPS peak, ~10 % on
+    # tiny models whose run time is dominated by USB transfers).
+    ops_per_s: float = 100e9
+    # Fixed per-inference overhead (USB round trip), NCS2 typical ~1 ms for a 28x28 input.
+    overhead_s: float = 1.0e-3
+
+
+@dataclass(frozen=True)
+class CpuPower:
+    """Per-core active power for the CPU model when RAPL is absent. 5 W per core is a typical
+    mobile x86 core under load (e.g. a 15 W TDP 4-core laptop/robot SoC, Intel ARK). Override for
+    your board (a Raspberry Pi 4 core is ~1 W)."""
+
+    core_power_w: float = 5.0
+
+
+def override(constants, values: dict):
+    """A copy of a constants dataclass with some fields replaced; unknown names are an error."""
+    known = {f.name for f in fields(constants)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown energy constants {sorted(unknown)} for {type(constants).__name__}; "
+                         f"known: {sorted(known)}")
+    return type(constants)(**{**{f.name: getattr(constants, f.name) for f in fields(constants)}, **values})

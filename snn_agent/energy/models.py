@@ -1,0 +1,84 @@
+"""Energy per inference from counted operations (Loihi), latency (accelerators) or CPU time."""
+from __future__ import annotations
+
+import glob
+import os
+import time
+from dataclasses import dataclass
+
+from .constants import AcceleratorPower, CpuPower, LoihiEnergy
+
+MEASURED = "measured"
+MODELLED = "modelled"
+
+
+@dataclass
+class EnergyEstimate:
+    joules: float
+    kind: str  # MEASURED or MODELLED
+    source: str  # what the figure comes from, for logs and reports
+
+    @property
+    def label(self) -> str:
+        return f"{self.joules * 1e3:.4f} mJ ({self.kind}: {self.source})"
+
+
+def loihi_energy(ops_per_frame: dict, timesteps: int, constants: LoihiEnergy = LoihiEnergy(),
+                 synaptic_updates: float = 0.0) -> EnergyEstimate:
+    """Dynamic energy from counted ops plus static power over the chip time of T steps.
+
+    ops_per_frame: the engine's OpCounts.per_frame() (spikes, synaptic_ops, neuron_updates).
+    Spikes count as active neuron updates; each spike also travels once within its tile.
+    """
+    spikes = ops_per_frame["spikes"]
+    updates = ops_per_frame["neuron_updates"]
+    dynamic = (ops_per_frame["synaptic_ops"] * constants.synaptic_op_j
+               + spikes * (constants.neuron_update_active_j + constants.spike_in_tile_j)
+               + (updates - spikes) * constants.neuron_update_inactive_j
+               + synaptic_updates * constants.synaptic_update_j)
+    static = constants.static_power_w * timesteps * constants.timestep_s
+    return EnergyEstimate(dynamic + static, MODELLED, "Loihi ops x Davies et al. 2018 + static power")
+
+
+def accelerator_energy(latency_s: float, constants: AcceleratorPower = AcceleratorPower(),
+                       measured_latency: bool = False) -> EnergyEstimate:
+    kind = "latency measured, power from Blouw et al. 2018" if measured_latency else "Blouw et al. 2018"
+    return EnergyEstimate(latency_s * constants.active_power_w, MODELLED, kind)
+
+
+def accelerator_latency(dnn_macs: float, constants: AcceleratorPower = AcceleratorPower()) -> float:
+    """Modelled latency of one DNN inference on the stick: 2 ops per MAC at the sustained rate."""
+    return constants.overhead_s + 2.0 * dnn_macs / constants.ops_per_s
+
+
+class CpuEnergyMeter:
+    """CPU energy of a code section: RAPL counters when readable (measured), else the calling
+    thread's CPU time x configured core power (modelled). Thread time, not process time, so that
+    ROS executor threads running beside the inference are not billed to it; BLAS must then run
+    single-threaded (the engine does), as it should on a robot that shares its cores."""
+
+    def __init__(self, constants: CpuPower = CpuPower()):
+        self.constants = constants
+        self._rapl = [p for p in glob.glob("/sys/class/powercap/intel-rapl:*/energy_uj")
+                      if os.access(p, os.R_OK)]
+
+    @property
+    def kind(self) -> str:
+        return MEASURED if self._rapl else MODELLED
+
+    def read(self):
+        """An opaque reading; pass two of them to `energy`."""
+        return (self._read_rapl_uj() if self._rapl else None, time.thread_time())
+
+    def energy(self, start, end) -> EnergyEstimate:
+        if self._rapl and start[0] is not None and end[0] is not None and end[0] >= start[0]:
+            return EnergyEstimate((end[0] - start[0]) * 1e-6, MEASURED, "RAPL package counters")
+        cpu_s = end[1] - start[1]
+        return EnergyEstimate(cpu_s * self.constants.core_power_w, MODELLED,
+                              f"CPU time x {self.constants.core_power_w} W per core")
+
+    def _read_rapl_uj(self):
+        try:
+            return sum(int(open(p).read()) for p in self._rapl)
+        except OSError:
+            return None
