@@ -21,13 +21,16 @@ setup(
         (os.path.join("share", PACKAGE, "launch"), glob("launch/*.launch.py")),
         (os.path.join("share", PACKAGE, "config"), glob("config/*.yaml")),
         (os.path.join("share", PACKAGE, "models"), glob("models/*.onnx")),
+    ] + [
+        # converted model directories ship with the package so the launch file works as installed
+        (os.path.join("share", PACKAGE, d), glob(os.path.join(d, "*.*")))
+        for d in sorted(glob("models/*/")) if os.path.isfile(os.path.join(d, "snn.json"))
     ],
     install_requires=["setuptools"],
     zip_safe=True,
     maintainer="snn_agent developers",
     description="DNN-to-SNN conversion and adaptive-timestep spiking inference for ROS 2 robots",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [f"{name} = {target}" for name, target in NODES.items()]
         + ["snn-agent = snn_agent.cli:main"],

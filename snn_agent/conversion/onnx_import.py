@@ -16,10 +16,11 @@ from ..engine.ops import conv_output_size
 from ..ir import Layer, Network, Preprocessing, validate_network
 
 SUPPORTED_OPS = ("Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "BatchNormalization",
-                 "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Identity", "Dropout")
+                 "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Identity", "Dropout", "Cast")
 # Exporters' post-processing after the scores: dropped, whatever comes after them too.
 POSTPROCESSING_OPS = ("Softmax", "LogSoftmax", "ArgMax", "ZipMap", "ArrayFeatureExtractor",
-                      "LabelEncoder", "Cast", "Normalizer", "Sigmoid")
+                      "LabelEncoder", "Normalizer", "Sigmoid")
+FLOAT_TYPES = (1, 10, 11, 16)  # onnx.TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
 
 
 class UnsupportedModelError(ValueError):
@@ -117,8 +118,11 @@ def _build_chain(nodes, constants, input_name, pre, metadata, path) -> Network:
 
     for node in nodes:
         data_inputs = [i for i in node.input if i and i not in constants]
-        if node.op_type in POSTPROCESSING_OPS or dropped:
-            dropped.append(node.op_type)
+        a = _attrs(node)
+        op = node.op_type
+        is_postprocessing = op in POSTPROCESSING_OPS or (op == "Cast" and a.get("to") not in FLOAT_TYPES)
+        if is_postprocessing or dropped:
+            dropped.append(op)
             continue
         if data_inputs != [current]:
             raise UnsupportedModelError(f"{where(node)}: the converter takes a chain of layers; this "
@@ -216,7 +220,7 @@ def _build_chain(nodes, constants, input_name, pre, metadata, path) -> Network:
             if pending is not None:
                 raise UnsupportedModelError(f"{where(node)}: flatten between a layer and its activation")
             shape = (int(np.prod(shape)),)
-        # Identity and Dropout pass the data through unchanged
+        # Identity, Dropout and a Cast between float types pass the data through unchanged
         current = node.output[0]
 
     if pending is None:

@@ -1,0 +1,144 @@
+"""`snn-agent`: convert a DNN, profile it against T, run the robot graph.
+
+    snn-agent convert MODEL.onnx --calib DATASET -o OUT/
+    snn-agent profile OUT/ --data DATASET [--json]
+    snn-agent run [--config config/agent.yaml] [--duration S] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+DEFAULT_GRID = (2, 4, 8, 16, 32, 64, 128)
+
+
+def _convert(args) -> int:
+    from .conversion.convert import ConversionOptions
+    from .conversion.pipeline import convert_model
+    from .progress import ProgressBar
+
+    options = ConversionOptions(percentile=args.percentile, calibration_images=args.calib_images)
+    pre = json.loads(args.preprocessing) if args.preprocessing else None
+    snn = convert_model(args.model, args.calib, args.out, options, pre, ProgressBar("calibrating"))
+    print(f"\nConverted {args.model} -> {args.out}  (target ideal; calibration: {args.calib}, "
+          f"{snn.info['calibration_images']} images, percentile {args.percentile})")
+    if snn.info["dropped_postprocessing"]:
+        print(f"dropped exporter post-processing: {', '.join(snn.info['dropped_postprocessing'])}")
+    print(f"{'layer':<22}{'kind':<7}{'neurons':>9}{'synapses':>11}{'DNN MACs':>11}{'scale':>9}  {'from':<13}{'DNN sparsity':>12}")
+    for row in snn.info["layers"]:
+        scale = f"{row['scale']:.3f}" if "scale" in row else "-"
+        sparsity = f"{row['dnn_sparsity']:.1%}" if "dnn_sparsity" in row else "-"
+        print(f"{row['name'][:21]:<22}{row['kind']:<7}{row['neurons']:>9}{row['synapses']:>11}"
+              f"{row['dnn_macs']:>11}{scale:>9}  {row.get('scale_from', 'score layer'):<13}{sparsity:>12}")
+    return 0
+
+
+def _profile(args) -> int:
+    from .data import datasets
+    from .data.prepare import model_input
+    from .engine import SNNEngine
+    from .engine.dnn import predict
+    from .evaluation import accuracy_vs_timesteps
+    from .ir import SNNModel
+    from .progress import ProgressBar
+
+    model = SNNModel.load(args.model_dir)
+    data = datasets.load(args.data, "test").subset(args.n)
+    x = model_input(data, model.network.preprocessing)
+    dnn_accuracy = float((predict(_source_network(args.model_dir), x) == data.labels).mean())
+    grid = [int(t) for t in args.timesteps.split(",")]
+    targets = {"ideal": accuracy_vs_timesteps(SNNEngine(model).run, x, data.labels, grid,
+                                              ProgressBar("ideal target"))}
+    print(f"\nDNN accuracy {dnn_accuracy:.4f} on {len(data)} images of {data.name}")
+    print(f"{'T':>5}" + "".join(f"{name:>10}" for name in targets))
+    for t in grid:
+        print(f"{t:>5}" + "".join(f"{targets[name][t]:>10.4f}" for name in targets))
+    plot = os.path.join(args.model_dir, "profile.png")
+    _plot_accuracy(targets, dnn_accuracy, plot, f"{os.path.basename(os.path.normpath(args.model_dir))} on {data.name}")
+    print(f"plot: {plot}")
+    if args.json:
+        print(json.dumps({"dnn_accuracy": dnn_accuracy, "n": len(data), "targets": targets}))
+    return 0
+
+
+def _source_network(model_dir: str):
+    from .conversion.onnx_import import load_onnx
+    from .conversion.pipeline import SOURCE_ONNX
+
+    return load_onnx(os.path.join(model_dir, SOURCE_ONNX))
+
+
+def _plot_accuracy(targets: dict, dnn_accuracy: float, path: str, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, table in targets.items():
+        ax.plot(list(table), [100 * a for a in table.values()], marker="o", label=f"SNN {name}")
+    ax.axhline(100 * dnn_accuracy, color="k", linestyle="--", label="DNN")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("timesteps T")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="snn-agent", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    convert = sub.add_parser("convert", help="convert an ONNX DNN into an SNN model directory")
+    convert.add_argument("model", help="the DNN as ONNX")
+    convert.add_argument("--calib", default="fashion-mnist",
+                         help="calibration data: fashion-mnist, digits, an .npz (x, y) or a folder of class folders")
+    convert.add_argument("-o", "--out", required=True, help="output model directory")
+    convert.add_argument("--percentile", type=float, default=99.9,
+                         help="activation percentile used as a layer's scale when it has no Clip ceiling")
+    convert.add_argument("--calib-images", type=int, default=1000, help="calibration images to use")
+    convert.add_argument("--preprocessing", help='JSON overriding the model metadata, e.g. '
+                         '\'{"scale": 0.00392, "mean": [0.5], "std": [0.5], "input_shape": [1, 28, 28]}\'')
+    convert.set_defaults(func=_convert)
+
+    profile = sub.add_parser("profile", help="accuracy against timesteps for each target, with a plot")
+    profile.add_argument("model_dir")
+    profile.add_argument("--data", default="fashion-mnist", help="test data (same forms as --calib)")
+    profile.add_argument("--n", type=int, default=2000, help="test images (0 = all)")
+    profile.add_argument("--timesteps", default=",".join(map(str, DEFAULT_GRID)), help="comma-separated T grid")
+    profile.add_argument("--json", action="store_true", help="last line: one JSON object")
+    profile.set_defaults(func=_profile)
+
+    try:
+        from .ros import run_graph
+    except ImportError as exc:  # rclpy absent: convert and profile still work
+        run = sub.add_parser("run", help="(unavailable: rclpy cannot be imported)")
+        run.set_defaults(func=lambda _args, _exc=exc: sys.exit(f"snn-agent run needs ROS 2 (rclpy): {_exc}"))
+    else:
+        run = sub.add_parser("run", help="bring up the agent with a replayed camera and a simulated battery")
+        run_graph.add_arguments(run)
+        run.set_defaults(func=run_graph.main)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .conversion.onnx_import import UnsupportedModelError
+    from .data.datasets import DatasetError
+    from .ir import ModelFormatError
+
+    try:
+        return args.func(args) or 0
+    except (UnsupportedModelError, DatasetError, ModelFormatError, FileNotFoundError) as exc:
+        print(f"snn-agent {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

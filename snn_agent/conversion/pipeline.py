@@ -1,0 +1,39 @@
+"""The whole conversion of a user's model: ONNX in, a model directory out.
+
+OUT/snn.json, OUT/weights.npz   the `ideal` target (our model artifact: plain arrays and JSON)
+OUT/report.json                 per-layer normalization scale, sparsity, op counts
+OUT/source.onnx                 the DNN as given (the OpenVINO backend and re-conversion use it)
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Callable, Optional
+
+from ..data import datasets
+from ..data.prepare import model_input
+from .convert import ConversionOptions, convert
+from .onnx_import import load_onnx
+
+SOURCE_ONNX = "source.onnx"
+REPORT_JSON = "report.json"
+
+
+def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionOptions = ConversionOptions(),
+                  preprocessing: Optional[dict] = None,
+                  progress: Optional[Callable[[int, int], None]] = None):
+    """Convert and write every artifact; returns the ideal SNNModel. Fails before writing anything
+    when the model has an unsupported operator or the dataset cannot be read."""
+    network = load_onnx(onnx_path, preprocessing)
+    calib_set = datasets.load(calib, "train") if calib in ("fashion-mnist", "digits") else datasets.load(calib)
+    calib_x = model_input(calib_set.subset(options.calibration_images), network.preprocessing)
+    snn = convert(network, calib_x, options, progress, source=SOURCE_ONNX)
+    snn.info["calibration_data"] = calib
+    os.makedirs(out_dir, exist_ok=True)
+    if os.path.abspath(onnx_path) != os.path.abspath(os.path.join(out_dir, SOURCE_ONNX)):
+        shutil.copyfile(onnx_path, os.path.join(out_dir, SOURCE_ONNX))
+    snn.save(out_dir)
+    with open(os.path.join(out_dir, REPORT_JSON), "w") as f:
+        json.dump(snn.info, f, indent=1)
+    return snn

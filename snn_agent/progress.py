@@ -1,0 +1,25 @@
+"""A dependency-free progress bar for long command-line work (conversion, profiling)."""
+from __future__ import annotations
+
+import sys
+import time
+
+
+class ProgressBar:
+    def __init__(self, label: str, stream=sys.stderr, width: int = 30):
+        self.label, self.stream, self.width = label, stream, width
+        self.start = time.perf_counter()
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done < total and now - self._last < 0.1:  # redrawing faster than the eye is wasted work
+            return
+        self._last = now
+        fraction = done / total if total else 1.0
+        filled = int(self.width * fraction)
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
+                          f"{done}/{total} {now - self.start:5.1f}s")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()

@@ -1,0 +1,188 @@
+"""ONNX import and DNN->SNN conversion: every supported operator, exporters, errors, accuracy."""
+import os
+
+import numpy as np
+import onnx
+import openvino as ov
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from snn_agent.cli import main as cli_main
+from snn_agent.conversion.convert import ConversionOptions, convert
+from snn_agent.conversion.onnx_import import UnsupportedModelError, load_onnx
+from snn_agent.conversion.pipeline import convert_model
+from snn_agent.data import datasets
+from snn_agent.data.prepare import model_input
+from snn_agent.engine import SNNEngine
+from snn_agent.engine.dnn import forward
+from snn_agent.ir import ModelFormatError, SNNModel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUNDLED_ONNX = os.path.join(ROOT, "models", "fashion_cnn.onnx")
+BUNDLED_SNN = os.path.join(ROOT, "models", "fashion_cnn_snn")
+RNG = np.random.default_rng(0)
+
+
+def const(name, array):
+    return numpy_helper.from_array(np.asarray(array, np.float32), name)
+
+
+def save_model(tmp_path, nodes, inits, in_shape, out_dim, name="m.onnx"):
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1] + list(in_shape))],
+                              [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, [1, out_dim])],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
+    path = str(tmp_path / name)
+    onnx.save(model, path)
+    return path
+
+
+def reference_scores(path, x):
+    """The ONNX model run by OpenVINO: an independent implementation of every operator."""
+    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return np.concatenate([compiled(x[i:i + 1])[compiled.output(0)] for i in range(len(x))])
+
+
+def check_dnn_and_snn(path, in_shape, timesteps=256, min_agreement=0.9):
+    network = load_onnx(path, {"input_shape": in_shape, "scale": 1.0})
+    x = RNG.uniform(0, 1, size=(64,) + tuple(in_shape)).astype(np.float32)
+    ours = forward(network, x)
+    np.testing.assert_allclose(ours, reference_scores(path, x), rtol=1e-4, atol=1e-4)
+    snn = convert(network, x, ConversionOptions(percentile=100.0))
+    agreement = (SNNEngine(snn).run(x, timesteps).labels == ours.argmax(1)).mean()
+    assert agreement >= min_agreement, f"SNN agrees with the DNN on only {agreement:.0%}"
+    return network
+
+
+def conv_bn_relu_nodes(prefix, cin, cout, inp, stride=1):
+    w = RNG.normal(0, 0.5, (cout, cin, 3, 3))
+    inits = [const(f"{prefix}w", w), const(f"{prefix}b", RNG.normal(0, 0.1, cout)),
+             const(f"{prefix}g", RNG.uniform(0.5, 1.5, cout)), const(f"{prefix}be", RNG.normal(0, 0.1, cout)),
+             const(f"{prefix}m", RNG.normal(0, 0.1, cout)), const(f"{prefix}v", RNG.uniform(0.5, 1.5, cout))]
+    nodes = [helper.make_node("Conv", [inp, f"{prefix}w", f"{prefix}b"], [f"{prefix}c"], pads=[1, 1, 1, 1],
+                              strides=[stride, stride]),
+             helper.make_node("BatchNormalization", [f"{prefix}c", f"{prefix}g", f"{prefix}be", f"{prefix}m",
+                                                     f"{prefix}v"], [f"{prefix}bn"]),
+             helper.make_node("Relu", [f"{prefix}bn"], [f"{prefix}r"])]
+    return nodes, inits
+
+
+def test_conv_batchnorm_avgpool_flatten_gemm(tmp_path):
+    n1, i1 = conv_bn_relu_nodes("a", 2, 4, "x", stride=2)
+    nodes = n1 + [
+        helper.make_node("AveragePool", ["ar"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Dropout", ["p"], ["d"]),
+        helper.make_node("Flatten", ["d"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1),
+    ]
+    inits = i1 + [const("w2", RNG.normal(0, 0.5, (5, 4 * 2 * 2))), const("b2", RNG.normal(0, 0.1, 5))]
+    network = check_dnn_and_snn(save_model(tmp_path, nodes, inits, (2, 8, 8), 5), (2, 8, 8))
+    assert [layer.kind for layer in network.layers] == ["conv", "conv", "dense"]  # pool lowered to conv
+    assert network.layers[1].groups == 4
+
+
+def test_global_avgpool_reshape_matmul_add_clip_softmax(tmp_path):
+    n1, i1 = conv_bn_relu_nodes("a", 3, 6, "x")
+    nodes = n1 + [
+        helper.make_node("GlobalAveragePool", ["ar"], ["gp"]),
+        helper.make_node("Reshape", ["gp", "shape"], ["f"]),
+        helper.make_node("Identity", ["f"], ["fi"]),
+        helper.make_node("MatMul", ["fi", "w2"], ["h"]),
+        helper.make_node("Add", ["h", "b2"], ["hb"]),
+        helper.make_node("Clip", ["hb", "lo", "hi"], ["hc"]),
+        helper.make_node("Gemm", ["hc", "w3", "b3"], ["s"], transB=1),
+        helper.make_node("Softmax", ["s"], ["y"]),
+    ]
+    inits = i1 + [numpy_helper.from_array(np.array([1, -1], np.int64), "shape"),
+                  const("w2", RNG.normal(0, 0.5, (6, 8))), const("b2", RNG.normal(0, 0.1, 8)),
+                  const("lo", 0.0), const("hi", 0.6),
+                  const("w3", RNG.normal(0, 0.5, (4, 8))), const("b3", RNG.normal(0, 0.1, 4))]
+    path = save_model(tmp_path, nodes, inits, (3, 6, 6), 4)
+    network = load_onnx(path, {"input_shape": (3, 6, 6), "scale": 1.0})
+    assert network.layers[2].activation_max == pytest.approx(0.6)
+    assert network.dropped_postprocessing == ["Softmax"]
+    # Softmax is monotone: predictions of the scores and of OpenVINO's probabilities agree
+    x = RNG.uniform(0, 1, size=(32, 3, 6, 6)).astype(np.float32)
+    assert (forward(network, x).argmax(1) == reference_scores(path, x).argmax(1)).all()
+    snn = convert(network, x, ConversionOptions(percentile=100.0))
+    assert (SNNEngine(snn).run(x, 256).labels == forward(network, x).argmax(1)).mean() >= 0.9
+
+
+def test_unsupported_operator_names_operator_and_node(tmp_path):
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["h"], transB=1),
+             helper.make_node("Tanh", ["h"], ["t"], name="my_tanh"),
+             helper.make_node("Gemm", ["t", "w2", "b2"], ["y"], transB=1)]
+    inits = [const("w", np.ones((3, 4))), const("b", np.zeros(3)), const("w2", np.ones((2, 3))), const("b2", np.zeros(2))]
+    path = save_model(tmp_path, nodes, inits, (4,), 2)
+    with pytest.raises(UnsupportedModelError, match="Tanh.*my_tanh"):
+        load_onnx(path)
+
+
+def test_corrupt_and_missing_model_files(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00garbage\xff" * 10)
+    with pytest.raises(UnsupportedModelError, match="not a readable ONNX"):
+        load_onnx(str(bad))
+    with pytest.raises(ModelFormatError, match="missing"):
+        SNNModel.load(str(tmp_path / "nowhere"))
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    (model_dir / "snn.json").write_text("{not json")
+    (model_dir / "weights.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ModelFormatError, match="corrupt"):
+        SNNModel.load(str(model_dir))
+
+
+def test_scikit_learn_mlp_through_skl2onnx(tmp_path):
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype(np.float32)
+    clf = MLPClassifier((32,), max_iter=400, random_state=0).fit(x[:1200], digits.target[:1200])
+    path = str(tmp_path / "mlp.onnx")
+    with open(path, "wb") as f:
+        f.write(to_onnx(clf, x[:1], options={"zipmap": False}).SerializeToString())
+    network = load_onnx(path, {"scale": 1.0})
+    assert "Softmax" in network.dropped_postprocessing and "ArgMax" in network.dropped_postprocessing
+    test_x, test_y = x[1200:], digits.target[1200:]
+    dnn_pred = forward(network, test_x).argmax(1)
+    np.testing.assert_array_equal(dnn_pred, clf.predict(test_x))
+    snn = convert(network, x[:500])
+    snn_pred = SNNEngine(snn).run(test_x, 64).labels
+    assert (snn_pred == dnn_pred).mean() >= 0.95
+    assert (snn_pred == test_y).mean() >= clf.score(test_x, test_y) - 0.03
+
+
+def test_bundled_model_converts_and_classifies_at_t32():
+    test = datasets.load(datasets.default_dataset_name(), "test").subset(1000)
+    if test.name != "fashion-mnist":
+        pytest.skip("the bundled model is a Fashion-MNIST model; dataset-fashion-mnist is not installed")
+    model = SNNModel.load(BUNDLED_SNN)
+    x = model_input(test, model.network.preprocessing)
+    accuracy = (SNNEngine(model).run(x, 32).labels == test.labels).mean()
+    assert accuracy >= 0.85, accuracy
+
+
+def test_committed_conversion_is_reproducible(tmp_path):
+    """models/fashion_cnn_snn is what `snn-agent convert` makes from the committed ONNX today."""
+    if not datasets.fashion_mnist_available():
+        pytest.skip("needs dataset-fashion-mnist")
+    fresh = convert_model(BUNDLED_ONNX, "fashion-mnist", str(tmp_path / "out"))
+    committed = SNNModel.load(BUNDLED_SNN)
+    for a, b in zip(fresh.layers, committed.layers):
+        np.testing.assert_allclose(a.weight, b.weight, rtol=1e-6)
+        np.testing.assert_allclose(a.bias, b.bias, rtol=1e-6)
+
+
+def test_cli_convert_reports_and_rejects_bad_input(tmp_path, capsys):
+    out = tmp_path / "snn"
+    assert cli_main(["convert", BUNDLED_ONNX, "--calib", "digits", "--calib-images", "100", "-o", str(out)]) == 0
+    report = capsys.readouterr().out
+    assert "clip ceiling" in report and "/5/Gemm" in report
+    assert (out / "snn.json").is_file() and (out / "source.onnx").is_file()
+    assert cli_main(["convert", str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "x")]) == 2
+    assert cli_main(["convert", BUNDLED_ONNX, "--calib", "no-such-set", "-o", str(tmp_path / "y")]) == 2
+    assert "unknown dataset" in capsys.readouterr().err

@@ -1,0 +1,57 @@
+"""The engine's operation counts against a network small enough to count by hand."""
+import numpy as np
+
+from snn_agent.engine import SNNEngine
+from snn_agent.engine.ops import conv2d, fan_out
+from snn_agent.ir import Layer, Network, NeuronConfig, Preprocessing, SNNModel
+
+
+def tiny_model(v_init=0.0):
+    hidden = Layer("hidden", "dense", np.eye(2, dtype=np.float32), np.zeros(2, np.float32), (2,), (2,))
+    out = Layer("out", "dense", np.ones((1, 2), np.float32), np.zeros(1, np.float32), (2,), (1,), spiking=False)
+    network = Network([hidden, out], Preprocessing(input_shape=(2,)))
+    return SNNModel(network, [1.0], NeuronConfig("subtract", v_init, 1.0))
+
+
+def test_tiny_network_counts_match_hand_computation():
+    # Inputs 1.0 and 0.5 as constant currents, threshold 1, v0 = 0, T = 4:
+    # neuron 0 fires every step (4 spikes); neuron 1 reaches 1.0 every second step (2 spikes).
+    result = SNNEngine(tiny_model()).run(np.array([[1.0, 0.5]], np.float32), timesteps=4)
+    ops = result.ops
+    assert ops.per_layer[0]["spikes"] == 6
+    assert ops.per_layer[0]["synaptic_ops"] == 2 * 2 * 4  # 2 active inputs x fan-out 2 x T
+    assert ops.per_layer[1]["synaptic_ops"] == 6  # 6 spikes x fan-out 1
+    assert ops.neuron_updates == (2 + 1) * 4
+    assert ops.spikes == 6
+    np.testing.assert_allclose(result.scores, [[6 / 4]])  # mean input of the score layer
+
+
+def test_half_threshold_start_rounds_rates():
+    # With v0 = threshold/2 an input of 0.5 fires on the first step already: 0.5+0.5 = 1.
+    result = SNNEngine(tiny_model(v_init=0.5)).run(np.array([[0.0, 0.5]], np.float32), timesteps=3)
+    assert result.ops.per_layer[0]["spikes"] == 2  # steps 1 and 3
+
+
+def test_conv_fan_out_counts_border_synapses():
+    layer = Layer("c", "conv", np.ones((3, 1, 2, 2), np.float32), np.zeros(3, np.float32),
+                  (1, 3, 3), (3, 2, 2))
+    # each input pixel is seen by 1, 2 or 4 of the 2x2 output positions, times 3 output channels
+    expected = 3 * np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+    np.testing.assert_array_equal(fan_out(layer)[0], expected)
+    assert fan_out(layer).sum() == layer.weight.size * 4  # every weight used at 4 positions
+
+
+def test_conv2d_matches_direct_loop_with_padding_stride_groups():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 4, 7, 6)).astype(np.float32)
+    w = rng.normal(size=(6, 2, 3, 3)).astype(np.float32)
+    out = conv2d(x, w, (2, 1), (1, 0, 2, 1), groups=2)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 2), (0, 1)))
+    ref = np.zeros_like(out)
+    for o in range(6):
+        g = o // 3
+        for i in range(out.shape[2]):
+            for j in range(out.shape[3]):
+                patch = xp[:, 2 * g:2 * g + 2, 2 * i:2 * i + 3, j:j + 3]
+                ref[:, o, i, j] = (patch * w[o]).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
