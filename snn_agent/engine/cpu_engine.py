@@ -2,18 +2,19 @@
 
 A feed-forward SNN lets each layer see all T timesteps of its input spikes at once: the synaptic
 currents of every timestep come from one matrix product, and only the cheap element-wise neuron
-update runs step by step. Each call also counts spikes, synaptic operations and neuron updates,
-which are the inputs of every energy figure.
+update runs step by step. Feature maps are kept channels-last (H, W, C) inside the engine, which
+is what makes the convolutions fast (see ops.conv2d_nhwc). Each call also counts spikes,
+synaptic operations and neuron updates, the inputs of every energy figure.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
-from ..ir import NeuronConfig, SNNModel
-from .ops import fan_out, linear
+from ..ir import Layer, NeuronConfig, SNNModel
+from .ops import conv2d_nhwc, fan_out
 
 
 @dataclass
@@ -43,16 +44,45 @@ class InferenceResult:
         return self.scores.argmax(axis=1)
 
 
+class _ChannelsLastLayer:
+    """A layer's arrays rearranged once for channels-last execution in float32."""
+
+    def __init__(self, layer: Layer, previous: Optional[Layer]):
+        self.layer = layer
+        self.weight = layer.weight.astype(np.float32)
+        if layer.kind == "dense" and previous is not None and len(previous.output_shape) == 3:
+            # the DNN flattened (C, H, W); our maps are (H, W, C): permute the weight's columns
+            c, h, w = previous.output_shape
+            self.weight = self.weight.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(self.weight.shape[0], -1)
+        self.weight_t = np.ascontiguousarray(self.weight.T) if layer.kind == "dense" else None
+        self.bias = _to_channels_last(np.broadcast_to(
+            layer.bias.reshape((-1,) + (1,) * (len(layer.output_shape) - 1)), layer.output_shape))
+        self.fan_out = _to_channels_last(fan_out(layer)).astype(np.float64)
+        self.input_hwc = tuple(layer.input_shape[1:]) + (layer.input_shape[0],) \
+            if len(layer.input_shape) == 3 else None
+
+    def apply(self, x_flat: np.ndarray) -> np.ndarray:
+        """(N, n_in) channels-last -> (N, n_out) channels-last, without bias."""
+        if self.weight_t is not None:
+            return x_flat @ self.weight_t
+        n = x_flat.shape[0]
+        out = conv2d_nhwc(x_flat.reshape((n,) + self.input_hwc), self.weight, self.layer.stride,
+                          self.layer.padding, self.layer.groups)
+        return out.reshape(n, -1)
+
+
+def _to_channels_last(array_chw: np.ndarray) -> np.ndarray:
+    a = np.asarray(array_chw)
+    return (a.transpose(1, 2, 0) if a.ndim == 3 else a).reshape(-1).astype(np.float32)
+
+
 class SNNEngine:
     """Runs an `SNNModel` (ideal target: float, integrate-and-fire) for T timesteps."""
 
     def __init__(self, model: SNNModel):
         self.model = model
-        self._fan_out = [fan_out(layer).reshape(-1).astype(np.float64) for layer in model.layers]
-        # float32 copies: half the memory traffic of float64 and what BLAS runs fastest
-        self._layers = [replace(layer, weight=layer.weight.astype(np.float32),
-                                bias=layer.bias.astype(np.float32)) for layer in model.layers]
-        self._flat_bias = [_flat_bias(layer) for layer in self._layers]
+        layers = model.layers
+        self._layers = [_ChannelsLastLayer(layer, layers[i - 1] if i else None) for i, layer in enumerate(layers)]
 
     def run(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> InferenceResult:
         """x: (frames, C, H, W) preprocessed input, presented as a constant current every step."""
@@ -61,34 +91,34 @@ class SNNEngine:
         neuron = neuron or self.model.neuron
         frames = x.shape[0]
         counts = OpCounts(frames=frames, timesteps=timesteps)
-        layers = self._layers
-        spikes_in = None  # (T, frames, n_in) from the previous layer; None for the analog input
+        x = x.astype(np.float32, copy=False)
+        x_flat = (x.transpose(0, 2, 3, 1) if x.ndim == 4 else x).reshape(frames, -1)
+        spikes = None  # (T, frames, n) from the previous layer; None for the analog input
         spiking_index = 0
-        for index, layer in enumerate(layers):
-            if spikes_in is None:
+        for plan in self._layers:
+            layer = plan.layer
+            if spikes is None:
                 # The image is a constant input current: compute it once, repeat it over time.
-                current = linear(layer, x.astype(np.float32)).reshape(1, frames, -1)
-                active_inputs = np.count_nonzero(x.reshape(frames, -1), axis=0) @ self._fan_out[index]
-                synops = float(active_inputs) * timesteps
+                current = (plan.apply(x_flat) + plan.bias)[None]
+                synops = float(np.count_nonzero(x_flat, axis=0) @ plan.fan_out) * timesteps
             else:
-                flat = spikes_in.reshape((timesteps * frames,) + tuple(layer.input_shape))
-                current = linear(layer, flat, with_bias=False)
-                current = current.reshape(timesteps, frames, -1) + self._flat_bias[index]
-                synops = float(spikes_in.sum(axis=(0, 1)) @ self._fan_out[index])
-            neurons = layer.n_neurons
+                current = plan.apply(spikes.reshape(timesteps * frames, -1))
+                current = current.reshape(timesteps, frames, -1)
+                current += plan.bias
+                synops = float(spikes.sum(axis=(0, 1)) @ plan.fan_out)
             if layer.spiking:
                 threshold = self.model.thresholds[spiking_index] * neuron.threshold_scale
-                spikes_in = _integrate_and_fire(current, timesteps, threshold, neuron)
+                spikes = _integrate_and_fire(current, timesteps, threshold, neuron)
                 spiking_index += 1
-                n_spikes = int(spikes_in.sum())
+                n_spikes = int(spikes.sum())
             else:
                 # The score layer integrates without spiking; its mean input is the class score.
-                scores = np.broadcast_to(current, (timesteps, frames, current.shape[-1])).mean(axis=0)
+                scores = current.mean(axis=0) if current.shape[0] == timesteps else current[0]
                 n_spikes = 0
             counts.spikes += n_spikes
             counts.synaptic_ops += int(synops)
-            counts.neuron_updates += neurons * timesteps * frames
-            counts.per_layer.append({"name": layer.name, "neurons": neurons, "spikes": n_spikes,
+            counts.neuron_updates += layer.n_neurons * timesteps * frames
+            counts.per_layer.append({"name": layer.name, "neurons": layer.n_neurons, "spikes": n_spikes,
                                      "synaptic_ops": int(synops)})
         return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts)
 
@@ -96,25 +126,43 @@ class SNNEngine:
 def _integrate_and_fire(current: np.ndarray, timesteps: int, threshold: float,
                         neuron: NeuronConfig) -> np.ndarray:
     """current: (T or 1, frames, n). Returns spikes (T, frames, n) as float32 0/1."""
-    frames, n = current.shape[1], current.shape[2]
-    v = np.full((frames, n), neuron.v_init * threshold, dtype=np.float32)
-    spikes = np.empty((timesteps, frames, n), dtype=np.float32)
-    constant = current.shape[0] == 1
     threshold = np.float32(threshold)
+    v_init = np.float32(neuron.v_init) * threshold
+    if neuron.reset == "subtract":
+        return _if_subtract(current, timesteps, threshold, v_init)
+    frames, n = current.shape[1], current.shape[2]
+    v = np.full((frames, n), v_init, dtype=np.float32)
+    spikes = np.empty((timesteps, frames, n), dtype=np.float32)
+    fired = np.empty((frames, n), dtype=bool)
     for t in range(timesteps):
-        v += current[0 if constant else t]
-        if neuron.reset == "subtract":
-            fired = v >= threshold
-            v -= fired * threshold
-        else:  # reset to zero, spiking strictly above threshold as Loihi does
-            fired = v > threshold
-            v[fired] = 0.0
+        np.add(v, current[0 if current.shape[0] == 1 else t], out=v)
+        np.greater(v, threshold, out=fired)  # reset to zero, spiking strictly above threshold as Loihi
+        v[fired] = 0.0
         spikes[t] = fired
     return spikes
 
 
+def _if_subtract(current: np.ndarray, timesteps: int, threshold, v_init) -> np.ndarray:
+    """Integrate-and-fire with reset by subtraction, from the cumulative input.
 
-def _flat_bias(layer) -> np.ndarray:
-    """The bias of every output neuron, in the flattened (C, H, W) order of the layer's output."""
-    per_channel = layer.bias.reshape((-1,) + (1,) * (len(layer.output_shape) - 1))
-    return np.broadcast_to(per_channel, layer.output_shape).reshape(-1).astype(np.float32)
+    With C_t the input summed up to step t and N_t the spikes so far, v_t = v0 + C_t - theta*N_{t-1},
+    so the neuron fires at t exactly when F_t = floor((v0 + C_t) / theta) exceeds N_{t-1}. F comes
+    from a few whole-array operations; only the comparison with the running count stays per step.
+    """
+    if current.shape[0] == 1:
+        # a constant input I: the count is F_t clipped to [0, t] (at most one spike per step)
+        steps = np.arange(timesteps + 1, dtype=np.float32).reshape(-1, 1, 1)
+        count = np.floor((v_init + steps * current[0]) / threshold)
+        np.maximum(count, 0, out=count)  # two ufuncs: np.clip with array bounds is several times slower
+        np.minimum(count, steps, out=count)
+        return np.diff(count, axis=0)
+    floors = np.cumsum(current, axis=0, dtype=np.float32)
+    floors += v_init
+    floors /= threshold
+    np.floor(floors, out=floors)
+    spikes = np.empty_like(floors)
+    count = np.zeros(floors.shape[1:], dtype=np.float32)
+    for t in range(timesteps):
+        np.greater(floors[t], count, out=spikes[t], casting="unsafe")
+        count += spikes[t]
+    return spikes

@@ -1,12 +1,10 @@
 """Linear operations of the IR in plain numpy (no torch on the inference path).
 
-Convolution is im2col + one matrix product, so a whole batch of timesteps (or of frames) costs a
-single BLAS call per layer.
+A whole batch of timesteps (or of frames) goes through each layer in a few BLAS calls.
 """
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ..ir import Layer
 
@@ -19,31 +17,47 @@ def linear(layer: Layer, x: np.ndarray, with_bias: bool = True) -> np.ndarray:
         if with_bias:
             out += layer.bias
         return out
-    out = conv2d(x.reshape((n,) + tuple(layer.input_shape)), layer.weight, layer.stride,
-                 layer.padding, layer.groups)
+    nhwc = x.reshape((n,) + tuple(layer.input_shape)).transpose(0, 2, 3, 1)
+    out = conv2d_nhwc(nhwc, layer.weight, layer.stride, layer.padding, layer.groups)
     if with_bias:
-        out += layer.bias.reshape(1, -1, 1, 1)
-    return out
+        out += layer.bias
+    return out.transpose(0, 3, 1, 2)
 
 
 def conv2d(x: np.ndarray, weight: np.ndarray, stride: tuple, padding: tuple, groups: int = 1) -> np.ndarray:
     """(N, C, H, W) * (O, C/groups, kh, kw) -> (N, O, Ho, Wo), padding = (top, left, bottom, right)."""
+    return conv2d_nhwc(x.transpose(0, 2, 3, 1), weight, stride, padding, groups).transpose(0, 3, 1, 2)
+
+
+def conv2d_nhwc(x: np.ndarray, weight: np.ndarray, stride: tuple, padding: tuple, groups: int = 1) -> np.ndarray:
+    """(N, H, W, C) -> (N, Ho, Wo, O): im2col in channels-last order, one matrix product per group.
+
+    Channels-last makes each copied window a run of contiguous channels, which is several times
+    faster than channels-first im2col on spike maps, where building the columns costs more than
+    the product itself.
+    """
     top, left, bottom, right = padding
-    if any(padding):
-        x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-    n, c, _, _ = x.shape
+    if any(padding):  # by hand: np.pad's generality costs more than the copy on small maps
+        n, h, w, c = x.shape
+        padded = np.zeros((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+        padded[:, top:top + h, left:left + w] = x
+        x = padded
+    n, h, w, c = x.shape
     o, c_per_group, kh, kw = weight.shape
     sh, sw = stride
-    windows = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]  # N,C,Ho,Wo,kh,kw
-    ho, wo = windows.shape[2], windows.shape[3]
+    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+    dtype = np.result_type(x.dtype, weight.dtype)
+    cols = np.empty((n, ho, wo, kh, kw, c), dtype=dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j, :] = x[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :]
     o_per_group = o // groups
-    out = np.empty((n, ho, wo, o), dtype=np.result_type(x.dtype, weight.dtype))
+    out = np.empty((n, ho, wo, o), dtype=dtype)
     for g in range(groups):
-        cols = windows[:, g * c_per_group:(g + 1) * c_per_group]
-        cols = cols.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c_per_group * kh * kw)
-        w = weight[g * o_per_group:(g + 1) * o_per_group].reshape(o_per_group, -1)
-        out[..., g * o_per_group:(g + 1) * o_per_group] = (cols @ w.T).reshape(n, ho, wo, o_per_group)
-    return out.transpose(0, 3, 1, 2)
+        block = cols[..., g * c_per_group:(g + 1) * c_per_group].reshape(n * ho * wo, kh * kw * c_per_group)
+        w_g = weight[g * o_per_group:(g + 1) * o_per_group].transpose(2, 3, 1, 0).reshape(-1, o_per_group)
+        out[..., g * o_per_group:(g + 1) * o_per_group] = (block @ w_g).reshape(n, ho, wo, o_per_group)
+    return out
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int) -> int:
