@@ -1,0 +1,129 @@
+"""Operating points: for each T, the neuron parameters that recover accuracy, and what T costs.
+
+TopSpark's parameter enhancement, searched offline per model and backend: for every T in a grid,
+the threshold scale and initial membrane potential that maximise accuracy on a calibration split;
+then accuracy on a held-out split, latency and energy per inference are measured for that T. The
+governor picks among these points at run time. For a DNN backend the points are frame-decimation
+rates instead of T (see `decimation_points`).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from ..evaluation import accuracy
+from ..ir import NeuronConfig
+
+POINTS_JSON = "operating_points.json"
+DEFAULT_GRID = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+DEFAULT_THRESHOLD_SCALES = (0.8, 0.9, 1.0, 1.1)
+DEFAULT_V_INITS = (0.25, 0.5, 0.75)
+
+
+@dataclass
+class OperatingPoint:
+    timesteps: int  # 0 for a DNN backend
+    accuracy: float  # on the held-out split
+    latency_ms: float
+    energy_j: float  # per inference
+    energy_kind: str  # measured or modelled
+    threshold_scale: float = 1.0
+    v_init: float = 0.5
+    decimation: int = 1  # DNN backends: classify one frame in `decimation`
+    pareto: bool = False
+
+    def neuron(self, reset: str) -> NeuronConfig:
+        return NeuronConfig(reset, self.v_init, self.threshold_scale)
+
+
+@dataclass
+class PointTable:
+    backend: str
+    target: str
+    points: list = field(default_factory=list)
+    calibration: dict = field(default_factory=dict)  # data set, split sizes
+
+    def save(self, model_dir: str) -> str:
+        path = os.path.join(model_dir, POINTS_JSON)
+        tables = _read_all(path)
+        tables[self.backend] = {"target": self.target, "calibration": self.calibration,
+                                "points": [asdict(p) for p in self.points]}
+        with open(path, "w") as f:
+            json.dump(tables, f, indent=1)
+        return path
+
+    @classmethod
+    def load(cls, model_dir: str, backend: str) -> Optional["PointTable"]:
+        """The table for a backend, or None when the model was not profiled for it."""
+        entry = _read_all(os.path.join(model_dir, POINTS_JSON)).get(backend)
+        if entry is None:
+            return None
+        return cls(backend, entry["target"], [OperatingPoint(**p) for p in entry["points"]],
+                   entry.get("calibration", {}))
+
+
+def _read_all(path: str) -> dict:
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def mark_pareto(points: list) -> list:
+    """A point is on the front when no other point is at least as accurate and cheaper."""
+    for p in points:
+        p.pareto = not any(q is not p and q.accuracy >= p.accuracy and q.energy_j <= p.energy_j
+                           and (q.accuracy > p.accuracy or q.energy_j < p.energy_j) for q in points)
+    return points
+
+
+def search(run: Callable, cost: Callable, calib: tuple, heldout: tuple, reset: str,
+           grid: Iterable[int] = DEFAULT_GRID, threshold_scales=DEFAULT_THRESHOLD_SCALES,
+           v_inits=DEFAULT_V_INITS, progress: Optional[Callable[[int, int], None]] = None) -> list:
+    """run(x, T, neuron) -> result with .labels; cost(T, neuron) -> (latency_ms, EnergyEstimate).
+
+    calib and heldout are (x, labels): parameters are chosen on one and reported on the other, so
+    the reported accuracy is not fitted to its own data.
+    """
+    grid = list(grid)
+    candidates = [(s, v) for s in threshold_scales for v in v_inits]
+    points = []
+    for i, timesteps in enumerate(grid):
+        best = max(candidates, key=lambda c: (accuracy(run, *calib, timesteps, NeuronConfig(reset, c[1], c[0])),
+                                              c == (1.0, 0.5)))  # ties keep the plain conversion
+        neuron = NeuronConfig(reset, best[1], best[0])
+        latency_ms, energy = cost(timesteps, neuron)
+        points.append(OperatingPoint(timesteps, accuracy(run, *heldout, timesteps, neuron), latency_ms,
+                                     energy.joules, energy.kind, best[0], best[1]))
+        if progress:
+            progress(i + 1, len(grid))
+    return mark_pareto(points)
+
+
+def decimation_points(dnn_accuracy: float, latency_ms: float, energy_j: float, energy_kind: str,
+                      rates=(1, 2, 3, 4, 6, 8)) -> list:
+    """A DNN cannot trade T; it saves energy by classifying one frame in `rate`. The energy per
+    camera frame falls as 1/rate; accuracy per classified frame is the DNN's (the staleness of the
+    skipped frames is the price, which a robot's mission sets, not this table)."""
+    return mark_pareto([OperatingPoint(0, dnn_accuracy, latency_ms, energy_j / r, energy_kind, decimation=r)
+                        for r in rates])
+
+
+def measure_cost(infer: Callable, frames: np.ndarray, repeats: int = 1) -> Callable:
+    """A cost function from a backend's infer: median single-frame latency, mean energy."""
+    def cost(timesteps: int, neuron: NeuronConfig):
+        latencies, energies = [], []
+        infer(frames[:1], timesteps, neuron)  # warm-up: first-call allocations are not the cost of T
+        for _ in range(repeats):
+            for frame in frames:
+                result = infer(frame[None], timesteps, neuron)
+                latencies.append(result.latency_s)
+                energies.append(result.energy)
+        mean = energies[0]
+        joules = float(np.mean([e.joules for e in energies]))
+        return 1e3 * float(np.median(latencies)), type(mean)(joules, mean.kind, mean.source)
+    return cost
