@@ -11,7 +11,6 @@ import json
 import os
 import sys
 
-DEFAULT_GRID = (2, 4, 8, 16, 32, 64, 128)
 
 
 def _convert(args) -> int:
@@ -36,58 +35,31 @@ def _convert(args) -> int:
 
 
 def _profile(args) -> int:
-    from .data import datasets
-    from .data.prepare import model_input
-    from .engine import SNNEngine
-    from .engine.dnn import predict
-    from .evaluation import accuracy_vs_timesteps
+    from .adaptation import profiling
     from .ir import SNNModel
-    from .progress import ProgressBar
 
     model = SNNModel.load(args.model_dir)
-    data = datasets.load(args.data, "test").subset(args.n)
-    x = model_input(data, model.network.preprocessing)
-    dnn_accuracy = float((predict(_source_network(args.model_dir), x) == data.labels).mean())
+    data = profiling.split_data(args.data, model, args.n, args.calib_n)
     grid = [int(t) for t in args.timesteps.split(",")]
-    targets = {"ideal": accuracy_vs_timesteps(SNNEngine(model).run, x, data.labels, grid,
-                                              ProgressBar("ideal target"))}
-    print(f"\nDNN accuracy {dnn_accuracy:.4f} on {len(data)} images of {data.name}")
+    dnn_accuracy = profiling.dnn_accuracy(args.model_dir, data)
+    plain, cpu_points = profiling.profile_ideal(args.model_dir, data, grid)
+    targets = {"ideal": plain}
+    tables = [cpu_points]
+    print(f"\nDNN accuracy {dnn_accuracy:.4f} on {len(data.heldout[1])} held-out images of {data.name}")
+    print("accuracy of the plain conversion (threshold x1, v0 = half a threshold):")
     print(f"{'T':>5}" + "".join(f"{name:>10}" for name in targets))
     for t in grid:
         print(f"{t:>5}" + "".join(f"{targets[name][t]:>10.4f}" for name in targets))
+    for table in tables:
+        profiling.print_points(table)
     plot = os.path.join(args.model_dir, "profile.png")
-    _plot_accuracy(targets, dnn_accuracy, plot, f"{os.path.basename(os.path.normpath(args.model_dir))} on {data.name}")
-    print(f"plot: {plot}")
+    profiling.plot_profile(targets, dnn_accuracy, tables, plot,
+                           f"{os.path.basename(os.path.normpath(args.model_dir))} on {data.name}")
+    print(f"plot: {plot}\noperating points: {os.path.join(args.model_dir, 'operating_points.json')}")
     if args.json:
-        print(json.dumps({"dnn_accuracy": dnn_accuracy, "n": len(data), "targets": targets}))
+        print(json.dumps({"dnn_accuracy": dnn_accuracy, "n": len(data.heldout[1]), "targets": targets,
+                          "operating_points": {t.backend: [vars(p) for p in t.points] for t in tables}}))
     return 0
-
-
-def _source_network(model_dir: str):
-    from .conversion.onnx_import import load_onnx
-    from .conversion.pipeline import SOURCE_ONNX
-
-    return load_onnx(os.path.join(model_dir, SOURCE_ONNX))
-
-
-def _plot_accuracy(targets: dict, dnn_accuracy: float, path: str, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, table in targets.items():
-        ax.plot(list(table), [100 * a for a in table.values()], marker="o", label=f"SNN {name}")
-    ax.axhline(100 * dnn_accuracy, color="k", linestyle="--", label="DNN")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("timesteps T")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     profile = sub.add_parser("profile", help="accuracy against timesteps for each target, with a plot")
     profile.add_argument("model_dir")
     profile.add_argument("--data", default="fashion-mnist", help="test data (same forms as --calib)")
-    profile.add_argument("--n", type=int, default=2000, help="test images (0 = all)")
-    profile.add_argument("--timesteps", default=",".join(map(str, DEFAULT_GRID)), help="comma-separated T grid")
+    profile.add_argument("--n", type=int, default=2000, help="held-out test images (0 = all)")
+    profile.add_argument("--calib-n", type=int, default=1000, help="images that choose the neuron parameters")
+    profile.add_argument("--timesteps", default="2,3,4,6,8,12,16,24,32,48,64,96,128", help="comma-separated T grid")
     profile.add_argument("--json", action="store_true", help="last line: one JSON object")
     profile.set_defaults(func=_profile)
 

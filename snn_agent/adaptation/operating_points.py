@@ -81,20 +81,29 @@ def mark_pareto(points: list) -> list:
     return points
 
 
-def search(run: Callable, cost: Callable, calib: tuple, heldout: tuple, reset: str,
+def search(run: Callable, cost: Callable, calib: tuple, heldout: tuple, base: NeuronConfig,
            grid: Iterable[int] = DEFAULT_GRID, threshold_scales=DEFAULT_THRESHOLD_SCALES,
            v_inits=DEFAULT_V_INITS, progress: Optional[Callable[[int, int], None]] = None) -> list:
     """run(x, T, neuron) -> result with .labels; cost(T, neuron) -> (latency_ms, EnergyEstimate).
 
     calib and heldout are (x, labels): parameters are chosen on one and reported on the other, so
-    the reported accuracy is not fitted to its own data.
+    the reported accuracy is not fitted to its own data. `base` is the model's own neuron
+    configuration (the plain conversion), kept unless a candidate clearly beats it.
     """
+    reset = base.reset
     grid = list(grid)
-    candidates = [(s, v) for s in threshold_scales for v in v_inits]
+    plain = (base.threshold_scale, base.v_init)
+    candidates = [(s, v) for s in threshold_scales for v in v_inits if (s, v) != plain]
+    n_calib = max(len(calib[1]), 1)
     points = []
     for i, timesteps in enumerate(grid):
-        best = max(candidates, key=lambda c: (accuracy(run, *calib, timesteps, NeuronConfig(reset, c[1], c[0])),
-                                              c == (1.0, 0.5)))  # ties keep the plain conversion
+        scored = {c: accuracy(run, *calib, timesteps, NeuronConfig(reset, c[1], c[0])) for c in candidates + [plain]}
+        best = max(scored, key=scored.get)
+        # An enhancement must beat the plain conversion by a standard error of the calibration
+        # accuracy; smaller gains are noise of the split and do not hold on held-out data.
+        p = scored[plain]
+        if scored[best] - p <= np.sqrt(max(p * (1 - p), 1e-4) / n_calib):
+            best = plain
         neuron = NeuronConfig(reset, best[1], best[0])
         latency_ms, energy = cost(timesteps, neuron)
         points.append(OperatingPoint(timesteps, accuracy(run, *heldout, timesteps, neuron), latency_ms,
