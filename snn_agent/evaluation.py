@@ -9,8 +9,10 @@ from .ir import NeuronConfig
 
 
 def accuracy(run: Callable, x: np.ndarray, labels: np.ndarray, timesteps: int,
-             neuron: Optional[NeuronConfig] = None, batch_size: int = 200) -> float:
+             neuron: Optional[NeuronConfig] = None, batch_size: Optional[int] = None) -> float:
     """run(x_batch, timesteps, neuron) -> result with .labels (an engine's or a backend's run/infer)."""
+    # T x batch near 128 keeps a layer's spike tensor in cache: bigger batches get slower per frame
+    batch_size = batch_size or max(1, 128 // timesteps)
     correct = 0
     for start in range(0, len(x), batch_size):
         result = run(x[start:start + batch_size], timesteps, neuron)

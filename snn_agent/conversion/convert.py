@@ -22,6 +22,7 @@ from ..ir import Network, NeuronConfig, SNNModel
 @dataclass
 class ConversionOptions:
     percentile: float = 99.9  # of positive activations, for layers without a Clip ceiling
+    use_clip_ceiling: bool = True  # False: percentile even where the DNN has a Clip (baselines)
     calibration_images: int = 1000
     v_init: float = 0.5
     batch_size: int = 250
@@ -51,7 +52,7 @@ def activation_scales(network: Network, calib_x: np.ndarray, options: Conversion
     for i in spiking:
         layer = network.layers[i]
         values = np.concatenate(samples[i])
-        if layer.activation_max is not None:
+        if layer.activation_max is not None and options.use_clip_ceiling:
             scale = layer.activation_max
         elif values.size:
             scale = float(np.percentile(values, options.percentile))

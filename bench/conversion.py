@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Conversion accuracy on Fashion-MNIST: the DNN, then the SNN at T in {4..128} for each target.
+
+    .venv/bin/python bench/conversion.py [--quick] [--model models/fashion_cnn.onnx]
+
+Targets:
+  ideal     our conversion: clip-ceiling / percentile normalization, reset by subtraction,
+            initial potential half a threshold (float, CPU engine)
+  loihi     what Loihi runs: 8-bit weights with exponent, fixed point, reset to zero (Lava's CUBA
+            LIF, emulated bit-exactly by our engine)
+  baseline  the classic recipe: max normalization, reset to zero, no initial potential, no
+            calibration: what each of our techniques buys is the gap to it
+Writes bench/results/conversion.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from snn_agent.conversion.convert import ConversionOptions, convert  # noqa: E402
+from snn_agent.conversion.onnx_import import load_onnx  # noqa: E402
+from snn_agent.data import datasets  # noqa: E402
+from snn_agent.data.prepare import model_input  # noqa: E402
+from snn_agent.engine import SNNEngine  # noqa: E402
+from snn_agent.engine.dnn import predict  # noqa: E402
+from snn_agent.evaluation import accuracy  # noqa: E402
+from snn_agent.ir import NeuronConfig  # noqa: E402
+from snn_agent.progress import ProgressBar  # noqa: E402
+
+GRID = (4, 8, 16, 32, 64, 128)
+GOALS = {"ideal": {8: 1.0, 16: 0.5}, "loihi": {16: 2.0, 32: 1.0}}  # max points below the DNN
+
+
+def targets(network, calib_x):
+    """name -> run(x, T, neuron) for every target this build can produce."""
+    ideal = convert(network, calib_x)
+    runs = {"ideal": SNNEngine(ideal).run}
+    try:
+        from snn_agent.conversion.loihi import to_loihi
+        from snn_agent.engine.loihi_engine import LoihiEngine
+    except ImportError as exc:
+        print(f"loihi target unavailable in this build: {exc}")
+    else:
+        runs["loihi"] = LoihiEngine(to_loihi(ideal, calib_x)).run
+    baseline = convert(network, calib_x, ConversionOptions(percentile=100.0, use_clip_ceiling=False, v_init=0.0))
+    baseline.neuron = NeuronConfig("zero", 0.0, 1.0)
+    runs["baseline"] = SNNEngine(baseline).run
+    return runs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1,000 test images instead of 10,000")
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "fashion_cnn.onnx"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "conversion.json"))
+    args = ap.parse_args()
+
+    if not datasets.fashion_mnist_available():
+        sys.exit("bench/conversion.py needs Fashion-MNIST: apt-get install dataset-fashion-mnist")
+    network = load_onnx(args.model)
+    test = datasets.load("fashion-mnist", "test").subset(1000 if args.quick else 0)
+    calib = datasets.load("fashion-mnist", "train").subset(1000)
+    x, labels = model_input(test, network.preprocessing), test.labels
+    calib_x = model_input(calib, network.preprocessing)
+    dnn_accuracy = float((predict(network, x) == labels).mean())
+    results = {"dnn_accuracy": dnn_accuracy, "n_test": int(len(labels)), "model": os.path.relpath(args.model, ROOT),
+               "targets": {}, "seconds": {}}
+    for name, run in targets(network, calib_x).items():
+        start = time.perf_counter()
+        bar = ProgressBar(f"{name:<8}")
+        table = {}
+        for i, t in enumerate(GRID):
+            table[t] = accuracy(run, x, labels, t)
+            bar(i + 1, len(GRID))
+        results["targets"][name] = table
+        results["seconds"][name] = round(time.perf_counter() - start, 1)
+
+    print(f"\nFashion-MNIST test, {len(labels)} images. DNN accuracy {100 * dnn_accuracy:.2f} %")
+    names = list(results["targets"])
+    print(f"{'T':>5}" + "".join(f"{n + ' %':>12}{'vs DNN':>8}" for n in names))
+    for t in GRID:
+        row = f"{t:>5}"
+        for n in names:
+            acc = results["targets"][n][t]
+            row += f"{100 * acc:>12.2f}{100 * (acc - dnn_accuracy):>+8.2f}"
+        print(row)
+    print("\ngoals (points below the DNN):")
+    results["goals"] = {}
+    for name, goals in GOALS.items():
+        for t, limit in goals.items():
+            if name in results["targets"]:
+                gap = 100 * (dnn_accuracy - results["targets"][name][t])
+                met = gap <= limit
+                results["goals"][f"{name}@T={t}"] = {"gap_points": round(gap, 3), "limit": limit, "met": met}
+                print(f"  {name:<6} T={t:<4} gap {gap:+.2f} (limit {limit}) {'MET' if met else 'MISSED'}")
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
