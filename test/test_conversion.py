@@ -186,3 +186,32 @@ def test_cli_convert_reports_and_rejects_bad_input(tmp_path, capsys):
     assert cli_main(["convert", str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "x")]) == 2
     assert cli_main(["convert", BUNDLED_ONNX, "--calib", "no-such-set", "-o", str(tmp_path / "y")]) == 2
     assert "unknown dataset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("head", ["conv", "flatten_gemm"])
+def test_maxpool_lowered_to_relu_layers_is_exact_in_dnn(tmp_path, head):
+    n1, i1 = conv_bn_relu_nodes("a", 2, 3, "x")
+    nodes = n1 + [helper.make_node("MaxPool", ["ar"], ["mp"], kernel_shape=[2, 2], strides=[2, 2])]
+    if head == "conv":
+        nodes += [helper.make_node("Conv", ["mp", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", ["c2"], ["r2"]), helper.make_node("Flatten", ["r2"], ["f"]),
+                  helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], transB=1)]
+        inits = i1 + [const("w2", RNG.normal(0, 0.5, (4, 3, 3, 3))), const("b2", RNG.normal(0, 0.1, 4)),
+                      const("w3", RNG.normal(0, 0.5, (5, 4 * 4 * 4))), const("b3", RNG.normal(0, 0.1, 5))]
+    else:
+        nodes += [helper.make_node("Flatten", ["mp"], ["f"]),
+                  helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], transB=1)]
+        inits = i1 + [const("w3", RNG.normal(0, 0.5, (5, 3 * 4 * 4))), const("b3", RNG.normal(0, 0.1, 5))]
+    network = check_dnn_and_snn(save_model(tmp_path, nodes, inits, (2, 8, 8), 5), (2, 8, 8), min_agreement=0.85)
+    assert network.layers[1].name.endswith("/pairs") and network.layers[2].name.endswith("/max")
+    assert network.layers[1].output_shape == (12, 4, 4) and network.layers[2].output_shape == (6, 4, 4)
+
+
+def test_unsupported_maxpool_shape_is_named(tmp_path):
+    n1, i1 = conv_bn_relu_nodes("a", 1, 2, "x")
+    nodes = n1 + [helper.make_node("MaxPool", ["ar"], ["mp"], kernel_shape=[3, 3], name="pool3"),
+                  helper.make_node("Flatten", ["mp"], ["f"]),
+                  helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], transB=1)]
+    inits = i1 + [const("w3", np.ones((2, 2 * 4 * 4))), const("b3", np.zeros(2))]
+    with pytest.raises(UnsupportedModelError, match="pool3.*only 2x2"):
+        load_onnx(save_model(tmp_path, nodes, inits, (1, 6, 6), 2))

@@ -16,7 +16,7 @@ from ..engine.ops import conv_output_size
 from ..ir import Layer, Network, Preprocessing, validate_network
 
 SUPPORTED_OPS = ("Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "BatchNormalization",
-                 "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Identity", "Dropout", "Cast")
+                 "AveragePool", "GlobalAveragePool", "MaxPool", "Flatten", "Reshape", "Identity", "Dropout", "Cast")
 # Exporters' post-processing after the scores: dropped, whatever comes after them too.
 POSTPROCESSING_OPS = ("Softmax", "LogSoftmax", "ArgMax", "ZipMap", "ArrayFeatureExtractor",
                       "LabelEncoder", "Normalizer", "Sigmoid")
@@ -104,11 +104,18 @@ def _build_chain(nodes, constants, input_name, pre, metadata, path) -> Network:
     def where(node):
         return f"node {node.name or node.output[0]!r} ({node.op_type})"
 
+    # After a MaxPool: its channel count. The pool's layers emit two channels per pooled channel,
+    # which the next linear layer adds; `shape` stays the DNN's own (what its weights expect).
+    sum_channel_pairs = 0
+
     def push(layer: Layer):
-        nonlocal pending
+        nonlocal pending, sum_channel_pairs
         if pending is not None:
             raise UnsupportedModelError(f"{layer.name}: two linear layers in a row without an "
                                         f"activation between them are not supported")
+        if sum_channel_pairs:
+            layer = _read_channel_pairs(layer, sum_channel_pairs)
+            sum_channel_pairs = 0
         pending = layer
 
     def close(activation_max=None):
@@ -192,8 +199,21 @@ def _build_chain(nodes, constants, input_name, pre, metadata, path) -> Network:
                 raise UnsupportedModelError(f"{where(node)}: only Clip(min=0, max=c) after a linear layer "
                                             f"(a clipped ReLU) is supported")
             close(None if np.isinf(float(hi)) else float(hi))
+        elif op == "MaxPool":
+            if pending is not None or len(shape) != 3 or sum_channel_pairs:
+                raise UnsupportedModelError(f"{where(node)}: MaxPool must follow an activation, on feature maps")
+            k = tuple(a["kernel_shape"])
+            pads = a.get("pads", [0, 0, 0, 0])
+            if k != (2, 2) or any(pads) or a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])):
+                raise UnsupportedModelError(f"{where(node)}: only 2x2 MaxPool without padding, dilation or "
+                                            f"ceil_mode is supported (got kernel {list(k)}, pads {list(pads)})")
+            pool_layers = _max_pool_as_relu_layers(node.name or f"maxpool{len(layers)}", shape,
+                                                   tuple(a.get("strides", [1, 1])))
+            layers.extend(pool_layers)
+            shape = (shape[0],) + pool_layers[-1].output_shape[1:]
+            sum_channel_pairs = shape[0]
         elif op in ("AveragePool", "GlobalAveragePool"):
-            if pending is not None or len(shape) != 3:
+            if pending is not None or len(shape) != 3 or sum_channel_pairs:
                 raise UnsupportedModelError(f"{where(node)}: pooling must follow an activation, on feature maps")
             c, h, w_ = shape
             if op == "GlobalAveragePool":
@@ -223,7 +243,7 @@ def _build_chain(nodes, constants, input_name, pre, metadata, path) -> Network:
         # Identity, Dropout and a Cast between float types pass the data through unchanged
         current = node.output[0]
 
-    if pending is None:
+    if pending is None or sum_channel_pairs:
         raise UnsupportedModelError(f"{path}: the model must end with a linear layer giving the class "
                                     f"scores (found an activation or nothing)")
     layers.append(replace(pending, spiking=False))
@@ -243,3 +263,43 @@ def _per_channel(bias: np.ndarray, layer: Layer, where: str) -> np.ndarray:
     if bias.size == out:
         return bias.reshape(out)
     raise UnsupportedModelError(f"{where}: a bias of shape {bias.shape} does not match {out} outputs")
+
+
+def _max_pool_as_relu_layers(name: str, shape: tuple, stride: tuple) -> list:
+    """2x2 max pooling as two ReLU layers, which convert to spiking layers like any other.
+
+    For a window (a, b, c, d) of non-negative inputs: max(a, b) = relu(a - b) + relu(b), so the
+    first layer computes p, q, r, s = relu(a - b), relu(b), relu(c - d), relu(d) (4 channels per
+    input channel), the second u = relu(p + q - r - s) = relu(max(a,b) - max(c,d)) and
+    w = relu(r + s) = max(c, d), and max(a, b, c, d) = u + w: the layer after the pool reads each
+    (u, w) pair with the same weight (see _read_channel_pairs). Exact in the DNN; the price is two
+    more spiking layers (latency of a few steps and more quantization error at small T), measured
+    in the conversion tests.
+    """
+    c, h, w = shape
+    window = np.zeros((4, 1, 2, 2), np.float32)
+    window[0, 0, 0, 0], window[0, 0, 0, 1] = 1, -1  # a - b
+    window[1, 0, 0, 1] = 1  # b
+    window[2, 0, 1, 0], window[2, 0, 1, 1] = 1, -1  # c - d
+    window[3, 0, 1, 1] = 1  # d
+    out_hw = (conv_output_size(h, 2, stride[0], 0, 0), conv_output_size(w, 2, stride[1], 0, 0))
+    first = Layer(f"{name}/pairs", "conv", np.tile(window, (c, 1, 1, 1)), np.zeros(4 * c, np.float32),
+                  shape, (4 * c,) + out_hw, stride, (0, 0, 0, 0), groups=c, spiking=True)
+    combine = np.array([[1, 1, -1, -1], [0, 0, 1, 1]], np.float32).reshape(2, 4, 1, 1)
+    second = Layer(f"{name}/max", "conv", np.tile(combine, (c, 1, 1, 1)), np.zeros(2 * c, np.float32),
+                   (4 * c,) + out_hw, (2 * c,) + out_hw, (1, 1), (0, 0, 0, 0), groups=c, spiking=True)
+    return [first, second]
+
+
+def _read_channel_pairs(layer: Layer, channels: int) -> Layer:
+    """The layer after a max pool: each pooled channel arrives as a (u, w) pair that it adds, so
+    every input channel's weights are used twice."""
+    if layer.kind == "conv":
+        if layer.groups != 1:
+            raise UnsupportedModelError(f"{layer.name}: a grouped convolution right after MaxPool is not supported")
+        c, h, w = layer.input_shape
+        return replace(layer, weight=np.repeat(layer.weight, 2, axis=1), input_shape=(2 * c, h, w))
+    # dense after a flatten of (C, H, W): channel c's block of H*W columns is repeated
+    out = layer.weight.shape[0]
+    weight = np.repeat(layer.weight.reshape(out, channels, -1), 2, axis=1).reshape(out, -1)
+    return replace(layer, weight=weight, input_shape=(weight.shape[1],))
