@@ -60,6 +60,7 @@ class _ChannelsLastLayer:
         self.fan_out = _to_channels_last(fan_out(layer)).astype(np.float64)
         self.input_hwc = tuple(layer.input_shape[1:]) + (layer.input_shape[0],) \
             if len(layer.input_shape) == 3 else None
+        self.n_neurons = layer.n_neurons
 
     def apply(self, x_flat: np.ndarray) -> np.ndarray:
         """(N, n_in) channels-last -> (N, n_out) channels-last, without bias."""
@@ -94,6 +95,7 @@ class SNNEngine:
         x = x.astype(np.float32, copy=False)
         x_flat = (x.transpose(0, 2, 3, 1) if x.ndim == 4 else x).reshape(frames, -1)
         spikes = None  # (T, frames, n) from the previous layer; None for the analog input
+        spikes_per_input = None  # spikes of each input neuron over the batch, for synaptic ops
         spiking_index = 0
         for plan in self._layers:
             layer = plan.layer
@@ -105,20 +107,21 @@ class SNNEngine:
                 current = plan.apply(spikes.reshape(timesteps * frames, -1))
                 current = current.reshape(timesteps, frames, -1)
                 current += plan.bias
-                synops = float(spikes.sum(axis=(0, 1)) @ plan.fan_out)
+                synops = float(spikes_per_input @ plan.fan_out)
             if layer.spiking:
                 threshold = self.model.thresholds[spiking_index] * neuron.threshold_scale
                 spikes = _integrate_and_fire(current, timesteps, threshold, neuron)
                 spiking_index += 1
-                n_spikes = int(spikes.sum())
+                spikes_per_input = spikes.reshape(-1, plan.n_neurons).sum(axis=0)
+                n_spikes = int(spikes_per_input.sum())
             else:
                 # The score layer integrates without spiking; its mean input is the class score.
                 scores = current.mean(axis=0) if current.shape[0] == timesteps else current[0]
                 n_spikes = 0
             counts.spikes += n_spikes
             counts.synaptic_ops += int(synops)
-            counts.neuron_updates += layer.n_neurons * timesteps * frames
-            counts.per_layer.append({"name": layer.name, "neurons": layer.n_neurons, "spikes": n_spikes,
+            counts.neuron_updates += plan.n_neurons * timesteps * frames
+            counts.per_layer.append({"name": layer.name, "neurons": plan.n_neurons, "spikes": n_spikes,
                                      "synaptic_ops": int(synops)})
         return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts)
 
