@@ -96,3 +96,21 @@ def test_pareto_and_table_roundtrip(tmp_path):
     loaded = PointTable.load(str(tmp_path), "cpu")
     assert loaded.points == points and PointTable.load(str(tmp_path), "lava") is None
     assert math.isclose(loaded.points[1].energy_j, 8e-6)
+
+
+def test_battery_reading_accepts_gazebo_percent_and_nan_fields():
+    from snn_agent.adaptation.battery_input import read_battery
+
+    nan = float("nan")
+    ros = read_battery(0.5, 12.0, nan, 2.0, nan, 0.0)
+    assert ros.fraction == 0.5 and ros.capacity_j == 2.0 * 3600 * 12 and not ros.percent_scale
+    gazebo = read_battery(75.0, 12.0, nan, 2.0, nan, 0.0)
+    assert gazebo.fraction == 0.75 and gazebo.percent_scale
+    from_charge = read_battery(nan, 12.0, 1.5, nan, 2.0, 0.0)
+    assert from_charge.fraction == 0.75 and from_charge.capacity_j == 2.0 * 3600 * 12
+    unknown = read_battery(nan, nan, nan, nan, nan, 0.0)
+    assert unknown.fraction is None and "unknown" in unknown.problem
+    no_capacity = read_battery(0.4, nan, nan, nan, nan, 0.0)
+    assert no_capacity.problem.startswith("capacity unknown")
+    assert read_battery(0.4, nan, nan, nan, nan, 1000.0).capacity_j == 1000.0
+    assert "outside" in read_battery(-0.3, 12.0, nan, 2.0, nan, 0.0).problem
