@@ -21,6 +21,9 @@ from typing import Optional
 from .operating_points import OperatingPoint
 
 POLICIES = ("fixed", "budget", "battery", "auto")
+# The drain rate needs readings this far apart: two messages delivered back to back would
+# otherwise make a tiny difference look like an enormous power.
+MIN_DRAIN_WINDOW_S = 3.0
 
 
 @dataclass
@@ -86,14 +89,21 @@ class Governor:
     def start(self, time_s: float) -> None:
         self._start_s = time_s
 
+    def inherit(self, previous: "Governor") -> None:
+        """Take over the budget, battery history and mission clock of the governor replaced."""
+        self.published_budget_j = previous.published_budget_j
+        self._battery = list(previous._battery)
+        self._compute_power_w = previous._compute_power_w
+        self._start_s = previous._start_s
+
     # --- the choice ----------------------------------------------------------------------------
     def battery_budget(self, now_s: float) -> Optional[float]:
-        """J per inference the battery can afford, or None before two readings arrived."""
+        """J per inference the battery can afford, or None before readings span MIN_DRAIN_WINDOW_S."""
         if len(self._battery) < 2 or self._start_s is None:
             return None
         first, last = self._battery[0], self._battery[-1]
         elapsed = last.time_s - first.time_s
-        if elapsed <= 0:
+        if elapsed < MIN_DRAIN_WINDOW_S:
             return None
         drain_w = max(0.0, (first.energy_j - last.energy_j) / elapsed)
         other_w = max(0.0, drain_w - self._compute_power_w)  # motors, sensors: not ours to save

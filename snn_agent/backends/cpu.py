@@ -23,6 +23,10 @@ class CpuBackend(Backend):
 
     def _prepare(self, model_dir: str) -> None:
         self.engine = SNNEngine(self.model)
+        # One BLAS thread: the engine's matrices are small (threads cost more than they give), the
+        # robot's other software needs the other cores, and energy is billed per thread.
+        from threadpoolctl import threadpool_limits
+        self._blas_limit = threadpool_limits(limits=1, user_api="blas")
 
     def infer(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> BackendResult:
         start = self.meter.read()

@@ -1,0 +1,211 @@
+"""What the agent node does, without ROS: hold a backend, let the governor pick the operating
+point, classify frames, keep the statistics /diagnostics reports.
+
+The ROS node (ros/agent_node.py) only moves messages in and out of this class.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from .adaptation.governor import Decision, Governor, GovernorSettings
+from .adaptation.operating_points import OperatingPoint, PointTable
+from .backends import Backend, create_backend
+from .energy.models import EnergyEstimate
+from .ir import ModelFormatError, SNNModel
+
+log = logging.getLogger("snn_agent")
+
+
+@dataclass
+class BackendChoice:
+    model_dir: str
+    backend: str = "cpu"
+    device: str = "CPU"
+    allow_fallback: bool = True
+
+
+@dataclass
+class FrameResult:
+    class_id: int
+    label: str
+    scores: np.ndarray
+    timesteps: int  # 0 for a DNN backend
+    energy: EnergyEstimate
+    latency_s: float
+    decision: Decision
+    correct: Optional[bool]  # None without ground truth
+
+
+class FrameStats:
+    """Counters and recent latencies for /diagnostics and the run summary."""
+
+    def __init__(self, window: int = 1000):
+        self.start = time.monotonic()
+        self.frames = 0
+        self.dropped = 0
+        self.skipped = 0  # frames the DNN backend's decimation left out on purpose
+        self.bad_input: Counter = Counter()
+        self.correct = 0
+        self.labelled = 0
+        self.latencies_s: deque = deque(maxlen=window)
+        self.timesteps: deque = deque(maxlen=window)
+        self.energy_j: deque = deque(maxlen=window)
+        self.energy_kind = ""
+        self.timesteps_sum = 0
+        self.energy_sum_j = 0.0
+        self._recent: deque = deque(maxlen=window)  # completion times, for fps
+
+    def add(self, result: FrameResult) -> None:
+        now = time.monotonic()
+        self.frames += 1
+        self.latencies_s.append(result.latency_s)
+        self.timesteps.append(result.timesteps)
+        self.timesteps_sum += result.timesteps
+        self.energy_j.append(result.energy.joules)
+        self.energy_sum_j += result.energy.joules
+        self.energy_kind = result.energy.kind
+        self._recent.append(now)
+        if result.correct is not None:
+            self.labelled += 1
+            self.correct += int(result.correct)
+
+    @property
+    def fps(self) -> float:
+        now = time.monotonic()
+        recent = [t for t in self._recent if now - t <= 5.0]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+
+    @property
+    def accuracy(self) -> Optional[float]:
+        return self.correct / self.labelled if self.labelled else None
+
+    def latency_ms(self, q: float) -> float:
+        return 1e3 * float(np.percentile(self.latencies_s, q)) if self.latencies_s else math.nan
+
+    def summary(self) -> dict:
+        return {
+            "frames": self.frames, "dropped": self.dropped, "skipped": self.skipped,
+            "bad_input": sum(self.bad_input.values()), "accuracy": self.accuracy, "labelled": self.labelled,
+            "fps": self.frames / max(time.monotonic() - self.start, 1e-9),
+            "latency_ms_p50": self.latency_ms(50), "latency_ms_p99": self.latency_ms(99),
+            "timesteps_mean": self.timesteps_sum / self.frames if self.frames else math.nan,
+            "energy_j_per_inference": self.energy_sum_j / self.frames if self.frames else math.nan,
+            "energy_kind": self.energy_kind,
+        }
+
+
+class AgentCore:
+    """A backend, its operating points and the governor choosing among them."""
+
+    def __init__(self, choice: BackendChoice, settings: GovernorSettings,
+                 backend_factory: Callable[..., Backend] = create_backend):
+        self.settings = settings
+        self.backend_factory = backend_factory
+        self.stats = FrameStats()
+        self.backend: Optional[Backend] = None
+        self.choice: Optional[BackendChoice] = None
+        self.fallback_reason: Optional[str] = None  # why the backend in use is not the one asked for
+        self.governor: Optional[Governor] = None
+        self._frame_counter = 0
+        self.choice = choice
+        try:
+            self.load(choice)
+        except Exception as exc:  # noqa: BLE001 - a node without a model stays up and says so
+            self.fallback_reason = f"no model loaded: {exc}"
+            log.error(self.fallback_reason)
+
+    @property
+    def ready(self) -> bool:
+        return self.backend is not None
+
+    # --- backends ------------------------------------------------------------------------------
+    def load(self, choice: BackendChoice) -> None:
+        """Load the asked backend; on failure fall back to the CPU engine when allowed.
+        Raises ModelFormatError or BackendError when nothing can run (the old backend stays)."""
+        try:
+            backend = self._open(choice.backend, choice)
+            reason = getattr(backend, "fallback_reason", None)  # e.g. an OpenVINO device fallback
+        except Exception as exc:  # noqa: BLE001 - any backend failure gets the same treatment
+            if not choice.allow_fallback or choice.backend == "cpu":
+                raise
+            reason = f"backend {choice.backend!r} failed to load ({exc}); using the CPU engine"
+            log.error(reason)
+            backend = self._open("cpu", choice)
+        self._install(backend, choice, reason)
+
+    def _open(self, name: str, choice: BackendChoice) -> Backend:
+        options = {"device": choice.device, "allow_fallback": choice.allow_fallback} if name == "openvino" else {}
+        backend = self.backend_factory(name, **options)
+        backend.load(choice.model_dir)
+        return backend
+
+    def _install(self, backend: Backend, choice: BackendChoice, reason: Optional[str]) -> None:
+        old = self.backend
+        self.backend, self.choice, self.fallback_reason = backend, choice, reason
+        governor = Governor(self._points(choice.model_dir, backend), self.settings)
+        if self.governor is not None:  # a new backend keeps what the robot has said so far
+            governor.inherit(self.governor)
+        self.governor = governor
+        if old is not None and old is not backend:
+            old.close()
+
+    def _points(self, model_dir: str, backend: Backend) -> list:
+        table = PointTable.load(model_dir, backend.name)
+        if table and table.points:
+            return table.points
+        # Not profiled for this backend: one point at the configured T (or the DNN's single pass).
+        timesteps = self.settings.timesteps if backend.capabilities.adapt_timesteps else 0
+        return [OperatingPoint(timesteps, math.nan, math.nan, 0.0, "unknown")]
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+
+    @property
+    def model(self) -> SNNModel:
+        return self.backend.model
+
+    # --- frames --------------------------------------------------------------------------------
+    def classify(self, x: np.ndarray, ground_truth: Optional[int] = None) -> Optional[FrameResult]:
+        """x: (1, C, H, W) network input. None when the DNN backend's decimation skips the frame.
+        A backend that fails mid-run is replaced by the CPU engine and the frame is retried."""
+        decision = self.governor.choose(time.monotonic())
+        point = decision.point
+        self._frame_counter += 1
+        if point.decimation > 1 and self._frame_counter % point.decimation:
+            self.stats.skipped += 1
+            return None
+        timesteps = point.timesteps or self.settings.timesteps
+        neuron = point.neuron(self.model.neuron.reset) if point.energy_kind != "unknown" else None
+        try:
+            result = self.backend.infer(x, timesteps, neuron)
+        except Exception as exc:  # noqa: BLE001
+            if self.backend.name == "cpu" or not self.choice.allow_fallback:
+                raise
+            reason = f"backend {self.backend.name!r} failed while running ({exc}); switched to the CPU engine"
+            log.error(reason)
+            cpu = self._open("cpu", self.choice)
+            self._install(cpu, self.choice, reason)
+            return self.classify(x, ground_truth)
+        scores = result.scores[0]
+        class_id = int(np.argmax(scores))
+        names = self.model.class_names
+        frame = FrameResult(class_id, names[class_id] if class_id < len(names) else str(class_id), scores,
+                            timesteps if self.backend.capabilities.adapt_timesteps else 0, result.energy,
+                            result.latency_s, decision,
+                            None if ground_truth is None else class_id == ground_truth)
+        self.stats.add(frame)
+        fps = self.stats.fps
+        if fps > 0:  # the battery budget spreads energy over the frames actually coming
+            self.settings.frame_rate_hz = fps
+            self.governor.set_compute_power(frame.energy.joules * fps)
+        return frame

@@ -1,0 +1,59 @@
+"""The `battery_sim` node: a linear battery (as Gazebo's LinearBatteryPlugin) drained by a base load
+and by the energy the agent reports per inference on `agent/energy`; publishes `battery_state`."""
+from __future__ import annotations
+
+import math
+
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.node import Node
+from sensor_msgs.msg import BatteryState
+from std_msgs.msg import Float32
+
+from ..sim.battery import LinearBattery
+from .spin import spin_node
+
+
+def _param(description, lo, hi):
+    return ParameterDescriptor(description=description, read_only=True,
+                               floating_point_range=[FloatingPointRange(from_value=lo, to_value=hi, step=0.0)])
+
+
+class BatterySimNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("battery_sim", **kwargs)
+        self.declare_parameter("voltage_v", 12.0, _param("[V] constant voltage", 0.1, 1000.0))
+        self.declare_parameter("capacity_ah", 2.0, _param("[Ah] capacity", 1e-6, 1e4))
+        self.declare_parameter("initial_charge", 1.0, _param("[0..1] initial charge", 0.0, 1.0))
+        self.declare_parameter("base_load_w", 5.0, _param("[W] load of everything but the SNN", 0.0, 1e5))
+        self.declare_parameter("rate_hz", 2.0, _param("[Hz] BatteryState rate", 0.01, 1000.0))
+        self.declare_parameter("percentage_scale", 1.0, _param(
+            "1: percentage in 0..1 (ROS); 100: 0..100 as Gazebo's plugin", 1.0, 100.0))
+        p = {name: self.get_parameter(name).value for name in
+             ("voltage_v", "capacity_ah", "initial_charge", "base_load_w", "rate_hz", "percentage_scale")}
+        self.battery = LinearBattery(p["voltage_v"], p["capacity_ah"], p["initial_charge"], p["base_load_w"])
+        self.scale = p["percentage_scale"]
+        self.period = 1.0 / p["rate_hz"]
+        self.drawn_j = 0.0  # compute energy reported since the last step
+        self.pub = self.create_publisher(BatteryState, "battery_state", 10)
+        self.create_subscription(Float32, "agent/energy", self._on_energy, 100)
+        self.create_timer(self.period, self._step)
+
+    def _on_energy(self, msg: Float32) -> None:
+        if math.isfinite(msg.data) and msg.data > 0:
+            self.drawn_j += msg.data
+
+    def _step(self) -> None:
+        self.battery.step(self.period, self.drawn_j)
+        self.drawn_j = 0.0
+        b = self.battery
+        msg = BatteryState(voltage=float(b.voltage_v), current=float(-b.base_load_w / b.voltage_v),
+                           charge=float(b.charge_ah), capacity=float(b.capacity_ah),
+                           design_capacity=float(b.capacity_ah), percentage=float(b.percentage * self.scale),
+                           power_supply_status=BatteryState.POWER_SUPPLY_STATUS_DISCHARGING,
+                           present=True)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub.publish(msg)
+
+
+def main(args=None) -> None:
+    spin_node(BatterySimNode, args)

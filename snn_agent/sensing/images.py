@@ -1,0 +1,87 @@
+"""Camera frames -> network input, without ROS: the checks every frame from the wire needs.
+
+A ROS Image is (encoding, width, height, step, data); a CompressedImage is (format, data). Any of
+those can be wrong on a robot: a driver with another encoding, a truncated message, a corrupt JPEG.
+Each problem raises ImageDecodeError with a `kind` the node counts on /diagnostics.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Preprocessing
+
+# encoding -> (channels, dtype, channel order of the data)
+ENCODINGS = {
+    "mono8": (1, np.uint8, "gray"), "mono16": (1, np.uint16, "gray"),
+    "rgb8": (3, np.uint8, "rgb"), "bgr8": (3, np.uint8, "bgr"),
+    "rgb16": (3, np.uint16, "rgb"), "bgr16": (3, np.uint16, "bgr"),
+    "8UC1": (1, np.uint8, "gray"), "8UC3": (3, np.uint8, "bgr"),
+}
+
+
+class ImageDecodeError(ValueError):
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind  # encoding, size, empty, truncated, compressed
+
+
+def decode_raw(encoding: str, width: int, height: int, step: int, data: bytes, big_endian: bool = False):
+    """-> (H, W, C) uint8 image and its channel order ('gray', 'rgb' or 'bgr')."""
+    if encoding not in ENCODINGS:
+        raise ImageDecodeError("encoding", f"unsupported encoding {encoding!r}; "
+                                           f"supported: {', '.join(ENCODINGS)}")
+    channels, dtype, order = ENCODINGS[encoding]
+    itemsize = np.dtype(dtype).itemsize
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError("size", f"image size {width}x{height} is empty")
+    if len(data) == 0:
+        raise ImageDecodeError("empty", "image data is empty")
+    row_bytes = width * channels * itemsize
+    if step < row_bytes:
+        raise ImageDecodeError("size", f"step {step} is shorter than a row of {width} {encoding} pixels "
+                                       f"({row_bytes} bytes)")
+    if len(data) < step * height:
+        raise ImageDecodeError("truncated", f"{len(data)} bytes of data, {step}x{height}={step * height} expected")
+    rows = np.frombuffer(bytes(data[:step * height]), dtype=np.uint8).reshape(height, step)[:, :row_bytes]
+    pixels = rows.copy().view(np.dtype(dtype).newbyteorder(">" if big_endian else "<"))
+    image = pixels.reshape(height, width, channels)
+    if itemsize == 2:
+        image = (image >> 8).astype(np.uint8)  # keep the 8 most significant bits
+    return image, order
+
+
+def decode_compressed(fmt: str, data: bytes):
+    """jpeg/png bytes -> (H, W, C) uint8 image and its channel order."""
+    import cv2
+
+    if len(data) == 0:
+        raise ImageDecodeError("empty", "compressed image data is empty")
+    image = cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageDecodeError("compressed", f"corrupt or unsupported compressed image (format {fmt!r}, "
+                                             f"{len(data)} bytes)")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    if image.ndim == 2:
+        return image[..., None], "gray"
+    return image[..., :3], "bgr"  # OpenCV decodes colour as BGR
+
+
+def to_network_input(image: np.ndarray, order: str, pre: Preprocessing) -> np.ndarray:
+    """(H, W, C) uint8 -> (1, C, H, W) float32 for the network: colour, size, preprocessing."""
+    import cv2
+
+    channels, height, width = pre.input_shape
+    if channels == 1 and image.shape[2] == 3:
+        code = cv2.COLOR_RGB2GRAY if order == "rgb" else cv2.COLOR_BGR2GRAY
+        image = cv2.cvtColor(np.ascontiguousarray(image), code)[..., None]
+    elif channels == 3:
+        if image.shape[2] == 1:
+            image = np.repeat(image, 3, axis=2)
+        elif order != ("bgr" if pre.channel_order == "bgr" else "rgb"):
+            image = image[..., ::-1]
+    if image.shape[:2] != (height, width):
+        image = cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=cv2.INTER_AREA)
+        if image.ndim == 2:
+            image = image[..., None]
+    return pre.apply(image[None])

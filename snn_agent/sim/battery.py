@@ -1,0 +1,36 @@
+"""A linear battery, as Gazebo's LinearBatteryPlugin models one: constant voltage, a capacity, and a
+charge drained by a base load plus whatever energy is reported drawn."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class LinearBattery:
+    voltage_v: float = 12.0
+    capacity_ah: float = 2.0
+    charge_fraction: float = 1.0  # initial charge
+    base_load_w: float = 5.0  # motors, sensors: everything but the SNN
+
+    def __post_init__(self):
+        if self.voltage_v <= 0 or self.capacity_ah <= 0:
+            raise ValueError("battery voltage and capacity must be positive")
+        if not 0.0 <= self.charge_fraction <= 1.0:
+            raise ValueError("initial charge must be within 0..1")
+        self.energy_j = self.charge_fraction * self.capacity_j
+
+    @property
+    def capacity_j(self) -> float:
+        return self.capacity_ah * 3600.0 * self.voltage_v
+
+    @property
+    def percentage(self) -> float:
+        return self.energy_j / self.capacity_j
+
+    @property
+    def charge_ah(self) -> float:
+        return self.energy_j / (3600.0 * self.voltage_v)
+
+    def step(self, seconds: float, extra_energy_j: float = 0.0) -> None:
+        """Drain the base load over `seconds` plus energy reported drawn in that time."""
+        self.energy_j = max(0.0, self.energy_j - self.base_load_w * seconds - max(extra_energy_j, 0.0))
