@@ -1,0 +1,263 @@
+"""The agent node end to end over real DDS: frames in, results and diagnostics out, bad input,
+the governor's reactions, backend switching."""
+import json
+import math
+import os
+import shutil
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import BatteryState, CompressedImage, Image
+from std_msgs.msg import Float32, Float32MultiArray, Int32, String, UInt16
+
+from conftest import BUNDLED_SNN
+from snn_agent.data import datasets
+from snn_agent.ros.agent_node import AgentNode
+
+# Operating points with round numbers, so each budget has one right answer.
+POINTS = [{"timesteps": t, "accuracy": a, "latency_ms": 0.1 * t, "energy_j": e, "energy_kind": "modelled"}
+          for t, a, e in ((2, 0.85, 1e-3), (4, 0.89, 2e-3), (8, 0.91, 4e-3), (16, 0.92, 8e-3))]
+
+
+class Probe(Node):
+    """Talks to the agent like the rest of a robot would."""
+
+    def __init__(self):
+        super().__init__("probe")
+        self.image = self.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.compressed = self.create_publisher(CompressedImage, "image/compressed", qos_profile_sensor_data)
+        self.truth = self.create_publisher(Int32, "ground_truth", 10)
+        self.battery = self.create_publisher(BatteryState, "battery_state", 10)
+        self.budget = self.create_publisher(Float32, "agent/energy_budget", 10)
+        self.got = {"label": [], "class_id": [], "scores": [], "timesteps": [], "energy": [], "diag": []}
+        for topic, msg_type in (("label", String), ("class_id", Int32), ("scores", Float32MultiArray),
+                                ("timesteps", UInt16), ("energy", Float32)):
+            self.create_subscription(msg_type, f"agent/{topic}", lambda m, t=topic: self.got[t].append(m.data), 10)
+        self.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self.got["diag"].append(m), 10)
+
+    def wait(self, predicate, timeout=10.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def send_raw(self, image: np.ndarray, encoding="mono8"):
+        h, w = image.shape[:2]
+        self.image.publish(Image(height=h, width=w, encoding=encoding, step=image.strides[0], data=image.tobytes()))
+
+    def classify(self, image: np.ndarray, encoding="mono8", timeout=10.0):
+        """Send one frame and wait for its label."""
+        before = len(self.got["label"])
+        self.send_raw(image, encoding)
+        assert self.wait(lambda: len(self.got["label"]) > before, timeout), "no label came back"
+        return self.got["label"][-1]
+
+    def diagnostics(self, predicate=lambda values: True, timeout=5.0):
+        """The newest diagnostics values (dict) that satisfy predicate, waiting for them."""
+        found = {}
+
+        def check():
+            for msg in reversed(self.got["diag"]):
+                status = msg.status[0]
+                values = {kv.key: kv.value for kv in status.values}
+                values["_level"], values["_message"] = status.level, status.message
+                if predicate(values):
+                    found.update(values)
+                    return True
+            return False
+        assert self.wait(check, timeout), f"no diagnostics matched; last: {self.got['diag'][-1:]}"
+        return found
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    path = tmp_path / "model"
+    shutil.copytree(BUNDLED_SNN, path, ignore=shutil.ignore_patterns("operating_points.json", "*.png"))
+    (path / "operating_points.json").write_text(json.dumps({"cpu": {"target": "ideal", "points": POINTS}}))
+    return str(path)
+
+
+@pytest.fixture
+def graph(rclpy_context, model_dir):
+    agent = AgentNode(parameter_overrides=[Parameter("model", value=model_dir),
+                                           Parameter("diagnostics_period_s", value=0.2)])
+    probe = Probe()
+    executor = SingleThreadedExecutor()
+    executor.add_node(agent)
+    executor.add_node(probe)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    assert probe.wait(lambda: agent.count_subscribers("agent/label") > 0 and probe.count_subscribers("image") > 0)
+    time.sleep(0.3)  # discovery of the other direction
+    yield agent, probe
+    executor.shutdown(timeout_sec=2)
+    spinner.join(timeout=2)
+    agent.destroy_node()
+    probe.destroy_node()
+
+
+@pytest.fixture(scope="module")
+def samples():
+    """Test images the DNN classifies correctly, with their labels."""
+    test = datasets.load(datasets.default_dataset_name(), "test").subset(20)
+    return test.images[:, :, :, 0], test.labels, test.class_names
+
+
+def test_classifies_raw_and_compressed_frames(graph, samples):
+    agent, probe = graph
+    images, labels, names = samples
+    results = [probe.classify(images[i]) for i in range(8)]
+    if datasets.fashion_mnist_available():
+        assert sum(r == names[l] for r, l in zip(results, labels[:8])) >= 6
+    rgb = cv2.cvtColor(images[0], cv2.COLOR_GRAY2RGB)
+    assert probe.classify(np.ascontiguousarray(rgb), "rgb8") == results[0]
+    for ext, fmt in ((".png", "png"), (".jpg", "jpeg")):
+        before = len(probe.got["label"])
+        ok, data = cv2.imencode(ext, images[0])
+        probe.compressed.publish(CompressedImage(format=fmt, data=data.tobytes()))
+        assert probe.wait(lambda: len(probe.got["label"]) > before)
+        assert probe.got["label"][-1] == results[0]
+    assert len(probe.got["scores"][-1]) == 10
+    assert probe.got["timesteps"][-1] == 16  # no budget yet: the most accurate point
+    assert probe.got["energy"][-1] > 0
+    values = probe.diagnostics(lambda v: int(v["frames"]) >= 11)
+    assert values["backend"] == "cpu" and values["energy_kind"] in ("modelled", "measured")
+    assert float(values["latency_ms_p50"]) > 0 and values["_level"] == DiagnosticStatus.OK
+
+
+def test_ground_truth_gives_running_accuracy(graph, samples):
+    agent, probe = graph
+    images, labels, _ = samples
+    for i in range(6):
+        probe.truth.publish(Int32(data=int(labels[i])))
+        probe.classify(images[i])
+    values = probe.diagnostics(lambda v: v["accuracy"] != "" and int(v["frames"]) >= 6)
+    if datasets.fashion_mnist_available():
+        assert float(values["accuracy"]) >= 0.6
+
+
+def test_bad_input_is_counted_and_next_frame_processed(graph, samples):
+    agent, probe = graph
+    images = samples[0]
+    good = images[0]
+    probe.image.publish(Image(height=28, width=28, encoding="yuv422", step=56, data=bytes(28 * 56)))
+    probe.image.publish(Image(height=28, width=28, encoding="mono8", step=20, data=bytes(28 * 28)))  # step < row
+    probe.image.publish(Image(height=28, width=28, encoding="mono8", step=28, data=bytes(100)))  # truncated
+    probe.image.publish(Image(height=28, width=28, encoding="mono8", step=28, data=b""))  # empty
+    probe.compressed.publish(CompressedImage(format="jpeg", data=b"\xff\xd8 corrupt"))
+    time.sleep(0.3)
+    assert probe.classify(good)  # the node is up and classifies the next good frame
+    values = probe.diagnostics(lambda v: int(v["bad_input"]) >= 5)
+    for kind in ("encoding", "size", "truncated", "empty", "compressed"):
+        assert int(values[f"bad_input_{kind}"]) >= 1, kind
+    assert values["_level"] == DiagnosticStatus.WARN
+
+
+def test_budget_changes_timesteps_within_one_frame(graph, samples):
+    agent, probe = graph
+    image = samples[0][0]
+    probe.classify(image)
+    assert probe.got["timesteps"][-1] == 16
+    probe.budget.publish(Float32(data=2.5e-3))
+    time.sleep(0.2)
+    probe.classify(image)
+    assert probe.got["timesteps"][-1] == 4
+    probe.budget.publish(Float32(data=1e-9))  # nothing fits: cheapest, and a warning
+    time.sleep(0.2)
+    probe.classify(image)
+    assert probe.got["timesteps"][-1] == 2
+    values = probe.diagnostics(lambda v: v["timesteps"] == "2")
+    assert values["_level"] == DiagnosticStatus.WARN and "below every point" in values["_message"]
+    for bad in (float("nan"), float("inf"), -1.0):
+        probe.budget.publish(Float32(data=bad))
+    time.sleep(0.2)
+    probe.classify(image)
+    assert probe.got["timesteps"][-1] == 2  # previous budget kept
+    assert int(probe.diagnostics(lambda v: int(v.get("bad_input_budget", 0)) >= 3)["bad_input_budget"]) == 3
+
+
+def test_draining_battery_lowers_timesteps_monotonically_gazebo_percent(graph, samples):
+    agent, probe = graph
+    image = samples[0][0]
+    result = agent.set_parameters([Parameter("policy", value="battery"), Parameter("mission_time_s", value=100.0),
+                                   Parameter("battery_reserve", value=0.1)])
+    assert all(r.successful for r in result)
+    seen = []
+    charge = 90.0  # Gazebo style: 0..100
+    for _ in range(16):
+        probe.battery.publish(BatteryState(percentage=charge, voltage=1.0, capacity=1.0, charge=math.nan,
+                                           design_capacity=math.nan))
+        charge -= 1.0  # 36 J per 0.3 s: a drain no mission of 100 s can afford
+        time.sleep(0.3)
+        probe.classify(image)
+        seen.append(probe.got["timesteps"][-1])
+    assert seen[0] == 16 and seen[-1] == 2, seen
+    assert all(b <= a for a, b in zip(seen, seen[1:])), seen
+    values = probe.diagnostics(lambda v: v["policy"] == "battery")
+    assert int(values.get("bad_input_battery", 0)) == 0  # 0..100 was read as a percentage
+
+
+def test_parameter_validation_and_backend_fallback(graph, samples):
+    agent, probe = graph
+    image = samples[0][0]
+    for name, value in (("backend", "bogus"), ("model", "/nonexistent/model"), ("policy", "sometimes"),
+                        ("battery_reserve", 2.0)):
+        result = agent.set_parameters([Parameter(name, value=value)])[0]
+        assert not result.successful, (name, value)
+    assert agent.get_parameter("backend").value == "cpu"
+    # openvino on a device this machine does not have, without fallback allowed at device level:
+    # the node falls back to the CPU engine or runs OpenVINO's CPU, and says which on /diagnostics
+    assert agent.set_parameters([Parameter("backend", value="openvino"), Parameter("device", value="MYRIAD")])[0].successful
+    probe.classify(image, timeout=30)
+    values = probe.diagnostics(lambda v: "fallback" in v)
+    assert values["_level"] == DiagnosticStatus.ERROR
+    assert "MYRIAD" in values["fallback"] or "openvino" in values["fallback"]
+    assert probe.classify(image)  # still classifying
+
+
+def test_corrupt_model_on_switch_keeps_previous_backend(graph, samples, tmp_path):
+    agent, probe = graph
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "snn.json").write_text("{ not json")
+    (broken / "weights.npz").write_bytes(b"junk")
+    assert agent.set_parameters([Parameter("model", value=str(broken))])[0].successful
+    probe.classify(samples[0][0])
+    values = probe.diagnostics(lambda v: "fallback" in v)
+    assert "corrupt" in values["fallback"] and values["backend"] == "cpu"
+    assert probe.classify(samples[0][0])
+
+
+def test_node_without_model_stays_up_until_one_is_set(rclpy_context, model_dir, samples):
+    agent = AgentNode(parameter_overrides=[Parameter("model", value="/nonexistent/model"),
+                                           Parameter("diagnostics_period_s", value=0.2)])
+    probe = Probe()
+    executor = SingleThreadedExecutor()
+    for node in (agent, probe):
+        executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        assert probe.wait(lambda: probe.count_subscribers("image") > 0)
+        time.sleep(0.3)
+        probe.send_raw(samples[0][0])
+        values = probe.diagnostics(lambda v: int(v.get("bad_input_no_model", 0)) >= 1)
+        assert values["_level"] == DiagnosticStatus.ERROR and "no model" in values["_message"]
+        assert agent.set_parameters([Parameter("model", value=model_dir)])[0].successful
+        time.sleep(0.5)
+        assert probe.classify(samples[0][0])
+    finally:
+        executor.shutdown(timeout_sec=2)
+        spinner.join(timeout=2)
+        agent.destroy_node()
+        probe.destroy_node()
