@@ -23,8 +23,9 @@ setup(
         (os.path.join("share", PACKAGE, "models"), glob("models/*.onnx")),
     ] + [
         # converted model directories ship with the package so the launch file works as installed
-        (os.path.join("share", PACKAGE, d), glob(os.path.join(d, "*.*")))
-        for d in sorted(glob("models/*/")) if os.path.isfile(os.path.join(d, "snn.json"))
+        (os.path.join("share", PACKAGE, d), [f for f in glob(os.path.join(d, "*.*")) if os.path.isfile(f)])
+        for d in sorted(glob("models/*/") + glob("models/*/*/"))
+        if os.path.isfile(os.path.join(d, "snn.json")) or os.path.isfile(os.path.join(d, "..", "snn.json"))
     ],
     install_requires=["setuptools"],
     zip_safe=True,

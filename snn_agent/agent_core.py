@@ -164,7 +164,7 @@ class AgentCore:
             return table.points
         # Not profiled for this backend: one point at the configured T (or the DNN's single pass).
         timesteps = self.settings.timesteps if backend.capabilities.adapt_timesteps else 0
-        return [OperatingPoint(timesteps, math.nan, math.nan, 0.0, "unknown")]
+        return [OperatingPoint(timesteps, math.nan, 0.0, 0.0, "unknown")]
 
     def close(self) -> None:
         if self.backend is not None:

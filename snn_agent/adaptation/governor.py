@@ -122,6 +122,9 @@ class Governor:
         budgets = [(b, name) for b, name in ((published, "published budget"), (battery, "battery")) if b is not None]
         if not budgets:
             point = self._best(math.inf)
+            if point is None:  # the latency limit excludes every point
+                return self._commit(Decision(self.points[0], f"no point meets max_latency_ms "
+                                             f"{s.max_latency_ms}: cheapest", None, over_budget=True))
             return self._commit(Decision(point, f"{s.policy} policy: no budget yet, most accurate point", None))
         budget, source = min(budgets)
         point = self._best(budget)

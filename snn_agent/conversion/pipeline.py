@@ -2,7 +2,8 @@
 
 OUT/snn.json, OUT/weights.npz   the `ideal` target (our model artifact: plain arrays and JSON)
 OUT/report.json                 per-layer normalization scale, sparsity, op counts
-OUT/source.onnx                 the DNN as given (the OpenVINO backend and re-conversion use it)
+OUT/source.onnx                 the DNN as given (re-conversion uses it)
+OUT/openvino/model.xml, .bin    the DNN as OpenVINO IR, for the accelerator backend
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Callable, Optional
 from ..data import datasets
 from ..data.prepare import model_input
 from .convert import ConversionOptions, convert
+from .export_openvino import export_openvino
 from .onnx_import import load_onnx
 
 SOURCE_ONNX = "source.onnx"
@@ -34,6 +36,7 @@ def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionO
     if os.path.abspath(onnx_path) != os.path.abspath(os.path.join(out_dir, SOURCE_ONNX)):
         shutil.copyfile(onnx_path, os.path.join(out_dir, SOURCE_ONNX))
     snn.save(out_dir)
+    export_openvino(onnx_path, out_dir)
     with open(os.path.join(out_dir, REPORT_JSON), "w") as f:
         json.dump(snn.info, f, indent=1)
     return snn
