@@ -1,8 +1,12 @@
 """The DNN on an OpenVINO device: the edge-accelerator path (NCS2 and its successors).
 
-A DNN has no timesteps: `infer` ignores T, and the governor saves energy by frame decimation.
-Devices: CPU, GPU, NPU (Intel's on-die successor of the Movidius stick), AUTO, and MYRIAD (the
-Neural Compute Stick 2), which OpenVINO dropped in 2023.0: it needs the 2022.3 LTS toolkit.
+A DNN has no timesteps: `infer` ignores T (one inference per frame), and the governor saves
+energy by frame decimation instead. Devices: CPU, GPU, NPU (Intel's on-die successor of the
+Movidius stick), AUTO (OpenVINO picks), and MYRIAD (the Neural Compute Stick 2), which OpenVINO
+removed in 2023.0: the stick needs the OpenVINO 2022.3 LTS toolkit.
+
+Energy is always modelled: on the CPU from the inference's CPU time (RAPL where readable, then it
+is measured), on an accelerator from its measured latency x its published active power.
 """
 from __future__ import annotations
 
@@ -13,16 +17,18 @@ from typing import Optional
 import numpy as np
 
 from ..conversion.export_openvino import IR_XML, OPENVINO_DIR, export_openvino
-from ..conversion.pipeline import SOURCE_ONNX
 from ..energy.constants import AcceleratorPower, CpuPower
-from ..energy.models import accelerator_energy, EnergyEstimate, MODELLED
+from ..energy.models import CpuEnergyMeter, EnergyEstimate, accelerator_energy
 from ..ir import NeuronConfig
 from .base import Backend, BackendError, BackendResult, Capabilities, Stopwatch
 
 log = logging.getLogger("snn_agent")
 DEVICES = ("CPU", "GPU", "NPU", "MYRIAD", "AUTO")
-MYRIAD_NOTE = ("MYRIAD (Intel NCS2) was removed in OpenVINO 2023.0; install the OpenVINO 2022.3 LTS "
-               "toolkit to use the stick, or use NPU, its modern successor")
+MYRIAD_REMOVED_IN = 2023  # OpenVINO major version that dropped the NCS2 plugin
+# On the CPU: f32, as recent CPUs default to bf16, which would change the DNN's answers; one
+# thread, as a robot shares its cores, and so that the calling thread's CPU time is the
+# inference's (CpuEnergyMeter bills thread time).
+CPU_CONFIG = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1}
 
 
 class OpenVinoBackend(Backend):
@@ -33,62 +39,122 @@ class OpenVinoBackend(Backend):
                  accelerator_power: AcceleratorPower = AcceleratorPower()):
         super().__init__()
         self.requested_device = device.upper()
-        self.device = self.requested_device
+        self.device = self.requested_device  # the device that runs, once loaded
         self.allow_fallback = allow_fallback
-        self.cpu_power, self.accelerator_power = cpu_power, accelerator_power
-        self.fallback_reason: Optional[str] = None
+        self.accelerator_power = accelerator_power
+        self.meter = CpuEnergyMeter(cpu_power)
+        self.fallback_reason: Optional[str] = None  # why `device` is not the one asked for
         self._request = None
 
+    # --- loading -------------------------------------------------------------------------------
     def _prepare(self, model_dir: str) -> None:
         import openvino as ov
 
         core = ov.Core()
-        self.device = self._usable_device(core.available_devices, ov.get_version())
-        xml = os.path.join(model_dir, OPENVINO_DIR, IR_XML)
-        if not os.path.isfile(xml):
-            source = os.path.join(model_dir, SOURCE_ONNX)
-            if not os.path.isfile(source):
-                raise BackendError(f"no OpenVINO IR ({xml}) and no {SOURCE_ONNX} to make one in {model_dir}")
-            xml = export_openvino(source, model_dir)
-        # f32 on CPU: recent CPUs default to bf16, which would change the DNN's answers; one thread,
-        # as a robot shares its cores (and so that energy = one core's power x latency holds)
-        config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1} if self.device == "CPU" else {}
+        device = self._usable_device(core.available_devices, ov.get_version())
+        xml = self._ir(model_dir)
         try:
-            compiled = core.compile_model(xml, self.device, config)
-        except RuntimeError as exc:
-            raise BackendError(f"OpenVINO could not compile {xml} for {self.device}: {exc}") from exc
+            compiled = self._compile(core, xml, device)
+        except RuntimeError as exc:  # e.g. a device listed but without its driver or compiler
+            problem = f"OpenVINO could not compile {xml} for {device}: {_message(exc)}"
+            if device == "CPU" or not self.allow_fallback:
+                raise BackendError(problem) from exc
+            self._fall_back(problem)
+            compiled = self._compile(core, xml, "CPU")
+        executing = compiled.get_property("EXECUTION_DEVICES")
+        if executing == ["CPU"] and device != "CPU":
+            # AUTO chose the CPU: compile for it directly, as AUTO's dispatch thread triples the
+            # latency of a small network and hides its CPU time from the thread-time meter
+            compiled = self._compile(core, xml, "CPU")
+        self.device = ",".join(executing)
+        self._check_input(compiled.input().get_partial_shape(), xml)
         self._output = compiled.output(0)
         self._request = compiled.create_infer_request()
+        # One throw-away inference: the first one allocates buffers and would misreport latency
+        shape = (1,) + tuple(self.model.network.preprocessing.input_shape)
+        self._request.infer({0: np.zeros(shape, np.float32)})
 
     def _usable_device(self, available: list, version: str) -> str:
+        """The requested device if OpenVINO has it; else CPU with allow_fallback, or an error."""
         device = self.requested_device
-        if device not in DEVICES:
+        if device.split(".")[0] not in DEVICES:  # "GPU.1" names the second GPU
             raise BackendError(f"unknown OpenVINO device {device!r}; choose one of {', '.join(DEVICES)}")
-        present = device == "AUTO" or any(d == device or d.startswith(device + ".") for d in available)
-        if present:
+        if device == "AUTO" or device in available or any(d.startswith(device + ".") for d in available):
             return device
-        problem = f"OpenVINO {version.split('-')[0]} has no device {device!r}; present: {', '.join(available) or 'none'}"
+        release = version.split("-")[0]
+        problem = f"OpenVINO {release} has no device {device!r}; present: {', '.join(available) or 'none'}"
         if device == "MYRIAD":
-            problem += f". {MYRIAD_NOTE}"
+            if int(release.split(".")[0]) >= MYRIAD_REMOVED_IN:
+                problem += (". MYRIAD (Intel Neural Compute Stick 2) was removed in OpenVINO 2023.0: the "
+                            "stick needs the OpenVINO 2022.3 LTS toolkit (from Intel's archive; the 2022.3 "
+                            "PyPI wheels have no MYRIAD plugin), or use NPU, its modern successor")
+            else:
+                problem += ". Is the Neural Compute Stick 2 plugged in, with its udev rules installed?"
         if not self.allow_fallback:
             raise BackendError(problem)
-        self.fallback_reason = problem + "; using OpenVINO's CPU device instead"
-        log.error(self.fallback_reason)
+        self._fall_back(problem)
         return "CPU"
 
+    def _fall_back(self, problem: str) -> None:
+        self.fallback_reason = problem + "; using OpenVINO's CPU device instead"
+        log.error(self.fallback_reason)
+
+    def _ir(self, model_dir: str) -> str:
+        """The IR's path, exported from the source ONNX the conversion recorded if it is missing."""
+        xml = os.path.join(model_dir, OPENVINO_DIR, IR_XML)
+        if os.path.isfile(xml):
+            return xml
+        source = self.model.info.get("source") or ""
+        source_path = os.path.join(model_dir, source)  # relative to the model dir; absolute stays
+        if not source or not os.path.isfile(source_path):
+            raise BackendError(f"no OpenVINO IR ({xml}) and no source ONNX to make one from (the model "
+                               f"records source {source!r}); re-convert the model: snn-agent convert "
+                               f"MODEL.onnx -o {model_dir}")
+        log.info("exporting %s to OpenVINO IR in %s", source_path, os.path.dirname(xml))
+        try:
+            return export_openvino(source_path, model_dir)
+        except OSError as exc:  # e.g. an installed, read-only model directory
+            raise BackendError(f"no OpenVINO IR ({xml}) and it cannot be written: {exc}") from exc
+
+    @staticmethod
+    def _compile(core, xml: str, device: str):
+        if device == "CPU":
+            return core.compile_model(xml, "CPU", CPU_CONFIG)
+        if device == "AUTO":  # the CPU settings apply if AUTO picks the CPU
+            return core.compile_model(xml, "AUTO", {"DEVICE_PROPERTIES": {"CPU": CPU_CONFIG}})
+        # accelerators run at their native precision (FP16 on GPU, NPU and MYRIAD), as deployed
+        return core.compile_model(xml, device)
+
+    def _check_input(self, ir_shape, xml: str) -> None:
+        """The IR must take the frames the model's preprocessing makes (a stale IR would not)."""
+        frame = tuple(self.model.network.preprocessing.input_shape)
+        sample = list(ir_shape)[1:]
+        if len(sample) != len(frame) or any(d.is_static and d.get_length() != n for d, n in zip(sample, frame)):
+            raise BackendError(f"{xml} takes input {ir_shape}, the model's frames are {frame}; delete "
+                               f"{os.path.dirname(xml)} to export the IR again from the source ONNX")
+
+    # --- inference -----------------------------------------------------------------------------
     def infer(self, x: np.ndarray, timesteps: int = 0, neuron: Optional[NeuronConfig] = None) -> BackendResult:
+        frames = max(len(x), 1)
+        start = self.meter.read()
         with Stopwatch() as watch:
-            scores = np.concatenate([self._request.infer({0: x[i:i + 1]})[self._output] for i in range(len(x))])
-        per_frame_s = watch.seconds / max(len(x), 1)
+            # frame by frame, as the robot sends them (and as an IR with a fixed batch of 1 needs)
+            scores = [self._request.infer({0: x[i:i + 1]})[self._output] for i in range(len(x))]
         if self.device == "CPU":
-            energy = EnergyEstimate(per_frame_s * self.cpu_power.core_power_w, MODELLED,
-                                    f"latency x {self.cpu_power.core_power_w} W (one CPU thread)")
+            total = self.meter.energy(start, self.meter.read())
+            energy = EnergyEstimate(total.joules / frames, total.kind, total.source)
         else:
-            energy = accelerator_energy(per_frame_s, self.accelerator_power, measured_latency=True)
-        return BackendResult(np.asarray(scores, np.float32), watch.seconds, energy, None)
+            energy = accelerator_energy(watch.seconds / frames, self.accelerator_power, measured_latency=True)
+        return BackendResult(np.concatenate(scores).astype(np.float32, copy=False), watch.seconds, energy, None)
 
     def describe(self) -> str:
         return f"openvino:{self.device}"
 
     def close(self) -> None:
         self._request = None
+
+
+def _message(exc: Exception) -> str:
+    """OpenVINO's message without its stack of 'Exception from src/...' source locations."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    return " ".join(line for line in lines if line and not line.startswith("Exception from ")) or repr(exc)
