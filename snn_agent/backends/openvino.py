@@ -24,7 +24,6 @@ from .base import Backend, BackendError, BackendResult, Capabilities, Stopwatch
 
 log = logging.getLogger("snn_agent")
 DEVICES = ("CPU", "GPU", "NPU", "MYRIAD", "AUTO")
-MYRIAD_REMOVED_IN = 2023  # OpenVINO major version that dropped the NCS2 plugin
 # On the CPU: f32, as recent CPUs default to bf16, which would change the DNN's answers; one
 # thread, as a robot shares its cores, and so that the calling thread's CPU time is the
 # inference's (CpuEnergyMeter bills thread time).
@@ -81,15 +80,11 @@ class OpenVinoBackend(Backend):
             raise BackendError(f"unknown OpenVINO device {device!r}; choose one of {', '.join(DEVICES)}")
         if device == "AUTO" or device in available or any(d.startswith(device + ".") for d in available):
             return device
-        release = version.split("-")[0]
-        problem = f"OpenVINO {release} has no device {device!r}; present: {', '.join(available) or 'none'}"
-        if device == "MYRIAD":
-            if int(release.split(".")[0]) >= MYRIAD_REMOVED_IN:
-                problem += (". MYRIAD (Intel Neural Compute Stick 2) was removed in OpenVINO 2023.0: the "
-                            "stick needs the OpenVINO 2022.3 LTS toolkit (from Intel's archive; the 2022.3 "
-                            "PyPI wheels have no MYRIAD plugin), or use NPU, its modern successor")
-            else:
-                problem += ". Is the Neural Compute Stick 2 plugged in, with its udev rules installed?"
+        problem = f"OpenVINO {version.split('-')[0]} has no device {device!r}; present: {', '.join(available) or 'none'}"
+        if device == "MYRIAD":  # never present: the API used here (convert_model) is OpenVINO 2023.1+
+            problem += (". MYRIAD (Intel Neural Compute Stick 2) was removed in OpenVINO 2023.0: the "
+                        "stick needs the OpenVINO 2022.3 LTS toolkit (from Intel's archive; the 2022.3 "
+                        "PyPI wheels have no MYRIAD plugin), or use NPU, its modern successor")
         if not self.allow_fallback:
             raise BackendError(problem)
         self._fall_back(problem)
