@@ -61,7 +61,7 @@ class OpenVinoBackend(Backend):
             self._fall_back(problem)
             compiled = self._compile(core, xml, "CPU")
         executing = compiled.get_property("EXECUTION_DEVICES")
-        if executing == ["CPU"] and device != "CPU":
+        if device == "AUTO" and executing == ["CPU"]:
             # AUTO chose the CPU: compile for it directly, as AUTO's dispatch thread triples the
             # latency of a small network and hides its CPU time from the thread-time meter
             compiled = self._compile(core, xml, "CPU")
