@@ -136,3 +136,13 @@ def test_dnn_macs_matches_the_conversion_report(loaded):
     # conv 5x5 s2 1->16 on 14x14, conv 3x3 s2 16->32 on 7x7, dense 1568->128, dense 128->10
     by_hand = 16 * 14 * 14 * 25 + 32 * 7 * 7 * 16 * 9 + 1568 * 128 + 128 * 10
     assert dnn_macs(loaded.model) == report == by_hand
+
+
+def test_auto_that_picks_the_cpu_runs_as_the_cpu_device(model_dir, images):
+    if ov.Core().available_devices != ["CPU"]:
+        pytest.skip("this machine has an accelerator AUTO may pick")
+    backend = create_backend("openvino", device="AUTO")
+    backend.load(str(model_dir))
+    result = backend.infer(images[:2], timesteps=1)
+    assert backend.describe() == "openvino:CPU" and backend.fallback_reason is None
+    assert "CPU time" in result.energy.source or result.energy.kind == "measured"
