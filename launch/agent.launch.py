@@ -8,7 +8,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from snn_agent.graph import PACKAGE, default_config_path, load_config, node_specs
+from snn_agent.graph import PACKAGE, default_config_path, graph_nodes
 
 
 def _nodes(context):
@@ -16,12 +16,10 @@ def _nodes(context):
     backend = LaunchConfiguration("backend").perform(context)
     use_sim = LaunchConfiguration("use_sim").perform(context).lower() in ("true", "1", "yes")
     namespace = LaunchConfiguration("namespace").perform(context)
-    params = load_config(config)  # per-node dicts: they apply whatever the namespace
-    if backend:
-        params.setdefault("agent", {})["backend"] = backend
+    # parameters go per node as dicts, so they apply under any namespace
     return [Node(package=PACKAGE, executable=spec.executable, name=spec.name, namespace=namespace,
-                 parameters=[params.get(spec.name, {})], remappings=list(spec.remappings), output="screen")
-            for spec in node_specs(use_sim)]
+                 parameters=[params], remappings=list(spec.remappings), output="screen")
+            for spec, params in graph_nodes(config, use_sim, backend)]
 
 
 def generate_launch_description():

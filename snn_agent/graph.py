@@ -30,6 +30,15 @@ def node_specs(use_sim: bool) -> list:
     return [AGENT, CAMERA_REPLAY, BATTERY_SIM] if use_sim else [AGENT]
 
 
+def graph_nodes(config_path: str, use_sim: bool, backend: str = "") -> list:
+    """(NodeSpec, parameters) for each node: what the launch file and `snn-agent run` both start.
+    A non-empty `backend` overrides the agent's configured one."""
+    params = load_config(config_path)
+    if backend:
+        params.setdefault(AGENT.name, {})["backend"] = backend
+    return [(spec, params.get(spec.name, {})) for spec in node_specs(use_sim)]
+
+
 def share_dir() -> str:
     """The installed package's share directory, or the source tree when not installed by colcon."""
     try:
@@ -48,7 +57,8 @@ def default_config_path() -> str:
 
 
 def resolve_path(path: str) -> str:
-    """Relative paths in the config are relative to the share directory (or the source tree)."""
+    """A relative path names what exists under the working directory, the installed share directory
+    or the source tree, first found first; one that exists nowhere is reported under the share dir."""
     if not path or os.path.isabs(path):
         return path
     for base in (os.getcwd(), share_dir(), SOURCE_ROOT):
@@ -58,13 +68,29 @@ def resolve_path(path: str) -> str:
     return os.path.join(share_dir(), path)
 
 
+class ConfigError(ValueError):
+    """A parameters file that cannot be read as `node_name: ros__parameters:` sections."""
+
+
 def load_config(path: str) -> dict:
-    """node name -> parameter dict, from a `node_name: ros__parameters:` file."""
-    with open(path) as f:
-        doc = yaml.safe_load(f) or {}
+    """node name -> parameter dict, from a `node_name: ros__parameters:` file (a section may name
+    the node with its namespace, `/robot/agent`).
+
+    Paths stay as written: the nodes resolve them with resolve_path, so a path set at run time
+    (`ros2 param set /agent model ...`) follows the same rule as one from this file."""
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read parameters file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected `node_name: ros__parameters:` sections")
     params = {}
-    for node, section in doc.items():
-        if not isinstance(section, dict) or "ros__parameters" not in section:
-            raise ValueError(f"{path}: section {node!r} has no ros__parameters")
-        params[node.strip("/")] = dict(section["ros__parameters"] or {})
+    for key, section in doc.items():
+        values = section.get("ros__parameters") if isinstance(section, dict) else None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: section {key!r} has no ros__parameters mapping")
+        params[str(key).strip("/").split("/")[-1]] = dict(values)
     return params

@@ -1,9 +1,12 @@
-"""Test session set-up: a ROS_DOMAIN_ID of its own (before rclpy loads), shared helpers."""
+"""Test session set-up: a DDS graph of its own (before rclpy loads), shared fixtures."""
 import os
 import random
 
-# A unique DDS domain per test session, so parallel sessions (and a running robot) never cross.
+# A domain of its own per test session, and no discovery outside this process (the tests talk to
+# their nodes in-process; `snn-agent run` under test is one process too): sessions running side by
+# side, and any robot on the network, can never feed these nodes frames or read their results.
 os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(1, 101))
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "OFF"
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pytest  # noqa: E402

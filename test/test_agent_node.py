@@ -20,7 +20,7 @@ from std_msgs.msg import Float32, Float32MultiArray, Int32, String, UInt16
 
 from conftest import BUNDLED_SNN
 from snn_agent.data import datasets
-from snn_agent.ros.agent_node import AgentNode
+from snn_agent.ros.agent_node import AgentNode, LabelPairing
 
 # Operating points with round numbers, so each budget has one right answer.
 POINTS = [{"timesteps": t, "accuracy": a, "latency_ms": 0.1 * t, "energy_j": e, "energy_kind": "modelled"}
@@ -53,7 +53,9 @@ class Probe(Node):
 
     def send_raw(self, image: np.ndarray, encoding="mono8"):
         h, w = image.shape[:2]
-        self.image.publish(Image(height=h, width=w, encoding=encoding, step=image.strides[0], data=image.tobytes()))
+        msg = Image(height=h, width=w, encoding=encoding, step=image.strides[0], data=image.tobytes())
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.image.publish(msg)
 
     def classify(self, image: np.ndarray, encoding="mono8", timeout=10.0):
         """Send one frame and wait for its label."""
@@ -135,32 +137,75 @@ def test_classifies_raw_and_compressed_frames(graph, samples):
     assert float(values["latency_ms_p50"]) > 0 and values["_level"] == DiagnosticStatus.OK
 
 
-def test_ground_truth_gives_running_accuracy(graph, samples):
+def test_label_pairing_survives_lost_images_and_early_labels():
+    pairing = LabelPairing()
+    a = pairing.image(100)
+    assert pairing.label(105, 3) is None  # image first, then its label: paired, not yet classified
+    assert pairing.prediction(a, 3) == (3, 3)
+    assert pairing.label(205, 4) is None  # its image (stamped 200) was lost: the label waits...
+    b = pairing.image(300)  # ...and is not given to the next image, stamped after it arrived
+    assert pairing.unpaired == 1
+    assert pairing.prediction(b, 5) is None
+    assert pairing.label(305, 5) == (5, 5)  # b's own label: still in step
+    assert pairing.label(399, 6) is None  # a label ahead of its image (other process, other QoS)
+    c = pairing.image(395)
+    assert pairing.prediction(c, 1) == (1, 6)
+    d = pairing.image(500)
+    assert pairing.prediction(d, 2) is None  # a frame without a label counts for nothing
+    e = pairing.image(600)
+    assert pairing.label(605, 7) is None and pairing.prediction(e, 7) == (7, 7)
+    assert pairing.unpaired == 1
+
+
+def test_ground_truth_gives_running_accuracy_despite_lost_and_bad_frames(graph, samples):
     agent, probe = graph
-    images, labels, _ = samples
+    images, labels, names = samples
+    predicted = []
     for i in range(6):
+        predicted.append(probe.classify(images[i]))  # as camera_replay: the image, then its label
         probe.truth.publish(Int32(data=int(labels[i])))
-        probe.classify(images[i])
-    values = probe.diagnostics(lambda v: v["accuracy"] != "" and int(v["frames"]) >= 6)
+        time.sleep(0.05)
+        if i == 2:
+            probe.truth.publish(Int32(data=int(labels[9])))  # its image was lost on the way
+            time.sleep(0.05)
+        if i == 4:
+            probe.image.publish(Image(height=28, width=28, encoding="mono8", step=28, data=bytes(10)))
+            probe.truth.publish(Int32(data=int(labels[10])))  # the label of a frame that cannot count
+            time.sleep(0.05)
+    expected = np.mean([p == names[l] for p, l in zip(predicted, labels[:6])])
+    values = probe.diagnostics(lambda v: v["accuracy"] != "" and int(v["frames"]) >= 6 and
+                               int(v["labels_unpaired"]) >= 1)
+    assert float(values["accuracy"]) == pytest.approx(expected, abs=1e-4)
+    assert agent.core.stats.labelled == 6 and values["labels_unpaired"] == "1"
     if datasets.fashion_mnist_available():
-        assert float(values["accuracy"]) >= 0.6
+        assert expected >= 0.6
 
 
 def test_bad_input_is_counted_and_next_frame_processed(graph, samples):
     agent, probe = graph
     images = samples[0]
     good = images[0]
-    probe.image.publish(Image(height=28, width=28, encoding="yuv422", step=56, data=bytes(28 * 56)))
-    probe.image.publish(Image(height=28, width=28, encoding="mono8", step=20, data=bytes(28 * 28)))  # step < row
-    probe.image.publish(Image(height=28, width=28, encoding="mono8", step=28, data=bytes(100)))  # truncated
-    probe.image.publish(Image(height=28, width=28, encoding="mono8", step=28, data=b""))  # empty
-    probe.compressed.publish(CompressedImage(format="jpeg", data=b"\xff\xd8 corrupt"))
-    time.sleep(0.3)
-    assert probe.classify(good)  # the node is up and classifies the next good frame
-    values = probe.diagnostics(lambda v: int(v["bad_input"]) >= 5)
-    for kind in ("encoding", "size", "truncated", "empty", "compressed"):
-        assert int(values[f"bad_input_{kind}"]) >= 1, kind
-    assert values["_level"] == DiagnosticStatus.WARN
+    ok, png = cv2.imencode(".png", good)
+    broken = {
+        "encoding": [Image(height=28, width=28, encoding="yuv422", step=56, data=bytes(28 * 56))],
+        "size": [Image(height=28, width=28, encoding="mono8", step=20, data=bytes(28 * 28)),  # step < row
+                 Image(height=28, width=0, encoding="mono8", step=28, data=bytes(28 * 28)),  # no pixels
+                 Image(height=28, width=28, encoding="rgb8", step=28, data=bytes(28 * 28))],  # mono-sized rgb
+        "truncated": [Image(height=28, width=28, encoding="mono8", step=28, data=bytes(100))],
+        "empty": [Image(height=28, width=28, encoding="mono8", step=28, data=b""),
+                  CompressedImage(format="png", data=b"")],
+        "compressed": [CompressedImage(format="jpeg", data=b"\xff\xd8 corrupt"),
+                       CompressedImage(format="png", data=png.tobytes()[:60])],  # cut short
+    }
+    for kind, messages in broken.items():
+        for msg in messages:
+            (probe.image if isinstance(msg, Image) else probe.compressed).publish(msg)
+            time.sleep(0.02)  # sensor-data QoS keeps 5: do not overrun the queue
+        assert probe.classify(good), kind  # the node is up and classifies the next good frame
+    values = probe.diagnostics(lambda v: int(v["bad_input"]) >= 9)
+    for kind, messages in broken.items():
+        assert int(values[f"bad_input_{kind}"]) == len(messages), kind
+    assert values["_level"] == DiagnosticStatus.WARN and int(values["frames"]) == len(broken)
 
 
 def test_budget_changes_timesteps_within_one_frame(graph, samples):
@@ -211,10 +256,14 @@ def test_parameter_validation_and_backend_fallback(graph, samples):
     agent, probe = graph
     image = samples[0][0]
     for name, value in (("backend", "bogus"), ("model", "/nonexistent/model"), ("policy", "sometimes"),
-                        ("battery_reserve", 2.0)):
+                        ("battery_reserve", 2.0), ("timesteps", 0), ("timesteps", 2000),
+                        ("diagnostics_period_s", 5.0)):
         result = agent.set_parameters([Parameter(name, value=value)])[0]
         assert not result.successful, (name, value)
-    assert agent.get_parameter("backend").value == "cpu"
+    assert agent.get_parameter("backend").value == "cpu" and agent.get_parameter("timesteps").value == 16
+    assert agent.set_parameters([Parameter("timesteps", value=8)])[0].successful
+    values = probe.diagnostics(lambda v: "bad_input_model" in v)
+    assert values["bad_input_model"] == "1" and values["bad_input_parameter"] == "2"  # range checks: rclpy's
     # openvino on a device this machine does not have, without fallback allowed at device level:
     # the node falls back to the CPU engine or runs OpenVINO's CPU, and says which on /diagnostics
     assert agent.set_parameters([Parameter("backend", value="openvino"), Parameter("device", value="MYRIAD")])[0].successful
@@ -236,6 +285,11 @@ def test_corrupt_model_on_switch_keeps_previous_backend(graph, samples, tmp_path
     values = probe.diagnostics(lambda v: "fallback" in v)
     assert "corrupt" in values["fallback"] and values["backend"] == "cpu"
     assert probe.classify(samples[0][0])
+
+
+def test_misconfigured_policy_stops_the_node_at_start(rclpy_context, model_dir):
+    with pytest.raises(ValueError, match="policy must be one of"):
+        AgentNode(parameter_overrides=[Parameter("model", value=model_dir), Parameter("policy", value="sometimes")])
 
 
 def test_node_without_model_stays_up_until_one_is_set(rclpy_context, model_dir, samples):

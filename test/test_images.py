@@ -19,6 +19,15 @@ def test_mono8_with_row_padding():
     np.testing.assert_array_equal(decoded[..., 0], image)
 
 
+def test_mono16_and_16bit_png_keep_the_high_byte():
+    image = np.array([[0, 255, 256, 65535]], np.uint16)
+    decoded, order = decode_raw("mono16", 4, 1, 8, image.astype("<u2").tobytes())
+    assert order == "gray" and decoded[:, :, 0].tolist() == [[0, 0, 1, 255]]
+    ok, png = cv2.imencode(".png", image)
+    decoded, order = decode_compressed("png", png.tobytes())
+    assert decoded.dtype == np.uint8 and decoded[:, :, 0].tolist() == [[0, 0, 1, 255]]
+
+
 @pytest.mark.parametrize("big_endian", [False, True])
 def test_rgb16_keeps_high_byte(big_endian):
     image = (np.arange(2 * 3 * 3, dtype=np.uint16).reshape(2, 3, 3) * 1000)
@@ -53,6 +62,8 @@ def test_compressed_png_and_jpeg_and_resize():
     (("yuv422", 4, 4, 8, bytes(32)), "encoding"),
     (("mono8", 4, 4, 3, bytes(16)), "size"),  # step shorter than a row
     (("mono8", 0, 4, 4, bytes(16)), "size"),
+    (("mono8", 4, 4, 4, bytes(20)), "size"),  # more data than step x height: wrong width/height/step
+    (("rgb8", 4, 4, 4, bytes(16)), "size"),  # a mono-sized rgb frame
     (("mono8", 4, 4, 4, b""), "empty"),
     (("rgb8", 4, 4, 12, bytes(40)), "truncated"),
 ])

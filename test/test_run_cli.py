@@ -1,25 +1,34 @@
 """`snn-agent run` as a user runs it: a subprocess, a real graph, a JSON summary."""
 import json
 import os
+import re
 import subprocess
 import sys
 
+from conftest import ROOT
 from snn_agent.data import datasets
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_run_classifies_the_replayed_camera():
-    env = dict(os.environ, ROS_DOMAIN_ID=str(int(os.environ["ROS_DOMAIN_ID"]) + 100))
-    proc = subprocess.run([sys.executable, "-m", "snn_agent.cli", "run", "--duration", "6", "--json"],
+    # no ROS_DOMAIN_ID: the command picks its own (discovery stays OFF, as for the whole session)
+    env = {k: v for k, v in os.environ.items() if k != "ROS_DOMAIN_ID"}
+    proc = subprocess.run([sys.executable, "-m", "snn_agent.ros.run_graph", "--duration", "6", "--json"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    domain = re.search(r"ROS_DOMAIN_ID=(\d+)", proc.stderr)
+    assert domain and 1 <= int(domain.group(1)) <= 101
+    assert len(re.findall(r"frames +\d+ +acc", proc.stderr)) >= 8  # the live status line, ~2 Hz
+    assert "snn-agent run summary" in proc.stdout
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     for key in ("frames", "accuracy", "fps", "latency_ms_p50", "latency_ms_p99", "timesteps_mean",
-                "energy_j_per_inference", "dropped", "backend"):
+                "energy_j_per_inference", "energy_kind", "dropped", "backend"):
         assert key in summary, key
     assert summary["frames"] >= 60  # 30 Hz for 6 s, minus start-up
+    assert summary["labelled"] >= summary["frames"] - 2  # every frame paired with its label
     assert summary["backend"] == "cpu" and summary["energy_kind"] in ("modelled", "measured")
+    assert summary["energy_j_per_inference"] > 0 and summary["latency_ms_p99"] >= summary["latency_ms_p50"] > 0
+    assert summary["battery_percentage"] < 1.0  # the battery drained
     if datasets.fashion_mnist_available():
-        assert summary["accuracy"] > 0.8
-    assert "snn-agent run summary" in proc.stdout
+        assert summary["dataset"] == "fashion-mnist" and summary["accuracy"] > 0.8
+    else:
+        assert summary["dataset"] == "digits"

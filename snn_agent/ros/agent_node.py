@@ -1,8 +1,9 @@
 """The `agent` node: camera frames in, class, scores, timesteps, energy and /diagnostics out.
 
 Thin over snn_agent.agent_core: this file only moves messages and parameters. Frames are decoded in
-the subscription callback (cheap) and classified in a worker thread, which always takes the newest
-frame: when inference falls behind, older frames are dropped and counted, never queued.
+the subscription callback (cheap, and every bad frame gets counted) and classified in a worker
+thread, which always takes the newest frame: when inference falls behind, older frames are dropped
+and counted, never queued.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from typing import Optional
 
 import numpy as np
@@ -31,7 +33,6 @@ from ..sensing.images import ImageDecodeError, decode_compressed, decode_raw, to
 from .spin import spin_node
 
 LOG_THROTTLE_S = 5.0
-_LABELS_KEPT = 1000
 
 
 def _float_range(lo, hi):
@@ -41,10 +42,10 @@ def _float_range(lo, hi):
 # name: (default, description, extra descriptor fields)
 PARAMETERS = {
     "model": ("models/fashion_cnn_snn", "converted model directory (snn-agent convert -o DIR)", {}),
-    "backend": ("cpu", f"inference backend: {' | '.join(BACKENDS)}", {}),
+    "backend": ("cpu", "inference backend", {"additional_constraints": f"one of {', '.join(BACKENDS)}"}),
     "device": ("CPU", "OpenVINO device: CPU, GPU, NPU, MYRIAD (NCS2, OpenVINO 2022.3 LTS only), AUTO", {}),
     "allow_fallback": (True, "fall back to the CPU engine when a backend or device fails", {}),
-    "policy": ("auto", f"timestep policy: {' | '.join(POLICIES)}", {}),
+    "policy": ("auto", "timestep policy", {"additional_constraints": f"one of {', '.join(POLICIES)}"}),
     "timesteps": (16, "T for the fixed policy and for models without operating points",
                   {"integer_range": [IntegerRange(from_value=1, to_value=1024, step=1)]}),
     "min_accuracy": (0.0, "operating points below this accuracy only when nothing else fits",
@@ -66,26 +67,93 @@ GOVERNOR_PARAMS = ("policy", "timesteps", "min_accuracy", "max_latency_ms", "mis
                    "battery_reserve", "hysteresis")
 
 
+class LabelPairing:
+    """Pairs ground-truth labels with the frames they belong to, for the running accuracy.
+
+    A label (std_msgs/Int32) has no header, and the replay publishes each stamped image and then its
+    label; across processes either may arrive first, and a best-effort image may never arrive. So a
+    label belongs to the newest image if that one has none yet and was stamped before the label
+    arrived; a label that finds no such image waits for the next image, and belongs to it only if
+    that image was stamped before the label arrived (else its own image was lost). Pairing by count
+    alone would shift every later pair after one lost image.
+    """
+
+    def __init__(self, keep: int = 256):
+        self._frames: OrderedDict = OrderedDict()  # frame id -> [stamp ns, label, predicted class]
+        self._waiting: Optional[tuple] = None  # (arrival ns, label) of a label ahead of its image
+        self._next_id = 0
+        self._keep = keep
+        self.unpaired = 0  # labels whose image was lost
+
+    def image(self, stamp_ns: int) -> int:
+        """A frame arrived (good or bad); returns its id for prediction()."""
+        frame_id, self._next_id = self._next_id, self._next_id + 1
+        entry = [stamp_ns, None, None]
+        if self._waiting is not None:
+            arrival_ns, label = self._waiting
+            self._waiting = None
+            if stamp_ns <= arrival_ns:
+                entry[1] = label
+            else:
+                self.unpaired += 1
+        self._frames[frame_id] = entry
+        if len(self._frames) > self._keep:
+            self._frames.popitem(last=False)
+        return frame_id
+
+    def label(self, arrival_ns: int, label: int) -> Optional[tuple]:
+        """A label arrived; returns (predicted, label) when it completes a classified frame."""
+        if self._frames:
+            frame_id = next(reversed(self._frames))
+            entry = self._frames[frame_id]
+            if entry[1] is None and entry[0] <= arrival_ns:
+                entry[1] = label
+                return self._pair(entry)
+        if self._waiting is not None:
+            self.unpaired += 1
+        self._waiting = (arrival_ns, label)
+        return None
+
+    def prediction(self, frame_id: int, class_id: int) -> Optional[tuple]:
+        """A frame was classified; returns (predicted, label) when its label is known."""
+        entry = self._frames.get(frame_id)
+        if entry is None:  # evicted: classified long after newer frames arrived
+            return None
+        entry[2] = class_id
+        return self._pair(entry)
+
+    @staticmethod
+    def _pair(entry: list) -> Optional[tuple]:
+        # each field is set once, so a frame completes (and counts) exactly once
+        return None if entry[1] is None or entry[2] is None else (entry[2], entry[1])
+
+
 class AgentNode(Node):
     def __init__(self, **kwargs):
         super().__init__("agent", **kwargs)
+        self._wake = threading.Condition()  # guards the frame hand-over, the pairing and the counters
+        self._running = True
+        self._worker: Optional[threading.Thread] = None  # started last: destroy_node may see a half-built node
         for name, (default, description, extra) in PARAMETERS.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=description, **extra))
+        for name in PARAMETERS:
+            # a bad model or backend is survivable (no model yet, or the CPU fallback); a bad policy is a typo
+            problem = None if name in BACKEND_PARAMS else self._problem(self.get_parameter(name))
+            if problem:
+                raise ValueError(f"parameter {name}: {problem}")
+        self._complaints: dict = {}  # bad-input kind -> when it was last logged
         self.core = AgentCore(self._backend_choice(), self._governor_settings())
         self._start_time = time.monotonic()
         if self.core.ready:
             self.core.governor.start(self._start_time)
-        self._last_decision = None
+        else:
+            self._bad_input("model", f"{self.core.fallback_reason}; set the `model` parameter to a converted model",
+                            error=True)
+        self.last_decision = None  # the governor's latest choice, for /diagnostics and `snn-agent run`
         self._battery_note_logged = False
-        # Labels pair with frames by arrival order (the k-th image with the k-th label): the two
-        # topics' callbacks may run in either order, so neither can wait for the other.
-        self._images_received = 0
-        self._labels: dict = {}  # arrival index -> label, bounded by _LABELS_KEPT
-        self._labels_received = 0
-        self._newest = None  # (network input, ground truth) of the newest frame not yet classified
-        self._wake = threading.Condition()
+        self.pairing = LabelPairing()
+        self._newest = None  # (frame id, network input) of the newest frame not yet classified
         self._pending_reload: Optional[BackendChoice] = None
-        self._running = True
 
         self.pub_label = self.create_publisher(String, "~/label", 10)
         self.pub_class = self.create_publisher(Int32, "~/class_id", 10)
@@ -107,8 +175,6 @@ class AgentNode(Node):
         if self.core.ready:
             self.get_logger().info(f"classifying with backend {self.core.backend.describe()} on "
                                    f"{self.core.choice.model_dir}; policy {self.core.settings.policy}")
-        else:
-            self.get_logger().error(f"{self.core.fallback_reason}; set the `model` parameter to a converted model")
 
     # --- parameters ----------------------------------------------------------------------------
     def _backend_choice(self, overrides: Optional[dict] = None) -> BackendChoice:
@@ -123,21 +189,26 @@ class AgentNode(Node):
                                 max_latency_ms=p["max_latency_ms"] or math.inf, mission_time_s=p["mission_time_s"],
                                 battery_reserve=p["battery_reserve"], hysteresis=p["hysteresis"])
 
+    @staticmethod
+    def _problem(p: Parameter) -> Optional[str]:
+        """Why a value cannot be used, or None; the ranges in the descriptors rclpy checks itself."""
+        if p.name == "backend" and p.value not in BACKENDS:
+            return f"backend must be one of {', '.join(BACKENDS)}, got {p.value!r}"
+        if p.name == "policy" and p.value not in POLICIES:
+            return f"policy must be one of {', '.join(POLICIES)}, got {p.value!r}"
+        if p.name == "model" and not os.path.isfile(os.path.join(resolve_path(p.value), MODEL_JSON)):
+            return f"no converted model at {p.value!r} ({MODEL_JSON} missing)"
+        if p.type_ == Parameter.Type.DOUBLE and not math.isfinite(p.value):
+            return f"{p.name} must be finite, got {p.value}"
+        return None
+
     def _validate_parameters(self, params) -> SetParametersResult:
         for p in params:
-            reason = None
-            if p.name == "backend" and p.value not in BACKENDS:
-                reason = f"backend must be one of {', '.join(BACKENDS)}, got {p.value!r}"
-            elif p.name == "policy" and p.value not in POLICIES:
-                reason = f"policy must be one of {', '.join(POLICIES)}, got {p.value!r}"
-            elif p.name == "model" and not os.path.isfile(os.path.join(resolve_path(p.value), MODEL_JSON)):
-                reason = f"no converted model at {p.value!r} ({MODEL_JSON} missing)"
-            elif p.type_ == Parameter.Type.DOUBLE and not math.isfinite(p.value):
-                reason = f"{p.name} must be finite, got {p.value}"
+            reason = self._problem(p)
             if reason:
-                self.get_logger().warning(f"parameter rejected: {reason}")
+                self._bad_input("model" if p.name == "model" else "parameter", f"parameter rejected: {reason}")
                 return SetParametersResult(successful=False, reason=reason)
-        if not hasattr(self, "add_post_set_parameters_callback"):
+        if not hasattr(self, "add_post_set_parameters_callback"):  # Humble: apply here, after validating all
             self._apply_parameters(params)
         return SetParametersResult(successful=True)
 
@@ -158,46 +229,66 @@ class AgentNode(Node):
             s.hysteresis = current["hysteresis"]
             self.get_logger().info(f"governor settings now {s}")
 
+    def _bad_input(self, kind: str, text: str, error: bool = False) -> None:
+        """Count it for /diagnostics and log it, at most once per LOG_THROTTLE_S for each kind, so
+        that one broken publisher neither floods the log nor hides a different problem."""
+        now = time.monotonic()
+        with self._wake:
+            self.core.stats.bad_input[kind] += 1
+            count = self.core.stats.bad_input[kind]
+            if now - self._complaints.get(kind, -math.inf) < LOG_THROTTLE_S:
+                return
+            self._complaints[kind] = now
+        text = f"{text} [{kind}: {count} so far]"
+        if error:  # two call sites: rclpy fixes each call site's severity
+            self.get_logger().error(text)
+        else:
+            self.get_logger().warning(text)
+
     # --- inputs --------------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
-        self._accept(lambda: decode_raw(msg.encoding, msg.width, msg.height, msg.step, msg.data,
-                                        bool(msg.is_bigendian)))
+        self._accept(msg.header.stamp, lambda: decode_raw(msg.encoding, msg.width, msg.height, msg.step,
+                                                          msg.data, bool(msg.is_bigendian)))
 
     def _on_compressed(self, msg: CompressedImage) -> None:
-        self._accept(lambda: decode_compressed(msg.format, msg.data))
+        self._accept(msg.header.stamp, lambda: decode_compressed(msg.format, msg.data))
 
-    def _accept(self, decode) -> None:
+    def _accept(self, stamp, decode) -> None:
+        with self._wake:  # every frame, even a bad one, so that its label cannot go to another
+            frame_id = self.pairing.image(stamp.sec * 10**9 + stamp.nanosec)
         if not self.core.ready:
-            self.core.stats.bad_input["no_model"] += 1
-            self.get_logger().error(f"frame ignored: {self.core.fallback_reason}", throttle_duration_sec=LOG_THROTTLE_S)
+            self._bad_input("no_model", f"frame ignored: {self.core.fallback_reason}", error=True)
             return
         try:
             image, order = decode()
             x = to_network_input(image, order, self.core.model.network.preprocessing)
         except ImageDecodeError as exc:
-            self.core.stats.bad_input[exc.kind] += 1
-            self.get_logger().warning(f"bad image ({exc.kind}): {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+            self._bad_input(exc.kind, f"bad image: {exc}")
             return
         with self._wake:
             if self._newest is not None:
                 self.core.stats.dropped += 1
-            self._newest = (x, self._images_received)
-            self._images_received += 1
+            self._newest = (frame_id, x)
             self._wake.notify()
 
     def _on_ground_truth(self, msg: Int32) -> None:
+        arrival_ns = self.get_clock().now().nanoseconds
         with self._wake:
-            self._labels[self._labels_received] = int(msg.data)
-            self._labels.pop(self._labels_received - _LABELS_KEPT, None)
-            self._labels_received += 1
+            self._count(self.pairing.label(arrival_ns, int(msg.data)))
+
+    def _count(self, pair: Optional[tuple]) -> None:
+        """Running accuracy; call with self._wake held."""
+        if pair is not None:
+            predicted, label = pair
+            self.core.stats.labelled += 1
+            self.core.stats.correct += int(predicted == label)
 
     def _on_budget(self, msg: Float32) -> None:
         if not self.core.ready:
             return
         problem = self.core.governor.set_budget(float(msg.data))
         if problem:
-            self.core.stats.bad_input["budget"] += 1
-            self.get_logger().warning(problem + "; keeping the previous budget", throttle_duration_sec=LOG_THROTTLE_S)
+            self._bad_input("budget", problem + "; keeping the previous budget")
         else:
             self.get_logger().info(f"energy budget {msg.data:.4g} J per inference")
 
@@ -208,8 +299,7 @@ class AgentNode(Node):
             self._battery_note_logged = True
             self.get_logger().info("battery percentage arrives as 0..100 (Gazebo style); reading it as such")
         if reading.problem:
-            self.core.stats.bad_input["battery"] += 1
-            self.get_logger().warning(f"battery state unusable: {reading.problem}", throttle_duration_sec=LOG_THROTTLE_S)
+            self._bad_input("battery", f"battery state unusable: {reading.problem}")
             return
         if self.core.ready:
             self.core.governor.update_battery(time.monotonic(), reading.fraction, reading.capacity_j)
@@ -226,13 +316,11 @@ class AgentNode(Node):
                 if reload is not None:
                     self._reload(reload)
                 if frame is not None:
-                    x, index = frame
-                    with self._wake:
-                        label = self._labels.get(index)
-                    self._classify(x, label)
+                    self._classify(*frame)
             except Exception as exc:  # noqa: BLE001 - the inference thread must outlive any one frame
-                self.core.stats.bad_input["internal"] += 1
-                self.get_logger().error(f"frame handling failed: {exc!r}", throttle_duration_sec=LOG_THROTTLE_S)
+                if not self.context.ok():  # Ctrl-C shut ROS down under a publish: not the frame's fault
+                    return
+                self._bad_input("internal", f"frame handling failed: {exc!r}", error=True)
 
     def _reload(self, choice: BackendChoice) -> None:
         was_ready = self.core.ready
@@ -240,7 +328,7 @@ class AgentNode(Node):
             self.core.load(choice)
         except Exception as exc:  # noqa: BLE001 - the node keeps running on the previous backend
             self.core.fallback_reason = f"could not load {choice.backend!r} from {choice.model_dir}: {exc}"
-            self.get_logger().error(self.core.fallback_reason + "; keeping the previous backend")
+            self._bad_input("model", self.core.fallback_reason + "; keeping the previous backend", error=True)
             return
         if not was_ready:
             self.core.governor.start(self._start_time)
@@ -248,24 +336,25 @@ class AgentNode(Node):
             self.get_logger().error(self.core.fallback_reason)
         self.get_logger().info(f"backend now {self.core.backend.describe()} on {choice.model_dir}")
 
-    def _classify(self, x: np.ndarray, ground_truth: Optional[int]) -> None:
+    def _classify(self, frame_id: int, x: np.ndarray) -> None:
         try:
-            result = self.core.classify(x, ground_truth)
+            result = self.core.classify(x)
         except Exception as exc:  # noqa: BLE001 - a failing frame must not end the node
-            self.core.stats.bad_input["inference"] += 1
-            self.get_logger().error(f"inference failed: {exc}", throttle_duration_sec=LOG_THROTTLE_S)
+            self._bad_input("inference", f"inference failed: {exc}", error=True)
             return
         if result is None:
             return
+        with self._wake:
+            self._count(self.pairing.prediction(frame_id, result.class_id))
         decision = result.decision
-        if self._last_decision is None or decision.point is not self._last_decision.point:
+        if self.last_decision is None or decision.point is not self.last_decision.point:
             text = (f"operating point T={decision.point.timesteps} (expected accuracy "
                     f"{decision.point.accuracy:.3f}, {decision.point.energy_j:.3g} J): {decision.reason}")
             if decision.over_budget:  # two call sites: rclpy fixes a call site's severity
                 self.get_logger().warning(text)
             else:
                 self.get_logger().info(text)
-        self._last_decision = decision
+        self.last_decision = decision
         self.pub_label.publish(String(data=result.label))
         self.pub_class.publish(Int32(data=result.class_id))
         self.pub_scores.publish(Float32MultiArray(data=[float(s) for s in result.scores]))
@@ -274,7 +363,7 @@ class AgentNode(Node):
 
     def _publish_diagnostics(self) -> None:
         s = self.core.stats.summary()
-        decision = self._last_decision
+        decision = self.last_decision
         values = {
             "frames": s["frames"], "dropped": s["dropped"], "skipped_by_decimation": s["skipped"],
             "fps": f"{self.core.stats.fps:.2f}",
@@ -288,7 +377,7 @@ class AgentNode(Node):
             "budget_j": "" if decision is None or decision.budget_j is None else f"{decision.budget_j:.4g}",
             "decision": decision.reason if decision else "",
             "expected_accuracy": f"{decision.point.accuracy:.4f}" if decision else "",
-            "bad_input": s["bad_input"],
+            "bad_input": s["bad_input"], "labels_unpaired": self.pairing.unpaired,
         }
         values.update({f"bad_input_{kind}": n for kind, n in self.core.stats.bad_input.items()})
         if self.core.fallback_reason:
@@ -308,11 +397,13 @@ class AgentNode(Node):
         self.pub_diag.publish(msg)
 
     def destroy_node(self):
-        self._running = False
-        with self._wake:
-            self._wake.notify()
-        self._worker.join(timeout=5)
-        self.core.close()
+        if self._worker is not None:
+            with self._wake:
+                self._running = False
+                self._wake.notify()
+            self._worker.join(timeout=5)
+            self._worker = None
+            self.core.close()
         return super().destroy_node()
 
 

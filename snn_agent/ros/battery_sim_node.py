@@ -32,26 +32,36 @@ class BatterySimNode(Node):
              ("voltage_v", "capacity_ah", "initial_charge", "base_load_w", "rate_hz", "percentage_scale")}
         self.battery = LinearBattery(p["voltage_v"], p["capacity_ah"], p["initial_charge"], p["base_load_w"])
         self.scale = p["percentage_scale"]
-        self.period = 1.0 / p["rate_hz"]
         self.drawn_j = 0.0  # compute energy reported since the last step
+        # Drain over the time that really passed (a late timer must not slow the battery down), on
+        # the node's clock, so that use_sim_time drains in simulated time.
+        self.last_step = None
         self.pub = self.create_publisher(BatteryState, "battery_state", 10)
         self.create_subscription(Float32, "agent/energy", self._on_energy, 100)
-        self.create_timer(self.period, self._step)
+        self.create_timer(1.0 / p["rate_hz"], self._step)
 
     def _on_energy(self, msg: Float32) -> None:
         if math.isfinite(msg.data) and msg.data > 0:
             self.drawn_j += msg.data
 
     def _step(self) -> None:
-        self.battery.step(self.period, self.drawn_j)
+        now = self.get_clock().now()
+        if now.nanoseconds == 0:  # a simulated clock before the first /clock message
+            return
+        if self.last_step is not None:
+            seconds = (now - self.last_step).nanoseconds * 1e-9
+            if seconds <= 0:  # simulated time paused or jumped back
+                return
+            self.battery.step(seconds, self.drawn_j)
+        self.last_step = now
         self.drawn_j = 0.0
         b = self.battery
-        msg = BatteryState(voltage=float(b.voltage_v), current=float(-b.base_load_w / b.voltage_v),
+        msg = BatteryState(voltage=float(b.voltage_v), current=float(b.current_a),
                            charge=float(b.charge_ah), capacity=float(b.capacity_ah),
                            design_capacity=float(b.capacity_ah), percentage=float(b.percentage * self.scale),
                            power_supply_status=BatteryState.POWER_SUPPLY_STATUS_DISCHARGING,
                            present=True)
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = now.to_msg()
         self.pub.publish(msg)
 
 

@@ -1,7 +1,8 @@
 """The `camera_replay` node: dataset test images as a camera stream, with their labels.
 
-Publishes `image` (sensor_msgs/Image, mono8 or rgb8) and `~/ground_truth` (std_msgs/Int32). The
-label goes out just before its image, so the agent can pair each frame with the newest label.
+Publishes `image` (sensor_msgs/Image, mono8 or rgb8, stamped) and then its class on `~/ground_truth`
+(std_msgs/Int32, which has no header): the agent pairs each label with the newest image stamped
+before the label arrived (see LabelPairing in agent_node.py).
 """
 from __future__ import annotations
 
@@ -58,8 +59,8 @@ class CameraReplayNode(Node):
                     is_bigendian=0, step=width * channels, data=image.tobytes())
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = "camera"
-        self.pub_truth.publish(Int32(data=int(self.data.labels[self.index])))
         self.pub_image.publish(msg)
+        self.pub_truth.publish(Int32(data=int(self.data.labels[self.index])))
         self.index += 1
 
 

@@ -32,17 +32,22 @@ def decode_raw(encoding: str, width: int, height: int, step: int, data: bytes, b
                                            f"supported: {', '.join(ENCODINGS)}")
     channels, dtype, order = ENCODINGS[encoding]
     itemsize = np.dtype(dtype).itemsize
-    if width <= 0 or height <= 0:
-        raise ImageDecodeError("size", f"image size {width}x{height} is empty")
     if len(data) == 0:
         raise ImageDecodeError("empty", "image data is empty")
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError("size", f"image size {width}x{height} has no pixels")
     row_bytes = width * channels * itemsize
     if step < row_bytes:
         raise ImageDecodeError("size", f"step {step} is shorter than a row of {width} {encoding} pixels "
                                        f"({row_bytes} bytes)")
-    if len(data) < step * height:
-        raise ImageDecodeError("truncated", f"{len(data)} bytes of data, {step}x{height}={step * height} expected")
-    rows = np.frombuffer(bytes(data[:step * height]), dtype=np.uint8).reshape(height, step)[:, :row_bytes]
+    expected = step * height
+    if len(data) < expected:
+        raise ImageDecodeError("truncated", f"{len(data)} bytes of data, step {step} x height {height} = "
+                                            f"{expected} expected")
+    if len(data) > expected:  # a publisher that got width, height or step wrong: the pixels would be garbage
+        raise ImageDecodeError("size", f"{len(data)} bytes of data, but step {step} x height {height} = "
+                                       f"{expected}")
+    rows = np.frombuffer(data, dtype=np.uint8).reshape(height, step)[:, :row_bytes]
     pixels = rows.copy().view(np.dtype(dtype).newbyteorder(">" if big_endian else "<"))
     image = pixels.reshape(height, width, channels)
     if itemsize == 2:
@@ -56,7 +61,7 @@ def decode_compressed(fmt: str, data: bytes):
 
     if len(data) == 0:
         raise ImageDecodeError("empty", "compressed image data is empty")
-    image = cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_UNCHANGED)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageDecodeError("compressed", f"corrupt or unsupported compressed image (format {fmt!r}, "
                                              f"{len(data)} bytes)")
