@@ -7,6 +7,7 @@ and counted, never queued.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -65,6 +66,24 @@ PARAMETERS = {
 BACKEND_PARAMS = ("model", "backend", "device", "allow_fallback")
 GOVERNOR_PARAMS = ("policy", "timesteps", "min_accuracy", "max_latency_ms", "mission_time_s",
                    "battery_reserve", "hysteresis")
+
+
+class RosLogHandler(logging.Handler):
+    """Sends the library's log records (logger "snn_agent": backend fallbacks, device problems) to
+    the node's ROS logger, so they reach the console and /rosout like the node's own."""
+
+    def __init__(self, ros_logger):
+        super().__init__()
+        self.ros_logger = ros_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        if record.levelno >= logging.ERROR:  # one call site per severity, as rclpy requires
+            self.ros_logger.error(text)
+        elif record.levelno >= logging.WARNING:
+            self.ros_logger.warning(text)
+        else:
+            self.ros_logger.info(text)
 
 
 class LabelPairing:
@@ -134,6 +153,8 @@ class AgentNode(Node):
         self._wake = threading.Condition()  # guards the frame hand-over, the pairing and the counters
         self._running = True
         self._worker: Optional[threading.Thread] = None  # started last: destroy_node may see a half-built node
+        self._log_handler = RosLogHandler(self.get_logger())
+        self._complaints: dict = {}  # bad-input kind -> when it was last logged
         for name, (default, description, extra) in PARAMETERS.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=description, **extra))
         for name in PARAMETERS:
@@ -141,14 +162,14 @@ class AgentNode(Node):
             problem = None if name in BACKEND_PARAMS else self._problem(self.get_parameter(name))
             if problem:
                 raise ValueError(f"parameter {name}: {problem}")
-        self._complaints: dict = {}  # bad-input kind -> when it was last logged
+        logging.getLogger("snn_agent").addHandler(self._log_handler)
         self.core = AgentCore(self._backend_choice(), self._governor_settings())
         self._start_time = time.monotonic()
         if self.core.ready:
             self.core.governor.start(self._start_time)
-        else:
-            self._bad_input("model", f"{self.core.fallback_reason}; set the `model` parameter to a converted model",
-                            error=True)
+        else:  # the library has logged why
+            self._bad_input("model", "no model to classify with: set the `model` parameter to a converted "
+                                     "model directory (snn-agent convert MODEL.onnx -o DIR)", error=True)
         self.last_decision = None  # the governor's latest choice, for /diagnostics and `snn-agent run`
         self._battery_note_logged = False
         self.pairing = LabelPairing()
@@ -183,8 +204,9 @@ class AgentNode(Node):
         return BackendChoice(resolve_path(values["model"]), values["backend"], values["device"],
                              values["allow_fallback"])
 
-    def _governor_settings(self) -> GovernorSettings:
+    def _governor_settings(self, overrides: Optional[dict] = None) -> GovernorSettings:
         p = {name: self.get_parameter(name).value for name in GOVERNOR_PARAMS}
+        p.update({name: value for name, value in (overrides or {}).items() if name in GOVERNOR_PARAMS})
         return GovernorSettings(policy=p["policy"], timesteps=p["timesteps"], min_accuracy=p["min_accuracy"],
                                 max_latency_ms=p["max_latency_ms"] or math.inf, mission_time_s=p["mission_time_s"],
                                 battery_reserve=p["battery_reserve"], hysteresis=p["hysteresis"])
@@ -220,14 +242,10 @@ class AgentNode(Node):
                 self._pending_reload = self._backend_choice(values)
                 self._wake.notify()
         if names & set(GOVERNOR_PARAMS):
-            current = {n: self.get_parameter(n).value for n in GOVERNOR_PARAMS}
-            current.update({k: v for k, v in values.items() if k in GOVERNOR_PARAMS})
-            s = self.core.settings
-            s.policy, s.timesteps, s.min_accuracy = current["policy"], current["timesteps"], current["min_accuracy"]
-            s.max_latency_ms = current["max_latency_ms"] or math.inf
-            s.mission_time_s, s.battery_reserve = current["mission_time_s"], current["battery_reserve"]
-            s.hysteresis = current["hysteresis"]
-            self.get_logger().info(f"governor settings now {s}")
+            settings = self._governor_settings(values)
+            settings.frame_rate_hz = self.core.settings.frame_rate_hz  # measured by the core, not a parameter
+            vars(self.core.settings).update(vars(settings))  # in place: the governor holds this object
+            self.get_logger().info(f"governor settings now {self.core.settings}")
 
     def _bad_input(self, kind: str, text: str, error: bool = False) -> None:
         """Count it for /diagnostics and log it, at most once per LOG_THROTTLE_S for each kind, so
@@ -332,8 +350,6 @@ class AgentNode(Node):
             return
         if not was_ready:
             self.core.governor.start(self._start_time)
-        if self.core.fallback_reason:
-            self.get_logger().error(self.core.fallback_reason)
         self.get_logger().info(f"backend now {self.core.backend.describe()} on {choice.model_dir}")
 
     def _classify(self, frame_id: int, x: np.ndarray) -> None:
@@ -397,6 +413,7 @@ class AgentNode(Node):
         self.pub_diag.publish(msg)
 
     def destroy_node(self):
+        logging.getLogger("snn_agent").removeHandler(self._log_handler)
         if self._worker is not None:
             with self._wake:
                 self._running = False

@@ -34,8 +34,8 @@ class CameraReplayNode(Node):
         spec = self.get_parameter("dataset").value or datasets.default_dataset_name()
         if spec == "digits" and not self.get_parameter("dataset").value:
             self.get_logger().warning("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): "
-                                   "replaying scikit-learn's digits, which the bundled Fashion-MNIST model "
-                                   "does not know: expect a low accuracy")
+                                      "replaying scikit-learn's digits, which a Fashion-MNIST model such as "
+                                      "the bundled one does not know: expect a low accuracy")
         data = datasets.load(resolve_path(spec) if spec not in ("fashion-mnist", "digits") else spec, "test")
         limit = self.get_parameter("limit").value
         self.data = data.subset(limit) if limit else data

@@ -104,6 +104,7 @@ def _summary(agent, replay, battery: float) -> dict:
     s["fallback"] = agent.core.fallback_reason
     s["policy"] = agent.core.settings.policy
     s["dataset"] = replay.data.name
+    s["model_calibrated_on"] = agent.core.model.info.get("calibration_data") if agent.core.ready else None
     s["battery_percentage"] = battery
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()}
 
@@ -125,6 +126,9 @@ def _print_summary(s: dict) -> None:
     print("\nsnn-agent run summary")
     for name, value in rows:
         print(f"  {name:<22} {value}")
+    if s["model_calibrated_on"] and s["model_calibrated_on"] != s["dataset"]:
+        print(f"  note: the camera replayed {s['dataset']}, but the model was calibrated on "
+              f"{s['model_calibrated_on']}: its accuracy on these images says little")
 
 
 if __name__ == "__main__":
