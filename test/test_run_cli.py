@@ -2,8 +2,10 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 from conftest import ROOT
 from snn_agent.data import datasets
@@ -32,3 +34,17 @@ def test_run_classifies_the_replayed_camera():
         assert summary["dataset"] == "fashion-mnist" and summary["accuracy"] > 0.8
     else:
         assert summary["dataset"] == "digits"
+
+
+def test_ctrl_c_ends_an_open_ended_run_with_its_summary():
+    env = {k: v for k, v in os.environ.items() if k != "ROS_DOMAIN_ID"}
+    # SIG_DFL: pytest started as a background job ignores SIGINT, and a child would inherit that
+    proc = subprocess.Popen([sys.executable, "-m", "snn_agent.ros.run_graph", "--duration", "0", "--json"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    assert json.loads(out.strip().splitlines()[-1])["frames"] > 0
+    assert "Traceback" not in err

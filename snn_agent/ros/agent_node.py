@@ -364,8 +364,11 @@ class AgentNode(Node):
             self._count(self.pairing.prediction(frame_id, result.class_id))
         decision = result.decision
         if self.last_decision is None or decision.point is not self.last_decision.point:
-            text = (f"operating point T={decision.point.timesteps} (expected accuracy "
-                    f"{decision.point.accuracy:.3f}, {decision.point.energy_j:.3g} J): {decision.reason}")
+            point = decision.point
+            what = f"T={point.timesteps}" if point.timesteps else f"DNN on 1 frame in {point.decimation}"
+            profile = "not profiled" if math.isnan(point.accuracy) else \
+                f"expected accuracy {point.accuracy:.3f}, {point.energy_j:.3g} J"
+            text = f"operating point {what} ({profile}): {decision.reason}"
             if decision.over_budget:  # two call sites: rclpy fixes a call site's severity
                 self.get_logger().warning(text)
             else:

@@ -47,9 +47,12 @@ def main(args) -> int:
         os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
     config_path = args.config or default_config_path()
-    rclpy.init(args=[])
+    # Ctrl-C must reach the loop below as KeyboardInterrupt, so that the summary is printed and the
+    # nodes stop before ROS does; rclpy's own handler would shut ROS down under the running graph.
+    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)
     nodes = []
     try:
         try:
