@@ -2,7 +2,6 @@
 the governor's reactions, backend switching."""
 import json
 import math
-import os
 import shutil
 import threading
 import time
@@ -266,7 +265,8 @@ def test_parameter_validation_and_backend_fallback(graph, samples):
     assert values["bad_input_model"] == "1" and values["bad_input_parameter"] == "2"  # range checks: rclpy's
     # openvino on a device this machine does not have, without fallback allowed at device level:
     # the node falls back to the CPU engine or runs OpenVINO's CPU, and says which on /diagnostics
-    assert agent.set_parameters([Parameter("backend", value="openvino"), Parameter("device", value="MYRIAD")])[0].successful
+    result = agent.set_parameters([Parameter("backend", value="openvino"), Parameter("device", value="MYRIAD")])
+    assert all(r.successful for r in result)
     probe.classify(image, timeout=30)
     values = probe.diagnostics(lambda v: "fallback" in v)
     assert values["_level"] == DiagnosticStatus.ERROR

@@ -22,7 +22,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import BatteryState, CompressedImage, Image
-from std_msgs.msg import Float32, Float32MultiArray, Int32, String, UInt16
+from std_msgs.msg import Float32, Float32MultiArray, Int32, MultiArrayDimension, MultiArrayLayout, String, UInt16
 
 from ..adaptation.battery_input import read_battery
 from ..adaptation.governor import POLICIES, GovernorSettings
@@ -376,7 +376,10 @@ class AgentNode(Node):
         self.last_decision = decision
         self.pub_label.publish(String(data=result.label))
         self.pub_class.publish(Int32(data=result.class_id))
-        self.pub_scores.publish(Float32MultiArray(data=[float(s) for s in result.scores]))
+        n = len(result.scores)
+        self.pub_scores.publish(Float32MultiArray(
+            layout=MultiArrayLayout(dim=[MultiArrayDimension(label="class", size=n, stride=n)]),
+            data=[float(s) for s in result.scores]))
         self.pub_timesteps.publish(UInt16(data=int(result.timesteps)))
         self.pub_energy.publish(Float32(data=float(result.energy.joules)))
 

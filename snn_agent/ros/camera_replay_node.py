@@ -29,8 +29,8 @@ class CameraReplayNode(Node):
                 from_value=0.1, to_value=10000.0, step=0.0)], **read_only))
         self.declare_parameter("loop", True, ParameterDescriptor(description="start again after the last image"))
         self.declare_parameter("limit", 0, ParameterDescriptor(
-            description="images to publish, 0 = all", integer_range=[IntegerRange(from_value=0, to_value=10**7, step=1)],
-            **read_only))
+            description="images to publish, 0 = all",
+            integer_range=[IntegerRange(from_value=0, to_value=10**7, step=1)], **read_only))
         spec = self.get_parameter("dataset").value or datasets.default_dataset_name()
         if spec == "digits" and not self.get_parameter("dataset").value:
             self.get_logger().warning("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): "
