@@ -43,6 +43,33 @@ class Preprocessing:
 
 
 @dataclass
+class FixedPoint:
+    """How one layer runs in Loihi's fixed point (Lava's CUBA LIF); set only in the `loihi` target.
+
+    The layer's weight and bias then hold integers: weights as the synapses hold them (8-bit) and
+    bias mantissas. Per step, with a_in the synaptic sum of the previous step's input scaled by
+    2**weight_exp (Lava's Dense shifts it; its Conv ignores the exponent, so conv layers keep 0):
+        u = u * (4095 - du) / 4096 + (a_in << 6)     (du = 4095: u is this step's input only)
+        v = v * (4096 - dv) / 4096 + u + (bias << bias_exp)   (dv = 0: no leak)
+        spike when v > vth << 6, then v = 0
+    """
+
+    vth: int  # threshold mantissa
+    weight_exp: int = 0
+    bias_exp: int = 6  # lava-dl netx always uses 6
+    du: int = 4095
+    dv: int = 0
+    # a_in units per unit of the ideal model's input current: scores = v / (64 * unit * T)
+    unit: float = 1.0
+    # First layer only: the host sends graded spikes round(x * input_scale) at every step of a frame;
+    # 0 means the input is binary spikes (a non-zero x is a spike).
+    input_scale: float = 0.0
+    # Steps of bias the layer integrates before its first input arrives (one step per synapse layer
+    # from the input); the neurons start that many biases lower, so that the input meets v_init.
+    start_delay: int = 0
+
+
+@dataclass
 class Layer:
     """One linear operation; `spiking` is False only for the output (score) layer."""
 
@@ -58,6 +85,7 @@ class Layer:
     spiking: bool = True
     # Ceiling of a clipped ReLU (ONNX Clip, ReLU6) in the DNN; None for a plain ReLU.
     activation_max: Optional[float] = None
+    fixed_point: Optional[FixedPoint] = None  # the `loihi` target's integer parameters
 
     @property
     def n_neurons(self) -> int:
@@ -153,6 +181,8 @@ class SNNModel:
                 meta = dict(meta)
                 for key in ("input_shape", "output_shape", "stride", "padding"):
                     meta[key] = tuple(meta[key])
+                if meta.get("fixed_point") is not None:
+                    meta["fixed_point"] = FixedPoint(**meta["fixed_point"])
                 layers.append(Layer(weight=arrays[f"{i}.weight"], bias=arrays[f"{i}.bias"], **meta))
             pre = dict(doc["preprocessing"])
             for key in ("input_shape", "mean", "std"):

@@ -1,0 +1,139 @@
+"""The `loihi` target: the ideal SNN in the fixed point that Loihi runs (Lava's CUBA LIF).
+
+Per layer (ir.FixedPoint says what each field does on the chip):
+  weights   8-bit signed integers, round(W * s) in [-128, 127], with s as large as the layer allows:
+            127 / max|W|, unless a bound below is tighter. Lava's synapses hold them exactly
+            (netx shifts mixed-sign weights up by its own exponent and the sum back down).
+  unit      a_in units per unit of ideal current: s for spike inputs, s * input_scale for the image.
+  vth       round(unit * theta): the ideal threshold (1 after normalization) times a per-layer
+            scale searched on calibration data (below); spike when v > vth << 6, v reset to 0.
+  bias      round(b * unit), a 13-bit mantissa (netx fixes bias_exp = 6, the same shift as a_in).
+  du, dv    4095 and 0: the current decays fully every step (u is the step's input) and the
+            voltage never leaks, which makes the LIF an integrate-and-fire neuron.
+Bounds on s, so that nothing wraps or saturates for any input (worst case, not calibration):
+  every step's synaptic sum < 2**17 (Lava shifts it left by 6 into the 24-bit current u), the
+  bias within 13 bits, vth within 17 bits, and the score layer's voltage, which sums T steps, within
+  24 bits up to T = max_timesteps (this costs the score layer a bit or two of weight resolution).
+Input: the host sends the image as graded spikes, round(x * input_scale) with 8-bit magnitude
+(Fashion-MNIST pixels exactly), to the first synapse at every step of a frame. Every synapse layer
+delays by one step, so the engine runs T + depth steps and starts each layer's voltage lower by the
+bias it integrates before its input arrives (start_delay): each layer then integrates its input
+over exactly T steps, as in the ideal model.
+
+Reset to zero loses the part of v above the threshold at every spike, so a neuron fires less often
+than its ideal rate; a lower threshold gives the rate back. The scale of each layer's threshold is
+searched greedily, layer by layer, on calibration images: the one that makes the network's scores
+closest to the ideal model's (the ideal engine's scores at the same T).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..engine.cpu_engine import SNNEngine
+from ..engine.loihi_engine import ACT_SHIFT, PAYLOAD_MAX, VTH_MAX, LoihiEngine
+from ..ir import FixedPoint, Layer, Network, NeuronConfig, SNNModel
+
+WEIGHT_MAX = 127  # 8-bit signed weight mantissa
+WEIGHT_MIN = -128
+BIAS_MANT_MAX = 4095  # 13-bit signed
+SUM_LIMIT = 2 ** 17 - 1  # a_in << 6 must stay inside the 24-bit current
+V_SUM_LIMIT = (2 ** 23 - 1) >> ACT_SHIFT  # the score layer's voltage, in a_in units
+FULL_CURRENT_DECAY = 4095
+
+
+@dataclass
+class LoihiOptions:
+    max_timesteps: int = 128  # the score layer's voltage cannot saturate up to this T
+    v_init: float = 0.5  # initial voltage as a fraction of vth (rounds rates as in the ideal model)
+    search_timesteps: int = 16  # T at which the threshold scales are chosen
+    search_images: int = 300  # calibration images for the search (0: no search, scales of 1)
+    search_scales: tuple = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)
+
+
+def to_loihi(ideal: SNNModel, calib_x: np.ndarray, options: LoihiOptions = LoihiOptions(),
+             progress: Optional[Callable[[int, int], None]] = None) -> SNNModel:
+    """The loihi target of an ideal model; calib_x: preprocessed calibration images."""
+    if ideal.target != "ideal":
+        raise ValueError(f"to_loihi converts an ideal model, got target {ideal.target!r}")
+    input_scale = PAYLOAD_MAX / max(float(np.max(np.abs(calib_x))), 1e-9)
+    x_range = (float(min(np.min(calib_x), 0.0)), float(max(np.max(calib_x), 0.0)))
+    thresholds = list(ideal.thresholds)
+    layers, report = [], []
+    for index, layer in enumerate(ideal.layers):
+        first = index == 0
+        in_range = x_range if first else (0.0, 1.0)  # the image, or spikes
+        factor = input_scale if first else 1.0  # a_in units per weight unit
+        theta = thresholds[index] * max(options.search_scales) if layer.spiking else 0.0
+        s, limit = _weight_scale(layer, in_range, factor, theta, options.max_timesteps)
+        unit = s * factor
+        fixed = FixedPoint(
+            vth=int(np.clip(round(unit * thresholds[index]), 1, VTH_MAX)) if layer.spiking else VTH_MAX,
+            weight_exp=0, bias_exp=ACT_SHIFT, du=FULL_CURRENT_DECAY, dv=0, unit=unit,
+            input_scale=input_scale if first else 0.0, start_delay=index + 1)
+        weight = np.clip(np.rint(layer.weight.astype(np.float64) * s), WEIGHT_MIN, WEIGHT_MAX).astype(np.int16)
+        bias = np.clip(np.rint(layer.bias.astype(np.float64) * unit), -BIAS_MANT_MAX, BIAS_MANT_MAX).astype(np.int16)
+        layers.append(replace(layer, weight=weight, bias=bias, fixed_point=fixed))
+        report.append({"name": layer.name, "weight_scale": s, "limited_by": limit, "unit": unit,
+                       "max_weight": int(np.abs(weight).max()), "vth": fixed.vth})
+    network = Network(layers, ideal.network.preprocessing, list(ideal.network.class_names))
+    neuron = NeuronConfig("zero", options.v_init, 1.0)
+    model = SNNModel(network, [float(layer.fixed_point.vth) for layer in layers if layer.spiking], neuron,
+                     "loihi", dict(ideal.info))
+    scales = [1.0] * len(model.thresholds)
+    if options.search_images > 0:
+        scales = tune_thresholds(model, ideal, calib_x[:options.search_images], options, progress)
+    for row, layer in zip(report, layers):
+        row["vth"] = layer.fixed_point.vth
+    model.info["loihi"] = {"input_scale": input_scale, "max_timesteps": options.max_timesteps,
+                           "threshold_scales": scales, "search_timesteps": options.search_timesteps,
+                           "search_images": int(min(options.search_images, len(calib_x))), "layers": report}
+    return model
+
+
+def _weight_scale(layer: Layer, in_range: tuple, factor: float, theta: float, max_timesteps: int):
+    """Largest integers-per-weight-unit s that keeps the layer's numbers in Loihi's registers;
+    -> (s, what limits it)."""
+    w = layer.weight.astype(np.float64).reshape(layer.weight.shape[0], -1)
+    lo, hi = in_range
+    # the largest synaptic sum any input in range can give, in weight units, bias included
+    highest = np.maximum(w * hi, w * lo).sum(axis=1)
+    lowest = np.minimum(w * hi, w * lo).sum(axis=1)
+    worst = float(max(np.max(np.abs(highest)), np.max(np.abs(lowest))))
+    bounds = {"8-bit weights": WEIGHT_MAX / max(float(np.max(np.abs(w))), 1e-12)}
+    if layer.spiking:
+        bounds["24-bit current"] = SUM_LIMIT / max(worst * factor, 1e-12)
+        bounds["17-bit threshold"] = VTH_MAX / max(theta * factor, 1e-12)
+    else:  # the score layer's voltage sums the input and the bias of every step
+        per_step = worst + float(np.max(np.abs(layer.bias)))
+        bounds[f"24-bit voltage at T={max_timesteps}"] = V_SUM_LIMIT / max(per_step * factor * max_timesteps, 1e-12)
+    if np.any(layer.bias):
+        bounds["13-bit bias"] = BIAS_MANT_MAX / (float(np.max(np.abs(layer.bias))) * factor)
+    limit = min(bounds, key=bounds.get)
+    return bounds[limit], limit
+
+
+def tune_thresholds(model: SNNModel, ideal: SNNModel, x: np.ndarray, options: LoihiOptions,
+                    progress: Optional[Callable[[int, int], None]] = None) -> list:
+    """Scales each spiking layer's vth, greedily from the input, by the candidate whose network
+    scores come closest (mean squared error) to the ideal model's at T = search_timesteps.
+    Sets model's vth and thresholds in place; returns the scales."""
+    timesteps = options.search_timesteps
+    reference = SNNEngine(ideal).run(x, timesteps).scores.astype(np.float64)
+    spiking = [layer for layer in model.layers if layer.spiking]
+    scales = []
+    for index, layer in enumerate(spiking):
+        base = layer.fixed_point.vth
+        errors = []
+        for scale in options.search_scales:
+            layer.fixed_point.vth = int(np.clip(round(base * scale), 1, VTH_MAX))
+            scores = LoihiEngine(model).run(x, timesteps).scores.astype(np.float64)
+            errors.append(float(np.mean((scores - reference) ** 2)))
+            if progress:
+                progress(index * len(options.search_scales) + len(errors), len(spiking) * len(options.search_scales))
+        scales.append(float(options.search_scales[int(np.argmin(errors))]))
+        layer.fixed_point.vth = int(np.clip(round(base * scales[-1]), 1, VTH_MAX))
+        model.thresholds[index] = float(layer.fixed_point.vth)
+    return scales

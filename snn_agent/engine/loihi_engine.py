@@ -1,0 +1,219 @@
+"""Lava's fixed-point CUBA LIF network, bit for bit, at numpy speed.
+
+Reproduces what Loihi2SimCfg(select_tag='fixed_pt') computes with the process models that
+lava-dl's netx builds (lava.proc.dense PyDenseModelBitAcc, lava.proc.conv PyConvModelFixed,
+lava.proc.lif PyLifModelBitAcc):
+
+  synapse  at step t it sends the sum it computed at step t-1 from its input (a buffer that starts
+           at zero): every synapse layer delays by one step. Dense: integer sum, shifted by the
+           weight exponent, carried as int32. Conv: integer sum wrapped to 24 bits, no exponent.
+  neuron   u = decay(u, du + 1) + (a_in << 6), wrapped into 24 bits as Lava does;
+           v = clip(decay(v, dv) + u + (bias << bias_exp), +-(2**23 - 1)); spike when v > vth << 6;
+           v = 0 after a spike. decay(x, d) = sign(x) * (|x| * (4096 - d) >> 12).
+  input    the host sends the first synapse the same graded payload round(x * input_scale) at
+           steps 1..T, then nothing; a frame runs T + depth steps, so that the score layer (depth
+           synapses away) integrates exactly T steps. Its voltage after the last step is the score.
+
+Like cpu_engine, each layer's synaptic sums of all steps come from one matrix product (in float,
+exact: the converter bounds every sum below 2**24, and float64 is used where a layer's weights
+could exceed that); only the neuron update runs step by step. Integer wrap-arounds happen where
+Lava's int32 / 24-bit arithmetic has them, so the emulation stays exact even where a badly
+scaled network overflows. test/test_loihi_exact.py checks it against Lava itself.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Optional
+
+import numpy as np
+
+from ..ir import Layer, NeuronConfig, SNNModel
+from .cpu_engine import InferenceResult, OpCounts
+from .ops import fan_out, linear
+
+ACT_SHIFT = 6  # Lava's LIF shifts a_in and vth left by 6 bits
+UV_HALF = 2 ** 23  # u and v are 24-bit registers
+V_LIMIT = UV_HALF - 1
+VTH_MAX = 2 ** 17 - 1  # 17-bit threshold mantissa
+DECAY_UNITY = 4096
+PAYLOAD_MAX = 255  # graded input spikes: 8-bit magnitude and a sign
+
+
+class LoihiEngine:
+    """Runs a `loihi` target SNNModel exactly as Lava's bit-accurate process models do."""
+
+    def __init__(self, model: SNNModel):
+        if model.target != "loihi" or any(layer.fixed_point is None for layer in model.layers):
+            raise ValueError("LoihiEngine runs models of the loihi target "
+                             "(snn_agent.conversion.loihi.to_loihi or load_netx)")
+        self.model = model
+        self._synapses = [_Synapse(layer, first=(i == 0)) for i, layer in enumerate(model.layers)]
+
+    @property
+    def depth(self) -> int:
+        """Synapse layers between the host and the score layer: the steps a frame needs beyond T."""
+        return len(self.model.layers)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """(frames, *input_shape) preprocessed -> what the host sends at each step, (frames, n)."""
+        x = x.reshape(len(x), -1)
+        scale = self.model.layers[0].fixed_point.input_scale
+        if scale > 0:
+            return np.clip(np.rint(x.astype(np.float64) * scale), -PAYLOAD_MAX, PAYLOAD_MAX)
+        return (x != 0).astype(np.float64)
+
+    def run(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None,
+            return_spikes: bool = False):
+        """x: (frames, C, H, W) preprocessed, sent as the same payload at each of T steps."""
+        if timesteps < 1:
+            raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+        return self._simulate(self.encode(x)[None], timesteps, neuron, return_spikes)
+
+    def run_sequence(self, inputs: np.ndarray, neuron: Optional[NeuronConfig] = None,
+                     return_spikes: bool = False):
+        """inputs: (T, frames, *input_shape), a different input at each step (event streams, as
+        lava-dl networks are trained on); sent as they are (binary spikes or graded payloads)."""
+        steps, frames = inputs.shape[:2]
+        flat = inputs.reshape(steps, frames, -1).astype(np.float64)
+        if self.model.layers[0].fixed_point.input_scale == 0:
+            flat = (flat != 0).astype(np.float64)
+        return self._simulate(flat, steps, neuron, return_spikes)
+
+    def thresholds(self, neuron: NeuronConfig) -> list:
+        """Threshold mantissa of every layer at an operating point (the score layer's never moves)."""
+        return [int(np.clip(round(layer.fixed_point.vth * neuron.threshold_scale), 1, VTH_MAX))
+                if layer.spiking else int(layer.fixed_point.vth) for layer in self.model.layers]
+
+    def initial_voltages(self, neuron: NeuronConfig) -> list:
+        """v of every layer at the start of a frame (what the Lava backend writes too):
+        v_init * vth, lowered by the bias the layer integrates before its input arrives, and never
+        above the threshold, so that no neuron fires before its input."""
+        voltages = []
+        for layer, vth in zip(self.model.layers, self.thresholds(neuron)):
+            fp = layer.fixed_point
+            start = (round(neuron.v_init * vth) << ACT_SHIFT) if layer.spiking else 0
+            bias = _effective_bias(layer)
+            v0 = np.clip(start - fp.start_delay * bias, -V_LIMIT, vth << ACT_SHIFT)
+            voltages.append(np.broadcast_to(v0, (layer.n_neurons,)).astype(np.int64))
+        return voltages
+
+    def _simulate(self, inputs: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig],
+                  return_spikes: bool):
+        """inputs: (1 or T, frames, n) what the host sends at steps 1..T (1: the same at each)."""
+        neuron = neuron or self.model.neuron
+        frames = inputs.shape[1]
+        steps = timesteps + self.depth
+        counts = OpCounts(frames=frames, timesteps=timesteps)
+        vths, voltages = self.thresholds(neuron), self.initial_voltages(neuron)
+        spikes, all_spikes = None, []
+        for index, (layer, synapse) in enumerate(zip(self.model.layers, self._synapses)):
+            fp = layer.fixed_point
+            if spikes is None:
+                sums = synapse.sums(inputs)  # (1 or T, frames, n)
+                # payload entries that reach synapses, each step it is sent
+                active = np.count_nonzero(inputs, axis=1).sum(axis=0) * (timesteps if len(inputs) == 1 else 1)
+                synops = float(active @ synapse.fan_out)
+                a_in = np.zeros((steps, frames, layer.n_neurons), np.int64)
+                a_in[1:timesteps + 1] = sums  # sent one step after the host's
+            else:
+                synops = float(spikes.reshape(-1, spikes.shape[-1]).sum(axis=0) @ synapse.fan_out)
+                a_in = np.zeros((steps, frames, layer.n_neurons), np.int64)
+                a_in[1:] = synapse.sums(spikes[:-1])  # the last step's spikes arrive after the run
+            spikes, v = _lif(a_in, fp, vths[index], voltages[index], _effective_bias(layer))
+            n_spikes = int(np.count_nonzero(spikes))
+            if return_spikes:
+                all_spikes.append(spikes)
+            counts.spikes += n_spikes
+            counts.synaptic_ops += int(synops)
+            counts.neuron_updates += layer.n_neurons * steps * frames
+            counts.per_layer.append({"name": layer.name, "neurons": layer.n_neurons, "spikes": n_spikes,
+                                     "synaptic_ops": int(synops)})
+        last = self.model.layers[-1]
+        if last.spiking:  # a lava-dl classifier: the output is its spike count
+            scores = spikes.sum(axis=0).astype(np.float32)
+        else:
+            scores = (v / (2 ** ACT_SHIFT * last.fixed_point.unit * timesteps)).astype(np.float32)
+        result = InferenceResult(scores=scores, ops=counts)
+        return (result, all_spikes) if return_spikes else result
+
+
+class _Synapse:
+    """A layer's weights ready for exact float products, and its fan-out for op counts."""
+
+    def __init__(self, layer: Layer, first: bool):
+        fp = layer.fixed_point
+        graded = first and fp.input_scale > 0
+        max_input = PAYLOAD_MAX if graded else 1
+        rows = np.abs(layer.weight.astype(np.float64)).reshape(layer.weight.shape[0], -1)
+        # float32 sums are exact while every partial sum stays below 2**24
+        dtype = np.float32 if float(rows.sum(axis=1).max(initial=0)) * max_input < 2 ** 24 else np.float64
+        self.layer = replace(layer, weight=layer.weight.astype(dtype))
+        self.dtype = dtype
+        # Lava's Conv (and a graded first layer, which the exporter writes as a Conv) wraps its sum
+        # to 24 bits and ignores the exponent; Dense shifts by it and sends int32.
+        self.conv_like = layer.kind == "conv" or graded
+        self.weight_exp = int(fp.weight_exp)
+        self.fan_out = fan_out(layer).reshape(-1).astype(np.float64)
+
+    def sums(self, x: np.ndarray) -> np.ndarray:
+        """(R, frames, n_in) input of R steps -> (R, frames, n_out) int64 as the synapse sends it."""
+        steps, frames = x.shape[:2]
+        flat = x.reshape((steps * frames,) + tuple(self.layer.input_shape)).astype(self.dtype, copy=False)
+        out = linear(self.layer, flat, with_bias=False).reshape(steps, frames, -1).astype(np.int64)
+        if self.conv_like:
+            return _wrap(out, 24)
+        shifted = out << self.weight_exp if self.weight_exp > 0 else out >> -self.weight_exp
+        return _wrap(shifted, 32)
+
+
+def _effective_bias(layer: Layer) -> np.ndarray:
+    """Per neuron, in v units: Lava holds bias_mant as int16, then shifts it by bias_exp."""
+    fp = layer.fixed_point
+    bias = _wrap(np.rint(layer.bias).astype(np.int64), 16)
+    per_neuron = np.broadcast_to(bias.reshape((-1,) + (1,) * (len(layer.output_shape) - 1)), layer.output_shape)
+    bias_exp = int(fp.bias_exp)
+    per_neuron = per_neuron << bias_exp if bias_exp >= 0 else per_neuron >> -bias_exp
+    return per_neuron.reshape(-1)
+
+
+def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    """Two's complement wrap-around to `bits` bits (numpy integer overflow, Lava's signed_clamp)."""
+    half = 1 << (bits - 1)
+    return (x + half) % (2 * half) - half
+
+
+def _decay(x: np.ndarray, decay: int) -> np.ndarray:
+    """Lava's decay: sign(x) * (|x| * (4096 - decay) >> 12), then int32."""
+    factor = DECAY_UNITY - decay
+    if factor == DECAY_UNITY:
+        return x
+    product = x * factor
+    return _wrap(np.sign(product) * (np.abs(product) >> 12), 32)
+
+
+def _current(decayed: np.ndarray, a_in: np.ndarray) -> np.ndarray:
+    """u = decayed + (a_in << 6) in int32, then Lava's 24-bit wrap (its second test reads the
+    unwrapped sum, kept here as it is)."""
+    total = _wrap(decayed + _wrap(a_in << ACT_SHIFT, 32), 32)
+    wrapped = np.where(total > UV_HALF, total - 2 * UV_HALF, total)
+    return np.where(wrapped <= -UV_HALF, _wrap(total + 2 * UV_HALF, 32), wrapped)
+
+
+def _lif(a_in: np.ndarray, fp, vth: int, v0: np.ndarray, bias: np.ndarray):
+    """a_in: (steps, frames, n) int64 -> (spikes (steps, frames, n) bool, final v (frames, n))."""
+    steps, frames, n = a_in.shape
+    u_decay, v_decay = int(fp.du) + 1, int(fp.dv)  # Lava adds ds_offset = 1 to du, 0 to dv
+    full_current_decay = u_decay == DECAY_UNITY
+    # IF neurons (du = 4095): u is each step's input alone, so all steps are computed at once
+    currents = _current(0, a_in) if full_current_decay else None
+    u = np.zeros((frames, n), np.int64)
+    v = np.repeat(v0[None], frames, axis=0)
+    threshold = vth << ACT_SHIFT
+    spikes = np.empty((steps, frames, n), dtype=bool)
+    for t in range(steps):
+        u = currents[t] if full_current_decay else _current(_decay(u, u_decay), a_in[t])
+        v = np.clip(_wrap(_decay(v, v_decay) + u + bias, 32), -V_LIMIT, V_LIMIT)
+        fired = v > threshold
+        v[fired] = 0
+        spikes[t] = fired
+    return spikes, v
