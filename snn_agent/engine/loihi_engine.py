@@ -92,9 +92,9 @@ class LoihiEngine:
         for layer, vth in zip(self.model.layers, self.thresholds(neuron)):
             fp = layer.fixed_point
             start = (round(neuron.v_init * vth) << ACT_SHIFT) if layer.spiking else 0
-            bias = _effective_bias(layer)
+            bias = _effective_bias(layer).astype(np.int64)
             v0 = np.clip(start - fp.start_delay * bias, -V_LIMIT, vth << ACT_SHIFT)
-            voltages.append(np.broadcast_to(v0, (layer.n_neurons,)).astype(np.int64))
+            voltages.append(np.broadcast_to(v0, (layer.n_neurons,)).astype(np.int32))
         return voltages
 
     def _simulate(self, inputs: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig],
@@ -113,11 +113,11 @@ class LoihiEngine:
                 # payload entries that reach synapses, each step it is sent
                 active = np.count_nonzero(inputs, axis=1).sum(axis=0) * (timesteps if len(inputs) == 1 else 1)
                 synops = float(active @ synapse.fan_out)
-                a_in = np.zeros((steps, frames, layer.n_neurons), np.int64)
+                a_in = np.zeros((steps, frames, layer.n_neurons), np.int32)
                 a_in[1:timesteps + 1] = sums  # sent one step after the host's
             else:
                 synops = float(spikes.reshape(-1, spikes.shape[-1]).sum(axis=0) @ synapse.fan_out)
-                a_in = np.zeros((steps, frames, layer.n_neurons), np.int64)
+                a_in = np.zeros((steps, frames, layer.n_neurons), np.int32)
                 a_in[1:] = synapse.sums(spikes[:-1])  # the last step's spikes arrive after the run
             spikes, v = _lif(a_in, fp, vths[index], voltages[index], _effective_bias(layer))
             n_spikes = int(np.count_nonzero(spikes))
@@ -156,64 +156,68 @@ class _Synapse:
         self.fan_out = fan_out(layer).reshape(-1).astype(np.float64)
 
     def sums(self, x: np.ndarray) -> np.ndarray:
-        """(R, frames, n_in) input of R steps -> (R, frames, n_out) int64 as the synapse sends it."""
+        """(R, frames, n_in) input of R steps -> (R, frames, n_out) int32 as the synapse sends it."""
         steps, frames = x.shape[:2]
         flat = x.reshape((steps * frames,) + tuple(self.layer.input_shape)).astype(self.dtype, copy=False)
-        out = linear(self.layer, flat, with_bias=False).reshape(steps, frames, -1).astype(np.int64)
+        out = linear(self.layer, flat, with_bias=False).reshape(steps, frames, -1)
         if self.conv_like:
-            return _wrap(out, 24)
-        shifted = out << self.weight_exp if self.weight_exp > 0 else out >> -self.weight_exp
-        return _wrap(shifted, 32)
+            return _wrap24(out.astype(np.int32))
+        out = out.astype(np.int64)
+        return (out << self.weight_exp if self.weight_exp > 0 else out >> -self.weight_exp).astype(np.int32)
 
 
 def _effective_bias(layer: Layer) -> np.ndarray:
-    """Per neuron, in v units: Lava holds bias_mant as int16, then shifts it by bias_exp."""
+    """Per neuron, int32 in v units: Lava holds bias_mant as int16, then shifts it by bias_exp."""
     fp = layer.fixed_point
-    bias = _wrap(np.rint(layer.bias).astype(np.int64), 16)
+    bias = np.rint(layer.bias).astype(np.int64).astype(np.int16).astype(np.int32)
     per_neuron = np.broadcast_to(bias.reshape((-1,) + (1,) * (len(layer.output_shape) - 1)), layer.output_shape)
     bias_exp = int(fp.bias_exp)
     per_neuron = per_neuron << bias_exp if bias_exp >= 0 else per_neuron >> -bias_exp
     return per_neuron.reshape(-1)
 
 
-def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
-    """Two's complement wrap-around to `bits` bits (numpy integer overflow, Lava's signed_clamp)."""
-    half = 1 << (bits - 1)
-    return (x + half) % (2 * half) - half
+def _wrap24(x: np.ndarray) -> np.ndarray:
+    """Lava's signed_clamp(x, 24) in int32 arithmetic, skipped when nothing is out of range."""
+    if x.size and (x.min() < -UV_HALF or x.max() >= UV_HALF):
+        return (x + UV_HALF) % (2 * UV_HALF) - UV_HALF
+    return x
 
 
 def _decay(x: np.ndarray, decay: int) -> np.ndarray:
-    """Lava's decay: sign(x) * (|x| * (4096 - decay) >> 12), then int32."""
+    """Lava's decay of an int32 state: sign(x) * (|x| * (4096 - decay) >> 12) in int64, then int32."""
     factor = DECAY_UNITY - decay
     if factor == DECAY_UNITY:
         return x
-    product = x * factor
-    return _wrap(np.sign(product) * (np.abs(product) >> 12), 32)
+    product = x.astype(np.int64) * factor
+    return (np.sign(product) * (np.abs(product) >> 12)).astype(np.int32)
 
 
 def _current(decayed: np.ndarray, a_in: np.ndarray) -> np.ndarray:
-    """u = decayed + (a_in << 6) in int32, then Lava's 24-bit wrap (its second test reads the
-    unwrapped sum, kept here as it is)."""
-    total = _wrap(decayed + _wrap(a_in << ACT_SHIFT, 32), 32)
+    """u = decayed + (a_in << 6) in int32 (which wraps as Lava's does), then Lava's 24-bit
+    wrap-around, whose second test reads the sum before the first fix, kept here as it is."""
+    total = decayed + (a_in << ACT_SHIFT)
+    if total.size == 0 or (total.max() <= UV_HALF and total.min() > -UV_HALF):
+        return total
     wrapped = np.where(total > UV_HALF, total - 2 * UV_HALF, total)
-    return np.where(wrapped <= -UV_HALF, _wrap(total + 2 * UV_HALF, 32), wrapped)
+    return np.where(wrapped <= -UV_HALF, total + 2 * UV_HALF, wrapped)
 
 
 def _lif(a_in: np.ndarray, fp, vth: int, v0: np.ndarray, bias: np.ndarray):
-    """a_in: (steps, frames, n) int64 -> (spikes (steps, frames, n) bool, final v (frames, n))."""
+    """a_in: (steps, frames, n) int32 -> (spikes (steps, frames, n) bool, final v (frames, n))."""
     steps, frames, n = a_in.shape
     u_decay, v_decay = int(fp.du) + 1, int(fp.dv)  # Lava adds ds_offset = 1 to du, 0 to dv
     full_current_decay = u_decay == DECAY_UNITY
     # IF neurons (du = 4095): u is each step's input alone, so all steps are computed at once
-    currents = _current(0, a_in) if full_current_decay else None
-    u = np.zeros((frames, n), np.int64)
-    v = np.repeat(v0[None], frames, axis=0)
+    currents = _current(np.int32(0), a_in) if full_current_decay else None
+    u = np.zeros((frames, n), np.int32)
+    v = np.repeat(v0[None].astype(np.int32), frames, axis=0)
     threshold = vth << ACT_SHIFT
     spikes = np.empty((steps, frames, n), dtype=bool)
     for t in range(steps):
         u = currents[t] if full_current_decay else _current(_decay(u, u_decay), a_in[t])
-        v = np.clip(_wrap(_decay(v, v_decay) + u + bias, 32), -V_LIMIT, V_LIMIT)
-        fired = v > threshold
+        v = _decay(v, v_decay) + u
+        v += bias
+        np.clip(v, -V_LIMIT, V_LIMIT, out=v)
+        fired = np.greater(v, threshold, out=spikes[t])
         v[fired] = 0
-        spikes[t] = fired
     return spikes, v
