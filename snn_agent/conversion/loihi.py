@@ -28,15 +28,19 @@ from ~3 points below the ideal one to ~0.5 (weight quantization alone costs ~0.3
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import numpy as np
 
+from ..data import datasets
+from ..data.prepare import model_input
 from ..engine.dnn import forward
 from ..engine.loihi_engine import ACT_SHIFT, PAYLOAD_MAX, VTH_MAX, LoihiEngine
 from ..engine.ops import linear
-from ..ir import FixedPoint, Layer, Network, NeuronConfig, SNNModel
+from ..evaluation import accuracy
+from ..ir import MODEL_JSON, FixedPoint, Layer, ModelFormatError, Network, NeuronConfig, SNNModel
 
 WEIGHT_MAX = 127  # 8-bit signed weight mantissa
 WEIGHT_MIN = -128
@@ -146,3 +150,40 @@ def tune_thresholds(model: SNNModel, ideal: SNNModel, x: np.ndarray, options: Lo
         layer.fixed_point.vth = int(np.clip(round(base * scales[-1]), 1, VTH_MAX))
         model.thresholds[index] = float(layer.fixed_point.vth)
     return scales
+
+
+LOIHI_DIR = "loihi"  # a model directory's loihi target, beside its ideal one
+
+
+def loihi_target(model_dir: str, options: LoihiOptions = LoihiOptions()) -> tuple:
+    """-> (the loihi target of a model directory, the directory that holds it): the directory
+    itself when it holds a loihi target; else its `loihi/` subdirectory, converted on first use
+    from the calibration data set the ideal model names and saved there."""
+    model = SNNModel.load(model_dir)
+    if model.target == "loihi":
+        return model, model_dir
+    target_dir = os.path.join(model_dir, LOIHI_DIR)
+    if os.path.isfile(os.path.join(target_dir, MODEL_JSON)):
+        return SNNModel.load(target_dir), target_dir
+    calib = model.info.get("calibration_data")
+    if not calib:
+        raise ModelFormatError(f"{model_dir}: no loihi target and no calibration data set named to make one "
+                               f"(convert it with snn_agent.conversion.loihi.to_loihi)")
+    calib_set = datasets.load(calib, "train") if calib in ("fashion-mnist", "digits") else datasets.load(calib)
+    calib_x = model_input(calib_set.subset(int(model.info.get("calibration_images", 1000))), model.network.preprocessing)
+    loihi = to_loihi(model, calib_x, options)
+    loihi.info["calibration_data"] = calib
+    loihi.save(target_dir)
+    return loihi, target_dir
+
+
+def evaluate_loihi(model_or_dir, x: np.ndarray, labels: np.ndarray, timesteps=(8, 16, 32, 64),
+                   neuron: Optional[NeuronConfig] = None) -> dict:
+    """Accuracy of the loihi target (bit-exact with Lava) at each T: {T: accuracy}.
+    model_or_dir: a loihi-target SNNModel, or a model directory (see loihi_target)."""
+    model = loihi_target(model_or_dir)[0] if isinstance(model_or_dir, str) else model_or_dir
+    if model.target != "loihi":
+        raise ValueError("evaluate_loihi needs the loihi target: to_loihi(ideal, calib_x) or a model directory")
+    engine = LoihiEngine(model)
+    grid = [timesteps] if np.isscalar(timesteps) else list(timesteps)
+    return {int(t): accuracy(engine.run, x, labels, int(t), neuron) for t in grid}

@@ -27,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..ir import Layer, NeuronConfig, SNNModel
+from ..ir import FixedPoint, Layer, Network, NeuronConfig, Preprocessing, SNNModel
 from .cpu_engine import InferenceResult, OpCounts
 from .ops import fan_out, linear
 
@@ -81,6 +81,8 @@ class LoihiEngine:
 
     def thresholds(self, neuron: NeuronConfig) -> list:
         """Threshold mantissa of every layer at an operating point (the score layer's never moves)."""
+        if neuron.threshold_scale == 1.0:
+            return [int(layer.fixed_point.vth) for layer in self.model.layers]
         return [int(np.clip(round(layer.fixed_point.vth * neuron.threshold_scale), 1, VTH_MAX))
                 if layer.spiking else int(layer.fixed_point.vth) for layer in self.model.layers]
 
@@ -132,7 +134,7 @@ class LoihiEngine:
         if last.spiking:  # a lava-dl classifier: the output is its spike count
             scores = spikes.sum(axis=0).astype(np.float32)
         else:
-            scores = (v / (2 ** ACT_SHIFT * last.fixed_point.unit * timesteps)).astype(np.float32)
+            scores = score_from_voltage(self.model, v, timesteps)
         result = InferenceResult(scores=scores, ops=counts)
         return (result, all_spikes) if return_spikes else result
 
@@ -221,3 +223,128 @@ def _lif(a_in: np.ndarray, fp, vth: int, v0: np.ndarray, bias: np.ndarray):
         fired = np.greater(v, threshold, out=spikes[t])
         v[fired] = 0
     return spikes, v
+
+
+def score_from_voltage(model: SNNModel, v: np.ndarray, timesteps: int) -> np.ndarray:
+    """The score layer's voltage after a frame -> the ideal model's units (its mean input current)."""
+    return (v / (2 ** ACT_SHIFT * model.layers[-1].fixed_point.unit * timesteps)).astype(np.float32)
+
+
+# --- netx HDF5 networks written by lava-dl --------------------------------------------------------
+
+NETX_DEFAULT_NEURON = {"iDecay": 0, "vDecay": 4096, "vThMant": 1 << 17}  # netx's for a dense layer without one
+
+
+def load_netx(path: str, input_shape: Optional[tuple] = None) -> SNNModel:
+    """A netx HDF5 network (lava-dl's `export_hdf5` of slayer CUBA blocks: dense, conv, flatten)
+    as a `loihi` target model that LoihiEngine runs exactly as Lava runs it, with the weights,
+    thresholds and decays that netx gives Lava's processes. input_shape (C, H, W) where the file
+    has no input layer. The input is binary spikes (netx's default input_message_bits=0); a last
+    layer with a neuron spikes and its spike counts are the scores."""
+    import h5py
+
+    layers = []
+    with h5py.File(path, "r") as f:
+        group = f["layer"]
+        shape = tuple(input_shape) if input_shape is not None else None
+        for i in range(len(group)):
+            handle = group[str(i)]
+            kind = _text(handle["type"])
+            if kind == "input":
+                if "neuron" in handle:
+                    raise ValueError(f"{path}: input layers with neurons are not supported")
+                shape = tuple(int(s) for s in handle["shape"][()])
+                continue
+            if kind == "flatten":
+                continue  # our dense layers take (C, H, W) in netx's flatten order already
+            if kind not in ("conv", "dense") or "delay" in handle or \
+                    ("neuron" in handle and _text(handle["neuron/type"]) != "CUBA"):
+                raise ValueError(f"{path}: layer {i} ({kind}) is not a CUBA conv or dense layer without delays")
+            if shape is None:
+                raise ValueError(f"{path}: pass input_shape=(C, H, W); the file has no input layer")
+            layers.append(_netx_layer(handle, kind, i, shape))
+            shape = tuple(layers[-1].output_shape)
+    preprocessing = Preprocessing(input_shape=tuple(layers[0].input_shape), scale=1.0)
+    network = Network(layers, preprocessing)
+    thresholds = [float(layer.fixed_point.vth) for layer in layers if layer.spiking]
+    return SNNModel(network, thresholds, NeuronConfig("zero", 0.0, 1.0), "loihi", {"source": path})
+
+
+def _netx_layer(handle, kind: str, index: int, input_shape: tuple) -> Layer:
+    has_neuron = "neuron" in handle
+    neuron = {key: _scalar(handle[f"neuron/{key}"][()], key, index) for key in NETX_DEFAULT_NEURON} \
+        if has_neuron else NETX_DEFAULT_NEURON
+    bias = handle["bias"][()].astype(int) if "bias" in handle else None
+    weight = handle["weight"][()].astype(int)  # netx reads them so: truncated towards zero
+    if kind == "conv":
+        weight = weight.reshape(weight.shape[:4])
+        stride, padding = tuple(int(s) for s in _pair(handle["stride"][()])), _pair(handle["padding"][()])
+        if tuple(_pair(handle["dilation"][()])) != (1, 1):
+            raise ValueError(f"layer {index}: dilated convolutions are not supported")
+        out_shape = tuple(int(s) for s in handle["shape"][()])
+        layer = Layer(f"layer{index}", "conv", weight.astype(np.int32), np.zeros(out_shape[0], np.int32),
+                      input_shape, out_shape, stride, (int(padding[0]), int(padding[1])) * 2,
+                      int(np.asarray(handle["groups"][()]).reshape(-1)[0]))
+        weight_exp = 0  # Lava's Conv ignores any exponent
+    else:
+        n_out = int(np.prod(handle["shape"][()]))
+        weight, weight_exp = _lava_dense_weights(weight.reshape(n_out, -1))
+        layer = Layer(f"layer{index}", "dense", weight, np.zeros(n_out, np.int32), input_shape, (n_out,))
+    if bias is not None:
+        layer.bias = bias.reshape(-1).astype(np.int32)
+    layer.spiking = has_neuron
+    layer.fixed_point = FixedPoint(vth=neuron["vThMant"], weight_exp=int(weight_exp), bias_exp=ACT_SHIFT,
+                                   du=neuron["iDecay"] - 1, dv=neuron["vDecay"])
+    return layer
+
+
+def _text(dataset) -> str:
+    """A string dataset as lava-dl writes it: a scalar, or an array of one."""
+    value = dataset[()]
+    value = value.reshape(-1)[0] if isinstance(value, np.ndarray) else value
+    return value.decode("ascii") if isinstance(value, bytes) else str(value)
+
+
+def _scalar(value, key: str, index: int) -> int:
+    value = np.asarray(value).reshape(-1)
+    if value.size != 1:
+        raise ValueError(f"layer {index}: per-neuron {key} is not supported")
+    return int(value[0])
+
+
+def _pair(value) -> tuple:
+    """netx's stride/padding: a scalar, or (y, x) in the file."""
+    value = np.asarray(value).reshape(-1)
+    return (value[0], value[0]) if value.size == 1 else (value[0], value[1])
+
+
+def _lava_dense_weights(weight: np.ndarray):
+    """What a netx dense layer's synapse holds: netx.utils.optimize_weight_bits (shift the weights
+    up, a negative exponent back down; clip mixed-sign weights to [-256, 254]), then Lava's Dense
+    model clips to 8 bits and truncates to num_weight_bits. -> (int32 weights, weight_exp)."""
+    weight = weight.astype(int)
+    max_w, min_w = np.max(weight), np.min(weight)
+    if (max_w > 254 and min_w < 0) or (min_w < -256 and max_w > 0):
+        weight = np.clip(weight, -256, 254)
+        max_w, min_w = np.max(weight), np.min(weight)
+    mixed = max_w >= 0 > min_w  # netx's three sign modes: mixed, excitatory, inhibitory
+    if mixed:
+        scale = min(127 / max_w if max_w else np.inf, -128 / min_w)
+    elif max_w < 0:
+        scale = -256 / min_w
+    else:
+        scale = 255 / max_w
+    scale_bits = int(np.floor(np.log2(scale)) + mixed)
+    n = 8  # the largest power of two dividing every weight, as netx finds it
+    while n > 0 and np.sum(np.abs(weight / 2 ** n - np.round(weight / 2 ** n))) != 0:
+        n -= 1
+    num_weight_bits = 8 - scale_bits - (n - mixed)
+    weight = np.left_shift(weight.astype(np.int32), scale_bits)
+    # Lava's Dense: the sign mode of the shifted weights (Lava's own rule), clip, truncate
+    lava_mixed = np.min(weight) < 0 < np.max(weight)
+    inhibitory = not lava_mixed and np.max(weight) <= 0 and np.min(weight) < 0
+    signed = -weight if inhibitory else weight
+    signed = np.clip(signed, -256 if lava_mixed else 0, 255)
+    truncate = 8 - num_weight_bits + lava_mixed
+    signed = (signed >> truncate) << truncate
+    return (-signed if inhibitory else signed).astype(np.int32), -scale_bits

@@ -1,0 +1,208 @@
+"""The `lava` backend: the loihi target as a lava-dl netx network, run by Lava.
+
+Loihi2SimCfg(select_tag='fixed_pt') simulates Loihi's fixed point on the CPU (slow: ~10 ms per
+timestep for the bundled CNN on this machine). Loihi2HwCfg runs it on a Loihi 2 chip; that needs
+Intel's Lava-Loihi extension (`lava.utils.loihi.is_installed()`), which is not public.
+
+The network is built and started once, and kept running across frames: for each frame the host
+rewrites every neuron's u and v and every synapse's buffer (a fresh frame, as in our engine), then
+runs T + depth steps while an Injector feeds the image as graded spikes at steps 1..T, then reads the
+score layer's voltage. T may change from frame to frame. A new threshold scale (an operating point
+of the governor) rebuilds the network, as Lava's LIF fixes its threshold after its first step.
+
+Lava counts no operations, so op counts (and the Loihi energy modelled from them) come from our
+engine, which reproduces Lava's spikes exactly (test/test_loihi_exact.py); it runs on the same
+frames alongside, at ~1 ms a frame.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import replace
+from typing import Optional
+
+import numpy as np
+
+from ..conversion.export_netx import INPUT_MESSAGE_BITS, NETX_FILE, export_netx
+from ..conversion.loihi import LoihiOptions, loihi_target
+from ..energy.models import EnergyEstimate, loihi_energy
+from ..engine.loihi_engine import LoihiEngine, score_from_voltage
+from ..ir import NeuronConfig, SNNModel
+from .base import Backend, BackendError, BackendResult, Capabilities, Stopwatch
+
+log = logging.getLogger("snn_agent")
+
+
+def loihi_hardware_available() -> bool:
+    """Whether Intel's Lava-Loihi extension (needed by Loihi2HwCfg) is installed."""
+    from lava.utils import loihi
+
+    return loihi.is_installed()
+
+
+class LavaNetwork:
+    """A netx network started once and run frame by frame.
+
+    Frames are given in our (C, H, W)-flat order; Lava's neurons are (x, y, f) = (W, H, C).
+    record_spikes adds an Extractor on every layer and returns each layer's spike trains.
+    """
+
+    def __init__(self, model: SNNModel, netx_path: str, hardware: bool = False, record_spikes: bool = False):
+        if not os.path.isfile(netx_path):
+            raise BackendError(f"netx network not found: {netx_path} "
+                               f"(snn_agent.conversion.export_netx.export_netx writes it)")
+        if hardware and not loihi_hardware_available():
+            raise BackendError("Loihi2HwCfg needs Intel's Lava-Loihi extension (lava-loihi, for INRC members), "
+                               "which is not installed; run on Lava's simulator (hardware=False) or on "
+                               "the cpu backend")
+        from lava.lib.dl import netx
+        from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
+        from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+        from lava.proc.io.injector import Injector, PyLoihiInjectorModel
+
+        self.model = model
+        graded = model.layers[0].fixed_point.input_scale > 0
+        self.net = netx.hdf5.Network(net_config=netx_path, input_message_bits=INPUT_MESSAGE_BITS if graded else 0)
+        if len(self.net.layers) != len(model.layers):
+            raise BackendError(f"{netx_path} has {len(self.net.layers)} layers, the model {len(model.layers)}")
+        self.injector = Injector(shape=self.net.inp.shape)
+        self.injector.out_port.connect(self.net.inp)
+        self.extractors = []
+        for block in self.net.layers if record_spikes else []:
+            extractor = Extractor(shape=block.out.shape)
+            block.out.connect(extractor.in_port)
+            self.extractors.append(extractor)
+        # the host I/O processes have no fixed_pt tag: name their models
+        io_models = {Injector: PyLoihiInjectorModel, Extractor: PyLoihiExtractorModel}
+        self.run_cfg = Loihi2HwCfg(exception_proc_model_map=io_models) if hardware else \
+            Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=io_models)
+        self.net.create_runtime(run_cfg=self.run_cfg)
+        self.running = True
+        # Vars can be written only once the runtime has started: one step with no input starts it
+        # (every frame then rewrites all state, so it leaves no trace).
+        self._steps(np.zeros((1, int(np.prod(self.net.inp.shape)))), 1, 1)
+
+    @property
+    def depth(self) -> int:
+        return len(self.net.layers)
+
+    def run(self, inputs: np.ndarray, timesteps: int, voltages: list):
+        """inputs: (1 or T, n) what the host sends at steps 1..T (1: the same at each step);
+        voltages: each layer's v at the start (LoihiEngine.initial_voltages).
+        Runs T + depth steps -> (the last layer's v, [spike trains (steps, n) per layer] or [])."""
+        for block, v0 in zip(self.net.layers, voltages):
+            block.neuron.u.set(np.zeros(block.neuron.u.shape))
+            block.neuron.v.set(_to_lava(v0.astype(np.float64), block.neuron.v.shape))
+            synapse = block.synapse
+            buffer = synapse.a_buf if hasattr(synapse, "a_buf") else synapse.a_buff  # Conv, Dense
+            buffer.set(np.zeros(buffer.shape))
+        trains = self._steps(inputs, timesteps, timesteps + self.depth)
+        last = self.net.layers[-1].neuron.v
+        return _from_lava(last.get()[None], last.shape)[0], trains
+
+    def _steps(self, inputs: np.ndarray, input_steps: int, steps: int) -> list:
+        from lava.magma.core.run_conditions import RunSteps
+
+        self.net.run(condition=RunSteps(num_steps=steps, blocking=False), run_cfg=self.run_cfg)
+        zeros = np.zeros(self.net.inp.shape)
+        trains = [np.empty((steps, int(np.prod(e.in_port.shape)))) for e in self.extractors]
+        for t in range(steps):  # step by step: the host keeps pace with the network
+            self.injector.send(_to_lava(inputs[min(t, len(inputs) - 1)], self.net.inp.shape) if t < input_steps
+                               else zeros)
+            for train, extractor in zip(trains, self.extractors):
+                train[t] = _from_lava(extractor.receive()[None], extractor.in_port.shape)[0]
+        self.net.wait()
+        return trains
+
+    def close(self) -> None:
+        if self.running:
+            self.running = False
+            self.net.stop()
+
+
+def _to_lava(flat: np.ndarray, shape: tuple) -> np.ndarray:
+    """(C, H, W)-flat -> Lava's (x, y, f) = (W, H, C)."""
+    return flat.reshape(shape[::-1]).transpose() if len(shape) == 3 else flat.reshape(shape)
+
+
+def _from_lava(batch: np.ndarray, shape: tuple) -> np.ndarray:
+    """(N, W, H, C) or (N, n) -> (N, C*H*W) in our order."""
+    return (batch.transpose(0, 3, 2, 1) if len(shape) == 3 else batch).reshape(len(batch), -1)
+
+
+class LavaBackend(Backend):
+    name = "lava"
+    capabilities = Capabilities(adapt_timesteps=True, learn_online=False)
+
+    def __init__(self, hardware: Optional[bool] = None, loihi_options: LoihiOptions = LoihiOptions()):
+        """hardware: True runs on Loihi 2 (Loihi2HwCfg; BackendError without Lava-Loihi), False
+        on Lava's simulator, None on the chip where Lava-Loihi is installed, else the simulator.
+        loihi_options: for a model directory that has no loihi target yet (see loihi_target)."""
+        super().__init__()
+        self.hardware = hardware
+        self.loihi_options = loihi_options
+        self.engine: Optional[LoihiEngine] = None
+        self._network: Optional[LavaNetwork] = None
+        self._netx_path = ""
+        self._thresholds: Optional[list] = None  # those the running network was built with
+        self._scratch: Optional[str] = None  # netx files of other threshold scales
+
+    def _prepare(self, model_dir: str) -> None:
+        try:
+            self.model, target_dir = loihi_target(model_dir, self.loihi_options)
+        except OSError as exc:
+            raise BackendError(f"cannot make the loihi target of {model_dir}: {exc}") from exc
+        self.engine = LoihiEngine(self.model)
+        self._netx_path = os.path.join(target_dir, NETX_FILE)
+        if not os.path.isfile(self._netx_path):
+            export_netx(self.model, self._netx_path)
+            log.info("wrote %s", self._netx_path)
+        if self.hardware is None:
+            self.hardware = loihi_hardware_available()
+        self._start(self.engine.thresholds(self.model.neuron))
+
+    def _start(self, thresholds: list) -> None:
+        """(Re)build the network for these threshold mantissas."""
+        self._stop()
+        path = self._netx_path
+        if thresholds != self.engine.thresholds(NeuronConfig()):
+            self._scratch = self._scratch or tempfile.mkdtemp(prefix="snn_agent_lava_")
+            layers = [replace(layer, fixed_point=replace(layer.fixed_point, vth=vth))
+                      for layer, vth in zip(self.model.layers, thresholds)]
+            path = export_netx(SNNModel(replace(self.model.network, layers=layers), self.model.thresholds,
+                                        self.model.neuron, "loihi"), os.path.join(self._scratch, NETX_FILE))
+        self._network = LavaNetwork(self.model, path, hardware=self.hardware)
+        self._thresholds = thresholds
+
+    def describe(self) -> str:
+        return f"lava ({'Loihi 2' if self.hardware else 'Loihi2SimCfg fixed_pt'})"
+
+    def infer(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> BackendResult:
+        neuron = neuron or self.model.neuron
+        thresholds = self.engine.thresholds(neuron)
+        if thresholds != self._thresholds:
+            log.info("lava: rebuilding the network for threshold scale %s", neuron.threshold_scale)
+            self._start(thresholds)
+        payloads = self.engine.encode(x)
+        voltages = self.engine.initial_voltages(neuron)
+        with Stopwatch() as watch:
+            v = np.stack([self._network.run(payload[None], timesteps, voltages)[0] for payload in payloads])
+        counted = self.engine.run(x, timesteps, neuron)  # the same spikes, counted
+        chip_steps = timesteps + self.engine.depth
+        energy = loihi_energy(counted.ops.per_frame(), chip_steps)
+        energy = EnergyEstimate(energy.joules, energy.kind, energy.source + " (ops counted by our exact emulation)")
+        return BackendResult(score_from_voltage(self.model, v, timesteps), watch.seconds, energy, counted.ops)
+
+    def _stop(self) -> None:
+        if self._network is not None:
+            self._network.close()
+            self._network = None
+        self._thresholds = None
+
+    def close(self) -> None:
+        self._stop()
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
