@@ -20,7 +20,11 @@ def _convert(args) -> int:
 
     options = ConversionOptions(percentile=args.percentile, calibration_images=args.calib_images)
     pre = json.loads(args.preprocessing) if args.preprocessing else None
-    snn = convert_model(args.model, args.calib, args.out, options, pre, ProgressBar("calibrating"))
+    from .conversion.loihi import LoihiOptions
+
+    loihi = None if args.no_loihi else LoihiOptions()
+    snn = convert_model(args.model, args.calib, args.out, options, pre, ProgressBar("calibrating"),
+                        loihi, ProgressBar("loihi: threshold search"))
     print(f"\nConverted {args.model} -> {args.out}  (target ideal; calibration: {args.calib}, "
           f"{snn.info['calibration_images']} images, percentile {args.percentile})")
     if snn.info["dropped_postprocessing"]:
@@ -31,6 +35,16 @@ def _convert(args) -> int:
         sparsity = f"{row['dnn_sparsity']:.1%}" if "dnn_sparsity" in row else "-"
         print(f"{row['name'][:21]:<22}{row['kind']:<7}{row['neurons']:>9}{row['synapses']:>11}"
               f"{row['dnn_macs']:>11}{scale:>9}  {row.get('scale_from', 'score layer'):<13}{sparsity:>12}")
+    if "loihi" in snn.info:
+        fixed = snn.info["loihi"]
+        print(f"\nloihi target (8-bit weights, fixed point; input x{fixed['input_scale']:.1f} as graded spikes, "
+              f"threshold scales {fixed['threshold_scales']} chosen at T={fixed['search_timesteps']}):")
+        print(f"{'layer':<22}{'weight scale':>13}{'max |w|':>9}{'vth':>8}  limited by")
+        for row in fixed["layers"]:
+            print(f"{row['name'][:21]:<22}{row['weight_scale']:>13.2f}{row['max_weight']:>9}{row['vth']:>8}  "
+                  f"{row['limited_by']}")
+    for name, outcome in snn.info["exports"].items():
+        print(f"{name}: {outcome}")
     return 0
 
 
@@ -75,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--percentile", type=float, default=99.9,
                          help="activation percentile used as a layer's scale when it has no Clip ceiling")
     convert.add_argument("--calib-images", type=int, default=1000, help="calibration images to use")
+    convert.add_argument("--no-loihi", action="store_true",
+                         help="skip the loihi target and its netx file (the lava backend makes them on first use)")
     convert.add_argument("--preprocessing", help='JSON overriding the model metadata, e.g. '
                          '\'{"scale": 0.00392, "mean": [0.5], "std": [0.5], "input_shape": [1, 28, 28]}\'')
     convert.set_defaults(func=_convert)

@@ -170,11 +170,20 @@ def test_committed_conversion_is_reproducible(tmp_path):
     """models/fashion_cnn_snn is what `snn-agent convert` makes from the committed ONNX today."""
     if not datasets.fashion_mnist_available():
         pytest.skip("needs dataset-fashion-mnist")
-    fresh = convert_model(BUNDLED_ONNX, "fashion-mnist", str(tmp_path / "out"))
+    out = tmp_path / "out"
+    fresh = convert_model(BUNDLED_ONNX, "fashion-mnist", str(out))
     committed = SNNModel.load(BUNDLED_SNN)
     for a, b in zip(fresh.layers, committed.layers):
         np.testing.assert_allclose(a.weight, b.weight, rtol=1e-6)
         np.testing.assert_allclose(a.bias, b.bias, rtol=1e-6)
+    # the loihi target is integers: exactly the same, thresholds included
+    fresh_loihi, committed_loihi = SNNModel.load(str(out / "loihi")), SNNModel.load(os.path.join(BUNDLED_SNN, "loihi"))
+    for a, b in zip(fresh_loihi.layers, committed_loihi.layers):
+        np.testing.assert_array_equal(a.weight, b.weight)
+        np.testing.assert_array_equal(a.bias, b.bias)
+        assert a.fixed_point == b.fixed_point
+    assert fresh.info["exports"] == {"nir": "model.nir", "netx": "loihi.net"}
+    assert (out / "model.nir").is_file() and (out / "loihi" / "loihi.net").is_file()
 
 
 def test_cli_convert_reports_and_rejects_bad_input(tmp_path, capsys):

@@ -4,6 +4,9 @@ OUT/snn.json, OUT/weights.npz   the `ideal` target (our model artifact: plain ar
 OUT/report.json                 per-layer normalization scale, sparsity, op counts
 OUT/source.onnx                 the DNN as given (re-conversion uses it)
 OUT/openvino/model.xml, .bin    the DNN as OpenVINO IR, for the accelerator backend
+OUT/model.nir                   the ideal SNN as a NIR graph (nir.read), for other neuromorphic tools
+OUT/loihi/snn.json, weights.npz the `loihi` target (fixed point, what Lava and Loihi run)
+OUT/loihi/loihi.net             the loihi target as a lava-dl netx HDF5 network
 """
 from __future__ import annotations
 
@@ -15,18 +18,25 @@ from typing import Callable, Optional
 from ..data import datasets
 from ..data.prepare import model_input
 from .convert import ConversionOptions, convert
+from .export_netx import NETX_FILE, export_netx
+from .export_nir import export_nir
 from .export_openvino import export_openvino
+from .loihi import LOIHI_DIR, LoihiOptions, to_loihi
 from .onnx_import import load_onnx
 
 SOURCE_ONNX = "source.onnx"
 REPORT_JSON = "report.json"
+NIR_FILE = "model.nir"
 
 
 def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionOptions = ConversionOptions(),
                   preprocessing: Optional[dict] = None,
-                  progress: Optional[Callable[[int, int], None]] = None):
+                  progress: Optional[Callable[[int, int], None]] = None,
+                  loihi: Optional[LoihiOptions] = LoihiOptions(),
+                  loihi_progress: Optional[Callable[[int, int], None]] = None):
     """Convert and write every artifact; returns the ideal SNNModel. Fails before writing anything
-    when the model has an unsupported operator or the dataset cannot be read."""
+    when the model has an unsupported operator or the dataset cannot be read. loihi=None skips
+    the loihi target (the Lava backend then makes it on first use)."""
     network = load_onnx(onnx_path, preprocessing)
     calib_set = datasets.load(calib, "train") if calib in ("fashion-mnist", "digits") else datasets.load(calib)
     calib_x = model_input(calib_set.subset(options.calibration_images), network.preprocessing)
@@ -37,6 +47,24 @@ def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionO
         shutil.copyfile(onnx_path, os.path.join(out_dir, SOURCE_ONNX))
     snn.save(out_dir)
     export_openvino(onnx_path, out_dir)
+    exports = {"nir": _optional_export(export_nir, snn, os.path.join(out_dir, NIR_FILE))}
+    if loihi is not None:
+        target = to_loihi(snn, calib_x, loihi, loihi_progress)
+        target_dir = os.path.join(out_dir, LOIHI_DIR)
+        target.save(target_dir)
+        exports["netx"] = _optional_export(export_netx, target, os.path.join(target_dir, NETX_FILE))
+        snn.info["loihi"] = target.info["loihi"]
+    snn.info["exports"] = exports
     with open(os.path.join(out_dir, REPORT_JSON), "w") as f:
         json.dump(snn.info, f, indent=1)
     return snn
+
+
+def _optional_export(export: Callable, model, path: str) -> str:
+    """A format that cannot hold this model (e.g. Lava's symmetric-only padding) is reported,
+    not fatal: the other artifacts still serve. -> the file name, or why it was skipped."""
+    try:
+        export(model, path)
+        return os.path.basename(path)
+    except ValueError as exc:
+        return f"skipped: {exc}"

@@ -1,0 +1,108 @@
+"""The loihi target against Lava itself: our numpy emulation must give the spikes Lava gives, bit
+for bit, in every layer of every frame; and the Lava backend runs frames on a network it keeps."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from snn_agent.backends import BackendError
+from snn_agent.backends.lava import LavaBackend, LavaNetwork
+from snn_agent.conversion.export_netx import NETX_FILE
+from snn_agent.data import datasets
+from snn_agent.data.prepare import model_input
+from snn_agent.engine.loihi_engine import LoihiEngine, score_from_voltage
+from snn_agent.ir import NeuronConfig, SNNModel
+
+from conftest import BUNDLED_SNN
+
+LOIHI_DIR = os.path.join(BUNDLED_SNN, "loihi")
+
+
+@pytest.fixture(scope="module")
+def loihi_model():
+    return SNNModel.load(LOIHI_DIR)
+
+
+@pytest.fixture(scope="module")
+def frames(loihi_model):
+    test = datasets.load(datasets.default_dataset_name(), "test").subset(3)
+    return model_input(test, loihi_model.network.preprocessing)
+
+
+@pytest.fixture(scope="module")
+def lava_network(loihi_model):
+    network = LavaNetwork(loihi_model, os.path.join(LOIHI_DIR, NETX_FILE), record_spikes=True)
+    yield network
+    network.close()
+
+
+@pytest.mark.parametrize("timesteps, v_init", [(5, 0.5), (9, 0.0)])
+def test_every_layer_spikes_exactly_as_in_lava(loihi_model, frames, lava_network, timesteps, v_init):
+    """Two T and two initial voltages on one running network: T and v0 change at runtime."""
+    engine = LoihiEngine(loihi_model)
+    neuron = NeuronConfig("zero", v_init, 1.0)
+    ours, our_spikes = engine.run(frames, timesteps, neuron, return_spikes=True)
+    payloads, voltages = engine.encode(frames), engine.initial_voltages(neuron)
+    for i, payload in enumerate(payloads):
+        v, trains = lava_network.run(payload[None], timesteps, voltages)
+        assert len(trains) == len(our_spikes)
+        for layer, (lava_train, our_train) in enumerate(zip(trains, our_spikes)):
+            assert lava_train.shape == our_train[:, i].shape
+            assert np.array_equal(lava_train.astype(bool), our_train[:, i]), f"frame {i} layer {layer}"
+        assert trains[0].sum() > 0 and trains[-2].sum() > 0  # the check sees real activity
+        np.testing.assert_array_equal(score_from_voltage(loihi_model, v, timesteps), ours.scores[i])
+
+
+def test_lava_backend_keeps_the_network_and_matches_the_emulation(frames, loihi_model):
+    backend = LavaBackend(hardware=False)
+    backend.load(BUNDLED_SNN)  # the ideal model's directory: the backend finds its loihi target
+    try:
+        engine = LoihiEngine(loihi_model)
+        network = backend._network
+        for timesteps in (4, 8):
+            result = backend.infer(frames[:2], timesteps)
+            expected = engine.run(frames[:2], timesteps)
+            np.testing.assert_array_equal(result.scores, expected.scores)
+            assert result.energy.kind == "modelled" and result.energy.joules > 0
+            assert result.ops.spikes == expected.ops.spikes
+        assert backend._network is network  # T changed without a new network
+        sharper = NeuronConfig("zero", 0.5, 0.8)  # thresholds live in the network: it is rebuilt
+        np.testing.assert_array_equal(backend.infer(frames[:1], 4, sharper).scores,
+                                      engine.run(frames[:1], 4, sharper).scores)
+        assert "Loihi2SimCfg" in backend.describe()
+    finally:
+        backend.close()
+
+
+def test_hardware_without_lava_loihi_is_a_clear_error():
+    from snn_agent.backends.lava import loihi_hardware_available
+
+    if loihi_hardware_available():
+        pytest.skip("Intel's Lava-Loihi extension is installed here")
+    backend = LavaBackend(hardware=True)
+    with pytest.raises(BackendError, match="Loihi2HwCfg needs Intel's Lava-Loihi"):
+        backend.load(BUNDLED_SNN)
+
+
+def test_model_without_loihi_target_or_calibration_data_is_a_clear_error(tmp_path):
+    model_dir = tmp_path / "m"
+    shutil.copytree(BUNDLED_SNN, model_dir, ignore=shutil.ignore_patterns("loihi"))
+    model = SNNModel.load(str(model_dir))
+    model.info.pop("calibration_data")
+    model.save(str(model_dir))
+    with pytest.raises(Exception, match="no loihi target and no calibration data"):
+        LavaBackend(hardware=False).load(str(model_dir))
+
+
+def test_missing_netx_file_is_written_from_the_target(tmp_path, frames):
+    model_dir = tmp_path / "m"
+    shutil.copytree(BUNDLED_SNN, model_dir)
+    os.remove(model_dir / "loihi" / NETX_FILE)
+    backend = LavaBackend(hardware=False)
+    try:
+        backend.load(str(model_dir))
+        assert (model_dir / "loihi" / NETX_FILE).is_file()
+        assert backend.infer(frames[:1], 2).scores.shape == (1, 10)
+    finally:
+        backend.close()
