@@ -315,3 +315,16 @@ def test_node_without_model_stays_up_until_one_is_set(rclpy_context, model_dir, 
         spinner.join(timeout=2)
         agent.destroy_node()
         probe.destroy_node()
+
+
+def test_runtime_switch_through_every_backend(graph, samples):
+    """backend set live: each one loads without dropping the node and classifies real messages."""
+    agent, probe = graph
+    images, labels, _ = samples
+    for backend in ("lava", "openvino", "cpu"):
+        assert agent.set_parameters([Parameter("backend", value=backend)])[0].successful
+        label = probe.classify(images[0], timeout=60)
+        assert label is not None
+        values = probe.diagnostics(lambda v, b=backend: v.get("backend", "").startswith(b), timeout=10)
+        assert "fallback" not in values, values.get("fallback")
+        assert probe.got["timesteps"][-1] == (0 if backend == "openvino" else 16)
