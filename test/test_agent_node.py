@@ -321,7 +321,7 @@ def test_runtime_switch_through_every_backend(graph, samples):
     """backend set live: each one loads without dropping the node and classifies real messages."""
     agent, probe = graph
     images, labels, _ = samples
-    for backend in ("lava", "openvino", "cpu"):
+    for backend in ("openvino", "lava", "cpu"):
         assert agent.set_parameters([Parameter("backend", value=backend)])[0].successful
         label = probe.classify(images[0], timeout=60)
         assert label is not None

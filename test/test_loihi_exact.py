@@ -2,6 +2,8 @@
 for bit, in every layer of every frame; and the Lava backend runs frames on a network it keeps."""
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -106,3 +108,17 @@ def test_missing_netx_file_is_written_from_the_target(tmp_path, frames):
         assert backend.infer(frames[:1], 2).scores.shape == (1, 10)
     finally:
         backend.close()
+
+
+def test_lava_starts_after_openvino_in_a_fresh_process():
+    """OpenVINO fixes multiprocessing's start method on import, which Lava's runtime refuses to
+    follow: a node that switches openvino -> lava must still start Lava."""
+    script = ("import openvino, multiprocessing, numpy as np\n"
+              "multiprocessing.get_start_method()\n"  # what openvino's import chain can do
+              "from snn_agent.backends.lava import LavaBackend\n"
+              "backend = LavaBackend(hardware=False)\n"
+              f"backend.load({BUNDLED_SNN!r})\n"
+              "print(backend.infer(np.zeros((1, 1, 28, 28), np.float32), 2).scores.shape)\n"
+              "backend.close()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "(1, 10)" in done.stdout, done.stderr[-2000:]

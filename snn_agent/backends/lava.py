@@ -17,8 +17,10 @@ frames alongside, at ~1 ms a frame.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import replace
 from typing import Optional
@@ -28,11 +30,24 @@ import numpy as np
 from ..conversion.export_netx import INPUT_MESSAGE_BITS, NETX_FILE, export_netx
 from ..conversion.loihi import LoihiOptions, loihi_target
 from ..energy.models import EnergyEstimate, loihi_energy
-from ..engine.loihi_engine import LoihiEngine, score_from_voltage
+from ..engine.loihi_engine import DECAY_UNITY, LoihiEngine, score_from_voltage
 from ..ir import NeuronConfig, SNNModel
 from .base import Backend, BackendError, BackendResult, Capabilities, Stopwatch
 
 log = logging.getLogger("snn_agent")
+
+
+def _import_lava_runtime() -> None:
+    """Lava sets multiprocessing's 'fork' start method when its runtime is first imported, and
+    fails if a library imported before it (OpenVINO does) has already fixed the method: clear it
+    first, so that the node can switch from openvino to lava."""
+    if "lava.magma.runtime.runtime" in sys.modules:
+        return
+    method = multiprocessing.get_start_method(allow_none=True)
+    if method not in (None, "fork"):
+        raise BackendError(f"Lava needs multiprocessing's 'fork' start method; this process uses {method!r}")
+    multiprocessing.set_start_method(None, force=True)
+    import lava.magma.runtime.runtime  # noqa: F401 - the import that sets 'fork'
 
 
 def loihi_hardware_available() -> bool:
@@ -50,6 +65,7 @@ class LavaNetwork:
     """
 
     def __init__(self, model: SNNModel, netx_path: str, hardware: bool = False, record_spikes: bool = False):
+        _import_lava_runtime()
         if not os.path.isfile(netx_path):
             raise BackendError(f"netx network not found: {netx_path} "
                                f"(snn_agent.conversion.export_netx.export_netx writes it)")
@@ -92,12 +108,17 @@ class LavaNetwork:
         """inputs: (1 or T, n) what the host sends at steps 1..T (1: the same at each step);
         voltages: each layer's v at the start (LoihiEngine.initial_voltages).
         Runs T + depth steps -> (the last layer's v, [spike trains (steps, n) per layer] or [])."""
-        for block, v0 in zip(self.net.layers, voltages):
-            block.neuron.u.set(np.zeros(block.neuron.u.shape))
+        # Each Var.set is a round trip to Lava's runtime (~50 ms): skip the state a frame leaves
+        # at zero or never reads: u where the current decays fully (u is then each step's input
+        # alone) and the first synapse's buffer (the host sends zeros for the last depth steps).
+        for index, (block, layer, v0) in enumerate(zip(self.net.layers, self.model.layers, voltages)):
+            if layer.fixed_point.du + 1 != DECAY_UNITY:
+                block.neuron.u.set(np.zeros(block.neuron.u.shape))
             block.neuron.v.set(_to_lava(v0.astype(np.float64), block.neuron.v.shape))
-            synapse = block.synapse
-            buffer = synapse.a_buf if hasattr(synapse, "a_buf") else synapse.a_buff  # Conv, Dense
-            buffer.set(np.zeros(buffer.shape))
+            if index > 0:
+                synapse = block.synapse
+                buffer = synapse.a_buf if hasattr(synapse, "a_buf") else synapse.a_buff  # Conv, Dense
+                buffer.set(np.zeros(buffer.shape))
         trains = self._steps(inputs, timesteps, timesteps + self.depth)
         last = self.net.layers[-1].neuron.v
         return _from_lava(last.get()[None], last.shape)[0], trains
