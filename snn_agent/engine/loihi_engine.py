@@ -239,8 +239,9 @@ def load_netx(path: str, input_shape: Optional[tuple] = None) -> SNNModel:
     """A netx HDF5 network (lava-dl's `export_hdf5` of slayer CUBA blocks: dense, conv, flatten)
     as a `loihi` target model that LoihiEngine runs exactly as Lava runs it, with the weights,
     thresholds and decays that netx gives Lava's processes. input_shape (C, H, W) where the file
-    has no input layer. The input is binary spikes (netx's default input_message_bits=0); a last
-    layer with a neuron spikes and its spike counts are the scores."""
+    has no input layer and starts with a conv (a dense layer's weights give its input size). The
+    input is binary spikes (netx's default input_message_bits=0); a last layer with a neuron
+    spikes and its spike counts are the scores."""
     import h5py
 
     layers = []
@@ -257,9 +258,16 @@ def load_netx(path: str, input_shape: Optional[tuple] = None) -> SNNModel:
                 continue
             if kind == "flatten":
                 continue  # our dense layers take (C, H, W) in netx's flatten order already
-            if kind not in ("conv", "dense") or "delay" in handle or \
-                    ("neuron" in handle and _text(handle["neuron/type"]) != "CUBA"):
-                raise ValueError(f"{path}: layer {i} ({kind}) is not a CUBA conv or dense layer without delays")
+            if kind not in ("conv", "dense"):
+                raise ValueError(f"{path}: layer {i} is a '{kind}' layer; supported are CUBA dense and conv "
+                                 f"layers, flatten, and an input layer without neurons")
+            if "delay" in handle:
+                raise ValueError(f"{path}: layer {i} ({kind}) has synaptic delays, which are not supported")
+            if "neuron" in handle and _text(handle["neuron/type"]) != "CUBA":
+                raise ValueError(f"{path}: layer {i} ({kind}) has {_text(handle['neuron/type'])} neurons; "
+                                 f"only CUBA neurons are supported")
+            if shape is None and kind == "dense":  # a dense first layer's weights give its input
+                shape = (int(handle["weight"].size // np.prod(handle["shape"][()])),)
             if shape is None:
                 raise ValueError(f"{path}: pass input_shape=(C, H, W); the file has no input layer")
             layers.append(_netx_layer(handle, kind, i, shape))
