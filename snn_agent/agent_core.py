@@ -9,7 +9,7 @@ import logging
 import math
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from .adaptation.governor import Decision, Governor, GovernorSettings
 from .adaptation.operating_points import OperatingPoint, PointTable
 from .backends import Backend, create_backend
+from .energy.constants import constants_from
 from .energy.models import EnergyEstimate
 from .ir import ModelFormatError, SNNModel
 
@@ -29,6 +30,7 @@ class BackendChoice:
     backend: str = "cpu"
     device: str = "CPU"
     allow_fallback: bool = True
+    energy: dict = field(default_factory=dict)  # energy constant overrides, {"cpu.core_power_w": 2.0}
 
 
 @dataclass
@@ -143,7 +145,11 @@ class AgentCore:
         self._install(backend, choice, reason)
 
     def _open(self, name: str, choice: BackendChoice) -> Backend:
-        options = {"device": choice.device, "allow_fallback": choice.allow_fallback} if name == "openvino" else {}
+        constants = constants_from(choice.energy)
+        options = {"cpu": {"cpu_power": constants["cpu"]},
+                   "lava": {"loihi_constants": constants["loihi"]},
+                   "openvino": {"device": choice.device, "allow_fallback": choice.allow_fallback,
+                                "cpu_power": constants["cpu"], "accelerator_power": constants["accelerator"]}}[name]
         backend = self.backend_factory(name, **options)
         backend.load(choice.model_dir)
         return backend

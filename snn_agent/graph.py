@@ -92,5 +92,17 @@ def load_config(path: str) -> dict:
         values = section.get("ros__parameters") if isinstance(section, dict) else None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: section {key!r} has no ros__parameters mapping")
-        params[str(key).strip("/").split("/")[-1]] = dict(values)
+        params[str(key).strip("/").split("/")[-1]] = _dotted(values)
     return params
+
+
+def _dotted(values: dict, prefix: str = "") -> dict:
+    """Nested mappings as ROS 2 reads them: {"energy": {"cpu": {"core_power_w": 2}}} ->
+    {"energy.cpu.core_power_w": 2}."""
+    flat = {}
+    for name, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_dotted(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat

@@ -328,3 +328,20 @@ def test_runtime_switch_through_every_backend(graph, samples):
         values = probe.diagnostics(lambda v, b=backend: v.get("backend", "").startswith(b), timeout=10)
         assert "fallback" not in values, values.get("fallback")
         assert probe.got["timesteps"][-1] == (0 if backend == "openvino" else 16)
+
+
+def test_energy_constants_are_parameters_that_reach_the_backend(graph, samples):
+    agent, probe = graph
+    if agent.core.backend.meter.kind == "measured":
+        pytest.skip("RAPL counters are readable here: CPU energy is measured, not modelled from core power")
+    images = samples[0]
+    for image in images[:3]:
+        probe.classify(image)
+    before = float(np.median(probe.got["energy"][-3:]))
+    assert not agent.set_parameters([Parameter("energy.cpu.core_power_w", value=-1.0)])[0].successful
+    assert agent.set_parameters([Parameter("energy.cpu.core_power_w", value=50.0)])[0].successful
+    for image in images[3:8]:
+        probe.classify(image)
+    assert agent.core.backend.meter.constants.core_power_w == 50.0
+    after = float(np.median(probe.got["energy"][-5:]))
+    assert after > 3 * before, (before, after)  # 10x the power per core; CPU time itself is noisy

@@ -16,11 +16,13 @@ CONFIG = os.path.join(ROOT, "config", "agent.yaml")
 
 
 def test_config_has_every_node_and_documents_every_parameter():
-    from snn_agent.ros.agent_node import PARAMETERS
+    from snn_agent.ros.agent_node import ENERGY_PARAMS, PARAMETERS
 
     params = load_config(CONFIG)
     assert set(params) == {spec.name for spec in node_specs(use_sim=True)}
-    assert set(params["agent"]) == set(PARAMETERS)  # every declared parameter has a default here
+    # every declared parameter has a default here; of the energy constants, those worth tuning
+    assert set(params["agent"]) - set(ENERGY_PARAMS) == set(PARAMETERS) - set(ENERGY_PARAMS)
+    assert set(params["agent"]) <= set(PARAMETERS) and "energy.cpu.core_power_w" in params["agent"]
     assert default_config_path() == CONFIG
     lines = [line for line in open(CONFIG) if line.startswith("    ") and ":" in line]
     undocumented = [line.strip() for line in lines if "#" not in line]

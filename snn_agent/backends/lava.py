@@ -29,6 +29,7 @@ import numpy as np
 
 from ..conversion.export_netx import INPUT_MESSAGE_BITS, NETX_FILE, export_netx
 from ..conversion.loihi import LoihiOptions, loihi_target
+from ..energy.constants import LoihiEnergy
 from ..energy.models import EnergyEstimate, loihi_energy
 from ..engine.loihi_engine import DECAY_UNITY, LoihiEngine, score_from_voltage
 from ..ir import NeuronConfig, SNNModel
@@ -157,13 +158,15 @@ class LavaBackend(Backend):
     name = "lava"
     capabilities = Capabilities(adapt_timesteps=True, learn_online=False)
 
-    def __init__(self, hardware: Optional[bool] = None, loihi_options: LoihiOptions = LoihiOptions()):
+    def __init__(self, hardware: Optional[bool] = None, loihi_options: LoihiOptions = LoihiOptions(),
+                 loihi_constants: LoihiEnergy = LoihiEnergy()):
         """hardware: True runs on Loihi 2 (Loihi2HwCfg; BackendError without Lava-Loihi), False
         on Lava's simulator, None on the chip where Lava-Loihi is installed, else the simulator.
         loihi_options: for a model directory that has no loihi target yet (see loihi_target)."""
         super().__init__()
         self.hardware = hardware
         self.loihi_options = loihi_options
+        self.loihi_constants = loihi_constants
         self.engine: Optional[LoihiEngine] = None
         self._network: Optional[LavaNetwork] = None
         self._netx_path = ""
@@ -212,7 +215,7 @@ class LavaBackend(Backend):
             v = np.stack([self._network.run(payload[None], timesteps, voltages)[0] for payload in payloads])
         counted = self.engine.run(x, timesteps, neuron)  # the same spikes, counted
         chip_steps = timesteps + self.engine.depth
-        energy = loihi_energy(counted.ops.per_frame(), chip_steps)
+        energy = loihi_energy(counted.ops.per_frame(), chip_steps, self.loihi_constants)
         energy = EnergyEstimate(energy.joules, energy.kind, energy.source + " (ops counted by our exact emulation)")
         return BackendResult(score_from_voltage(self.model, v, timesteps), watch.seconds, energy, counted.ops)
 

@@ -1,7 +1,8 @@
 """Published energy and power figures, in one place, each with its source.
 
 Every figure computed from these is *modelled*; a figure read from a meter (RAPL) is *measured*.
-Override any of them from config (`energy:` section) when you have better numbers for your robot.
+Override any of them from config when you have better numbers for your robot: the agent node's
+parameters `energy.<section>.<field>` (config/agent.yaml, `energy:` mapping), sections below.
 """
 from __future__ import annotations
 
@@ -59,3 +60,19 @@ def override(constants, values: dict):
         raise ValueError(f"unknown energy constants {sorted(unknown)} for {type(constants).__name__}; "
                          f"known: {sorted(known)}")
     return type(constants)(**{**{f.name: getattr(constants, f.name) for f in fields(constants)}, **values})
+
+
+# parameter section -> constants class: the agent node declares energy.<section>.<field> for each field
+ENERGY_SECTIONS = {"loihi": LoihiEnergy, "accelerator": AcceleratorPower, "cpu": CpuPower}
+
+
+def constants_from(values: dict) -> dict:
+    """{"loihi.synaptic_op_j": 2e-11, ...} -> {section: constants instance} for every section,
+    defaults where a field is not given; unknown sections or fields are an error."""
+    by_section = {section: {} for section in ENERGY_SECTIONS}
+    for key, value in values.items():
+        section, _, name = key.partition(".")
+        if section not in by_section:
+            raise ValueError(f"unknown energy section {section!r} in {key!r}; known: {sorted(ENERGY_SECTIONS)}")
+        by_section[section][name] = float(value)
+    return {section: override(ENERGY_SECTIONS[section](), given) for section, given in by_section.items()}

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import fields
 from typing import Optional
 
 import numpy as np
@@ -28,6 +29,7 @@ from ..adaptation.battery_input import read_battery
 from ..adaptation.governor import POLICIES, GovernorSettings
 from ..agent_core import AgentCore, BackendChoice
 from ..backends import BACKENDS
+from ..energy.constants import ENERGY_SECTIONS
 from ..graph import resolve_path
 from ..ir import MODEL_JSON
 from ..sensing.images import ImageDecodeError, decode_compressed, decode_raw, to_network_input
@@ -63,7 +65,17 @@ PARAMETERS = {
     "diagnostics_period_s": (1.0, "[s] /diagnostics period (read at start)",
                              {"floating_point_range": _float_range(0.1, 60), "read_only": True}),
 }
-BACKEND_PARAMS = ("model", "backend", "device", "allow_fallback")
+# energy.<section>.<field>: the published constants (energy/constants.py, with their sources),
+# overridable for the robot at hand; a change reloads the backend so that its figures use them
+ENERGY_PARAMS = {f"energy.{section}.{f.name}": float(getattr(constants(), f.name))
+                 for section, constants in ENERGY_SECTIONS.items() for f in fields(constants)}
+UNIT_SUFFIXES = {"_w": "[W]", "_j": "[J]", "_s": "[s]", "_per_s": "[1/s]"}
+PARAMETERS.update({
+    name: (default, f"{next(u for s, u in reversed(UNIT_SUFFIXES.items()) if name.endswith(s))} "
+                    f"energy model constant (snn_agent/energy/constants.py cites its source)",
+           {"floating_point_range": _float_range(0, 1e15)})
+    for name, default in ENERGY_PARAMS.items()})
+BACKEND_PARAMS = ("model", "backend", "device", "allow_fallback") + tuple(ENERGY_PARAMS)
 GOVERNOR_PARAMS = ("policy", "timesteps", "min_accuracy", "max_latency_ms", "mission_time_s",
                    "battery_reserve", "hysteresis")
 
@@ -201,8 +213,10 @@ class AgentNode(Node):
     def _backend_choice(self, overrides: Optional[dict] = None) -> BackendChoice:
         values = {name: self.get_parameter(name).value for name in BACKEND_PARAMS}
         values.update(overrides or {})
+        energy = {name[len("energy."):]: values[name] for name in ENERGY_PARAMS
+                  if values[name] != ENERGY_PARAMS[name]}
         return BackendChoice(resolve_path(values["model"]), values["backend"], values["device"],
-                             values["allow_fallback"])
+                             values["allow_fallback"], energy)
 
     def _governor_settings(self, overrides: Optional[dict] = None) -> GovernorSettings:
         p = {name: self.get_parameter(name).value for name in GOVERNOR_PARAMS}
