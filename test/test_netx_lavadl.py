@@ -1,11 +1,12 @@
 """netx HDF5 files written by lava-dl itself, run by our exact engine and by Lava: the same spikes.
 
 Small slayer CUBA networks are built in torch as lava-dl's tutorials build them (block.cuba.Dense,
-Conv, Flatten; current and voltage decays, thresholds; a MeanOnlyBatchNorm where a bias is wanted),
+Conv, Flatten, Affine; current and voltage decays, thresholds; a MeanOnlyBatchNorm for a bias),
 given random weights big enough that neurons fire, and exported with the blocks' own `export_hdf5`.
 Lava runs each file as lava-dl users run it (netx.hdf5.Network in Loihi2SimCfg fixed_pt, fed by a
 ring buffer of binary spikes, every layer's spikes recorded by a sink); `load_netx` + LoihiEngine run
-the same file on the same spikes, and every layer's spike train must be identical, bit for bit.
+the same file on the same spikes, and every layer's spike train (and a readout's voltage) must be
+identical, bit for bit.
 """
 import re
 
@@ -67,7 +68,7 @@ def export(blocks, input_shape: tuple, path, generator, top_bias: float = 40) ->
             block.export_hdf5(layer.create_group(f"{i}"))
 
 
-def dense_network(path, input_layer: bool = False) -> tuple:
+def dense_network(path) -> tuple:
     """Three dense blocks and no input layer, as in lava-dl's N-MNIST tutorial: mixed-sign weights
     over the whole 8-bit range; small excitatory weights (netx shifts them up and gives the synapse
     a negative exponent) into IF neurons (current_decay 1); small inhibitory weights against a bias."""
@@ -101,9 +102,22 @@ def conv_network(path, input_layer: bool = True) -> tuple:
     return shape
 
 
-def run_lava(path, inputs: np.ndarray, input_shape: tuple = None) -> list:
+def readout_network(path, dynamics: bool = True) -> tuple:
+    """Dense blocks into slayer's Affine block, a readout whose voltage is the output: with its
+    neuron (exported with a threshold it can never reach) or without one (netx's default neuron)."""
+    g = torch.Generator().manual_seed(6)
+    blocks = [slayer.block.cuba.Dense(neuron(), 30, 20),
+              slayer.block.cuba.Dense(with_bias(voltage_decay=0.1), 20, 12),
+              slayer.block.cuba.Affine(neuron(current_decay=0.1, voltage_decay=0.05), 12, 4, dynamics=dynamics)]
+    for block, std in zip(blocks, [1.2, 0.8, 0.5]):
+        set_weights(block, std, g)
+    export(blocks, (30,), path, g)
+    return (30,)
+
+
+def run_lava(path, inputs: np.ndarray, input_shape: tuple = None) -> tuple:
     """inputs: (T, C, H, W) or (T, n) binary spikes, sent at steps 1..T. Runs T + depth steps of the
-    file in Lava -> [spike trains (steps, n) per layer, in (C, H, W)-flat order]."""
+    file in Lava -> ([spike trains (steps, n) per layer], the last layer's v (n,)), (C, H, W)-flat."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io import sink, source
@@ -122,9 +136,10 @@ def run_lava(path, inputs: np.ndarray, input_shape: tuple = None) -> list:
     try:
         net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         trains = [s.data.get() for s in sinks]  # (x, y, f, steps) or (n, steps)
+        v = net.layers[-1].neuron.v.get()
     finally:
         net.stop()
-    return [train.T.reshape(steps, -1) for train in trains]  # (steps, C, H, W) flat
+    return [train.T.reshape(steps, -1) for train in trains], v.T.reshape(-1)  # (steps, C, H, W) flat
 
 
 def spike_inputs(shape: tuple, seed: int) -> np.ndarray:
@@ -132,45 +147,60 @@ def spike_inputs(shape: tuple, seed: int) -> np.ndarray:
     return (np.random.default_rng(seed).random((T, FRAMES) + shape) < SPIKE_RATE).astype(np.float32)
 
 
-@pytest.mark.parametrize("network, input_layer", [(dense_network, False), (conv_network, True),
-                                                  (conv_network, False)],
-                         ids=["dense", "conv-flatten-dense", "conv-without-input-layer"])
-def test_lava_dl_network_spikes_exactly_as_in_lava(tmp_path, network, input_layer):
+CASES = {"dense": (dense_network, {}, False),
+         "conv-flatten-dense": (conv_network, {"input_layer": True}, False),
+         "conv-without-input-layer": (conv_network, {"input_layer": False}, True),
+         "affine-readout": (readout_network, {"dynamics": True}, False),
+         "affine-readout-without-neuron": (readout_network, {"dynamics": False}, False)}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_lava_dl_network_runs_exactly_as_in_lava(tmp_path, case):
+    """Every layer's spikes, and a readout's final voltage, bit for bit, on two frames."""
+    network, options, pass_shape = CASES[case]
     path = str(tmp_path / "network.net")
-    shape = network(path, input_layer)
+    shape = network(path, **options)
     # a file that starts with a conv and has no input layer needs the input's shape, in Lava too
-    given_shape = shape if network is conv_network and not input_layer else None
+    given_shape = shape if pass_shape else None
     model = load_netx(path, input_shape=given_shape)
     assert tuple(model.layers[0].input_shape) == shape
+    readout = not model.layers[-1].spiking
+    assert readout == (network is readout_network)
     engine = LoihiEngine(model)
     inputs = spike_inputs(shape, seed=len(shape))
-    ours = engine.run_sequence(inputs, return_spikes=True)[1]
+    result, ours = engine.run_sequence(inputs, return_spikes=True)
     assert len(ours) == len(model.layers) == engine.depth
     for frame in range(FRAMES):
-        lava = run_lava(path, inputs[:, frame], given_shape)
+        lava, lava_v = run_lava(path, inputs[:, frame], given_shape)
         assert len(lava) == len(ours)
         for index, (lava_train, our_train) in enumerate(zip(lava, ours)):
             assert lava_train.shape == our_train[:, frame].shape, f"layer {index}"
             assert np.array_equal(lava_train.astype(bool), our_train[:, frame]), f"frame {frame} layer {index}"
-    for index, train in enumerate(ours):  # the comparison sees real activity in every layer,
-        assert train.any(), f"layer {index} never fires"
-        fp = model.layers[index].fixed_point  # and each layer's leaks and bias change its spikes
-        if (fp.du, fp.dv) != (-1, 0):
-            assert changes_spikes(model, inputs, index, du=-1, dv=0), f"layer {index}: leaks make no difference"
-        if np.any(model.layers[index].bias):
-            assert changes_spikes(model, inputs, index, bias=0), f"layer {index}: bias makes no difference"
+        if readout:  # scores = v / (64 T), exact in float32 as 64 T is a power of two
+            np.testing.assert_array_equal(result.scores[frame].astype(np.float64) * 64 * T, lava_v)
+    # the comparison sees real activity in every layer, and leaks and biases that matter
+    for index, layer in enumerate(model.layers):
+        assert ours[index].any() if layer.spiking else np.all(result.scores != 0), f"layer {index} is silent"
+        if (layer.fixed_point.du, layer.fixed_point.dv) != (-1, 0):
+            assert changes_output(model, inputs, index, du=-1, dv=0), f"layer {index}: leaks make no difference"
+        if np.any(layer.bias):
+            assert changes_output(model, inputs, index, bias=0), f"layer {index}: bias makes no difference"
 
 
-def changes_spikes(model, inputs, index, bias=None, **fixed_point) -> bool:
-    """Whether layer `index` fires otherwise with other leaks (du, dv) or a zero bias."""
+def changes_output(model, inputs, index, bias=None, **fixed_point) -> bool:
+    """Whether layer `index` fires otherwise (a readout: ends at another voltage) with other leaks
+    (du, dv) or a zero bias."""
     layers = list(model.layers)
     layer = layers[index]
     layers[index] = replace(layer, fixed_point=replace(layer.fixed_point, **fixed_point),
                             bias=layer.bias if bias is None else np.zeros_like(layer.bias))
     other = replace(model, network=replace(model.network, layers=layers))
-    before = LoihiEngine(model).run_sequence(inputs, return_spikes=True)[1][index]
-    after = LoihiEngine(other).run_sequence(inputs, return_spikes=True)[1][index]
-    return not np.array_equal(before, after)
+
+    def output(m):
+        result, spikes = LoihiEngine(m).run_sequence(inputs, return_spikes=True)
+        return spikes[index] if m.layers[index].spiking else result.scores
+
+    return not np.array_equal(output(model), output(other))
 
 
 def unsupported_pool(path) -> None:

@@ -240,8 +240,9 @@ def load_netx(path: str, input_shape: Optional[tuple] = None) -> SNNModel:
     as a `loihi` target model that LoihiEngine runs exactly as Lava runs it, with the weights,
     thresholds and decays that netx gives Lava's processes. input_shape (C, H, W) where the file
     has no input layer and starts with a conv (a dense layer's weights give its input size). The
-    input is binary spikes (netx's default input_message_bits=0); a last layer with a neuron
-    spikes and its spike counts are the scores."""
+    input is binary spikes (netx's default input_message_bits=0). A last layer that spikes gives
+    its spike counts as the scores; one that never can (no neuron, or slayer's Affine readout with
+    its out-of-range threshold) its voltage after the frame, / (64 T)."""
     import h5py
 
     layers = []
@@ -300,7 +301,9 @@ def _netx_layer(handle, kind: str, index: int, input_shape: tuple) -> Layer:
         layer = Layer(f"layer{index}", "dense", weight, np.zeros(n_out, np.int32), input_shape, (n_out,))
     if bias is not None:
         layer.bias = bias.reshape(-1).astype(np.int32)
-    layer.spiking = has_neuron
+    # a neuron whose threshold v (clipped to 24 bits) never exceeds is a readout, as slayer's Affine
+    # block (vThMant 2**18 - 1) or netx's default neuron: its voltage is the output, not spikes
+    layer.spiking = has_neuron and (int(neuron["vThMant"]) << ACT_SHIFT) < V_LIMIT
     layer.fixed_point = FixedPoint(vth=neuron["vThMant"], weight_exp=int(weight_exp), bias_exp=ACT_SHIFT,
                                    du=neuron["iDecay"] - 1, dv=neuron["vDecay"])
     return layer
