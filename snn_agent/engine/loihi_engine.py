@@ -121,7 +121,7 @@ class LoihiEngine:
                 synops = float(spikes.reshape(-1, spikes.shape[-1]).sum(axis=0) @ synapse.fan_out)
                 a_in = np.zeros((steps, frames, layer.n_neurons), np.int32)
                 a_in[1:] = synapse.sums(spikes[:-1])  # the last step's spikes arrive after the run
-            spikes, v = _lif(a_in, fp, vths[index], voltages[index], _effective_bias(layer))
+            spikes, v = _lif(a_in, fp, vths[index], voltages[index], synapse.bias)
             n_spikes = int(np.count_nonzero(spikes))
             if return_spikes:
                 all_spikes.append(spikes)
@@ -151,6 +151,7 @@ class _Synapse:
         dtype = np.float32 if float(rows.sum(axis=1).max(initial=0)) * max_input < 2 ** 24 else np.float64
         self.layer = replace(layer, weight=layer.weight.astype(dtype))
         self.dtype = dtype
+        self.bias = _effective_bias(layer)  # the neurons' bias, in v units
         # Lava's Conv (and a graded first layer, which the exporter writes as a Conv) wraps its sum
         # to 24 bits and ignores the exponent; Dense shifts by it and sends int32.
         self.conv_like = layer.kind == "conv" or graded
@@ -219,7 +220,7 @@ def _lif(a_in: np.ndarray, fp, vth: int, v0: np.ndarray, bias: np.ndarray):
         u = currents[t] if full_current_decay else _current(_decay(u, u_decay), a_in[t])
         v = _decay(v, v_decay) + u
         v += bias
-        np.clip(v, -V_LIMIT, V_LIMIT, out=v)
+        np.core.umath.clip(v, -V_LIMIT, V_LIMIT, out=v)  # the ufunc: np.clip's wrapper costs as much
         fired = np.greater(v, threshold, out=spikes[t])
         v[fired] = 0
     return spikes, v
