@@ -390,7 +390,7 @@ def main() -> int:
     print(f"starting Lava ({n_lava} frames per T, timed, then again with spike recorders; ~0.3-0.6 s a frame of "
           f"T + {engine.depth} steps here)",
           file=sys.stderr)
-    lava = create_backend("lava", hardware=False)
+    lava = create_backend("lava", device="CPU")
     lava.load(MODEL_DIR)
     try:
         lava.infer(lava_x[:1], TIMESTEPS[0])  # warm-up, not timed

@@ -147,7 +147,7 @@ class AgentCore:
     def _open(self, name: str, choice: BackendChoice) -> Backend:
         constants = constants_from(choice.energy)
         options = {"cpu": {"cpu_power": constants["cpu"]},
-                   "lava": {"loihi_constants": constants["loihi"]},
+                   "lava": {"device": choice.device, "loihi_constants": constants["loihi"]},
                    "openvino": {"device": choice.device, "allow_fallback": choice.allow_fallback,
                                 "cpu_power": constants["cpu"], "accelerator_power": constants["accelerator"]}}[name]
         backend = self.backend_factory(name, **options)

@@ -345,3 +345,17 @@ def test_energy_constants_are_parameters_that_reach_the_backend(graph, samples):
     assert agent.core.backend.meter.constants.core_power_w == 50.0
     after = float(np.median(probe.got["energy"][-5:]))
     assert after > 3 * before, (before, after)  # 10x the power per core; CPU time itself is noisy
+
+
+def test_lava_on_a_chip_this_machine_lacks_falls_back_with_the_reason(graph, samples):
+    from snn_agent.backends.lava import loihi_hardware_available
+
+    if loihi_hardware_available():
+        pytest.skip("Intel's Lava-Loihi extension is installed here")
+    agent, probe = graph
+    result = agent.set_parameters([Parameter("backend", value="lava"), Parameter("device", value="LOIHI2")])
+    assert all(r.successful for r in result)
+    assert probe.classify(samples[0][0], timeout=30)
+    values = probe.diagnostics(lambda v: "fallback" in v)
+    assert "Lava-Loihi" in values["fallback"] and values["backend"] == "cpu"
+    assert values["_level"] == DiagnosticStatus.ERROR

@@ -57,7 +57,7 @@ def test_every_layer_spikes_exactly_as_in_lava(loihi_model, frames, lava_network
 
 
 def test_lava_backend_keeps_the_network_and_matches_the_emulation(frames, loihi_model):
-    backend = LavaBackend(hardware=False)
+    backend = LavaBackend(device="CPU")
     backend.load(BUNDLED_SNN)  # the ideal model's directory: the backend finds its loihi target
     try:
         engine = LoihiEngine(loihi_model)
@@ -82,9 +82,14 @@ def test_hardware_without_lava_loihi_is_a_clear_error():
 
     if loihi_hardware_available():
         pytest.skip("Intel's Lava-Loihi extension is installed here")
-    backend = LavaBackend(hardware=True)
+    backend = LavaBackend(device="LOIHI2")
     with pytest.raises(BackendError, match="Loihi2HwCfg needs Intel's Lava-Loihi"):
         backend.load(BUNDLED_SNN)
+
+
+def test_unknown_lava_device_is_a_clear_error():
+    with pytest.raises(BackendError, match="CPU .*LOIHI2 .*AUTO"):
+        LavaBackend(device="MYRIAD")
 
 
 def test_model_without_loihi_target_or_calibration_data_is_a_clear_error(tmp_path):
@@ -94,14 +99,14 @@ def test_model_without_loihi_target_or_calibration_data_is_a_clear_error(tmp_pat
     model.info.pop("calibration_data")
     model.save(str(model_dir))
     with pytest.raises(Exception, match="no loihi target and no calibration data"):
-        LavaBackend(hardware=False).load(str(model_dir))
+        LavaBackend(device="CPU").load(str(model_dir))
 
 
 def test_missing_netx_file_is_written_from_the_target(tmp_path, frames):
     model_dir = tmp_path / "m"
     shutil.copytree(BUNDLED_SNN, model_dir)
     os.remove(model_dir / "loihi" / NETX_FILE)
-    backend = LavaBackend(hardware=False)
+    backend = LavaBackend(device="CPU")
     try:
         backend.load(str(model_dir))
         assert (model_dir / "loihi" / NETX_FILE).is_file()
@@ -116,7 +121,7 @@ def test_lava_starts_after_openvino_in_a_fresh_process():
     script = ("import openvino, multiprocessing, numpy as np\n"
               "multiprocessing.get_start_method()\n"  # what openvino's import chain can do
               "from snn_agent.backends.lava import LavaBackend\n"
-              "backend = LavaBackend(hardware=False)\n"
+              "backend = LavaBackend(device='CPU')\n"
               f"backend.load({BUNDLED_SNN!r})\n"
               "print(backend.infer(np.zeros((1, 1, 28, 28), np.float32), 2).scores.shape)\n"
               "backend.close()\n")

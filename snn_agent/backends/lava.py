@@ -154,17 +154,24 @@ def _from_lava(batch: np.ndarray, shape: tuple) -> np.ndarray:
     return (batch.transpose(0, 3, 2, 1) if len(shape) == 3 else batch).reshape(len(batch), -1)
 
 
+# the node's `device` parameter for this backend -> run on the chip (None: where Lava-Loihi is installed)
+LAVA_DEVICES = {"CPU": False, "LOIHI2": True, "AUTO": None}
+
+
 class LavaBackend(Backend):
     name = "lava"
     capabilities = Capabilities(adapt_timesteps=True, learn_online=False)
 
-    def __init__(self, hardware: Optional[bool] = None, loihi_options: LoihiOptions = LoihiOptions(),
+    def __init__(self, device: str = "CPU", loihi_options: LoihiOptions = LoihiOptions(),
                  loihi_constants: LoihiEnergy = LoihiEnergy()):
-        """hardware: True runs on Loihi 2 (Loihi2HwCfg; BackendError without Lava-Loihi), False
-        on Lava's simulator, None on the chip where Lava-Loihi is installed, else the simulator.
+        """device: CPU runs on Lava's simulator (Loihi2SimCfg, fixed point), LOIHI2 on the chip
+        (Loihi2HwCfg; BackendError without Intel's Lava-Loihi extension), AUTO on the chip where
+        that extension is installed, else the simulator.
         loihi_options: for a model directory that has no loihi target yet (see loihi_target)."""
         super().__init__()
-        self.hardware = hardware
+        if device.upper() not in LAVA_DEVICES:
+            raise BackendError(f"lava device {device!r}: choose CPU (Lava's simulator), LOIHI2 (Loihi2HwCfg) or AUTO")
+        self.hardware = LAVA_DEVICES[device.upper()]
         self.loihi_options = loihi_options
         self.loihi_constants = loihi_constants
         self.engine: Optional[LoihiEngine] = None

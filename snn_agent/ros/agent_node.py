@@ -46,7 +46,8 @@ def _float_range(lo, hi):
 PARAMETERS = {
     "model": ("models/fashion_cnn_snn", "converted model directory (snn-agent convert -o DIR)", {}),
     "backend": ("cpu", "inference backend", {"additional_constraints": f"one of {', '.join(BACKENDS)}"}),
-    "device": ("CPU", "OpenVINO device: CPU, GPU, NPU, MYRIAD (NCS2, OpenVINO 2022.3 LTS only), AUTO", {}),
+    "device": ("CPU", "openvino: CPU, GPU, NPU, MYRIAD (NCS2, OpenVINO 2022.3 LTS only), AUTO; "
+                      "lava: CPU (Lava's simulator), LOIHI2 (the chip, needs Lava-Loihi), AUTO", {}),
     "allow_fallback": (True, "fall back to the CPU engine when a backend or device fails", {}),
     "policy": ("auto", "timestep policy", {"additional_constraints": f"one of {', '.join(POLICIES)}"}),
     "timesteps": (16, "T for the fixed policy and for models without operating points",
