@@ -353,9 +353,6 @@ def main() -> int:
     threadpool_limits(limits=1, user_api="blas")  # one core for every CPU engine, as on the robot
 
     began = time.perf_counter()
-    # Lava must be imported before OpenVINO: importing openvino fixes multiprocessing's start method,
-    # after which Lava's own mp.set_start_method('fork') raises "context has already been set"
-    import lava.lib.dl.netx  # noqa: F401
     cpu_power, loihi_constants, ncs2_constants = CpuPower(), LoihiEnergy(), AcceleratorPower()
     cpu = create_backend("cpu")
     cpu.load(MODEL_DIR)

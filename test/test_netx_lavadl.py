@@ -15,6 +15,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 h5py = pytest.importorskip("h5py")
+from snn_agent.backends.lava import import_lava_runtime  # noqa: E402
+
+import_lava_runtime()  # before lava-dl: OpenVINO, imported by other test modules, fixes the start method
 slayer = pytest.importorskip("lava.lib.dl.slayer")
 netx = pytest.importorskip("lava.lib.dl.netx")
 

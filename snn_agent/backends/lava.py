@@ -38,7 +38,7 @@ from .base import Backend, BackendError, BackendResult, Capabilities, Stopwatch
 log = logging.getLogger("snn_agent")
 
 
-def _import_lava_runtime() -> None:
+def import_lava_runtime() -> None:
     """Lava sets multiprocessing's 'fork' start method when its runtime is first imported, and
     fails if a library imported before it (OpenVINO does) has already fixed the method: clear it
     first, so that the node can switch from openvino to lava."""
@@ -66,7 +66,7 @@ class LavaNetwork:
     """
 
     def __init__(self, model: SNNModel, netx_path: str, hardware: bool = False, record_spikes: bool = False):
-        _import_lava_runtime()
+        import_lava_runtime()
         if not os.path.isfile(netx_path):
             raise BackendError(f"netx network not found: {netx_path} "
                                f"(snn_agent.conversion.export_netx.export_netx writes it)")
