@@ -1,20 +1,31 @@
 """The network IR shared by conversion, the engines and the backends.
 
-Plain dataclasses over numpy arrays (in the spirit of NIR): a feed-forward chain of linear
+Plain dataclasses over numpy arrays (in the spirit of NIR): a feed-forward network of linear
 layers (convolution or dense), each followed by a ReLU in the DNN and by a spiking neuron in the
 SNN, except the last, whose output is the class scores. Saved as JSON + a .npz of arrays, never
 pickle, so a model directory can be read by any tool and cannot execute code when loaded.
+
+Most networks are a chain: each layer reads the one before it (the first reads the network input).
+A graph (residual Add, Concat) is the same list of layers in topological order, where a layer may
+name its sources in `inputs` and read each through its own weight block: its synaptic input is the
+sum of every source's contribution, plus the bias. A residual relu(conv(h) + x) is one layer with
+blocks conv(h) and an identity (depthwise 1x1 of ones) from x; a layer after a Concat reads each
+concatenated source through its slice of the weight (split along the input axis). `Network.is_chain`
+tells the consumers that only take chains (netx, NIR and Loihi exports) whether they can.
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # chains; a graph (a layer with `inputs`) is saved as version 2
+GRAPH_FORMAT_VERSION = 2
+READABLE_VERSIONS = (FORMAT_VERSION, GRAPH_FORMAT_VERSION)
+NETWORK_INPUT = "input"  # the name by which a layer's `inputs` refers to the network input
 MODEL_JSON = "snn.json"
 MODEL_ARRAYS = "weights.npz"
 
@@ -70,8 +81,26 @@ class FixedPoint:
 
 
 @dataclass
+class Synapse:
+    """A layer's weights from one more of its sources (graphs only); fields as in Layer."""
+
+    kind: str  # "conv" or "dense"
+    weight: np.ndarray
+    input_shape: tuple  # the source's output as this block reads it
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0, 0, 0)
+    groups: int = 1
+
+
+@dataclass
 class Layer:
-    """One linear operation; `spiking` is False only for the output (score) layer."""
+    """One linear operation; `spiking` is False only for the output (score) layer.
+
+    kind, weight, input_shape, stride, padding, groups describe the synapses from the layer's
+    (first) source. In a graph, `inputs` names the sources (layer names, or NETWORK_INPUT) and
+    `extra_synapses[k]` holds the weights from inputs[k + 1]; the layer's input current is the sum
+    over its sources. inputs=None (every chain layer): the previous layer, or the network input.
+    """
 
     name: str
     kind: str  # "conv" or "dense"
@@ -86,10 +115,22 @@ class Layer:
     # Ceiling of a clipped ReLU (ONNX Clip, ReLU6) in the DNN; None for a plain ReLU.
     activation_max: Optional[float] = None
     fixed_point: Optional[FixedPoint] = None  # the `loihi` target's integer parameters
+    inputs: Optional[list] = None  # graphs: names of the sources, one per weight block
+    extra_synapses: list = field(default_factory=list)  # graphs: Synapse from inputs[1:]
 
     @property
     def n_neurons(self) -> int:
         return int(np.prod(self.output_shape))
+
+    def blocks(self) -> list:
+        """One Layer per source, each with only that source's weights (the first is the layer itself;
+        the others have zero bias): what ops.linear and ops.fan_out take."""
+        if not self.extra_synapses:
+            return [self]
+        zero = np.zeros_like(self.bias)
+        return [self] + [replace(self, kind=s.kind, weight=s.weight, bias=zero, input_shape=tuple(s.input_shape),
+                                 stride=tuple(s.stride), padding=tuple(s.padding), groups=s.groups,
+                                 inputs=None, extra_synapses=[]) for s in self.extra_synapses]
 
 
 @dataclass
@@ -101,6 +142,32 @@ class Network:
     class_names: list = field(default_factory=list)
     # Exporters' post-processing ops (Softmax, ArgMax, ...) the importer dropped; reported, not saved.
     dropped_postprocessing: list = field(default_factory=list)
+
+    @property
+    def is_chain(self) -> bool:
+        """True when every layer reads only the layer before it (the first: the network input).
+        Consumers that only take chains (netx, NIR, Loihi) must refuse a network where it is False."""
+        return all(sources == [i - 1] for i, sources in enumerate(self.source_indices()))
+
+    def source_indices(self) -> list:
+        """Per layer, the indices of the layers it reads, one per weight block; -1 is the network input."""
+        index = {layer.name: i for i, layer in enumerate(self.layers)}
+        result = []
+        for i, layer in enumerate(self.layers):
+            if layer.inputs is None:
+                result.append([i - 1])
+                continue
+            sources = []
+            for name in layer.inputs:
+                if name == NETWORK_INPUT:
+                    sources.append(-1)
+                elif name in index and index[name] < i:
+                    sources.append(index[name])
+                else:
+                    raise ModelFormatError(f"layer {layer.name}: input {name!r} is not an earlier layer "
+                                           f"or {NETWORK_INPUT!r}")
+            result.append(sources)
+        return result
 
 
 @dataclass
@@ -142,10 +209,18 @@ class SNNModel:
         for i, layer in enumerate(self.layers):
             arrays[f"{i}.weight"] = layer.weight
             arrays[f"{i}.bias"] = layer.bias
-            meta = {k: v for k, v in asdict(layer).items() if k not in ("weight", "bias")}
+            meta = {k: v for k, v in asdict(layer).items() if k not in ("weight", "bias", "inputs", "extra_synapses")}
+            if layer.inputs is not None:  # graphs only: chain files stay as they were
+                meta["inputs"] = list(layer.inputs)
+            if layer.extra_synapses:
+                meta["extra_synapses"] = []
+                for k, synapse in enumerate(layer.extra_synapses):
+                    arrays[f"{i}.extra{k}.weight"] = synapse.weight
+                    meta["extra_synapses"].append({k_: v for k_, v in asdict(synapse).items() if k_ != "weight"})
             layer_meta.append(meta)
+        graph = any(layer.inputs is not None or layer.extra_synapses for layer in self.layers)
         doc = {
-            "format_version": FORMAT_VERSION,
+            "format_version": GRAPH_FORMAT_VERSION if graph else FORMAT_VERSION,
             "target": self.target,
             "layers": layer_meta,
             "thresholds": [float(t) for t in self.thresholds],
@@ -172,9 +247,9 @@ class SNNModel:
             arrays = dict(np.load(npz_path, allow_pickle=False))
         except (ValueError, OSError, EOFError) as exc:  # json, zip and npy errors
             raise ModelFormatError(f"corrupt model in {directory}: {exc}") from exc
-        if doc.get("format_version") != FORMAT_VERSION:
+        if doc.get("format_version") not in READABLE_VERSIONS:
             raise ModelFormatError(f"{json_path}: format_version {doc.get('format_version')!r}, "
-                                   f"this snn_agent reads {FORMAT_VERSION}")
+                                   f"this snn_agent reads {', '.join(map(str, READABLE_VERSIONS))}")
         try:
             layers = []
             for i, meta in enumerate(doc["layers"]):
@@ -183,6 +258,13 @@ class SNNModel:
                     meta[key] = tuple(meta[key])
                 if meta.get("fixed_point") is not None:
                     meta["fixed_point"] = FixedPoint(**meta["fixed_point"])
+                extra = []
+                for k, synapse in enumerate(meta.get("extra_synapses") or []):
+                    synapse = dict(synapse)
+                    for key in ("input_shape", "stride", "padding"):
+                        synapse[key] = tuple(synapse[key])
+                    extra.append(Synapse(weight=arrays[f"{i}.extra{k}.weight"], **synapse))
+                meta["extra_synapses"] = extra
                 layers.append(Layer(weight=arrays[f"{i}.weight"], bias=arrays[f"{i}.bias"], **meta))
             pre = dict(doc["preprocessing"])
             for key in ("input_shape", "mean", "std"):
@@ -197,20 +279,36 @@ class SNNModel:
 
 
 def validate_network(network: Network) -> None:
-    """Shapes must chain; raises ModelFormatError naming the first layer that does not fit."""
+    """Shapes must fit their sources; raises ModelFormatError naming the first layer that does not."""
     if not network.layers:
         raise ModelFormatError("network has no layers")
-    expected_in: Optional[tuple] = tuple(network.preprocessing.input_shape)
-    for layer in network.layers:
+    input_shape = tuple(network.preprocessing.input_shape)
+    names = [layer.name for layer in network.layers]
+    if len(set(names)) != len(names) or NETWORK_INPUT in names:
+        duplicates = sorted({n for n in names if names.count(n) > 1 or n == NETWORK_INPUT})
+        raise ModelFormatError(f"layer names must be unique and not {NETWORK_INPUT!r}: {duplicates}")
+    for i, (layer, sources) in enumerate(zip(network.layers, network.source_indices())):
         if layer.weight.shape[0] != layer.bias.shape[0]:
             raise ModelFormatError(f"layer {layer.name}: {layer.weight.shape[0]} outputs but "
                                    f"{layer.bias.shape[0]} biases")
-        if int(np.prod(layer.input_shape)) != int(np.prod(expected_in)):
-            raise ModelFormatError(f"layer {layer.name}: expects input {layer.input_shape}, "
-                                   f"previous layer gives {expected_in}")
-        if not np.all(np.isfinite(layer.weight)) or not np.all(np.isfinite(layer.bias)):
+        if len(sources) != 1 + len(layer.extra_synapses):
+            raise ModelFormatError(f"layer {layer.name}: {len(sources)} inputs but "
+                                   f"{1 + len(layer.extra_synapses)} weight blocks")
+        for source, block in zip(sources, layer.blocks()):
+            given = input_shape if source < 0 else tuple(network.layers[source].output_shape)
+            origin = "the network input" if source < 0 else f"layer {network.layers[source].name}"
+            if layer.inputs is not None and source >= 0 and not network.layers[source].spiking:
+                raise ModelFormatError(f"layer {layer.name}: reads the score layer {network.layers[source].name}")
+            if int(np.prod(block.input_shape)) != int(np.prod(given)) or \
+                    (layer.inputs is not None and block.kind == "conv" and tuple(block.input_shape) != given):
+                raise ModelFormatError(f"layer {layer.name}: expects input {tuple(block.input_shape)}, "
+                                       f"{origin} gives {given}")
+            if block.weight.shape[0] != layer.weight.shape[0]:
+                raise ModelFormatError(f"layer {layer.name}: weight blocks with different output counts")
+            if not np.all(np.isfinite(block.weight)):
+                raise ModelFormatError(f"layer {layer.name}: weights contain NaN or Inf")
+        if not np.all(np.isfinite(layer.bias)):
             raise ModelFormatError(f"layer {layer.name}: weights contain NaN or Inf")
-        expected_in = tuple(layer.output_shape)
     if network.layers[-1].spiking:
         raise ModelFormatError("the last layer must be the (non-spiking) score layer")
 

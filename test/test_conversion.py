@@ -3,7 +3,6 @@ import os
 
 import numpy as np
 import onnx
-import openvino as ov
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -40,6 +39,10 @@ def save_model(tmp_path, nodes, inits, in_shape, out_dim, name="m.onnx"):
 
 def reference_scores(path, x):
     """The ONNX model run by OpenVINO: an independent implementation of every operator."""
+    # imported here, not at collection: OpenVINO fixes multiprocessing's start method on import,
+    # and Lava's runtime (imported by test_netx_lavadl at collection) then refuses to load
+    import openvino as ov
+
     compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     return np.concatenate([compiled(x[i:i + 1])[compiled.output(0)] for i in range(len(x))])
 

@@ -68,13 +68,17 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
     """Normalize the DNN's layers for integrate-and-fire neurons with threshold 1."""
     calib_x = calib_x[:options.calibration_images]
     scales, sparsity = activation_scales(network, calib_x, options, progress)
-    layers, previous_scale, spiking_index = [], 1.0, 0
-    for layer in network.layers:
+    layers, layer_scales, spiking_index = [], [], 0
+    for layer, sources in zip(network.layers, network.source_indices()):
         scale = scales[spiking_index] if layer.spiking else 1.0  # the score layer keeps DNN units
-        layers.append(replace(layer, weight=(layer.weight * (previous_scale / scale)).astype(np.float32),
-                              bias=(layer.bias / scale).astype(np.float32), activation_max=None))
+        # each source's weights by its own scale (a spike from it stands for that scale); input: 1
+        source_scales = [layer_scales[s] if s >= 0 else 1.0 for s in sources]
+        layers.append(replace(layer, weight=(layer.weight * (source_scales[0] / scale)).astype(np.float32),
+                              bias=(layer.bias / scale).astype(np.float32), activation_max=None,
+                              extra_synapses=[replace(synapse, weight=(synapse.weight * (s / scale)).astype(np.float32))
+                                              for synapse, s in zip(layer.extra_synapses, source_scales[1:])]))
+        layer_scales.append(scale)
         if layer.spiking:
-            previous_scale = scale
             spiking_index += 1
     snn_network = Network(layers, network.preprocessing, list(network.class_names))
     report = {
@@ -92,10 +96,12 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
 def layer_report(network: Network, scales, sparsity) -> list:
     rows, spiking_index = [], 0
     for layer in network.layers:
-        macs = int(layer.weight.size // layer.weight.shape[0] * layer.n_neurons) if layer.kind == "dense" else \
-            int(np.prod(layer.weight.shape[1:]) * layer.n_neurons)
+        blocks = layer.blocks()  # one per source (a chain: the layer itself)
+        macs = sum(int(np.prod(b.weight.shape[1:]) * layer.n_neurons) for b in blocks)
         row = {"name": layer.name, "kind": layer.kind, "neurons": layer.n_neurons, "dnn_macs": macs,
-               "synapses": int(fan_out(layer).sum())}
+               "synapses": int(sum(fan_out(b).sum() for b in blocks))}
+        if layer.inputs is not None:
+            row["inputs"] = list(layer.inputs)
         if layer.spiking:
             row["scale"] = float(scales[spiking_index])
             row["scale_from"] = "clip ceiling" if layer.activation_max is not None else "percentile"

@@ -1,4 +1,5 @@
-"""ONNX -> Network (the IR's DNN): a chain of linear layers and their activations.
+"""ONNX -> Network (the IR's DNN): linear layers and their activations, a chain or a graph
+(residual Add, Concat).
 
 Every node is checked before any work is done, so an unsupported model fails at once with the
 operator and node named. Post-processing that exporters append after the class scores (Softmax,
@@ -7,16 +8,17 @@ ArgMax, ZipMap, label lookups, casts) is recognised and dropped: the SNN outputs
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
 
 from ..engine.ops import conv_output_size
-from ..ir import Layer, Network, Preprocessing, validate_network
+from ..ir import NETWORK_INPUT, Layer, Network, Preprocessing, Synapse, validate_network
 
 SUPPORTED_OPS = ("Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "BatchNormalization",
-                 "AveragePool", "GlobalAveragePool", "MaxPool", "Flatten", "Reshape", "Identity", "Dropout", "Cast")
+                 "AveragePool", "GlobalAveragePool", "MaxPool", "Flatten", "Reshape", "Concat", "Identity", "Dropout",
+                 "Cast")
 # Exporters' post-processing after the scores: dropped, whatever comes after them too.
 POSTPROCESSING_OPS = ("Softmax", "LogSoftmax", "ArgMax", "ZipMap", "ArrayFeatureExtractor",
                       "LabelEncoder", "Normalizer", "Sigmoid")
@@ -52,7 +54,7 @@ def load_onnx(path: str, preprocessing: Optional[dict] = None) -> Network:
         raise UnsupportedModelError(f"{path}: expected one image input, found "
                                     f"{[i.name for i in data_inputs]}")
     pre = _preprocessing(data_inputs[0], metadata, preprocessing or {})
-    return _build_chain(nodes, constants, data_inputs[0].name, pre, metadata, path)
+    return _build_graph(nodes, constants, data_inputs[0].name, pre, metadata, path)
 
 
 def _check_operators(nodes) -> None:
@@ -94,159 +96,297 @@ def _attrs(node) -> dict:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _build_chain(nodes, constants, input_name, pre, metadata, path) -> Network:
+@dataclass
+class _Ref:
+    """A layer's output read by the next linear operation; -1 is the network input."""
+
+    layer: int
+    # > 0: the output of a lowered MaxPool, whose every channel (this many) arrives as a (u, w)
+    # pair that the reader adds (see _read_channel_pairs)
+    pairs: int = 0
+
+
+@dataclass
+class _Part:
+    refs: list  # _Ref: the part is the sum of their outputs (an Add of activations)
+    shape: tuple  # the DNN's shape of the part, (C, H, W) or (features,)
+
+
+@dataclass
+class _Act:
+    """A tensor after an activation (or the network input): the concatenation of its parts along
+    the channel axis, or along the features once flattened."""
+
+    parts: list
+    flat: bool = False
+
+    @property
+    def shape(self) -> tuple:
+        if self.flat:
+            return (sum(int(np.prod(p.shape)) for p in self.parts),)
+        return (sum(p.shape[0] for p in self.parts),) + tuple(self.parts[0].shape[1:])
+
+    def reads_input(self) -> bool:
+        return any(ref.layer < 0 for part in self.parts for ref in part.refs)
+
+
+@dataclass
+class _Pending:
+    """A linear layer before its activation: bias + the sum of its blocks, (source index, Layer
+    holding that source's weights)."""
+
+    name: str
+    blocks: list
+    bias: np.ndarray
+    shape: tuple
+
+    def map_blocks(self, fn) -> "_Pending":
+        return replace(self, blocks=[(ref, replace(block, weight=fn(block.weight))) for ref, block in self.blocks])
+
+
+def _blocks(template: Layer, value: _Act, where: str) -> list:
+    """A linear operation on `value` as one weight block per source: the template's weight split
+    along its input axis where the value is a concatenation, repeated for the terms of a sum."""
+    blocks, offset = [], 0
+    for part in value.parts:
+        if template.kind == "conv":
+            size = part.shape[0]
+            if len(value.parts) > 1 and template.groups != 1:
+                raise UnsupportedModelError(f"{where}: a grouped convolution of a Concat is not supported")
+            input_shape = tuple(part.shape)
+        else:
+            size = int(np.prod(part.shape))
+            input_shape = (size,)
+        weight = template.weight if len(value.parts) == 1 else \
+            np.ascontiguousarray(template.weight[:, offset:offset + size])
+        offset += size
+        for ref in part.refs:
+            block = replace(template, weight=weight, input_shape=input_shape)
+            blocks.append((ref.layer, _read_channel_pairs(block, ref.pairs) if ref.pairs else block))
+    return blocks
+
+
+def _identity_blocks(value: _Act, name: str, where: str) -> list:
+    """The skip path of a residual Add: `value` through identity weights (a depthwise 1x1
+    convolution of ones for feature maps: no more than a multiply per neuron)."""
+    shape = value.shape
+    if value.flat:
+        template = Layer(name, "dense", np.eye(shape[0], dtype=np.float32), np.zeros(shape[0], np.float32),
+                         shape, shape)
+    elif len(value.parts) == 1:
+        c = shape[0]
+        template = Layer(name, "conv", np.ones((c, 1, 1, 1), np.float32), np.zeros(c, np.float32), shape, shape,
+                         groups=c)
+    else:
+        c = shape[0]
+        template = Layer(name, "conv", np.eye(c, dtype=np.float32).reshape(c, c, 1, 1), np.zeros(c, np.float32),
+                         shape, shape)
+    return _blocks(template, value, where)
+
+
+def _build_graph(nodes, constants, input_name, pre, metadata, path) -> Network:
+    """Symbolic execution of the ONNX graph: every tensor is either activated (_Act: sources a
+    following linear operation reads through its weights) or a layer before its activation
+    (_Pending); an activation turns a _Pending into a layer of the network."""
     layers: list = []
+    sources: list = []  # per layer: the indices it reads, one per weight block
     shape = tuple(pre.input_shape)
-    current = input_name  # the tensor carrying the data through the chain
-    pending: Optional[Layer] = None  # last linear layer, not yet closed by an activation
-    dropped = []
+    values = {input_name: _Act([_Part([_Ref(-1)], shape)], flat=len(shape) == 1)}
+    dropped, score_tensor = [], None
 
     def where(node):
         return f"node {node.name or node.output[0]!r} ({node.op_type})"
 
-    # After a MaxPool: its channel count. The pool's layers emit two channels per pooled channel,
-    # which the next linear layer adds; `shape` stays the DNN's own (what its weights expect).
-    sum_channel_pairs = 0
+    def close(pending: _Pending, spiking=True, activation_max=None) -> int:
+        (_, first), rest = pending.blocks[0], pending.blocks[1:]
+        layers.append(replace(first, name=pending.name, bias=pending.bias, output_shape=tuple(pending.shape),
+                              spiking=spiking, activation_max=activation_max,
+                              extra_synapses=[Synapse(b.kind, b.weight, tuple(b.input_shape), tuple(b.stride),
+                                                      tuple(b.padding), b.groups) for _, b in rest]))
+        sources.append([ref for ref, _ in pending.blocks])
+        return len(layers) - 1
 
-    def push(layer: Layer):
-        nonlocal pending, sum_channel_pairs
-        if pending is not None:
-            raise UnsupportedModelError(f"{layer.name}: two linear layers in a row without an "
-                                        f"activation between them are not supported")
-        if sum_channel_pairs:
-            layer = _read_channel_pairs(layer, sum_channel_pairs)
-            sum_channel_pairs = 0
-        pending = layer
-
-    def close(activation_max=None):
-        nonlocal pending
-        layers.append(replace(pending, spiking=True, activation_max=activation_max))
-        pending = None
+    def activated(layer_template: Layer, part: _Part) -> int:
+        """A pooling layer (spiking: exact on non-negative inputs) on one part of an activation."""
+        blocks = _blocks(layer_template, _Act([part]), layer_template.name)
+        return close(_Pending(layer_template.name, blocks, layer_template.bias, layer_template.output_shape))
 
     for node in nodes:
-        data_inputs = [i for i in node.input if i and i not in constants]
         a = _attrs(node)
         op = node.op_type
         is_postprocessing = op in POSTPROCESSING_OPS or (op == "Cast" and a.get("to") not in FLOAT_TYPES)
         if is_postprocessing or dropped:
+            if not dropped:
+                score_tensor = next((i for i in node.input if i and i not in constants), None)
             dropped.append(op)
             continue
-        if data_inputs != [current]:
-            raise UnsupportedModelError(f"{where(node)}: the converter takes a chain of layers; this "
-                                        f"node reads {data_inputs}, the chain is at {current!r}")
-        a = _attrs(node)
-        op = node.op_type
-        if op == "Conv":
-            if len(shape) != 3:
-                raise UnsupportedModelError(f"{where(node)}: convolution on a flat input")
-            w = constants[node.input[1]].astype(np.float32)
-            b = constants[node.input[2]].astype(np.float32) if len(node.input) > 2 else np.zeros(w.shape[0], np.float32)
-            kh, kw = w.shape[2:]
-            stride = tuple(a.get("strides", [1, 1]))
-            pads = a.get("pads", [0, 0, 0, 0])  # ONNX: top, left, bottom, right
-            if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-                raise UnsupportedModelError(f"{where(node)}: auto_pad is not supported; export with explicit pads")
-            if any(d != 1 for d in a.get("dilations", [1, 1])):
-                raise UnsupportedModelError(f"{where(node)}: dilated convolution is not supported")
-            padding = (pads[0], pads[1], pads[2], pads[3])
-            out_shape = (w.shape[0], conv_output_size(shape[1], kh, stride[0], pads[0], pads[2]),
-                         conv_output_size(shape[2], kw, stride[1], pads[1], pads[3]))
-            push(Layer(node.name or f"conv{len(layers)}", "conv", w, b, shape, out_shape, stride,
-                       padding, int(a.get("group", 1))))
-            shape = out_shape
-        elif op in ("Gemm", "MatMul"):
-            w = constants.get(node.input[1])
-            if w is None:
-                raise UnsupportedModelError(f"{where(node)}: the weight must be a constant")
-            w = w.astype(np.float32)
-            if op == "Gemm":
-                if a.get("transA", 0):
-                    raise UnsupportedModelError(f"{where(node)}: transA is not supported")
-                w = w if a.get("transB", 0) else w.T  # -> (out, in)
-                w = w * a.get("alpha", 1.0)
-                b = constants[node.input[2]].astype(np.float32) * a.get("beta", 1.0) if len(node.input) > 2 \
-                    else np.zeros(w.shape[0], np.float32)
+        data_inputs = [i for i in node.input if i and i not in constants]
+        missing = [i for i in data_inputs if i not in values]
+        if missing or not data_inputs:
+            raise UnsupportedModelError(f"{where(node)}: reads {missing or node.input}, which is not computed "
+                                        f"from the model's input")
+        x = values[data_inputs[0]]
+        if op not in ("Add", "Concat") and len(data_inputs) != 1:
+            raise UnsupportedModelError(f"{where(node)}: only its first input may be data, found {data_inputs}")
+        name = node.name or f"{op.lower()}{len(layers)}"
+        if op in ("Conv", "Gemm", "MatMul"):
+            if isinstance(x, _Pending):
+                raise UnsupportedModelError(
+                    f"{where(node)}: reads {data_inputs[0]!r}, the output of a linear layer (or of an Add "
+                    f"with one) that no activation follows; two linear layers in a row without an "
+                    f"activation between them are not supported")
+            shape = x.shape
+            if op == "Conv":
+                if x.flat or len(shape) != 3:
+                    raise UnsupportedModelError(f"{where(node)}: convolution on a flat input")
+                if node.input[1] not in constants:
+                    raise UnsupportedModelError(f"{where(node)}: the weight must be a constant")
+                w = constants[node.input[1]].astype(np.float32)
+                b = constants[node.input[2]].astype(np.float32) if len(node.input) > 2 else np.zeros(w.shape[0], np.float32)
+                kh, kw = w.shape[2:]
+                stride = tuple(a.get("strides", [1, 1]))
+                pads = a.get("pads", [0, 0, 0, 0])  # ONNX: top, left, bottom, right
+                if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                    raise UnsupportedModelError(f"{where(node)}: auto_pad is not supported; export with explicit pads")
+                if any(d != 1 for d in a.get("dilations", [1, 1])):
+                    raise UnsupportedModelError(f"{where(node)}: dilated convolution is not supported")
+                padding = (pads[0], pads[1], pads[2], pads[3])
+                out_shape = (w.shape[0], conv_output_size(shape[1], kh, stride[0], pads[0], pads[2]),
+                             conv_output_size(shape[2], kw, stride[1], pads[1], pads[3]))
+                template = Layer(node.name or f"conv{len(layers)}", "conv", w, b, shape, out_shape, stride,
+                                 padding, int(a.get("group", 1)))
             else:
-                w, b = w.T, np.zeros(w.shape[1], np.float32)
-            n_in = int(np.prod(shape))
-            if w.shape[1] != n_in:
-                raise UnsupportedModelError(f"{where(node)}: weight takes {w.shape[1]} inputs, data has {n_in}")
-            push(Layer(node.name or f"dense{len(layers)}", "dense", w, np.broadcast_to(b, (w.shape[0],)).copy(),
-                       (n_in,), (w.shape[0],)))
-            shape = (w.shape[0],)
-        elif op == "Add":
+                w = constants.get(node.input[1])
+                if w is None:
+                    raise UnsupportedModelError(f"{where(node)}: the weight must be a constant")
+                w = w.astype(np.float32)
+                if op == "Gemm":
+                    if a.get("transA", 0):
+                        raise UnsupportedModelError(f"{where(node)}: transA is not supported")
+                    w = w if a.get("transB", 0) else w.T  # -> (out, in)
+                    w = w * a.get("alpha", 1.0)
+                    b = constants[node.input[2]].astype(np.float32) * a.get("beta", 1.0) if len(node.input) > 2 \
+                        else np.zeros(w.shape[0], np.float32)
+                else:
+                    w, b = w.T, np.zeros(w.shape[1], np.float32)
+                n_in = int(np.prod(shape))
+                if w.shape[1] != n_in:
+                    raise UnsupportedModelError(f"{where(node)}: weight takes {w.shape[1]} inputs, data has {n_in}")
+                template = Layer(node.name or f"dense{len(layers)}", "dense", w,
+                                 np.broadcast_to(b, (w.shape[0],)).copy(), (n_in,), (w.shape[0],))
+            values[node.output[0]] = _Pending(template.name, _blocks(template, x, where(node)), template.bias,
+                                              template.output_shape)
+            continue
+        if op == "Add":
             bias = [constants[i] for i in node.input if i in constants]
-            if pending is None or len(bias) != 1:
-                raise UnsupportedModelError(f"{where(node)}: only a bias added to a linear layer is "
-                                            f"supported (residual Add is not yet)")
-            pending.bias = pending.bias + _per_channel(bias[0], pending, where(node))
+            if len(data_inputs) == 1 and len(bias) == 1:
+                if not isinstance(x, _Pending):
+                    raise UnsupportedModelError(f"{where(node)}: a constant added to an activation is not "
+                                                f"supported (only a bias added to a linear layer)")
+                y = replace(x, bias=x.bias + _per_channel(bias[0], x.bias.shape[0], where(node)))
+            elif len(data_inputs) == 2 and not bias:
+                y = _add(x, values[data_inputs[1]], name, where(node))
+            else:
+                raise UnsupportedModelError(f"{where(node)}: an Add of {len(data_inputs)} tensors and "
+                                            f"{len(bias)} constants is not supported")
+        elif op == "Concat":
+            parts = [values[i] for i in data_inputs]
+            if len(data_inputs) != len(node.input) or any(isinstance(p, _Pending) for p in parts):
+                raise UnsupportedModelError(
+                    f"{where(node)}: only a Concat of activated tensors (after a ReLU, a pooling or a flatten) "
+                    f"is supported; put the activation before the Concat")
+            axis = int(a.get("axis", 1))
+            flat = parts[0].flat
+            rank = 1 + len(parts[0].shape)  # with the batch axis
+            if any(p.flat != flat or len(p.shape) != len(parts[0].shape) for p in parts) or \
+                    axis not in (1, 1 - rank) or any(p.shape[1:] != parts[0].shape[1:] for p in parts):
+                raise UnsupportedModelError(
+                    f"{where(node)}: only a Concat along the channels (or the features after a flatten) of "
+                    f"tensors of matching shapes is supported (axis {axis}, shapes {[p.shape for p in parts]})")
+            y = _Act([part for p in parts for part in p.parts], flat)
         elif op == "BatchNormalization":
-            if pending is None:
+            if not isinstance(x, _Pending):
                 raise UnsupportedModelError(f"{where(node)}: BatchNormalization must follow a conv or dense layer")
             gamma, beta, mean, var = (constants[i].astype(np.float64) for i in node.input[1:5])
             k = gamma / np.sqrt(var + a.get("epsilon", 1e-5))
-            w_shape = (-1,) + (1,) * (pending.weight.ndim - 1)
-            pending.weight = (pending.weight * k.reshape(w_shape)).astype(np.float32)
-            pending.bias = ((pending.bias - mean) * k + beta).astype(np.float32)
+            y = x.map_blocks(lambda w: (w * k.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32))
+            y.bias = ((x.bias - mean) * k + beta).astype(np.float32)
         elif op == "Relu":
-            if pending is None:
+            if isinstance(x, _Pending):
+                y = _Act([_Part([_Ref(close(x))], x.shape)], flat=len(x.shape) == 1)
+            elif x.reads_input():
                 raise UnsupportedModelError(f"{where(node)}: activation without a preceding linear layer")
-            close()
+            else:
+                y = x  # a ReLU of activations (non-negative) changes nothing
         elif op == "Clip":
             lo = a.get("min", constants[node.input[1]] if len(node.input) > 1 and node.input[1] else -np.inf)
             hi = a.get("max", constants[node.input[2]] if len(node.input) > 2 and node.input[2] else np.inf)
-            if pending is None or float(lo) != 0.0:
+            if not isinstance(x, _Pending) or float(lo) != 0.0:
                 raise UnsupportedModelError(f"{where(node)}: only Clip(min=0, max=c) after a linear layer "
                                             f"(a clipped ReLU) is supported")
-            close(None if np.isinf(float(hi)) else float(hi))
+            y = _Act([_Part([_Ref(close(x, activation_max=None if np.isinf(float(hi)) else float(hi)))], x.shape)],
+                     flat=len(x.shape) == 1)
         elif op == "MaxPool":
-            if pending is not None or len(shape) != 3 or sum_channel_pairs:
+            if isinstance(x, _Pending) or x.flat:
                 raise UnsupportedModelError(f"{where(node)}: MaxPool must follow an activation, on feature maps")
             k = tuple(a["kernel_shape"])
             pads = a.get("pads", [0, 0, 0, 0])
             if k != (2, 2) or any(pads) or a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])):
                 raise UnsupportedModelError(f"{where(node)}: only 2x2 MaxPool without padding, dilation or "
                                             f"ceil_mode is supported (got kernel {list(k)}, pads {list(pads)})")
-            pool_layers = _max_pool_as_relu_layers(node.name or f"maxpool{len(layers)}", shape,
-                                                   tuple(a.get("strides", [1, 1])))
-            layers.extend(pool_layers)
-            shape = (shape[0],) + pool_layers[-1].output_shape[1:]
-            sum_channel_pairs = shape[0]
+            pooled = []
+            for j, part in enumerate(x.parts):
+                base = (node.name or f"maxpool{len(layers)}") + (f"/{j}" if len(x.parts) > 1 else "")
+                first, second = _max_pool_as_relu_layers(base, part.shape, tuple(a.get("strides", [1, 1])))
+                pairs = activated(first, part)
+                top = activated(second, _Part([_Ref(pairs)], first.output_shape))
+                pooled.append(_Part([_Ref(top, pairs=part.shape[0])], (part.shape[0],) + second.output_shape[1:]))
+            y = _Act(pooled)
         elif op in ("AveragePool", "GlobalAveragePool"):
-            if pending is not None or len(shape) != 3 or sum_channel_pairs:
+            if isinstance(x, _Pending) or x.flat:
                 raise UnsupportedModelError(f"{where(node)}: pooling must follow an activation, on feature maps")
-            c, h, w_ = shape
-            if op == "GlobalAveragePool":
-                k, stride, pads = (h, w_), (1, 1), [0, 0, 0, 0]
-            else:
-                k = tuple(a["kernel_shape"])
-                stride = tuple(a.get("strides", [1, 1]))
-                pads = a.get("pads", [0, 0, 0, 0])
-                if any(pads) and not a.get("count_include_pad", 0):
-                    raise UnsupportedModelError(f"{where(node)}: padded AveragePool needs count_include_pad=1")
-            # Lowered to a depthwise convolution (netx cannot load pooling). The mean of ReLU outputs
-            # is non-negative, so its spiking neuron (a ReLU) computes it exactly.
-            weight = np.zeros((c, 1) + k, np.float32) + 1.0 / (k[0] * k[1])
-            out_shape = (c, conv_output_size(h, k[0], stride[0], pads[0], pads[2]),
-                         conv_output_size(w_, k[1], stride[1], pads[1], pads[3]))
-            layers.append(Layer(node.name or f"pool{len(layers)}", "conv", weight, np.zeros(c, np.float32),
-                                shape, out_shape, stride, tuple(pads), groups=c, spiking=True))
-            shape = out_shape
+            pooled = []
+            for j, part in enumerate(x.parts):
+                c, h, w_ = part.shape
+                if op == "GlobalAveragePool":
+                    k, stride, pads = (h, w_), (1, 1), [0, 0, 0, 0]
+                else:
+                    k = tuple(a["kernel_shape"])
+                    stride = tuple(a.get("strides", [1, 1]))
+                    pads = a.get("pads", [0, 0, 0, 0])
+                    if any(pads) and not a.get("count_include_pad", 0):
+                        raise UnsupportedModelError(f"{where(node)}: padded AveragePool needs count_include_pad=1")
+                # Lowered to a depthwise convolution (netx cannot load pooling). The mean of ReLU outputs
+                # is non-negative, so its spiking neuron (a ReLU) computes it exactly.
+                weight = np.zeros((c, 1) + k, np.float32) + 1.0 / (k[0] * k[1])
+                out_shape = (c, conv_output_size(h, k[0], stride[0], pads[0], pads[2]),
+                             conv_output_size(w_, k[1], stride[1], pads[1], pads[3]))
+                base = (node.name or f"pool{len(layers)}") + (f"/{j}" if len(x.parts) > 1 else "")
+                pool = Layer(base, "conv", weight, np.zeros(c, np.float32), tuple(part.shape), out_shape, stride,
+                             tuple(pads), groups=c, spiking=True)
+                pooled.append(_Part([_Ref(activated(pool, part))], out_shape))
+            y = _Act(pooled)
         elif op in ("Flatten", "Reshape"):
             if op == "Reshape":
                 target = constants[node.input[1]]
-                if not (len(target) == 2 and target[1] in (-1, int(np.prod(shape)))):
+                if not (len(target) == 2 and target[1] in (-1, int(np.prod(x.shape)))):
                     raise UnsupportedModelError(f"{where(node)}: only a reshape to (batch, features) is supported")
-            if pending is not None:
+            if isinstance(x, _Pending):
                 raise UnsupportedModelError(f"{where(node)}: flatten between a layer and its activation")
-            shape = (int(np.prod(shape)),)
-        # Identity, Dropout and a Cast between float types pass the data through unchanged
-        current = node.output[0]
+            y = replace(x, flat=True)
+        else:  # Identity, Dropout and a Cast between float types pass the data through unchanged
+            y = x
+        values[node.output[0]] = y
 
-    if pending is None or sum_channel_pairs:
+    if score_tensor is None:
+        score_tensor = nodes[-1].output[0] if nodes else input_name
+    scores = values.get(score_tensor)
+    if not isinstance(scores, _Pending):
         raise UnsupportedModelError(f"{path}: the model must end with a linear layer giving the class "
                                     f"scores (found an activation or nothing)")
-    layers.append(replace(pending, spiking=False))
+    close(scores, spiking=False)
+    _check_reaches_scores(layers, sources)
+    _name_sources(layers, sources)
     class_names = json.loads(metadata["snn_agent.class_names"]) if "snn_agent.class_names" in metadata \
         else [str(i) for i in range(layers[-1].output_shape[0])]
     network = Network(layers, pre, class_names, dropped)
@@ -254,10 +394,52 @@ def _build_chain(nodes, constants, input_name, pre, metadata, path) -> Network:
     return network
 
 
-def _per_channel(bias: np.ndarray, layer: Layer, where: str) -> np.ndarray:
+def _add(x, y, name: str, where: str):
+    """A residual Add of two tensors: a layer before its activation adds the other tensor's blocks
+    (an activation through identity weights); two activations add up part by part (a following
+    linear layer reads both through the same weights)."""
+    if tuple(x.shape) != tuple(y.shape):
+        raise UnsupportedModelError(f"{where}: adds tensors of shapes {x.shape} and {y.shape}")
+    if isinstance(x, _Act) and isinstance(y, _Act):
+        if x.flat != y.flat or [p.shape for p in x.parts] != [p.shape for p in y.parts]:
+            raise UnsupportedModelError(f"{where}: adds concatenations of different parts")
+        return _Act([_Part(p.refs + q.refs, p.shape) for p, q in zip(x.parts, y.parts)], x.flat)
+    if isinstance(x, _Act):
+        x, y = y, x
+    if isinstance(y, _Act):
+        blocks = _identity_blocks(y, f"{name}/skip", where)
+        return replace(x, blocks=x.blocks + blocks)
+    return replace(x, blocks=x.blocks + y.blocks, bias=(x.bias + y.bias).astype(np.float32))
+
+
+def _check_reaches_scores(layers: list, sources: list) -> None:
+    needed = {len(layers) - 1}
+    for index in range(len(layers) - 1, -1, -1):
+        if index in needed:
+            needed.update(s for s in sources[index] if s >= 0)
+    unused = [layer.name for i, layer in enumerate(layers) if i not in needed]
+    if unused:
+        raise UnsupportedModelError(f"the outputs of {unused} do not reach the class scores (a model with "
+                                    f"several outputs?); export the classifier alone")
+
+
+def _name_sources(layers: list, sources: list) -> None:
+    """Unique layer names, and `inputs` wherever a layer reads anything but the previous layer."""
+    seen = {NETWORK_INPUT}
+    for i, layer in enumerate(layers):
+        name, k = layer.name, 1
+        while name in seen:
+            name, k = f"{layer.name}_{k}", k + 1
+        seen.add(name)
+        layer.name = name
+    for i, layer in enumerate(layers):
+        if sources[i] != [i - 1]:
+            layer.inputs = [NETWORK_INPUT if s < 0 else layers[s].name for s in sources[i]]
+
+
+def _per_channel(bias: np.ndarray, out: int, where: str) -> np.ndarray:
     """An Add's constant as one value per output channel of the layer it follows."""
     bias = np.asarray(bias, np.float32)
-    out = layer.weight.shape[0]
     if bias.size == 1:
         return np.full(out, float(bias.reshape(-1)[0]), np.float32)
     if bias.size == out:
@@ -293,10 +475,9 @@ def _max_pool_as_relu_layers(name: str, shape: tuple, stride: tuple) -> list:
 
 def _read_channel_pairs(layer: Layer, channels: int) -> Layer:
     """The layer after a max pool: each pooled channel arrives as a (u, w) pair that it adds, so
-    every input channel's weights are used twice."""
+    every input channel's weights are used twice. A pair is two adjacent channels, so a grouped
+    convolution (a depthwise pooling or identity skip, say) keeps each pair in its group."""
     if layer.kind == "conv":
-        if layer.groups != 1:
-            raise UnsupportedModelError(f"{layer.name}: a grouped convolution right after MaxPool is not supported")
         c, h, w = layer.input_shape
         return replace(layer, weight=np.repeat(layer.weight, 2, axis=1), input_shape=(2 * c, h, w))
     # dense after a flatten of (C, H, W): channel c's block of H*W columns is repeated

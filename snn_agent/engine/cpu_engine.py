@@ -45,14 +45,15 @@ class InferenceResult:
 
 
 class _ChannelsLastLayer:
-    """A layer's arrays rearranged once for channels-last execution in float32."""
+    """A layer's arrays (or one weight block of a graph's layer) rearranged once for channels-last
+    execution in float32. source_shape: the output shape of what the block reads."""
 
-    def __init__(self, layer: Layer, previous: Optional[Layer]):
+    def __init__(self, layer: Layer, source_shape: Optional[tuple]):
         self.layer = layer
         self.weight = layer.weight.astype(np.float32)
-        if layer.kind == "dense" and previous is not None and len(previous.output_shape) == 3:
+        if layer.kind == "dense" and source_shape is not None and len(source_shape) == 3:
             # the DNN flattened (C, H, W); our maps are (H, W, C): permute the weight's columns
-            c, h, w = previous.output_shape
+            c, h, w = source_shape
             self.weight = self.weight.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(self.weight.shape[0], -1)
         self.weight_t = np.ascontiguousarray(self.weight.T) if layer.kind == "dense" else None
         self.bias = _to_channels_last(np.broadcast_to(
@@ -83,7 +84,24 @@ class SNNEngine:
     def __init__(self, model: SNNModel):
         self.model = model
         layers = model.layers
-        self._layers = [_ChannelsLastLayer(layer, layers[i - 1] if i else None) for i, layer in enumerate(layers)]
+        input_shape = tuple(model.network.preprocessing.input_shape)
+
+        def shape_of(source):
+            return input_shape if source < 0 else tuple(layers[source].output_shape)
+
+        self._graph = None if model.network.is_chain else model.network.source_indices()
+        if self._graph is None:
+            self._layers = [_ChannelsLastLayer(layer, shape_of(i - 1)) for i, layer in enumerate(layers)]
+        else:
+            # per layer: one plan per (source, weight block); the layer's plan is its first block's
+            self._blocks = [[(s, _ChannelsLastLayer(block, shape_of(s))) for s, block in zip(sources, layer.blocks())]
+                            for layer, sources in zip(layers, self._graph)]
+            self._layers = [blocks[0][1] for blocks in self._blocks]
+            # after which layer each output is no longer needed (the input and the spikes are freed then)
+            self._last_use = {}
+            for index, sources in enumerate(self._graph):
+                for s in sources:
+                    self._last_use[s] = index
 
     def run(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> InferenceResult:
         """x: (frames, C, H, W) preprocessed input, presented as a constant current every step."""
@@ -94,6 +112,8 @@ class SNNEngine:
         counts = OpCounts(frames=frames, timesteps=timesteps)
         x = x.astype(np.float32, copy=False)
         x_flat = (x.transpose(0, 2, 3, 1) if x.ndim == 4 else x).reshape(frames, -1)
+        if self._graph is not None:
+            return self._run_graph(x_flat, timesteps, neuron, counts)
         spikes = None  # (T, frames, n) from the previous layer; None for the analog input
         spikes_per_input = None  # spikes of each input neuron over the batch, for synaptic ops
         spiking_index = 0
@@ -116,6 +136,53 @@ class SNNEngine:
                 n_spikes = int(spikes_per_input.sum())
             else:
                 # The score layer integrates without spiking; its mean input is the class score.
+                scores = current.mean(axis=0) if current.shape[0] == timesteps else current[0]
+                n_spikes = 0
+            counts.spikes += n_spikes
+            counts.synaptic_ops += int(synops)
+            counts.neuron_updates += plan.n_neurons * timesteps * frames
+            counts.per_layer.append({"name": layer.name, "neurons": plan.n_neurons, "spikes": n_spikes,
+                                     "synaptic_ops": int(synops)})
+        return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts)
+
+
+    def _run_graph(self, x_flat: np.ndarray, timesteps: int, neuron: NeuronConfig,
+                   counts: OpCounts) -> InferenceResult:
+        """As run() for a graph: each layer's current is the sum of its sources' contributions,
+        through one weight block per source; outputs are kept until their last reader."""
+        frames = x_flat.shape[0]
+        outputs = {-1: None}  # spikes (T, frames, n) of each layer still to be read; -1: the input
+        spikes_per_input = {-1: np.count_nonzero(x_flat, axis=0) * timesteps}  # per source neuron
+        spiking_index = 0
+        for index, (layer, blocks) in enumerate(zip(self.model.layers, self._blocks)):
+            plan = self._layers[index]
+            current, synops = None, 0.0
+            for source, block in blocks:
+                if source < 0:  # the image is a constant current: once, repeated over time
+                    part = block.apply(x_flat)[None]
+                else:
+                    part = block.apply(outputs[source].reshape(timesteps * frames, -1)).reshape(timesteps, frames, -1)
+                synops += float(spikes_per_input[source] @ block.fan_out)
+                if current is None:
+                    current = part
+                elif current.shape[0] >= part.shape[0]:
+                    current += part
+                else:
+                    current = current + part
+            current += plan.bias
+            for source in set(s for s, _ in blocks):
+                if self._last_use.get(source) == index:
+                    outputs.pop(source, None)
+                    spikes_per_input.pop(source, None)
+            if layer.spiking:
+                threshold = self.model.thresholds[spiking_index] * neuron.threshold_scale
+                spikes = _integrate_and_fire(current, timesteps, threshold, neuron)
+                spiking_index += 1
+                spikes_per_input[index] = spikes.reshape(-1, plan.n_neurons).sum(axis=0)
+                n_spikes = int(spikes_per_input[index].sum())
+                if index in self._last_use:
+                    outputs[index] = spikes
+            else:
                 scores = current.mean(axis=0) if current.shape[0] == timesteps else current[0]
                 n_spikes = 0
             counts.spikes += n_spikes
