@@ -54,22 +54,39 @@ def _profile(args) -> int:
 
     model = SNNModel.load(args.model_dir)
     data = profiling.split_data(args.data, model, args.n, args.calib_n)
-    grid = [int(t) for t in args.timesteps.split(",")]
+    grid = sorted({int(t) for t in args.timesteps.split(",")})
     dnn_accuracy = profiling.dnn_accuracy(args.model_dir, data)
-    plain, cpu_points = profiling.profile_ideal(args.model_dir, data, grid)
-    targets = {"ideal": plain}
-    tables = [cpu_points]
+    targets, tables, skipped = {}, [], []
+    if model.target == "ideal":  # a directory holding only a loihi target has no ideal one
+        targets["ideal"], table = profiling.profile_ideal(args.model_dir, data, grid)
+        tables.append(table)
+    if args.no_loihi:
+        skipped.append("loihi target / lava backend: --no-loihi")
+    else:
+        targets["loihi"], table = profiling.profile_loihi(args.model_dir, data, grid)
+        tables.append(table)
+    if args.no_openvino:
+        skipped.append("openvino backend: --no-openvino")
+    else:
+        try:
+            tables.append(profiling.profile_openvino(args.model_dir, data, dnn_accuracy))
+        except Exception as exc:  # noqa: BLE001 - the SNN tables stand without the DNN's
+            skipped.append(f"openvino backend: {exc}")
     print(f"\nDNN accuracy {dnn_accuracy:.4f} on {len(data.heldout[1])} held-out images of {data.name}")
-    print("accuracy of the plain conversion (threshold x1, v0 = half a threshold):")
+    print("accuracy of the plain conversion per target (threshold x1, v0 = half a threshold; "
+          "loihi: LoihiEngine, bit-exact with Lava):")
     print(f"{'T':>5}" + "".join(f"{name:>10}" for name in targets))
     for t in grid:
         print(f"{t:>5}" + "".join(f"{targets[name][t]:>10.4f}" for name in targets))
     for table in tables:
         profiling.print_points(table)
+    for reason in skipped:
+        print(f"not profiled: {reason}")
     plot = os.path.join(args.model_dir, "profile.png")
     profiling.plot_profile(targets, dnn_accuracy, tables, plot,
                            f"{os.path.basename(os.path.normpath(args.model_dir))} on {data.name}")
-    print(f"plot: {plot}\noperating points: {os.path.join(args.model_dir, 'operating_points.json')}")
+    print(f"plot: {plot}\noperating points ({', '.join(t.backend for t in tables)}): "
+          f"{os.path.join(args.model_dir, 'operating_points.json')}")
     if args.json:
         print(json.dumps({"dnn_accuracy": dnn_accuracy, "n": len(data.heldout[1]), "targets": targets,
                           "operating_points": {t.backend: [vars(p) for p in t.points] for t in tables}}))
@@ -95,12 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
                          '\'{"scale": 0.00392, "mean": [0.5], "std": [0.5], "input_shape": [1, 28, 28]}\'')
     convert.set_defaults(func=_convert)
 
-    profile = sub.add_parser("profile", help="accuracy against timesteps for each target, with a plot")
+    profile = sub.add_parser("profile", help="accuracy against timesteps for each target, the operating points "
+                             "of the cpu, lava and openvino backends (model_dir/operating_points.json), a plot")
     profile.add_argument("model_dir")
     profile.add_argument("--data", default="fashion-mnist", help="test data (same forms as --calib)")
     profile.add_argument("--n", type=int, default=2000, help="held-out test images (0 = all)")
     profile.add_argument("--calib-n", type=int, default=1000, help="images that choose the neuron parameters")
     profile.add_argument("--timesteps", default="2,3,4,6,8,12,16,24,32,48,64,96,128", help="comma-separated T grid")
+    profile.add_argument("--no-loihi", action="store_true", help="skip the loihi target (and the lava backend's table)")
+    profile.add_argument("--no-openvino", action="store_true", help="skip the openvino backend's decimation table")
     profile.add_argument("--json", action="store_true", help="last line: one JSON object")
     profile.set_defaults(func=_profile)
 

@@ -35,6 +35,8 @@ class OperatingPoint:
     v_init: float = 0.5
     decimation: int = 1  # DNN backends: classify one frame in `decimation`
     pareto: bool = False
+    # "measured" (wall clock on this machine) or "modelled" (e.g. Loihi: chip steps x step time)
+    latency_kind: str = "measured"
 
     def neuron(self, reset: str) -> NeuronConfig:
         return NeuronConfig(reset, self.v_init, self.threshold_scale)
@@ -83,7 +85,8 @@ def mark_pareto(points: list) -> list:
 
 def search(run: Callable, cost: Callable, calib: tuple, heldout: tuple, base: NeuronConfig,
            grid: Iterable[int] = DEFAULT_GRID, threshold_scales=DEFAULT_THRESHOLD_SCALES,
-           v_inits=DEFAULT_V_INITS, progress: Optional[Callable[[int, int], None]] = None) -> list:
+           v_inits=DEFAULT_V_INITS, progress: Optional[Callable[[int, int], None]] = None,
+           latency_kind: str = "measured") -> list:
     """run(x, T, neuron) -> result with .labels; cost(T, neuron) -> (latency_ms, EnergyEstimate).
 
     calib and heldout are (x, labels): parameters are chosen on one and reported on the other, so
@@ -107,23 +110,31 @@ def search(run: Callable, cost: Callable, calib: tuple, heldout: tuple, base: Ne
         neuron = NeuronConfig(reset, best[1], best[0])
         latency_ms, energy = cost(timesteps, neuron)
         points.append(OperatingPoint(timesteps, accuracy(run, *heldout, timesteps, neuron), latency_ms,
-                                     energy.joules, energy.kind, best[0], best[1]))
+                                     energy.joules, energy.kind, best[0], best[1], latency_kind=latency_kind))
         if progress:
             progress(i + 1, len(grid))
     return mark_pareto(points)
 
 
+# Probability that a camera frame skipped by decimation still shows what the last classified frame
+# showed (its label still holds). An assumption, not a measurement: set it for your robot's speed
+# and frame rate. It makes a skipped frame cost accuracy, so that the governor classifies every
+# frame when the budget allows (with one accuracy for all rates it would always take the cheapest).
+LABEL_PERSISTENCE = 0.9
+
+
 def decimation_points(dnn_accuracy: float, latency_ms: float, energy_j: float, energy_kind: str,
-                      rates=(1, 2, 3, 4, 6, 8)) -> list:
+                      rates=(1, 2, 3, 4, 6, 8), persistence: float = LABEL_PERSISTENCE) -> list:
     """A DNN cannot trade T; it saves energy by classifying one frame in `rate`. The energy per
-    camera frame falls as 1/rate; accuracy per classified frame is the DNN's (the staleness of the
-    skipped frames is the price, which a robot's mission sets, not this table)."""
-    return mark_pareto([OperatingPoint(0, dnn_accuracy, latency_ms, energy_j / r, energy_kind, decimation=r)
-                        for r in rates])
+    camera frame falls as 1/rate. Accuracy is per camera frame: the classified one has the DNN's
+    accuracy, each of the rate - 1 skipped ones keeps its label, right when the scene has not
+    changed (probability `persistence`): dnn_accuracy * (1 + (rate - 1) * persistence) / rate."""
+    return mark_pareto([OperatingPoint(0, dnn_accuracy * (1 + (r - 1) * persistence) / r, latency_ms,
+                                       energy_j / r, energy_kind, decimation=r) for r in rates])
 
 
 def measure_cost(infer: Callable, frames: np.ndarray, repeats: int = 1) -> Callable:
-    """A cost function from a backend's infer: median single-frame latency, mean energy."""
+    """A cost function from a backend's infer: median single-frame latency (measured), mean energy."""
     def cost(timesteps: int, neuron: NeuronConfig):
         latencies, energies = [], []
         infer(frames[:1], timesteps, neuron)  # warm-up: first-call allocations are not the cost of T
@@ -135,4 +146,29 @@ def measure_cost(infer: Callable, frames: np.ndarray, repeats: int = 1) -> Calla
         mean = energies[0]
         joules = float(np.mean([e.joules for e in energies]))
         return 1e3 * float(np.median(latencies)), type(mean)(joules, mean.kind, mean.source)
+    return cost
+
+
+def loihi_cost(engine, frames: np.ndarray, constants=None) -> Callable:
+    """A cost function for the `lava` backend from the bit-exact emulation (LoihiEngine): nothing
+    is timed, as Lava's CPU simulator says nothing about the chip's speed. A frame occupies the chip
+    for T + depth steps (the score layer sits `depth` synapses from the host); latency is that many
+    steps x the chip's step time and energy is the counted operations x Davies et al. 2018's
+    per-op energies plus static power over those steps (energy.models.loihi_energy), both modelled."""
+    from ..energy.constants import LoihiEnergy
+    from ..energy.models import EnergyEstimate, loihi_energy
+
+    constants = constants or LoihiEnergy()
+
+    def cost(timesteps: int, neuron: NeuronConfig):
+        totals: dict = {}
+        batch = max(1, 128 // timesteps)
+        for start in range(0, len(frames), batch):
+            ops = engine.run(frames[start:start + batch], timesteps, neuron).ops
+            for key in ("spikes", "synaptic_ops", "neuron_updates"):
+                totals[key] = totals.get(key, 0.0) + float(getattr(ops, key))
+        per_frame = {key: value / max(len(frames), 1) for key, value in totals.items()}
+        chip_steps = timesteps + engine.depth
+        energy = loihi_energy(per_frame, chip_steps, constants)
+        return 1e3 * chip_steps * constants.timestep_s, EnergyEstimate(energy.joules, energy.kind, energy.source)
     return cost

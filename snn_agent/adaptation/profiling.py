@@ -1,5 +1,11 @@
 """`snn-agent profile`: accuracy against T for each target, and the operating points stored with
-the model (model_dir/operating_points.json) that the governor runs on."""
+the model (model_dir/operating_points.json, one table per backend) that the governor runs on:
+
+  cpu       the ideal target on our CPU engine: latency measured, energy from the CPU meter
+  lava      the loihi target, searched with LoihiEngine (bit-exact with Lava): latency and energy
+            modelled for the chip (T + depth steps; counted ops x Davies et al. 2018 + static power)
+  openvino  the DNN: frame-decimation rates instead of T
+"""
 from __future__ import annotations
 
 import os
@@ -12,9 +18,12 @@ from ..data.prepare import model_input
 from ..engine import SNNEngine
 from ..engine.dnn import predict
 from ..evaluation import accuracy_vs_timesteps
-from ..ir import SNNModel
+from ..energy.constants import LoihiEnergy
+from ..engine.loihi_engine import LoihiEngine
+from ..ir import ModelFormatError, SNNModel
 from ..progress import ProgressBar
-from .operating_points import DEFAULT_GRID, PointTable, mark_pareto, measure_cost, search
+from .operating_points import (DEFAULT_GRID, DEFAULT_THRESHOLD_SCALES, DEFAULT_V_INITS, LABEL_PERSISTENCE,
+                               PointTable, decimation_points, loihi_cost, mark_pareto, measure_cost, search)
 
 # Parameter enhancement pays at small T; past this the plain conversion is kept, which saves
 # most of the profiling time (large T dominate it).
@@ -44,23 +53,99 @@ def split_data(spec: str, model: SNNModel, n_test: int, n_calib: int) -> Profile
     return ProfileData((model_input(calib, pre), calib.labels), (model_input(test, pre), test.labels), test.name)
 
 
+def _search_points(name: str, run, cost, data: ProfileData, neuron, grid, latency_kind: str = "measured",
+                   threshold_scales=DEFAULT_THRESHOLD_SCALES, v_inits=DEFAULT_V_INITS) -> list:
+    """Enhanced neuron parameters up to ENHANCE_MAX_T, the plain conversion above it."""
+    small = [t for t in grid if t <= ENHANCE_MAX_T]
+    large = [t for t in grid if t > ENHANCE_MAX_T]
+    points = search(run, cost, data.calib, data.heldout, neuron, small, threshold_scales, v_inits,
+                    progress=ProgressBar(f"{name}: operating points (T <= {ENHANCE_MAX_T}, searched)"),
+                    latency_kind=latency_kind) if small else []
+    if large:
+        points += search(run, cost, data.calib, data.heldout, neuron, large, (), (),
+                         progress=ProgressBar(f"{name}: operating points (T > {ENHANCE_MAX_T}, plain)"),
+                         latency_kind=latency_kind)
+    return mark_pareto(points)
+
+
+def _calibration(data: ProfileData, **notes) -> dict:
+    return {"data": data.name, "calibration_samples": len(data.calib[1]),
+            "heldout_samples": len(data.heldout[1]), **notes}
+
+
 def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_frames: int = 30):
-    """Accuracy vs T with the plain conversion, and the CPU backend's operating points."""
+    """Accuracy vs T with the plain conversion, and the CPU backend's operating points (latency
+    measured on this CPU, one frame at a time; energy from the CPU backend's meter)."""
     model = SNNModel.load(model_dir)
     engine = SNNEngine(model)
     plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, ProgressBar("ideal: accuracy vs T"))
     backend = CpuBackend()
     backend.load(model_dir)
-    cost = measure_cost(backend.infer, data.heldout[0][:latency_frames])
-    enhanced = search(engine.run, cost, data.calib, data.heldout, model.neuron,
-                      [t for t in grid if t <= ENHANCE_MAX_T], progress=ProgressBar("ideal: operating points"))
-    rest = search(engine.run, cost, data.calib, data.heldout, model.neuron,
-                  [t for t in grid if t > ENHANCE_MAX_T], threshold_scales=(), v_inits=())
-    table = PointTable("cpu", "ideal", mark_pareto(enhanced + rest),
-                       {"data": data.name, "calibration_samples": len(data.calib[1]),
-                        "heldout_samples": len(data.heldout[1])})
+    try:
+        cost = measure_cost(backend.infer, data.heldout[0][:latency_frames])
+        points = _search_points("ideal", engine.run, cost, data, model.neuron, grid)
+    finally:
+        backend.close()
+    table = PointTable("cpu", "ideal", points, _calibration(
+        data, latency="measured: median single-frame wall time of the CPU backend on this machine"))
     table.save(model_dir)
     return plain, table
+
+
+def loihi_model(model_dir: str, data: ProfileData):
+    """The loihi target of a model directory: its cached one (model_dir/loihi), built on first use
+    from the calibration data set the model names, or else from the profile's calibration split."""
+    from ..conversion.loihi import LOIHI_DIR, loihi_target, to_loihi
+
+    try:
+        return loihi_target(model_dir)[0]
+    except ModelFormatError:
+        model = SNNModel.load(model_dir)
+        print(f"{model_dir}: no loihi target and no calibration data set named; building it from the "
+              f"profile's calibration split ({len(data.calib[1])} samples of {data.name})")
+        loihi = to_loihi(model, data.calib[0], progress=ProgressBar("loihi: threshold search"))
+        loihi.save(os.path.join(model_dir, LOIHI_DIR))
+        return loihi
+
+
+def profile_loihi(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, energy_frames: int = 100,
+                  constants: LoihiEnergy = LoihiEnergy()):
+    """Accuracy vs T of the loihi target (LoihiEngine: bit-exact with Lava's fixed point), and the
+    lava backend's operating points: the threshold scale and initial voltage searched per T with the
+    same engine; latency and energy modelled for the chip (operating_points.loihi_cost), not timed
+    on Lava's simulator."""
+    model = loihi_model(model_dir, data)
+    engine = LoihiEngine(model)
+    plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, ProgressBar("loihi: accuracy vs T"))
+    cost = loihi_cost(engine, data.heldout[0][:energy_frames], constants)
+    points = _search_points("loihi", engine.run, cost, data, model.neuron, grid, latency_kind="modelled")
+    table = PointTable("lava", "loihi", points, _calibration(
+        data, latency=f"modelled chip time: (T + {engine.depth}) steps x {constants.timestep_s * 1e6:g} us "
+                      f"per step (energy/constants.py); Lava's simulator is not timed",
+        energy=f"modelled: ops counted by LoihiEngine on {min(energy_frames, len(data.heldout[1]))} held-out "
+               f"frames x Davies et al. 2018 + {constants.static_power_w:.3g} W static over T + {engine.depth} steps"))
+    table.save(model_dir)
+    return plain, table
+
+
+def profile_openvino(model_dir: str, data: ProfileData, dnn_acc: float, latency_frames: int = 30):
+    """The DNN backend's operating points: frame-decimation rates (decimation_points), from the
+    DNN's held-out accuracy and its OpenVINO latency and energy on the CPU."""
+    from ..backends.openvino import OpenVinoBackend
+
+    backend = OpenVinoBackend(device="CPU")
+    backend.load(model_dir)
+    try:
+        latency_ms, energy = measure_cost(backend.infer, data.heldout[0][:latency_frames])(0, None)
+    finally:
+        backend.close()
+    table = PointTable("openvino", "dnn", decimation_points(dnn_acc, latency_ms, energy.joules, energy.kind),
+                       _calibration(data, latency="measured: median single-frame wall time, OpenVINO on the CPU",
+                                    accuracy=f"per camera frame: the DNN's on classified frames; a skipped frame "
+                                             f"keeps the last label, right with probability {LABEL_PERSISTENCE} "
+                                             f"x the DNN's accuracy (assumed label persistence)"))
+    table.save(model_dir)
+    return table
 
 
 def dnn_accuracy(model_dir: str, data: ProfileData) -> float:
@@ -91,13 +176,15 @@ def plot_profile(targets: dict, dnn_acc: float, tables: list, path: str, title: 
         acc = np.array([100 * p.accuracy for p in table.points])
         front = np.array([p.pareto for p in table.points])
         kind = table.points[0].energy_kind if table.points else ""
-        right.scatter(energy[~front], acc[~front], marker="x", alpha=0.6)
-        line, = right.plot(energy[front], acc[front], marker="o", label=f"{table.backend} ({kind}) Pareto front")
+        line, = right.plot(energy[front], acc[front], marker="o",
+                           label=f"{table.backend} / {table.target} ({kind}) Pareto front")
+        right.scatter(energy[~front], acc[~front], marker="x", alpha=0.6, color=line.get_color())
         for p in table.points:
-            right.annotate(f"T={p.timesteps}", (p.energy_j, 100 * p.accuracy), fontsize=7,
+            text = f"T={p.timesteps}" if p.timesteps else f"1/{p.decimation}"
+            right.annotate(text, (p.energy_j, 100 * p.accuracy), fontsize=7,
                            xytext=(3, -8), textcoords="offset points", color=line.get_color())
-    right.set(xscale="log", xlabel="energy per inference (J)", ylabel="accuracy (%)",
-              title="operating points (enhanced neuron parameters)")
+    right.set(xscale="log", xlabel="energy per inference (J)", ylabel="held-out accuracy (%)",
+              title="operating points per backend (x: off the front)")
     right.grid(True, alpha=0.3)
     right.legend(fontsize=8)
     fig.tight_layout()
@@ -106,10 +193,16 @@ def plot_profile(targets: dict, dnn_acc: float, tables: list, path: str, title: 
 
 
 def print_points(table: PointTable, out=None) -> None:
-    print(f"\noperating points for backend {table.backend} (target {table.target}), "
-          f"held-out accuracy, energy {table.points[0].energy_kind if table.points else ''}:", file=out)
-    print(f"{'T':>5}{'thr x':>7}{'v0':>6}{'accuracy':>10}{'latency ms':>12}{'energy J':>12}  pareto", file=out)
+    first = table.points[0] if table.points else None
+    print(f"\noperating points for backend {table.backend} (target {table.target}), held-out accuracy, "
+          f"energy {first.energy_kind if first else ''}, latency {first.latency_kind if first else ''}:", file=out)
+    for key in ("latency", "energy", "accuracy"):
+        if key in table.calibration:
+            print(f"  {key}: {table.calibration[key]}", file=out)
+    rate = bool(first and first.timesteps == 0)
+    print(f"{'1/r' if rate else 'T':>5}{'thr x':>7}{'v0':>6}{'accuracy':>10}{'latency ms':>12}{'energy J':>12}  pareto",
+          file=out)
     for p in table.points:
-        print(f"{p.timesteps:>5}{p.threshold_scale:>7.2f}{p.v_init:>6.2f}{p.accuracy:>10.4f}"
-              f"{p.latency_ms:>12.3f}{p.energy_j:>12.3e}  {'*' if p.pareto else ''}", file=out)
+        print(f"{p.decimation if rate else p.timesteps:>5}{p.threshold_scale:>7.2f}{p.v_init:>6.2f}{p.accuracy:>10.4f}"
+              f"{p.latency_ms:>12.4f}{p.energy_j:>12.3e}  {'*' if p.pareto else ''}", file=out)
 

@@ -1,0 +1,76 @@
+"""`snn-agent profile`: both targets' accuracy curves and a table per backend (cpu, lava, openvino)
+in operating_points.json, on a copy of the bundled model (its cached loihi target included)."""
+import contextlib
+import io
+import json
+import os
+import shutil
+
+import pytest
+
+from snn_agent import cli
+from snn_agent.adaptation.operating_points import PointTable, decimation_points
+from snn_agent.data import datasets
+
+BUNDLED_SNN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "fashion_cnn_snn")
+
+GRID = (2, 4, 8, 48)  # 48 > ENHANCE_MAX_T: the plain-conversion branch too
+
+pytestmark = pytest.mark.skipif(not datasets.fashion_mnist_available(), reason="Fashion-MNIST not installed")
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("profile") / "model"
+    shutil.copytree(BUNDLED_SNN, model_dir, ignore=shutil.ignore_patterns("operating_points.json", "*.png"))
+    return model_dir
+
+
+@pytest.fixture(scope="module")
+def report(profiled):
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        rc = cli.main(["profile", str(profiled), "--data", "fashion-mnist", "--n", "150", "--calib-n", "100",
+                       "--timesteps", ",".join(map(str, GRID)), "--json"])
+    out = buffer.getvalue()
+    assert rc == 0, out
+    return json.loads(out.strip().splitlines()[-1]), out
+
+
+def test_json_has_both_targets_over_the_grid(report):
+    data, out = report
+    assert data["n"] == 150 and 0.5 < data["dnn_accuracy"] <= 1.0
+    assert set(data["targets"]) == {"ideal", "loihi"}
+    for curve in data["targets"].values():
+        assert sorted(int(t) for t in curve) == list(GRID)
+        assert all(0.5 < a <= 1.0 for a in curve.values())
+    assert "loihi" in out and "modelled chip time" in out
+
+
+def test_operating_points_per_backend(report, profiled):
+    cpu = PointTable.load(str(profiled), "cpu")
+    lava = PointTable.load(str(profiled), "lava")
+    openvino = PointTable.load(str(profiled), "openvino")
+    assert (cpu.target, lava.target, openvino.target) == ("ideal", "loihi", "dnn")
+    for table in (cpu, lava):
+        assert [p.timesteps for p in table.points] == list(GRID)
+        assert any(p.pareto for p in table.points)
+        assert all(0.5 < p.accuracy <= 1.0 and p.energy_j > 0 and p.latency_ms > 0 for p in table.points)
+        assert table.points[-1].energy_j > table.points[0].energy_j  # T=48 costs more than T=2
+        assert table.points[-1].latency_ms > table.points[0].latency_ms
+    assert {p.latency_kind for p in cpu.points} == {"measured"}
+    # lava: modelled, strictly growing with T (chip steps x step time; static power per step)
+    assert {p.latency_kind for p in lava.points} == {"modelled"}
+    assert all(a.latency_ms < b.latency_ms and a.energy_j < b.energy_j for a, b in zip(lava.points, lava.points[1:]))
+    assert lava.points[0].latency_ms == pytest.approx((2 + 4) * 10e-3)  # (T + depth) x 10 us
+    # openvino: decimation rates, energy falling as 1/rate, every frame classified when affordable
+    assert [p.timesteps for p in openvino.points] == [0] * len(openvino.points)
+    assert openvino.points[0].decimation == 1 and openvino.points[0].accuracy == pytest.approx(report[0]["dnn_accuracy"])
+    assert all(a.energy_j > b.energy_j for a, b in zip(openvino.points, openvino.points[1:]))
+    assert (profiled / "profile.png").stat().st_size > 10_000
+
+
+def test_decimation_accuracy_falls_with_the_rate():
+    points = decimation_points(0.9, 1.0, 1e-3, "modelled", rates=(1, 2, 4), persistence=0.5)
+    assert [p.accuracy for p in points] == pytest.approx([0.9, 0.9 * 1.5 / 2, 0.9 * 2.5 / 4])
+    assert all(p.pareto for p in points)
