@@ -127,3 +127,25 @@ def test_lava_starts_after_openvino_in_a_fresh_process():
               "backend.close()\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "(1, 10)" in done.stdout, done.stderr[-2000:]
+
+
+def test_graph_network_gets_no_loihi_target_and_says_why(tmp_path):
+    """A residual network converts for the ideal target; the loihi target, its netx and NIR files
+    (chains only) are reported as skipped, and the Lava backend refuses it with the reason."""
+    from snn_agent.conversion.pipeline import convert_model
+    from test_conversion import save_model
+    from test_graph_conversion import residual_block
+
+    nodes, inits = residual_block("identity")
+    onnx_path = save_model(tmp_path, nodes, inits, (2, 8, 8), 5)
+    calib = tmp_path / "calib.npz"
+    rng = np.random.default_rng(0)
+    np.savez(calib, x=rng.uniform(0, 1, (40, 2, 8, 8)).astype(np.float32), y=rng.integers(0, 5, 40))
+    out = tmp_path / "out"
+    snn = convert_model(onnx_path, str(calib), str(out), preprocessing={"input_shape": [2, 8, 8], "scale": 1.0})
+    assert not snn.network.is_chain
+    assert snn.info["exports"]["loihi"].startswith("skipped: the loihi target")
+    assert snn.info["exports"]["nir"].startswith("skipped: the NIR export writes a chain")
+    assert not (out / "loihi").exists()
+    with pytest.raises(BackendError, match="residual Add or Concat"):
+        LavaBackend(device="CPU").load(str(out))

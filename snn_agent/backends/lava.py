@@ -183,7 +183,7 @@ class LavaBackend(Backend):
     def _prepare(self, model_dir: str) -> None:
         try:
             self.model, target_dir = loihi_target(model_dir, self.loihi_options)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise BackendError(f"cannot make the loihi target of {model_dir}: {exc}") from exc
         self.engine = LoihiEngine(self.model)
         self._netx_path = os.path.join(target_dir, NETX_FILE)

@@ -38,6 +38,9 @@ def export_nir(model: SNNModel, path: str):
     """Write the SNN to `path` (HDF5, as nir.write does) and return the nir.NIRGraph."""
     import nir
 
+    if not model.network.is_chain:
+        raise ValueError("the NIR export writes a chain of layers; this network has residual Add or "
+                         "Concat branches")
     shape = tuple(model.network.preprocessing.input_shape)
     nodes = {"input": nir.Input(input_type={"input": np.array(shape)})}
     edges = []

@@ -64,6 +64,9 @@ def to_loihi(ideal: SNNModel, calib_x: np.ndarray, options: LoihiOptions = Loihi
     """The loihi target of an ideal model; calib_x: preprocessed calibration images."""
     if ideal.target != "ideal":
         raise ValueError(f"to_loihi converts an ideal model, got target {ideal.target!r}")
+    if not ideal.network.is_chain:
+        raise ValueError("the loihi target takes a chain of layers; this network has residual Add or "
+                         "Concat branches (its netx export would need merge layers)")
     input_scale = PAYLOAD_MAX / max(float(np.max(np.abs(calib_x))), 1e-9)
     x_range = (float(min(np.min(calib_x), 0.0)), float(max(np.max(calib_x), 0.0)))
     thresholds = list(ideal.thresholds)

@@ -48,7 +48,10 @@ def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionO
     snn.save(out_dir)
     export_openvino(onnx_path, out_dir)
     exports = {"nir": _optional_export(export_nir, snn, os.path.join(out_dir, NIR_FILE))}
-    if loihi is not None:
+    if loihi is not None and not snn.network.is_chain:
+        exports["loihi"] = "skipped: the loihi target (and its netx file) takes a chain of layers; " \
+                           "this network has residual Add or Concat branches"
+    elif loihi is not None:
         target = to_loihi(snn, calib_x, loihi, loihi_progress)
         target_dir = os.path.join(out_dir, LOIHI_DIR)
         target.save(target_dir)
