@@ -263,3 +263,44 @@ def test_torch_resnet_block_through_onnx(tmp_path):
     with torch.no_grad():
         expected = net(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(forward(network, x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_convert_torch_module(tmp_path):
+    """convert_torch: a module with ReLU6, MaxPool, Dropout, a residual Add, a concat and a view as
+    written in most training scripts goes through torch.onnx and converts."""
+    torch = pytest.importorskip("torch")
+    from snn_agent.conversion.torch_import import convert_torch
+
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6), nn.ReLU6())
+            self.res = nn.Sequential(nn.Conv2d(6, 6, 3, padding=1), nn.BatchNorm2d(6))
+            self.branch = nn.Sequential(nn.Conv2d(6, 4, 1), nn.ReLU())
+            self.pool = nn.MaxPool2d(2)
+            self.head = nn.Sequential(nn.Dropout(0.5), nn.Linear(10 * 4 * 4, 16), nn.ReLU(), nn.Linear(16, 4))
+
+        def forward(self, x):
+            h = self.stem(x)
+            h = nn.functional.relu(self.res(h) + h)
+            h = self.pool(torch.cat([h, self.branch(h)], 1))
+            return self.head(h.view(h.size(0), -1))
+
+    torch.manual_seed(1)
+    net = Net().train()
+    x = RNG.uniform(0, 1, size=(96, 3, 8, 8)).astype(np.float32)
+    snn = convert_torch(net, x[:1], x, ConversionOptions(percentile=100.0), {"scale": 1.0},
+                        onnx_path=str(tmp_path / "net.onnx"))
+    assert net.training  # restored after the export in eval mode
+    net.eval()
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    assert snn.info["source"] == "torch:Net" and not snn.network.is_chain
+    assert snn.layers[0].input_shape == (3, 8, 8)
+    dnn = forward(load_onnx(str(tmp_path / "net.onnx"), {"scale": 1.0}), x)
+    np.testing.assert_allclose(dnn, expected, rtol=1e-4, atol=1e-4)
+    result = SNNEngine(snn).run(x, 256)
+    assert (result.labels == expected.argmax(1)).mean() >= 0.85
+    assert np.abs(result.scores - expected).mean() / np.abs(expected).mean() < 0.04
