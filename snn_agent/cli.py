@@ -62,6 +62,9 @@ def _profile(args) -> int:
         tables.append(table)
     if args.no_loihi:
         skipped.append("loihi target / lava backend: --no-loihi")
+    elif not model.network.is_chain:
+        skipped.append("loihi target / lava backend: they take a chain of layers; this network has "
+                       "residual Add or Concat branches")
     else:
         targets["loihi"], table = profiling.profile_loihi(args.model_dir, data, grid)
         tables.append(table)

@@ -6,8 +6,9 @@ import time
 
 
 class ProgressBar:
-    def __init__(self, label: str, stream=sys.stderr, width: int = 30):
-        self.label, self.stream, self.width = label, stream, width
+    def __init__(self, label: str, stream=None, width: int = 30):
+        # sys.stderr looked up now, not at import: pytest's capture or a redirect may have replaced it
+        self.label, self.stream, self.width = label, stream or sys.stderr, width
         self.start = time.perf_counter()
         self._last = 0.0
 

@@ -15,10 +15,6 @@ from snn_agent.data.prepare import model_input
 from snn_agent.engine import SNNEngine
 from snn_agent.engine.dnn import forward
 from snn_agent.ir import ModelFormatError, SNNModel
-# snn_agent.progress binds ProgressBar's default stream to sys.stderr when first imported; imported
-# here (collection: pytest's session-wide stream), not by the CLI under capsys below, whose stream is
-# closed after that test and would break every later ProgressBar (test_profile)
-import snn_agent.progress  # noqa: E402,F401
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLED_ONNX = os.path.join(ROOT, "models", "fashion_cnn.onnx")

@@ -14,8 +14,9 @@ from ..ir import Layer, SNNModel
 
 def layer_macs(layer: Layer) -> int:
     """Every output value is one dot product over the weight's fan-in (C_in/groups x kh x kw for a
-    convolution, the input features for a dense layer); padded positions are counted too."""
-    return int(np.prod(layer.weight.shape[1:])) * layer.n_neurons
+    convolution, the input features for a dense layer), summed over the layer's sources (a residual
+    or concatenating layer has one weight block per source); padded positions are counted too."""
+    return sum(int(np.prod(block.weight.shape[1:])) for block in layer.blocks()) * layer.n_neurons
 
 
 def dnn_macs(model: SNNModel) -> int:

@@ -46,6 +46,8 @@ class LoihiEngine:
         if model.target != "loihi" or any(layer.fixed_point is None for layer in model.layers):
             raise ValueError("LoihiEngine runs models of the loihi target "
                              "(snn_agent.conversion.loihi.to_loihi or load_netx)")
+        if not model.network.is_chain:
+            raise ValueError("LoihiEngine runs chains of layers; this network has residual Add or Concat branches")
         self.model = model
         self._synapses = [_Synapse(layer, first=(i == 0)) for i, layer in enumerate(model.layers)]
 
