@@ -94,8 +94,8 @@ def base_load_w(t, mission):
 
 def simulate_mission(points, policy, fixed_t, mission):
     """Replays the mission second by second with the governor's real code: a battery reading every
-    second (update_battery), the agent's compute power reported as the node does (set_compute_power:
-    energy per frame x frame rate), one choice per second. Ends at the reserve or the mission's end."""
+    second (update_battery), the agent's compute energy reported as the node does (add_compute_energy,
+    each inference's energy), one choice per second. Ends at the reserve or the mission's end."""
     capacity = mission["capacity_j"]
     frame_rate = mission["frame_rate_hz"]
     settings = GovernorSettings(policy=policy, timesteps=fixed_t, mission_time_s=mission["mission_s"],
@@ -109,8 +109,8 @@ def simulate_mission(points, policy, fixed_t, mission):
         governor.update_battery(t, energy / capacity, capacity)
         point = governor.choose(t).point
         compute_w = point.energy_j * frame_rate
-        governor.set_compute_power(compute_w)
         energy -= (base_load_w(t, mission) + compute_w) * step
+        governor.add_compute_energy(compute_w * step)
         compute_j += compute_w * step
         frames += frame_rate * step
         correct += point.accuracy * frame_rate * step

@@ -210,8 +210,8 @@ class AgentCore:
                             result.latency_s, decision,
                             None if ground_truth is None else class_id == ground_truth)
         self.stats.add(frame)
+        self.governor.add_compute_energy(frame.energy.joules)
         fps = self.stats.fps
         if fps > 0:  # the battery budget spreads energy over the frames actually coming
             self.settings.frame_rate_hz = fps
-            self.governor.set_compute_power(frame.energy.joules * fps)
         return frame

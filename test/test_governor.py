@@ -116,3 +116,29 @@ def test_battery_reading_accepts_gazebo_percent_and_nan_fields():
     assert no_capacity.problem.startswith("capacity unknown")
     assert read_battery(0.4, nan, nan, nan, nan, 1000.0).capacity_j == 1000.0
     assert "outside" in read_battery(-0.3, 12.0, nan, 2.0, nan, 0.0).problem
+
+
+def test_steady_load_settles_instead_of_flapping():
+    """Compute is a large share of the drain; the rest of the robot draws a steady 1 W. The
+    battery affords T=4 for most of the mission: the governor must settle near it, not swing between
+    the cheapest and dearest points as the drain window still holds the previous point's compute."""
+    frame_rate, mission_s, capacity = 10.0, 1800.0, 3000.0
+    scale = 1e4  # per-frame energies of POINTS x this: T=8 -> 0.08 J, 0.8 W at 10 frames/s
+    points = [OperatingPoint(p.timesteps, p.accuracy, p.latency_ms, p.energy_j * scale, p.energy_kind)
+              for p in POINTS]
+    g = Governor(points, GovernorSettings(policy="battery", mission_time_s=mission_s, battery_reserve=0.1,
+                                          frame_rate_hz=frame_rate))
+    g.start(0.0)
+    # spendable 2700 J - 1800 J of base load = 900 J over 18,000 frames = 0.05 J per frame: T=4 fits
+    energy, chosen = capacity, []
+    for second in range(int(mission_s) - 10):
+        g.update_battery(float(second), energy / capacity, capacity)
+        point = g.choose(float(second)).point
+        chosen.append(point.timesteps)
+        energy -= 1.0 + point.energy_j * frame_rate
+        g.add_compute_energy(point.energy_j * frame_rate)
+    settled = chosen[120:]
+    switches = sum(a != b for a, b in zip(settled, settled[1:]))
+    assert switches <= 4, (switches, sorted(set(settled)))
+    assert 32 not in settled and 4 in settled  # what the budget affords, ending dearer as the mission ends
+    assert energy > 0.1 * capacity - 60  # the reserve holds (within a minute of drain)

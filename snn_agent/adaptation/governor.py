@@ -51,6 +51,7 @@ class BatteryReading:
     time_s: float
     energy_j: float  # energy left in the battery
     capacity_j: float
+    compute_j: float  # the agent's own compute energy spent so far, when the reading came
 
 
 class Governor:
@@ -61,7 +62,7 @@ class Governor:
         self.settings = settings
         self.published_budget_j: Optional[float] = None
         self._battery: list = []  # recent readings, for the drain rate
-        self._compute_power_w = 0.0  # what the agent itself draws, reported by the node
+        self._compute_j = 0.0  # energy the agent's inferences have spent, reported by the node
         self._start_s: Optional[float] = None
         self.current: Optional[OperatingPoint] = None
 
@@ -79,12 +80,13 @@ class Governor:
         """fraction of charge in 0..1 (callers convert Gazebo's 0..100), capacity in joules."""
         if self._start_s is None:
             self._start_s = time_s
-        self._battery.append(BatteryReading(time_s, fraction * capacity_j, capacity_j))
+        self._battery.append(BatteryReading(time_s, fraction * capacity_j, capacity_j, self._compute_j))
         while len(self._battery) > 2 and self._battery[-1].time_s - self._battery[0].time_s > 60.0:
             self._battery.pop(0)  # a one-minute window follows load changes without chasing noise
 
-    def set_compute_power(self, watts: float) -> None:
-        self._compute_power_w = max(0.0, watts)
+    def add_compute_energy(self, joules: float) -> None:
+        """The energy of one inference (or of any compute the battery pays for)."""
+        self._compute_j += max(0.0, joules)
 
     def start(self, time_s: float) -> None:
         self._start_s = time_s
@@ -93,7 +95,7 @@ class Governor:
         """Take over the budget, battery history and mission clock of the governor replaced."""
         self.published_budget_j = previous.published_budget_j
         self._battery = list(previous._battery)
-        self._compute_power_w = previous._compute_power_w
+        self._compute_j = previous._compute_j
         self._start_s = previous._start_s
 
     # --- the choice ----------------------------------------------------------------------------
@@ -105,8 +107,11 @@ class Governor:
         elapsed = last.time_s - first.time_s
         if elapsed < MIN_DRAIN_WINDOW_S:
             return None
-        drain_w = max(0.0, (first.energy_j - last.energy_j) / elapsed)
-        other_w = max(0.0, drain_w - self._compute_power_w)  # motors, sensors: not ours to save
+        # motors, sensors: the drain over the window less our own compute in the same window (not
+        # the compute power now: after a switch the window still holds the old point's share, and
+        # subtracting the new one misjudges the rest of the robot and flaps between points)
+        compute_j = last.compute_j - first.compute_j
+        other_w = max(0.0, (first.energy_j - last.energy_j - compute_j) / elapsed)
         time_left = max(self.settings.mission_time_s - (now_s - self._start_s), 1.0)
         spendable = last.energy_j - self.settings.battery_reserve * last.capacity_j - other_w * time_left
         frames_left = time_left * self.settings.frame_rate_hz
