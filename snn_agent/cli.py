@@ -18,7 +18,8 @@ def _convert(args) -> int:
     from .conversion.pipeline import convert_model
     from .progress import ProgressBar
 
-    options = ConversionOptions(percentile=args.percentile, calibration_images=args.calib_images)
+    options = ConversionOptions(percentile=args.percentile, calibration_images=args.calib_images,
+                                per_channel=args.per_channel)
     pre = json.loads(args.preprocessing) if args.preprocessing else None
     from .conversion.loihi import LoihiOptions
 
@@ -26,7 +27,8 @@ def _convert(args) -> int:
     snn = convert_model(args.model, args.calib, args.out, options, pre, ProgressBar("calibrating"),
                         loihi, ProgressBar("loihi: threshold search"))
     print(f"\nConverted {args.model} -> {args.out}  (target ideal; calibration: {args.calib}, "
-          f"{snn.info['calibration_images']} images, percentile {args.percentile})")
+          f"{snn.info['calibration_images']} images, percentile {args.percentile}"
+          f"{', per channel' if args.per_channel else ''})")
     if snn.info["dropped_postprocessing"]:
         print(f"dropped exporter post-processing: {', '.join(snn.info['dropped_postprocessing'])}")
     print(f"{'layer':<22}{'kind':<7}{'neurons':>9}{'synapses':>11}{'DNN MACs':>11}{'scale':>9}  {'from':<13}{'DNN sparsity':>12}")
@@ -35,6 +37,10 @@ def _convert(args) -> int:
         sparsity = f"{row['dnn_sparsity']:.1%}" if "dnn_sparsity" in row else "-"
         print(f"{row['name'][:21]:<22}{row['kind']:<7}{row['neurons']:>9}{row['synapses']:>11}"
               f"{row['dnn_macs']:>11}{scale:>9}  {row.get('scale_from', 'score layer'):<13}{sparsity:>12}")
+        if "channel_scale" in row:
+            c = row["channel_scale"]
+            print(f"{'':<22}per-channel scales ({c['channels']}): min {c['min']:.3f}, median {c['median']:.3f}, "
+                  f"max {c['max']:.3f}")
     if "loihi" in snn.info:
         fixed = snn.info["loihi"]
         print(f"\nloihi target (8-bit weights, fixed point; input x{fixed['input_scale']:.1f} as graded spikes, "
@@ -109,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--percentile", type=float, default=99.9,
                          help="activation percentile used as a layer's scale when it has no Clip ceiling")
     convert.add_argument("--calib-images", type=int, default=1000, help="calibration images to use")
+    convert.add_argument("--per-channel", action="store_true",
+                         help="one scale per output channel (conv) or neuron (dense) instead of one per layer: "
+                              "channels with small activations are not starved of spikes at small T")
     convert.add_argument("--no-loihi", action="store_true",
                          help="skip the loihi target and its netx file (the lava backend makes them on first use)")
     convert.add_argument("--preprocessing", help='JSON overriding the model metadata, e.g. '

@@ -6,6 +6,13 @@ calibration images (robust to outliers, Rueckauer et al. 2017). Weights become
 W * lambda_prev / lambda and biases b / lambda, so a rate of 1 spike per step stands for lambda.
 Neurons reset by subtraction and start half-way to threshold, which centres the rounding error of
 rate coding (Bu et al. 2022; Rueckauer et al. 2017).
+
+With `per_channel`, each spiking layer gets one scale per output channel (conv: over N, H, W;
+dense: per neuron), the same percentile taken per channel (a Clip ceiling stays one value for all
+channels; a channel that never fires keeps the layer's scale). Then W[o, i] becomes
+W[o, i] * lambda_prev[channel of input i] / lambda[o] and b[o] becomes b[o] / lambda[o]: channels
+with small activations are no longer starved of spikes at small T (Kim et al. 2020, Spiking-YOLO's
+channel-wise normalization). Thresholds stay 1, so the targets downstream do not change.
 """
 from __future__ import annotations
 
@@ -26,13 +33,22 @@ class ConversionOptions:
     calibration_images: int = 1000
     v_init: float = 0.5
     batch_size: int = 250
+    # one scale per output channel (conv) / neuron (dense) instead of one per layer
+    per_channel: bool = False
+
+
+_SAMPLE_CAP = 200_000  # positive activations kept per layer and batch (per channel: shared out)
 
 
 def activation_scales(network: Network, calib_x: np.ndarray, options: ConversionOptions,
-                      progress: Optional[Callable[[int, int], None]] = None):
-    """Per spiking layer: (scale lambda, sparsity = fraction of zero activations)."""
+                      progress: Optional[Callable[[int, int], None]] = None, channel_scales: Optional[list] = None):
+    """Per spiking layer: (scale lambda, sparsity = fraction of zero activations).
+
+    channel_scales: a list to fill, one float32 array per spiking layer of the per-channel scales
+    (length = output channels, or neurons of a dense layer); only computed when it is given."""
     spiking = [i for i, layer in enumerate(network.layers) if layer.spiking]
     samples = {i: [] for i in spiking}
+    channel_samples = {i: None for i in spiking}
     zeros = {i: 0 for i in spiking}
     total = {i: 0 for i in spiking}
     for start in range(0, len(calib_x), options.batch_size):
@@ -43,9 +59,11 @@ def activation_scales(network: Network, calib_x: np.ndarray, options: Conversion
             total[i] += a.size
             positive = a[a > 0]
             # a bounded random sample keeps the percentile cheap on big feature maps
-            if positive.size > 200_000:
-                positive = np.random.default_rng(start).choice(positive, 200_000, replace=False)
+            if positive.size > _SAMPLE_CAP:
+                positive = np.random.default_rng(start).choice(positive, _SAMPLE_CAP, replace=False)
             samples[i].append(positive)
+            if channel_scales is not None:
+                _sample_channels(acts[i], channel_samples, i, start)
         if progress:
             progress(min(start + options.batch_size, len(calib_x)), len(calib_x))
     scales, sparsity = [], []
@@ -58,15 +76,44 @@ def activation_scales(network: Network, calib_x: np.ndarray, options: Conversion
             scale = float(np.percentile(values, options.percentile))
         else:
             scale = 1.0  # a dead layer: any scale gives zero spikes
-        scales.append(max(scale, 1e-6))
+        scale = max(scale, 1e-6)
+        scales.append(scale)
         sparsity.append(zeros[i] / max(total[i], 1))
+        if channel_scales is not None:
+            n_channels = int(layer.output_shape[0])
+            if layer.activation_max is not None and options.use_clip_ceiling:
+                per_channel = np.full(n_channels, scale)
+            else:
+                per_channel = np.full(n_channels, scale)  # channels that never fire keep the layer's
+                for c, parts in enumerate(channel_samples[i] or [[] for _ in range(n_channels)]):
+                    if parts:
+                        per_channel[c] = max(float(np.percentile(np.concatenate(parts), options.percentile)), 1e-6)
+            channel_scales.append(per_channel.astype(np.float32))
     return scales, sparsity
+
+
+def _sample_channels(activation: np.ndarray, channel_samples: dict, i: int, start: int) -> None:
+    """Add one batch's positive activations of layer i, per channel (axis 1), to channel_samples[i]."""
+    n_channels = activation.shape[1]
+    by_channel = np.moveaxis(activation, 1, 0).reshape(n_channels, -1)
+    if channel_samples[i] is None:
+        channel_samples[i] = [[] for _ in range(n_channels)]
+    cap = max(_SAMPLE_CAP // n_channels, 2_000)
+    rng = np.random.default_rng(start)
+    for c in range(n_channels):
+        positive = by_channel[c][by_channel[c] > 0]
+        if positive.size > cap:
+            positive = rng.choice(positive, cap, replace=False)
+        if positive.size:
+            channel_samples[i][c].append(positive)
 
 
 def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = ConversionOptions(),
             progress: Optional[Callable[[int, int], None]] = None, source: str = "") -> SNNModel:
     """Normalize the DNN's layers for integrate-and-fire neurons with threshold 1."""
     calib_x = calib_x[:options.calibration_images]
+    if options.per_channel:
+        return _convert_per_channel(network, calib_x, options, progress, source)
     scales, sparsity = activation_scales(network, calib_x, options, progress)
     layers, layer_scales, spiking_index = [], [], 0
     for layer, sources in zip(network.layers, network.source_indices()):
@@ -80,17 +127,86 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
         layer_scales.append(scale)
         if layer.spiking:
             spiking_index += 1
+    return _model(network, layers, calib_x, options, source, layer_report(network, scales, sparsity))
+
+
+def _model(network: Network, layers: list, calib_x: np.ndarray, options: ConversionOptions, source: str,
+           rows: list) -> SNNModel:
     snn_network = Network(layers, network.preprocessing, list(network.class_names))
     report = {
         "source": source,
         "percentile": options.percentile,
         "calibration_images": int(len(calib_x)),
         "dropped_postprocessing": list(network.dropped_postprocessing),
-        "layers": layer_report(network, scales, sparsity),
+        "layers": rows,
     }
+    if options.per_channel:
+        report["normalization"] = "per channel"
     n_spiking = sum(1 for layer in layers if layer.spiking)
     return SNNModel(snn_network, [1.0] * n_spiking, NeuronConfig("subtract", options.v_init, 1.0),
                     "ideal", report)
+
+
+def _convert_per_channel(network: Network, calib_x: np.ndarray, options: ConversionOptions,
+                         progress: Optional[Callable[[int, int], None]], source: str) -> SNNModel:
+    """convert() with one scale per output channel: W[o, i] * lambda_src[channel(i)] / lambda[o]."""
+    channel_scales: list = []
+    scales, sparsity = activation_scales(network, calib_x, options, progress, channel_scales)
+    layers, out_scales, spiking_index = [], [], 0  # out_scales: per layer, one float64 per channel
+    for layer, sources in zip(network.layers, network.source_indices()):
+        if layer.spiking:
+            scale = channel_scales[spiking_index].astype(np.float64)
+            spiking_index += 1
+        else:
+            scale = np.ones(int(layer.output_shape[0]))  # the score layer keeps DNN units
+        blocks = []
+        for block, s in zip(layer.blocks(), sources):
+            source_shape = tuple(network.layers[s].output_shape) if s >= 0 else None
+            factor = _input_scales(block, None if s < 0 else out_scales[s], source_shape) / \
+                scale.reshape((-1,) + (1,) * (block.weight.ndim - 1))
+            blocks.append((block.weight * factor).astype(np.float32))
+        layers.append(replace(layer, weight=blocks[0], bias=(layer.bias / scale).astype(np.float32),
+                              activation_max=None,
+                              extra_synapses=[replace(synapse, weight=w)
+                                              for synapse, w in zip(layer.extra_synapses, blocks[1:])]))
+        out_scales.append(scale)
+    rows = layer_report(network, scales, sparsity)
+    spiking_index = 0
+    for row, layer in zip(rows, network.layers):
+        if layer.spiking:
+            c = channel_scales[spiking_index]
+            row["channel_scale"] = {"channels": int(c.size), "min": float(c.min()),
+                                    "median": float(np.median(c)), "max": float(c.max())}
+            spiking_index += 1
+    return _model(network, layers, calib_x, options, source, rows)
+
+
+def _input_scales(block, source_scales: Optional[np.ndarray], source_shape: Optional[tuple]) -> np.ndarray:
+    """The scale lambda_src of every weight's input, broadcastable against block.weight.
+
+    source_scales: one per channel of the source's output (None: the network input, scale 1). A
+    dense block reads the source's output flattened, so input i of a (C, H, W) map is channel
+    i // (H * W); a conv block's weight axis 1 is the input channel within the output's group."""
+    if source_scales is None:
+        return np.ones((1,) * block.weight.ndim)
+    # the source's scale at every element of its output, read in the block's input order
+    per_element = np.broadcast_to(source_scales.reshape((-1,) + (1,) * (len(source_shape) - 1)),
+                                  source_shape).reshape(-1)
+    if block.kind == "dense":
+        if per_element.size != block.weight.shape[1]:
+            raise ValueError(f"layer {block.name}: {block.weight.shape[1]} inputs but its source has "
+                             f"{per_element.size} outputs")
+        return per_element.reshape(1, -1)
+    channels = int(block.input_shape[0])
+    by_channel = per_element.reshape(channels, -1)
+    if not np.all(by_channel == by_channel[:, :1]):
+        raise ValueError(f"layer {block.name}: its input channels do not each come from one source channel, "
+                         "so per-channel normalization cannot scale its weights; convert per layer")
+    in_channel = by_channel[:, 0]
+    o, c_per_group = block.weight.shape[:2]
+    group_of_output = np.arange(o) // (o // block.groups)
+    # weight[o, j] reads input channel group(o) * c_per_group + j
+    return in_channel.reshape(block.groups, c_per_group)[group_of_output].reshape(o, c_per_group, 1, 1)
 
 
 def layer_report(network: Network, scales, sparsity) -> list:
