@@ -127,7 +127,7 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
         layer_scales.append(scale)
         if layer.spiking:
             spiking_index += 1
-    return _model(network, layers, calib_x, options, source, layer_report(network, scales, sparsity))
+    return _model(network, layers, calib_x, options, source, layer_report(network, scales, sparsity, options.use_clip_ceiling))
 
 
 def _model(network: Network, layers: list, calib_x: np.ndarray, options: ConversionOptions, source: str,
@@ -170,7 +170,7 @@ def _convert_per_channel(network: Network, calib_x: np.ndarray, options: Convers
                               extra_synapses=[replace(synapse, weight=w)
                                               for synapse, w in zip(layer.extra_synapses, blocks[1:])]))
         out_scales.append(scale)
-    rows = layer_report(network, scales, sparsity)
+    rows = layer_report(network, scales, sparsity, options.use_clip_ceiling)
     spiking_index = 0
     for row, layer in zip(rows, network.layers):
         if layer.spiking:
@@ -209,7 +209,7 @@ def _input_scales(block, source_scales: Optional[np.ndarray], source_shape: Opti
     return in_channel.reshape(block.groups, c_per_group)[group_of_output].reshape(o, c_per_group, 1, 1)
 
 
-def layer_report(network: Network, scales, sparsity) -> list:
+def layer_report(network: Network, scales, sparsity, use_clip_ceiling: bool = True) -> list:
     rows, spiking_index = [], 0
     for layer in network.layers:
         blocks = layer.blocks()  # one per source (a chain: the layer itself)
@@ -220,7 +220,8 @@ def layer_report(network: Network, scales, sparsity) -> list:
             row["inputs"] = list(layer.inputs)
         if layer.spiking:
             row["scale"] = float(scales[spiking_index])
-            row["scale_from"] = "clip ceiling" if layer.activation_max is not None else "percentile"
+            row["scale_from"] = "clip ceiling" if layer.activation_max is not None and use_clip_ceiling \
+                else "percentile"
             row["dnn_sparsity"] = float(sparsity[spiking_index])
             spiking_index += 1
         rows.append(row)
