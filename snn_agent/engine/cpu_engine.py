@@ -28,6 +28,13 @@ class OpCounts:
     neuron_updates: int = 0
     per_layer: list = field(default_factory=list)  # dicts: name, neurons, spikes, synaptic_ops
 
+    def add_layer(self, name: str, neurons: int, spikes: int, synaptic_ops: float, steps: int) -> None:
+        """One layer's operations over `steps` neuron updates of the batch."""
+        self.spikes += spikes
+        self.synaptic_ops += int(synaptic_ops)
+        self.neuron_updates += neurons * steps * self.frames
+        self.per_layer.append({"name": name, "neurons": neurons, "spikes": spikes, "synaptic_ops": int(synaptic_ops)})
+
     def per_frame(self) -> dict:
         f = max(self.frames, 1)
         return {"spikes": self.spikes / f, "synaptic_ops": self.synaptic_ops / f,
@@ -128,22 +135,21 @@ class SNNEngine:
                 current = current.reshape(timesteps, frames, -1)
                 current += plan.bias
                 synops = float(spikes_per_input @ plan.fan_out)
-            if layer.spiking:
-                threshold = self.model.thresholds[spiking_index] * neuron.threshold_scale
-                spikes = _integrate_and_fire(current, timesteps, threshold, neuron)
-                spiking_index += 1
-                spikes_per_input = spikes.reshape(-1, plan.n_neurons).sum(axis=0)
-                n_spikes = int(spikes_per_input.sum())
-            else:
-                # The score layer integrates without spiking; its mean input is the class score.
-                scores = current.mean(axis=0) if current.shape[0] == timesteps else current[0]
-                n_spikes = 0
-            counts.spikes += n_spikes
-            counts.synaptic_ops += int(synops)
-            counts.neuron_updates += plan.n_neurons * timesteps * frames
-            counts.per_layer.append({"name": layer.name, "neurons": plan.n_neurons, "spikes": n_spikes,
-                                     "synaptic_ops": int(synops)})
+            spikes, spikes_per_input, scores = self._neurons(layer, current, timesteps, neuron, spiking_index)
+            spiking_index += layer.spiking
+            counts.add_layer(layer.name, plan.n_neurons, _total(spikes_per_input), synops, timesteps)
         return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts)
+
+    def _neurons(self, layer: Layer, current: np.ndarray, timesteps: int, neuron: NeuronConfig,
+                 spiking_index: int) -> tuple:
+        """A layer's neurons on its input current -> (spikes, spikes per neuron over the batch, None)
+        for a spiking layer; (None, None, class scores) for the score layer, which integrates
+        without spiking: its mean input is the score."""
+        if layer.spiking:
+            threshold = self.model.thresholds[spiking_index] * neuron.threshold_scale
+            spikes = _integrate_and_fire(current, timesteps, threshold, neuron)
+            return spikes, spikes.reshape(-1, spikes.shape[-1]).sum(axis=0), None
+        return None, None, current.mean(axis=0) if current.shape[0] == timesteps else current[0]
 
 
     def _run_graph(self, x_flat: np.ndarray, timesteps: int, neuron: NeuronConfig,
@@ -174,23 +180,18 @@ class SNNEngine:
                 if self._last_use.get(source) == index:
                     outputs.pop(source, None)
                     spikes_per_input.pop(source, None)
+            spikes, per_neuron, scores = self._neurons(layer, current, timesteps, neuron, spiking_index)
+            spiking_index += layer.spiking
             if layer.spiking:
-                threshold = self.model.thresholds[spiking_index] * neuron.threshold_scale
-                spikes = _integrate_and_fire(current, timesteps, threshold, neuron)
-                spiking_index += 1
-                spikes_per_input[index] = spikes.reshape(-1, plan.n_neurons).sum(axis=0)
-                n_spikes = int(spikes_per_input[index].sum())
+                spikes_per_input[index] = per_neuron
                 if index in self._last_use:
                     outputs[index] = spikes
-            else:
-                scores = current.mean(axis=0) if current.shape[0] == timesteps else current[0]
-                n_spikes = 0
-            counts.spikes += n_spikes
-            counts.synaptic_ops += int(synops)
-            counts.neuron_updates += plan.n_neurons * timesteps * frames
-            counts.per_layer.append({"name": layer.name, "neurons": plan.n_neurons, "spikes": n_spikes,
-                                     "synaptic_ops": int(synops)})
+            counts.add_layer(layer.name, plan.n_neurons, _total(per_neuron), synops, timesteps)
         return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts)
+
+
+def _total(spikes_per_neuron: Optional[np.ndarray]) -> int:
+    return 0 if spikes_per_neuron is None else int(spikes_per_neuron.sum())
 
 
 def _integrate_and_fire(current: np.ndarray, timesteps: int, threshold: float,

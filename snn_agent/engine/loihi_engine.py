@@ -127,11 +127,7 @@ class LoihiEngine:
             n_spikes = int(np.count_nonzero(spikes))
             if return_spikes:
                 all_spikes.append(spikes)
-            counts.spikes += n_spikes
-            counts.synaptic_ops += int(synops)
-            counts.neuron_updates += layer.n_neurons * steps * frames
-            counts.per_layer.append({"name": layer.name, "neurons": layer.n_neurons, "spikes": n_spikes,
-                                     "synaptic_ops": int(synops)})
+            counts.add_layer(layer.name, layer.n_neurons, n_spikes, synops, steps)
         last = self.model.layers[-1]
         if last.spiking:  # a lava-dl classifier: the output is its spike count
             scores = spikes.sum(axis=0).astype(np.float32)
