@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 
 import numpy as np
 
@@ -37,7 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from snn_agent.adaptation.governor import Governor, GovernorSettings  # noqa: E402
-from snn_agent.adaptation.operating_points import loihi_cost, measure_cost, search  # noqa: E402
+from snn_agent.adaptation.operating_points import loihi_cost, mark_pareto, measure_cost, search  # noqa: E402
 from snn_agent.adaptation.profiling import split_data  # noqa: E402
 from snn_agent.backends.cpu import CpuBackend  # noqa: E402
 from snn_agent.conversion.loihi import loihi_target  # noqa: E402
@@ -56,12 +57,19 @@ GOAL_ACCURACY_DROP = 0.02
 
 def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid):
     """The baseline (plain parameters at baseline_t) and the enhanced point of every T <= baseline_t."""
-    base_latency, base_energy = cost(baseline_t, base_neuron)
-    base = {"target": name, "backend": backend, "T": baseline_t, "threshold_scale": base_neuron.threshold_scale,
-            "v_init": base_neuron.v_init, "accuracy": accuracy(run, *data.heldout, baseline_t, base_neuron),
-            "latency_ms": base_latency, "energy_j": base_energy.joules}
     points = search(run, cost, data.calib, data.heldout, base_neuron, [t for t in grid if t <= baseline_t],
                     progress=ProgressBar(f"{name}: operating points"))
+    # the baseline and every point costed side by side, in interleaved rounds: the reductions are
+    # ratios of figures taken under the same machine conditions
+    configs = [(baseline_t, base_neuron)] + [(p.timesteps, replace(base_neuron, threshold_scale=p.threshold_scale,
+                                                                     v_init=p.v_init)) for p in points]
+    costs = side_by_side(cost, configs)
+    base = {"target": name, "backend": backend, "T": baseline_t, "threshold_scale": base_neuron.threshold_scale,
+            "v_init": base_neuron.v_init, "accuracy": accuracy(run, *data.heldout, baseline_t, base_neuron),
+            "latency_ms": costs[0][0], "energy_j": costs[0][1]}
+    for p, (latency_ms, energy_j) in zip(points, costs[1:]):
+        p.latency_ms, p.energy_j = latency_ms, energy_j
+    mark_pareto(points)
     rows = []
     for p in points:
         rows.append({"target": name, "backend": backend, "T": p.timesteps, "threshold_scale": p.threshold_scale,
@@ -70,6 +78,18 @@ def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid)
                      "energy_reduction": base["energy_j"] / p.energy_j,
                      "accuracy_change": p.accuracy - base["accuracy"], "pareto": p.pareto})
     return base, points, rows
+
+
+def side_by_side(cost, configs, rounds=5):
+    """(latency_ms, energy_j) of each (T, neuron): the median over `rounds` interleaved rounds, after
+    one warm-up round, so that a machine whose speed drifts affects every configuration alike."""
+    samples = [[] for _ in configs]
+    for round_index in range(rounds + 1):
+        for sample, (timesteps, neuron) in zip(samples, configs):
+            latency_ms, energy = cost(timesteps, neuron)
+            if round_index:
+                sample.append((latency_ms, energy.joules))
+    return [tuple(float(v) for v in np.median(np.array(sample), axis=0)) for sample in samples]
 
 
 def best_row(rows):
