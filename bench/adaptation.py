@@ -6,8 +6,8 @@
 1. TopSpark table (issue 5, "Proof"). Baseline: a fixed T, the smallest at which the `loihi` target
    (LoihiEngine, bit-exact with Lava) is within 0.5 points of its best accuracy over T = 2..128, run
    with the plain conversion's neuron parameters. Our points: every T up to the baseline with its
-   enhanced neuron parameters (threshold scale, initial potential; chosen on 1,000 training images,
-   reported on the test set). For each: accuracy, latency, energy per inference, and the reduction
+   enhanced neuron parameters (threshold scale, initial potential, per-layer threshold scales and
+   bias calibration up to T = 8; chosen on 1,000 training images, reported on the test set). For each: accuracy, latency, energy per inference, and the reduction
    factors and accuracy change against the baseline of the same target.
      ideal on cpu   latency measured (our CPU engine, one frame at a time, median, one thread);
                     energy = CPU time x 5 W per core (modelled, energy/constants.py; no RAPL here)
@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import replace
 
 import numpy as np
 
@@ -39,7 +38,8 @@ sys.path.insert(0, ROOT)
 
 from snn_agent.adaptation.governor import Governor, GovernorSettings  # noqa: E402
 from snn_agent.adaptation.operating_points import loihi_cost, mark_pareto, measure_cost, search  # noqa: E402
-from snn_agent.adaptation.profiling import split_data  # noqa: E402
+from snn_agent.adaptation.calibration import dnn_channel_rates  # noqa: E402
+from snn_agent.adaptation.profiling import LAYER_ENHANCE_MAX_T, split_data  # noqa: E402
 from snn_agent.backends.cpu import CpuBackend  # noqa: E402
 from snn_agent.conversion.loihi import loihi_target  # noqa: E402
 from snn_agent.energy.constants import LoihiEnergy  # noqa: E402
@@ -55,25 +55,32 @@ GOAL_REDUCTION = 4.0
 GOAL_ACCURACY_DROP = 0.02
 
 
-def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid):
-    """The baseline (plain parameters at baseline_t) and the enhanced point of every T <= baseline_t."""
-    points = search(run, cost, data.calib, data.heldout, base_neuron, [t for t in grid if t <= baseline_t],
-                    progress=ProgressBar(f"{name}: operating points"))
+def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid, reference_rates):
+    """The baseline (plain parameters at baseline_t) and the enhanced point of every T <= baseline_t:
+    per-layer threshold scales and bias calibration up to LAYER_ENHANCE_MAX_T, as `profile` does."""
+    small = [t for t in grid if t <= min(baseline_t, LAYER_ENHANCE_MAX_T)]
+    points = search(run, cost, data.calib, data.heldout, base_neuron, small, reference_rates=reference_rates,
+                    progress=ProgressBar(f"{name}: operating points (per-layer and bias)"))
+    larger = [t for t in grid if LAYER_ENHANCE_MAX_T < t <= baseline_t]
+    if larger:
+        points += search(run, cost, data.calib, data.heldout, base_neuron, larger, layer_scales=(),
+                         progress=ProgressBar(f"{name}: operating points (global)"))
     # the baseline and every point costed side by side, in interleaved rounds: the reductions are
     # ratios of figures taken under the same machine conditions
-    configs = [(baseline_t, base_neuron)] + [(p.timesteps, replace(base_neuron, threshold_scale=p.threshold_scale,
-                                                                     v_init=p.v_init)) for p in points]
+    configs = [(baseline_t, base_neuron)] + [(p.timesteps, p.neuron(base_neuron.reset)) for p in points]
     costs = side_by_side(cost, configs)
-    base = {"target": name, "backend": backend, "T": baseline_t, "threshold_scale": base_neuron.threshold_scale,
-            "v_init": base_neuron.v_init, "accuracy": accuracy(run, *data.heldout, baseline_t, base_neuron),
+    base = {"target": name, "backend": backend, "T": baseline_t, "parameters": "plain conversion",
+            "accuracy": accuracy(run, *data.heldout, baseline_t, base_neuron),
             "latency_ms": costs[0][0], "energy_j": costs[0][1]}
     for p, (latency_ms, energy_j) in zip(points, costs[1:]):
         p.latency_ms, p.energy_j = latency_ms, energy_j
     mark_pareto(points)
     rows = []
     for p in points:
-        rows.append({"target": name, "backend": backend, "T": p.timesteps, "threshold_scale": p.threshold_scale,
-                     "v_init": p.v_init, "accuracy": p.accuracy, "latency_ms": p.latency_ms, "energy_j": p.energy_j,
+        rows.append({"target": name, "backend": backend, "T": p.timesteps, "parameters": p.enhancement,
+                     "threshold_scale": p.threshold_scale, "v_init": p.v_init,
+                     "layer_threshold_scales": p.layer_threshold_scales, "bias_calibration": bool(p.bias_shifts),
+                     "accuracy": p.accuracy, "latency_ms": p.latency_ms, "energy_j": p.energy_j,
                      "latency_reduction": base["latency_ms"] / p.latency_ms,
                      "energy_reduction": base["energy_j"] / p.energy_j,
                      "accuracy_change": p.accuracy - base["accuracy"], "pareto": p.pareto})
@@ -207,8 +214,9 @@ def main() -> int:
               "goal": f">= {GOAL_REDUCTION:g}x lower latency and energy within {100 * GOAL_ACCURACY_DROP:g} points",
               "targets": {}, "points": []}
     tables = {}
+    reference_rates = dnn_channel_rates(model, data.calib[0])
     for name, (backend, run, cost, neuron, how) in targets.items():
-        base, points, rows = topspark_rows(name, backend, run, cost, neuron, data, baseline_t, grid)
+        base, points, rows = topspark_rows(name, backend, run, cost, neuron, data, baseline_t, grid, reference_rates)
         tables[name] = points
         result["points"].extend(rows)
         top = best_row(rows)
@@ -225,11 +233,10 @@ def main() -> int:
         print(f"\n{name} on {entry['backend']}: {entry['costs']}")
         print(f"  baseline T={b['T']}: accuracy {100 * b['accuracy']:.2f} %, latency {b['latency_ms']:.4f} ms, "
               f"energy {b['energy_j']:.3e} J")
-        print(f"{'T':>5}{'thr x':>7}{'v0':>6}{'acc %':>8}{'d acc':>7}{'lat ms':>10}{'energy J':>11}{'lat /':>7}{'E /':>7}")
+        print(f"{'T':>5}{'acc %':>8}{'d acc':>7}{'lat ms':>10}{'energy J':>11}{'lat /':>7}{'E /':>7}  neuron parameters")
         for r in (r for r in result["points"] if r["target"] == name):
-            print(f"{r['T']:>5}{r['threshold_scale']:>7.2f}{r['v_init']:>6.2f}{100 * r['accuracy']:>8.2f}"
-                  f"{100 * r['accuracy_change']:>+7.2f}{r['latency_ms']:>10.4f}{r['energy_j']:>11.3e}"
-                  f"{r['latency_reduction']:>7.2f}{r['energy_reduction']:>7.2f}")
+            print(f"{r['T']:>5}{100 * r['accuracy']:>8.2f}{100 * r['accuracy_change']:>+7.2f}{r['latency_ms']:>10.4f}"
+                  f"{r['energy_j']:>11.3e}{r['latency_reduction']:>7.2f}{r['energy_reduction']:>7.2f}  {r['parameters']}")
         top = entry["best_point"]
         print(f"  best within {100 * GOAL_ACCURACY_DROP:g} points: T={top['T']}, latency /{top['latency_reduction']:.2f}, "
               f"energy /{top['energy_reduction']:.2f}, accuracy {100 * top['accuracy_change']:+.2f} points -> goal "

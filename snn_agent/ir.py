@@ -176,11 +176,35 @@ class NeuronConfig:
 
     threshold_scale multiplies every layer's threshold; v_init is the initial membrane potential
     as a fraction of the threshold (0.5 halves the quantization error of rate coding).
+    layer_threshold_scales (one per spiking layer, on top of threshold_scale): at small T the layers
+    quantize differently, so each gets its own. bias_shifts (one list per spiking layer, one value
+    per output channel) move the layer's bias by that fraction of its threshold per step: the bias
+    calibration that brings the SNN's firing rates back to the DNN's activations at small T.
+    Empty tuples mean 1 and 0.
     """
 
     reset: str = "subtract"  # "subtract" (ideal target) or "zero" (Loihi's CUBA LIF)
     v_init: float = 0.5
     threshold_scale: float = 1.0
+    layer_threshold_scales: tuple = ()
+    bias_shifts: tuple = ()
+
+    def __post_init__(self):
+        # JSON gives lists; tuples keep configurations comparable and hashable-looking
+        self.layer_threshold_scales = tuple(float(s) for s in self.layer_threshold_scales)
+        self.bias_shifts = tuple(tuple(float(b) for b in shift) for shift in self.bias_shifts)
+
+    def scale_of(self, spiking_index: int) -> float:
+        """The factor on the threshold of the spiking_index-th spiking layer."""
+        if spiking_index < len(self.layer_threshold_scales):
+            return self.threshold_scale * self.layer_threshold_scales[spiking_index]
+        return self.threshold_scale
+
+    def bias_shift_of(self, spiking_index: int) -> Optional[np.ndarray]:
+        """Per output channel, in fractions of the threshold per step; None when unshifted."""
+        if spiking_index < len(self.bias_shifts) and any(self.bias_shifts[spiking_index]):
+            return np.asarray(self.bias_shifts[spiking_index])
+        return None
 
 
 @dataclass

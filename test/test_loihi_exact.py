@@ -72,6 +72,14 @@ def test_lava_backend_keeps_the_network_and_matches_the_emulation(frames, loihi_
         sharper = NeuronConfig("zero", 0.5, 0.8)  # thresholds live in the network: it is rebuilt
         np.testing.assert_array_equal(backend.infer(frames[:1], 4, sharper).scores,
                                       engine.run(frames[:1], 4, sharper).scores)
+        # a calibrated point: per-layer thresholds and per-channel bias shifts, also in the network
+        channels = [layer.output_shape[0] for layer in loihi_model.layers if layer.spiking]
+        calibrated = NeuronConfig("zero", 0.5, 1.0, (0.7, 1.0, 1.2)[:len(channels)],
+                                  tuple(tuple(np.linspace(-0.2, 0.2, c)) for c in channels))
+        result = backend.infer(frames[:2], 4, calibrated)
+        expected = engine.run(frames[:2], 4, calibrated)
+        np.testing.assert_array_equal(result.scores, expected.scores)
+        assert result.ops.spikes == expected.ops.spikes != engine.run(frames[:2], 4).ops.spikes
         assert "Loihi2SimCfg" in backend.describe()
     finally:
         backend.close()

@@ -1,22 +1,24 @@
 """Operating points: for each T, the neuron parameters that recover accuracy, and what T costs.
 
 TopSpark's parameter enhancement, searched offline per model and backend: for every T in a grid,
-the threshold scale and initial membrane potential that maximise accuracy on a calibration split;
-then accuracy on a held-out split, latency and energy per inference are measured for that T. The
-governor picks among these points at run time. For a DNN backend the points are frame-decimation
+the threshold scale and initial membrane potential that maximise accuracy on a calibration split,
+then per-layer threshold scales and a bias calibration (calibration.py); then accuracy on a
+held-out split, latency and energy per inference are measured for that T. The governor picks
+among these points at run time (the backend applies a point's T and parameters together). For a DNN backend the points are frame-decimation
 rates instead of T (see `decimation_points`).
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable, Optional
 
 import numpy as np
 
 from ..evaluation import accuracy
 from ..ir import NeuronConfig
+from .calibration import LAYER_SCALES, calibrate_biases, refine_layer_scales
 
 POINTS_JSON = "operating_points.json"
 DEFAULT_GRID = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
@@ -37,9 +39,22 @@ class OperatingPoint:
     pareto: bool = False
     # "measured" (wall clock on this machine) or "modelled" (e.g. Loihi: chip steps x step time)
     latency_kind: str = "measured"
+    layer_threshold_scales: list = field(default_factory=list)  # see NeuronConfig
+    bias_shifts: list = field(default_factory=list)
 
     def neuron(self, reset: str) -> NeuronConfig:
-        return NeuronConfig(reset, self.v_init, self.threshold_scale)
+        return NeuronConfig(reset, self.v_init, self.threshold_scale, tuple(self.layer_threshold_scales),
+                            tuple(self.bias_shifts))
+
+    @property
+    def enhancement(self) -> str:
+        """A short account of the parameters, for tables and logs."""
+        parts = [f"thr x{self.threshold_scale:g}", f"v0 {self.v_init:g}"]
+        if self.layer_threshold_scales and any(s != 1.0 for s in self.layer_threshold_scales):
+            parts.append("layers x" + "/".join(f"{s:g}" for s in self.layer_threshold_scales))
+        if self.bias_shifts:
+            parts.append("bias cal")
+        return ", ".join(parts)
 
 
 @dataclass
@@ -86,31 +101,47 @@ def mark_pareto(points: list) -> list:
 def search(run: Callable, cost: Callable, calib: tuple, heldout: tuple, base: NeuronConfig,
            grid: Iterable[int] = DEFAULT_GRID, threshold_scales=DEFAULT_THRESHOLD_SCALES,
            v_inits=DEFAULT_V_INITS, progress: Optional[Callable[[int, int], None]] = None,
-           latency_kind: str = "measured") -> list:
-    """run(x, T, neuron) -> result with .labels; cost(T, neuron) -> (latency_ms, EnergyEstimate).
+           latency_kind: str = "measured", layer_scales=LAYER_SCALES,
+           reference_rates: Optional[list] = None) -> list:
+    """run(x, T, neuron) -> result with .labels and .ops.channel_rates; cost(T, neuron) ->
+    (latency_ms, EnergyEstimate).
 
     calib and heldout are (x, labels): parameters are chosen on one and reported on the other, so
     the reported accuracy is not fitted to its own data. `base` is the model's own neuron
-    configuration (the plain conversion), kept unless a candidate clearly beats it.
+    configuration (the plain conversion), kept unless a candidate clearly beats it. Per T: the
+    global (threshold scale, v_init) grid, then per-layer threshold scales (layer_scales; empty:
+    none), then, given the DNN's per-channel rates on calib[0] (calibration.dnn_channel_rates),
+    the bias calibration.
     """
-    reset = base.reset
     grid = list(grid)
-    plain = (base.threshold_scale, base.v_init)
-    candidates = [(s, v) for s in threshold_scales for v in v_inits if (s, v) != plain]
+    plain = replace(base, layer_threshold_scales=(), bias_shifts=())
+    candidates = [replace(plain, threshold_scale=s, v_init=v) for s in threshold_scales for v in v_inits
+                  if (s, v) != (plain.threshold_scale, plain.v_init)]
     n_calib = max(len(calib[1]), 1)
+    n_layers = len(run(calib[0][:1], 1, plain).ops.channel_rates)
     points = []
     for i, timesteps in enumerate(grid):
-        scored = {c: accuracy(run, *calib, timesteps, NeuronConfig(reset, c[1], c[0])) for c in candidates + [plain]}
-        best = max(scored, key=scored.get)
+        scored = [(accuracy(run, *calib, timesteps, c), c) for c in [plain] + candidates]
+        plain_accuracy = scored[0][0]
+        best_accuracy, best = max(scored, key=lambda sc: sc[0])
+        if layer_scales and n_layers > 1:
+            best, best_accuracy = refine_layer_scales(run, calib, timesteps, best, n_layers, layer_scales)
         # An enhancement must beat the plain conversion by a standard error of the calibration
         # accuracy; smaller gains are noise of the split and do not hold on held-out data.
-        p = scored[plain]
-        if scored[best] - p <= np.sqrt(max(p * (1 - p), 1e-4) / n_calib):
-            best = plain
-        neuron = NeuronConfig(reset, best[1], best[0])
-        latency_ms, energy = cost(timesteps, neuron)
-        points.append(OperatingPoint(timesteps, accuracy(run, *heldout, timesteps, neuron), latency_ms,
-                                     energy.joules, energy.kind, best[0], best[1], latency_kind=latency_kind))
+        standard_error = np.sqrt(max(plain_accuracy * (1 - plain_accuracy), 1e-4) / n_calib)
+        if best_accuracy - plain_accuracy <= standard_error:
+            best, best_accuracy = plain, plain_accuracy
+        if reference_rates is not None:
+            # fitted to rates, not labels: kept unless the calibration accuracy shows it harms
+            calibrated = calibrate_biases(run, calib[0], timesteps, best, reference_rates)
+            if accuracy(run, *calib, timesteps, calibrated) >= best_accuracy - standard_error:
+                best = calibrated
+        latency_ms, energy = cost(timesteps, best)
+        points.append(OperatingPoint(timesteps, accuracy(run, *heldout, timesteps, best), latency_ms,
+                                     energy.joules, energy.kind, best.threshold_scale, best.v_init,
+                                     latency_kind=latency_kind,
+                                     layer_threshold_scales=list(best.layer_threshold_scales),
+                                     bias_shifts=[list(s) for s in best.bias_shifts]))
         if progress:
             progress(i + 1, len(grid))
     return mark_pareto(points)

@@ -22,12 +22,15 @@ from ..energy.constants import LoihiEnergy
 from ..engine.loihi_engine import LoihiEngine
 from ..ir import ModelFormatError, SNNModel
 from ..progress import ProgressBar
-from .operating_points import (DEFAULT_GRID, DEFAULT_THRESHOLD_SCALES, DEFAULT_V_INITS, LABEL_PERSISTENCE,
-                               PointTable, decimation_points, loihi_cost, mark_pareto, measure_cost, search)
+from .calibration import dnn_channel_rates
+from .operating_points import (DEFAULT_GRID, LABEL_PERSISTENCE, PointTable, decimation_points, loihi_cost,
+                               mark_pareto, measure_cost, search)
 
 # Parameter enhancement pays at small T; past this the plain conversion is kept, which saves
-# most of the profiling time (large T dominate it).
+# most of the profiling time (large T dominate it). Per-layer scales and bias calibration, which
+# cost some 50 more runs per T, only up to LAYER_ENHANCE_MAX_T, where rounding is coarsest.
 ENHANCE_MAX_T = 32
+LAYER_ENHANCE_MAX_T = 8
 
 
 @dataclass
@@ -53,18 +56,21 @@ def split_data(spec: str, model: SNNModel, n_test: int, n_calib: int) -> Profile
     return ProfileData((model_input(calib, pre), calib.labels), (model_input(test, pre), test.labels), test.name)
 
 
-def _search_points(name: str, run, cost, data: ProfileData, neuron, grid, latency_kind: str = "measured",
-                   threshold_scales=DEFAULT_THRESHOLD_SCALES, v_inits=DEFAULT_V_INITS) -> list:
-    """Enhanced neuron parameters up to ENHANCE_MAX_T, the plain conversion above it."""
-    small = [t for t in grid if t <= ENHANCE_MAX_T]
-    large = [t for t in grid if t > ENHANCE_MAX_T]
-    points = search(run, cost, data.calib, data.heldout, neuron, small, threshold_scales, v_inits,
-                    progress=ProgressBar(f"{name}: operating points (T <= {ENHANCE_MAX_T}, searched)"),
-                    latency_kind=latency_kind) if small else []
-    if large:
-        points += search(run, cost, data.calib, data.heldout, neuron, large, (), (),
-                         progress=ProgressBar(f"{name}: operating points (T > {ENHANCE_MAX_T}, plain)"),
-                         latency_kind=latency_kind)
+def _search_points(name: str, run, cost, data: ProfileData, neuron, grid, reference_rates: list,
+                   latency_kind: str = "measured") -> list:
+    """Every enhancement up to LAYER_ENHANCE_MAX_T, the global threshold scale and v_init up to
+    ENHANCE_MAX_T, the plain conversion above it."""
+    tiers = [([t for t in grid if t <= LAYER_ENHANCE_MAX_T], f"T <= {LAYER_ENHANCE_MAX_T}, per-layer and bias",
+              dict(reference_rates=reference_rates)),
+             ([t for t in grid if LAYER_ENHANCE_MAX_T < t <= ENHANCE_MAX_T], f"T <= {ENHANCE_MAX_T}, global",
+              dict(layer_scales=())),
+             ([t for t in grid if t > ENHANCE_MAX_T], f"T > {ENHANCE_MAX_T}, plain",
+              dict(threshold_scales=(), v_inits=(), layer_scales=()))]
+    points = []
+    for timesteps, label, options in tiers:
+        if timesteps:
+            points += search(run, cost, data.calib, data.heldout, neuron, timesteps, latency_kind=latency_kind,
+                             progress=ProgressBar(f"{name}: operating points ({label})"), **options)
     return mark_pareto(points)
 
 
@@ -83,7 +89,8 @@ def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_
     backend.load(model_dir)
     try:
         cost = measure_cost(backend.infer, data.heldout[0][:latency_frames])
-        points = _search_points("ideal", engine.run, cost, data, model.neuron, grid)
+        points = _search_points("ideal", engine.run, cost, data, model.neuron, grid,
+                                dnn_channel_rates(model, data.calib[0]))
     finally:
         backend.close()
     table = PointTable("cpu", "ideal", points, _calibration(
@@ -118,7 +125,8 @@ def profile_loihi(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, energy_f
     engine = LoihiEngine(model)
     plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, ProgressBar("loihi: accuracy vs T"))
     cost = loihi_cost(engine, data.heldout[0][:energy_frames], constants)
-    points = _search_points("loihi", engine.run, cost, data, model.neuron, grid, latency_kind="modelled")
+    points = _search_points("loihi", engine.run, cost, data, model.neuron, grid,
+                            dnn_channel_rates(SNNModel.load(model_dir), data.calib[0]), latency_kind="modelled")
     table = PointTable("lava", "loihi", points, _calibration(
         data, latency=f"modelled chip time: (T + {engine.depth}) steps x {constants.timestep_s * 1e6:g} us "
                       f"per step (energy/constants.py); Lava's simulator is not timed",
@@ -200,9 +208,9 @@ def print_points(table: PointTable, out=None) -> None:
         if key in table.calibration:
             print(f"  {key}: {table.calibration[key]}", file=out)
     rate = bool(first and first.timesteps == 0)
-    print(f"{'1/r' if rate else 'T':>5}{'thr x':>7}{'v0':>6}{'accuracy':>10}{'latency ms':>12}{'energy J':>12}  pareto",
-          file=out)
+    print(f"{'1/r' if rate else 'T':>5}{'accuracy':>10}{'latency ms':>12}{'energy J':>12}  pareto  "
+          f"{'' if rate else 'neuron parameters'}", file=out)
     for p in table.points:
-        print(f"{p.decimation if rate else p.timesteps:>5}{p.threshold_scale:>7.2f}{p.v_init:>6.2f}{p.accuracy:>10.4f}"
-              f"{p.latency_ms:>12.4f}{p.energy_j:>12.3e}  {'*' if p.pareto else ''}", file=out)
+        print(f"{p.decimation if rate else p.timesteps:>5}{p.accuracy:>10.4f}{p.latency_ms:>12.4f}{p.energy_j:>12.3e}"
+              f"  {'*' if p.pareto else ' ':<6}  {'' if rate else p.enhancement}", file=out)
 

@@ -7,8 +7,9 @@ Intel's Lava-Loihi extension (`lava.utils.loihi.is_installed()`), which is not p
 The network is built and started once, and kept running across frames: for each frame the host
 rewrites every neuron's u and v and every synapse's buffer (a fresh frame, as in our engine), then
 runs T + depth steps while an Injector feeds the image as graded spikes at steps 1..T, then reads the
-score layer's voltage. T may change from frame to frame. A new threshold scale (an operating point
-of the governor) rebuilds the network, as Lava's LIF fixes its threshold after its first step.
+score layer's voltage. T may change from frame to frame. New thresholds or biases (an operating
+point of the governor: threshold scales, bias calibration) rebuild the network, as Lava's LIF fixes
+its threshold after its first step.
 
 Lava counts no operations, so op counts (and the Loihi energy modelled from them) come from our
 engine, which reproduces Lava's spikes exactly (test/test_loihi_exact.py); it runs on the same
@@ -16,6 +17,7 @@ frames alongside, at ~1 ms a frame.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -177,8 +179,8 @@ class LavaBackend(Backend):
         self.engine: Optional[LoihiEngine] = None
         self._network: Optional[LavaNetwork] = None
         self._netx_path = ""
-        self._thresholds: Optional[list] = None  # those the running network was built with
-        self._scratch: Optional[str] = None  # netx files of other threshold scales
+        self._built_for: Optional[tuple] = None  # (thresholds, biases) of the running network
+        self._scratch: Optional[str] = None  # netx files of other operating points
 
     def _prepare(self, model_dir: str) -> None:
         try:
@@ -192,30 +194,43 @@ class LavaBackend(Backend):
             log.info("wrote %s", self._netx_path)
         if self.hardware is None:
             self.hardware = loihi_hardware_available()
-        self._start(self.engine.thresholds(self.model.neuron))
+        self._start(self._parameters(self.model.neuron))
 
-    def _start(self, thresholds: list) -> None:
-        """(Re)build the network for these threshold mantissas."""
+    def _parameters(self, neuron: NeuronConfig) -> tuple:
+        """What the network is built with at an operating point: threshold and bias mantissas."""
+        return (tuple(self.engine.thresholds(neuron)),
+                tuple(tuple(int(b) for b in bias) for bias in self.engine.bias_mantissas(neuron)))
+
+    def _start(self, parameters: tuple) -> None:
+        """(Re)build the network for these (thresholds, biases)."""
         self._stop()
         path = self._netx_path
-        if thresholds != self.engine.thresholds(NeuronConfig()):
+        if parameters != self._parameters(NeuronConfig()):
+            # one file per operating point: a point seen before needs no export, and Lava may still
+            # hold the file of the network it just stopped
             self._scratch = self._scratch or tempfile.mkdtemp(prefix="snn_agent_lava_")
-            layers = [replace(layer, fixed_point=replace(layer.fixed_point, vth=vth))
-                      for layer, vth in zip(self.model.layers, thresholds)]
-            path = export_netx(SNNModel(replace(self.model.network, layers=layers), self.model.thresholds,
-                                        self.model.neuron, "loihi"), os.path.join(self._scratch, NETX_FILE))
+            digest = hashlib.sha1(repr(parameters).encode()).hexdigest()[:16]
+            path = os.path.join(self._scratch, f"point_{digest}_{NETX_FILE}")
+            if not os.path.isfile(path):
+                layers = [replace(layer, bias=np.asarray(bias, np.int32),
+                                  fixed_point=replace(layer.fixed_point, vth=vth))
+                          for layer, vth, bias in zip(self.model.layers, *parameters)]
+                export_netx(SNNModel(replace(self.model.network, layers=layers), self.model.thresholds,
+                                     self.model.neuron, "loihi"), path)
         self._network = LavaNetwork(self.model, path, hardware=self.hardware)
-        self._thresholds = thresholds
+        self._built_for = parameters
 
     def describe(self) -> str:
         return f"lava ({'Loihi 2' if self.hardware else 'Loihi2SimCfg fixed_pt'})"
 
     def infer(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> BackendResult:
         neuron = neuron or self.model.neuron
-        thresholds = self.engine.thresholds(neuron)
-        if thresholds != self._thresholds:
-            log.info("lava: rebuilding the network for threshold scale %s", neuron.threshold_scale)
-            self._start(thresholds)
+        parameters = self._parameters(neuron)
+        if parameters != self._built_for:
+            log.info("lava: rebuilding the network for the thresholds and biases of the operating point "
+                     "(threshold scale %s, layer scales %s, bias calibration %s)", neuron.threshold_scale,
+                     list(neuron.layer_threshold_scales), "on" if neuron.bias_shifts else "off")
+            self._start(parameters)
         payloads = self.engine.encode(x)
         voltages = self.engine.initial_voltages(neuron)
         with Stopwatch() as watch:
@@ -230,7 +245,7 @@ class LavaBackend(Backend):
         if self._network is not None:
             self._network.close()
             self._network = None
-        self._thresholds = None
+        self._built_for = None
 
     def close(self) -> None:
         self._stop()

@@ -12,8 +12,8 @@ How our ideal SNN maps onto NIR's nodes, and where it does not:
   analog current, not as spikes).
 - Conv2d / Affine: weights and biases as normalized by the conversion; the bias is a current
   added at every timestep.
-- IF: r = 1, v_threshold = the layer's threshold x NeuronConfig.threshold_scale, one value per
-  neuron. A simulator discretizing v' = R I with dt = 1 gets our v += W s + b.
+- IF: r = 1, v_threshold = the layer's threshold x the NeuronConfig's scales for it, one value per
+  neuron (its bias shifts, if any, are added to the biases). A simulator discretizing v' = R I with dt = 1 gets our v += W s + b.
 - Reset by subtraction does NOT map: nir.IF resets to v_reset (here 0), i.e. a NIR simulator runs
   the reset-to-zero variant (our NeuronConfig(reset="zero"), as Loihi does), which loses the charge
   above threshold and is less accurate at small T. NIR 1.0 also fires on v > threshold where our
@@ -55,6 +55,12 @@ def export_nir(model: SNNModel, path: str):
     spiking_index = 0
     for i, layer in enumerate(model.layers):
         meta = {"layer": layer.name}
+        bias, threshold = layer.bias, None
+        if layer.spiking:
+            threshold = model.thresholds[spiking_index] * model.neuron.scale_of(spiking_index)
+            shift = model.neuron.bias_shift_of(spiking_index)
+            bias = bias if shift is None else bias + shift * threshold
+            spiking_index += 1
         if layer.kind == "conv":
             top, left, bottom, right = layer.padding
             if (top, left) != (bottom, right):
@@ -62,15 +68,13 @@ def export_nir(model: SNNModel, path: str):
                                  f"right) has no NIR Conv2d equivalent")
             chain(f"conv{i}", nir.Conv2d(input_shape=tuple(layer.input_shape[1:]), weight=layer.weight,
                                          stride=tuple(layer.stride), padding=(top, left), dilation=(1, 1),
-                                         groups=layer.groups, bias=layer.bias, metadata=meta))
+                                         groups=layer.groups, bias=bias, metadata=meta))
         else:
             if len(shape) > 1:  # a feature map into a dense layer: channels, rows, columns order
                 chain(f"flatten{i}", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0))
-            chain(f"affine{i}", nir.Affine(weight=layer.weight, bias=layer.bias, metadata=meta))
+            chain(f"affine{i}", nir.Affine(weight=layer.weight, bias=bias, metadata=meta))
         shape = tuple(layer.output_shape)
         if layer.spiking:
-            threshold = model.thresholds[spiking_index] * model.neuron.threshold_scale
-            spiking_index += 1
             chain(f"if{i}", nir.IF(r=np.ones(shape, np.float32),
                                    v_threshold=np.full(shape, threshold, np.float32),
                                    v_reset=np.zeros(shape, np.float32)))

@@ -27,6 +27,9 @@ class OpCounts:
     synaptic_ops: int = 0
     neuron_updates: int = 0
     per_layer: list = field(default_factory=list)  # dicts: name, neurons, spikes, synaptic_ops
+    # per spiking layer: each output channel's spikes per neuron per timestep, over the batch
+    # (the firing rates that bias calibration compares with the DNN's activations)
+    channel_rates: list = field(default_factory=list)
 
     def add_layer(self, name: str, neurons: int, spikes: int, synaptic_ops: float, steps: int) -> None:
         """One layer's operations over `steps` neuron updates of the batch."""
@@ -69,6 +72,18 @@ class _ChannelsLastLayer:
         self.input_hwc = tuple(layer.input_shape[1:]) + (layer.input_shape[0],) \
             if len(layer.input_shape) == 3 else None
         self.n_neurons = layer.n_neurons
+        self.channels = layer.output_shape[0]
+
+    def bias_at(self, threshold: float, shift: Optional[np.ndarray]) -> np.ndarray:
+        """The bias, moved by `shift` (per channel, fractions of the threshold per step)."""
+        if shift is None:
+            return self.bias
+        return self.bias + np.tile((shift * threshold).astype(np.float32), self.n_neurons // self.channels)
+
+    def channel_rates(self, spikes_per_neuron: np.ndarray, frames: int, timesteps: int) -> np.ndarray:
+        """Mean spikes per neuron per step of each channel (the maps are channels-last)."""
+        per_channel = spikes_per_neuron.reshape(-1, self.channels).sum(axis=0)
+        return per_channel / (frames * timesteps * (self.n_neurons // self.channels))
 
     def apply(self, x_flat: np.ndarray) -> np.ndarray:
         """(N, n_in) channels-last -> (N, n_out) channels-last, without bias."""
@@ -126,27 +141,36 @@ class SNNEngine:
         spiking_index = 0
         for plan in self._layers:
             layer = plan.layer
+            threshold, bias = self._threshold_and_bias(plan, neuron, spiking_index)
             if spikes is None:
                 # The image is a constant input current: compute it once, repeat it over time.
-                current = (plan.apply(x_flat) + plan.bias)[None]
+                current = (plan.apply(x_flat) + bias)[None]
                 synops = float(np.count_nonzero(x_flat, axis=0) @ plan.fan_out) * timesteps
             else:
                 current = plan.apply(spikes.reshape(timesteps * frames, -1))
                 current = current.reshape(timesteps, frames, -1)
-                current += plan.bias
+                current += bias
                 synops = float(spikes_per_input @ plan.fan_out)
-            spikes, spikes_per_input, scores = self._neurons(layer, current, timesteps, neuron, spiking_index)
+            spikes, spikes_per_input, scores = self._neurons(layer, current, timesteps, neuron, threshold)
             spiking_index += layer.spiking
             counts.add_layer(layer.name, plan.n_neurons, _total(spikes_per_input), synops, timesteps)
+            if layer.spiking:
+                counts.channel_rates.append(plan.channel_rates(spikes_per_input, frames, timesteps))
         return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts)
 
+    def _threshold_and_bias(self, plan: _ChannelsLastLayer, neuron: NeuronConfig, spiking_index: int) -> tuple:
+        """A layer's threshold and bias at an operating point (the score layer has no threshold)."""
+        if not plan.layer.spiking:
+            return None, plan.bias
+        threshold = self.model.thresholds[spiking_index] * neuron.scale_of(spiking_index)
+        return threshold, plan.bias_at(threshold, neuron.bias_shift_of(spiking_index))
+
     def _neurons(self, layer: Layer, current: np.ndarray, timesteps: int, neuron: NeuronConfig,
-                 spiking_index: int) -> tuple:
+                 threshold: Optional[float]) -> tuple:
         """A layer's neurons on its input current -> (spikes, spikes per neuron over the batch, None)
         for a spiking layer; (None, None, class scores) for the score layer, which integrates
         without spiking: its mean input is the score."""
         if layer.spiking:
-            threshold = self.model.thresholds[spiking_index] * neuron.threshold_scale
             spikes = _integrate_and_fire(current, timesteps, threshold, neuron)
             return spikes, spikes.reshape(-1, spikes.shape[-1]).sum(axis=0), None
         return None, None, current.mean(axis=0) if current.shape[0] == timesteps else current[0]
@@ -162,6 +186,7 @@ class SNNEngine:
         spiking_index = 0
         for index, (layer, blocks) in enumerate(zip(self.model.layers, self._blocks)):
             plan = self._layers[index]
+            threshold, bias = self._threshold_and_bias(plan, neuron, spiking_index)
             current, synops = None, 0.0
             for source, block in blocks:
                 if source < 0:  # the image is a constant current: once, repeated over time
@@ -175,14 +200,15 @@ class SNNEngine:
                     current += part
                 else:
                     current = current + part
-            current += plan.bias
+            current += bias
             for source in set(s for s, _ in blocks):
                 if self._last_use.get(source) == index:
                     outputs.pop(source, None)
                     spikes_per_input.pop(source, None)
-            spikes, per_neuron, scores = self._neurons(layer, current, timesteps, neuron, spiking_index)
+            spikes, per_neuron, scores = self._neurons(layer, current, timesteps, neuron, threshold)
             spiking_index += layer.spiking
             if layer.spiking:
+                counts.channel_rates.append(plan.channel_rates(per_neuron, frames, timesteps))
                 spikes_per_input[index] = per_neuron
                 if index in self._last_use:
                     outputs[index] = spikes

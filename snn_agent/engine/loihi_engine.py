@@ -83,20 +83,50 @@ class LoihiEngine:
 
     def thresholds(self, neuron: NeuronConfig) -> list:
         """Threshold mantissa of every layer at an operating point (the score layer's never moves)."""
-        if neuron.threshold_scale == 1.0:
-            return [int(layer.fixed_point.vth) for layer in self.model.layers]
-        return [int(np.clip(round(layer.fixed_point.vth * neuron.threshold_scale), 1, VTH_MAX))
-                if layer.spiking else int(layer.fixed_point.vth) for layer in self.model.layers]
+        vths, spiking_index = [], 0
+        for layer in self.model.layers:
+            vth = int(layer.fixed_point.vth)
+            if layer.spiking:
+                scale = neuron.scale_of(spiking_index)
+                spiking_index += 1
+                if scale != 1.0:
+                    vth = int(np.clip(round(vth * scale), 1, VTH_MAX))
+            vths.append(vth)
+        return vths
+
+    def bias_mantissas(self, neuron: NeuronConfig) -> list:
+        """Every layer's bias mantissa per channel at an operating point, as the synapses hold it:
+        moved by the point's bias shift (a fraction of the layer's threshold per step, the same
+        meaning as in the ideal engine), rounded and clipped to Lava's int16."""
+        biases, spiking_index = [], 0
+        for layer, vth in zip(self.model.layers, self.thresholds(neuron)):
+            bias = np.rint(layer.bias).astype(np.int64)
+            if layer.spiking:
+                shift = neuron.bias_shift_of(spiking_index)
+                spiking_index += 1
+                if shift is not None:
+                    per_bias_unit = 2.0 ** (ACT_SHIFT - int(layer.fixed_point.bias_exp))
+                    bias = np.clip(bias + np.rint(shift * vth * per_bias_unit).astype(np.int64),
+                                   np.iinfo(np.int16).min, np.iinfo(np.int16).max)
+            biases.append(bias)
+        return biases
+
+    def _biases(self, neuron: NeuronConfig) -> list:
+        """Per neuron, in v units, of every layer (the converted biases unless the point shifts them)."""
+        if not any(neuron.bias_shifts):
+            return [synapse.bias for synapse in self._synapses]
+        return [_effective_bias(layer, mantissas) for layer, mantissas in
+                zip(self.model.layers, self.bias_mantissas(neuron))]
 
     def initial_voltages(self, neuron: NeuronConfig) -> list:
         """v of every layer at the start of a frame (what the Lava backend writes too):
         v_init * vth, lowered by the bias the layer integrates before its input arrives, and never
         above the threshold, so that no neuron fires before its input."""
         voltages = []
-        for layer, vth in zip(self.model.layers, self.thresholds(neuron)):
+        for layer, vth, bias in zip(self.model.layers, self.thresholds(neuron), self._biases(neuron)):
             fp = layer.fixed_point
             start = (round(neuron.v_init * vth) << ACT_SHIFT) if layer.spiking else 0
-            bias = _effective_bias(layer).astype(np.int64)
+            bias = bias.astype(np.int64)
             v0 = np.clip(start - fp.start_delay * bias, -V_LIMIT, vth << ACT_SHIFT)
             voltages.append(np.broadcast_to(v0, (layer.n_neurons,)).astype(np.int32))
         return voltages
@@ -108,7 +138,7 @@ class LoihiEngine:
         frames = inputs.shape[1]
         steps = timesteps + self.depth
         counts = OpCounts(frames=frames, timesteps=timesteps)
-        vths, voltages = self.thresholds(neuron), self.initial_voltages(neuron)
+        vths, voltages, biases = self.thresholds(neuron), self.initial_voltages(neuron), self._biases(neuron)
         spikes, all_spikes = None, []
         for index, (layer, synapse) in enumerate(zip(self.model.layers, self._synapses)):
             fp = layer.fixed_point
@@ -123,8 +153,12 @@ class LoihiEngine:
                 synops = float(spikes.reshape(-1, spikes.shape[-1]).sum(axis=0) @ synapse.fan_out)
                 a_in = np.zeros((steps, frames, layer.n_neurons), np.int32)
                 a_in[1:] = synapse.sums(spikes[:-1])  # the last step's spikes arrive after the run
-            spikes, v = _lif(a_in, fp, vths[index], voltages[index], synapse.bias)
+            spikes, v = _lif(a_in, fp, vths[index], voltages[index], biases[index])
             n_spikes = int(np.count_nonzero(spikes))
+            if layer.spiking:
+                per_neuron = np.count_nonzero(spikes.reshape(-1, layer.n_neurons), axis=0)
+                counts.channel_rates.append(per_neuron.reshape(layer.output_shape[0], -1).mean(axis=1)
+                                            / (frames * timesteps))
             if return_spikes:
                 all_spikes.append(spikes)
             counts.add_layer(layer.name, layer.n_neurons, n_spikes, synops, steps)
@@ -167,10 +201,11 @@ class _Synapse:
         return (out << self.weight_exp if self.weight_exp > 0 else out >> -self.weight_exp).astype(np.int32)
 
 
-def _effective_bias(layer: Layer) -> np.ndarray:
-    """Per neuron, int32 in v units: Lava holds bias_mant as int16, then shifts it by bias_exp."""
+def _effective_bias(layer: Layer, mantissas: Optional[np.ndarray] = None) -> np.ndarray:
+    """Per neuron, int32 in v units: Lava holds bias_mant as int16, then shifts it by bias_exp.
+    mantissas: per channel, instead of the layer's own bias."""
     fp = layer.fixed_point
-    bias = np.rint(layer.bias).astype(np.int64).astype(np.int16).astype(np.int32)
+    bias = np.rint(layer.bias if mantissas is None else mantissas).astype(np.int64).astype(np.int16).astype(np.int32)
     per_neuron = np.broadcast_to(bias.reshape((-1,) + (1,) * (len(layer.output_shape) - 1)), layer.output_shape)
     bias_exp = int(fp.bias_exp)
     per_neuron = per_neuron << bias_exp if bias_exp >= 0 else per_neuron >> -bias_exp
