@@ -108,34 +108,18 @@ def search(run: Callable, cost: Callable, calib: tuple, heldout: tuple, base: Ne
 
     calib and heldout are (x, labels): parameters are chosen on one and reported on the other, so
     the reported accuracy is not fitted to its own data. `base` is the model's own neuron
-    configuration (the plain conversion), kept unless a candidate clearly beats it. Per T: the
-    global (threshold scale, v_init) grid, then per-layer threshold scales (layer_scales; empty:
-    none), then, given the DNN's per-channel rates on calib[0] (calibration.dnn_channel_rates),
-    the bias calibration.
+    configuration (the plain conversion). Per T: the global (threshold scale, v_init) grid, then
+    per-layer threshold scales (layer_scales; empty: none), then, given the DNN's per-channel rates
+    on calib[0] (calibration.dnn_channel_rates), the bias calibration (see enhance).
     """
     grid = list(grid)
     plain = replace(base, layer_threshold_scales=(), bias_shifts=())
     candidates = [replace(plain, threshold_scale=s, v_init=v) for s in threshold_scales for v in v_inits
                   if (s, v) != (plain.threshold_scale, plain.v_init)]
-    n_calib = max(len(calib[1]), 1)
     n_layers = len(run(calib[0][:1], 1, plain).ops.channel_rates)
     points = []
     for i, timesteps in enumerate(grid):
-        scored = [(accuracy(run, *calib, timesteps, c), c) for c in [plain] + candidates]
-        plain_accuracy = scored[0][0]
-        best_accuracy, best = max(scored, key=lambda sc: sc[0])
-        if layer_scales and n_layers > 1:
-            best, best_accuracy = refine_layer_scales(run, calib, timesteps, best, n_layers, layer_scales)
-        # An enhancement must beat the plain conversion by a standard error of the calibration
-        # accuracy; smaller gains are noise of the split and do not hold on held-out data.
-        standard_error = np.sqrt(max(plain_accuracy * (1 - plain_accuracy), 1e-4) / n_calib)
-        if best_accuracy - plain_accuracy <= standard_error:
-            best, best_accuracy = plain, plain_accuracy
-        if reference_rates is not None:
-            # fitted to rates, not labels: kept unless the calibration accuracy shows it harms
-            calibrated = calibrate_biases(run, calib[0], timesteps, best, reference_rates)
-            if accuracy(run, *calib, timesteps, calibrated) >= best_accuracy - standard_error:
-                best = calibrated
+        best = enhance(run, calib, timesteps, plain, candidates, n_layers, layer_scales, reference_rates)
         latency_ms, energy = cost(timesteps, best)
         points.append(OperatingPoint(timesteps, accuracy(run, *heldout, timesteps, best), latency_ms,
                                      energy.joules, energy.kind, best.threshold_scale, best.v_init,
@@ -145,6 +129,34 @@ def search(run: Callable, cost: Callable, calib: tuple, heldout: tuple, base: Ne
         if progress:
             progress(i + 1, len(grid))
     return mark_pareto(points)
+
+
+def enhance(run: Callable, calib: tuple, timesteps: int, plain: NeuronConfig, candidates: list,
+            n_layers: int, layer_scales, reference_rates: Optional[list]) -> NeuronConfig:
+    """The neuron parameters for T. The searches run on one half of the calibration split; what they
+    find is kept only if it also beats what it would replace on the other half, images the search
+    did not see (a search over dozens of candidates picks the one luckiest on its own images). The
+    bias calibration fits rates, not labels, on the whole split; it too must not lose accuracy on
+    the second half."""
+    search_half = (calib[0][0::2], calib[1][0::2])
+    check_half = (calib[0][1::2], calib[1][1::2])
+
+    def check(neuron):
+        return accuracy(run, *check_half, timesteps, neuron)
+
+    best = max([plain] + candidates, key=lambda c: accuracy(run, *search_half, timesteps, c))
+    if layer_scales and n_layers > 1:
+        best, _ = refine_layer_scales(run, search_half, timesteps, best, n_layers, layer_scales)
+    kept, kept_accuracy = plain, check(plain)
+    if best != plain:
+        best_accuracy = check(best)
+        if best_accuracy > kept_accuracy:
+            kept, kept_accuracy = best, best_accuracy
+    if reference_rates is not None:
+        calibrated = calibrate_biases(run, calib[0], timesteps, kept, reference_rates)
+        if check(calibrated) >= kept_accuracy:
+            kept = calibrated
+    return kept
 
 
 # Probability that a camera frame skipped by decimation still shows what the last classified frame
