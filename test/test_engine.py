@@ -1,8 +1,9 @@
-"""The engine's operation counts against a network small enough to count by hand."""
+"""The engine: operation counts against a network small enough to count by hand, and its kernels."""
 import numpy as np
+import pytest
 
 from snn_agent.engine import SNNEngine
-from snn_agent.engine.ops import conv2d, fan_out
+from snn_agent.engine.ops import Conv2dNhwcPlan, conv2d, conv2d_nhwc, fan_out
 from snn_agent.ir import Layer, Network, NeuronConfig, Preprocessing, SNNModel
 
 
@@ -55,3 +56,15 @@ def test_conv2d_matches_direct_loop_with_padding_stride_groups():
                 patch = xp[:, 2 * g:2 * g + 2, 2 * i:2 * i + 3, j:j + 3]
                 ref[:, o, i, j] = (patch * w[o]).sum(axis=(1, 2, 3))
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride, padding", [((1, 1), (0, 0, 0, 0)), ((2, 2), (1, 1, 1, 1)), ((2, 1), (2, 0, 1, 2))])
+def test_gather_convolution_equals_strided_copies(stride, padding):
+    """The one-gather im2col used for one or two maps gives what conv2d_nhwc gives."""
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=(6, 3, 3, 5)).astype(np.float32)
+    x = (rng.random((2, 9, 8, 3)) < 0.3).astype(np.float32)
+    plan = Conv2dNhwcPlan(weight, (9, 8, 3), stride, padding)
+    expected = conv2d_nhwc(x, weight, stride, padding).reshape(2, -1)
+    np.testing.assert_allclose(plan(x.reshape(2, -1)), expected, rtol=1e-5, atol=1e-5)
+    assert np.abs(expected).sum() > 0

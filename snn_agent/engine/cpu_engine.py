@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from ..ir import Layer, NeuronConfig, SNNModel
-from .ops import conv2d_nhwc, fan_out
+from .ops import Conv2dNhwcPlan, conv2d_nhwc, fan_out
 
 
 @dataclass
@@ -54,6 +54,13 @@ class InferenceResult:
         return self.scores.argmax(axis=1)
 
 
+# Below this many rows (timesteps x frames), a dense layer runs one vector product per row, and a
+# convolution builds its columns with one gather (Conv2dNhwcPlan; with more rows the strided copies
+# of conv2d_nhwc are faster). Measured on the bundled model, one thread.
+GEMV_MAX_ROWS = 8
+GATHER_MAX_ROWS = 3
+
+
 class _ChannelsLastLayer:
     """A layer's arrays (or one weight block of a graph's layer) rearranged once for channels-last
     execution in float32. source_shape: the output shape of what the block reads."""
@@ -71,6 +78,8 @@ class _ChannelsLastLayer:
         self.fan_out = _to_channels_last(fan_out(layer)).astype(np.float64)
         self.input_hwc = tuple(layer.input_shape[1:]) + (layer.input_shape[0],) \
             if len(layer.input_shape) == 3 else None
+        self.conv_plan = Conv2dNhwcPlan(self.weight, self.input_hwc, layer.stride, layer.padding) \
+            if layer.kind == "conv" and layer.groups == 1 else None
         self.n_neurons = layer.n_neurons
         self.channels = layer.output_shape[0]
 
@@ -88,7 +97,13 @@ class _ChannelsLastLayer:
     def apply(self, x_flat: np.ndarray) -> np.ndarray:
         """(N, n_in) channels-last -> (N, n_out) channels-last, without bias."""
         if self.weight_t is not None:
+            if len(x_flat) < GEMV_MAX_ROWS:
+                # BLAS's matrix product repacks the whole weight matrix on every call (~0.2 ms for
+                # a 1568 x 128 layer); a few vector products read it in place
+                return np.stack([row @ self.weight_t for row in x_flat])
             return x_flat @ self.weight_t
+        if self.conv_plan is not None and len(x_flat) < GATHER_MAX_ROWS:
+            return self.conv_plan(x_flat)
         n = x_flat.shape[0]
         out = conv2d_nhwc(x_flat.reshape((n,) + self.input_hwc), self.weight, self.layer.stride,
                           self.layer.padding, self.layer.groups)
