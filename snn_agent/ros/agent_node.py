@@ -380,7 +380,8 @@ class AgentNode(Node):
         decision = result.decision
         if self.last_decision is None or decision.point is not self.last_decision.point:
             point = decision.point
-            what = f"T={point.timesteps}" if point.timesteps else f"DNN on 1 frame in {point.decimation}"
+            what = f"T={point.timesteps} ({point.enhancement})" if point.timesteps else \
+                f"DNN on 1 frame in {point.decimation}"
             profile = "not profiled" if math.isnan(point.accuracy) else \
                 f"expected accuracy {point.accuracy:.3f}, {point.energy_j:.3g} J"
             text = f"operating point {what} ({profile}): {decision.reason}"
@@ -408,6 +409,7 @@ class AgentNode(Node):
             "backend": self.core.backend.describe() if self.core.ready else "none",
             "model": self.core.choice.model_dir,
             "timesteps": decision.point.timesteps if decision else "",
+            "neuron_parameters": decision.point.enhancement if decision and decision.point.timesteps else "",
             "energy_j_per_inference": f"{s['energy_j_per_inference']:.4g}", "energy_kind": s["energy_kind"],
             "accuracy": "" if s["accuracy"] is None else f"{s['accuracy']:.4f}",
             "policy": self.core.settings.policy,
