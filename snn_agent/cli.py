@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("model_dir")
     profile.add_argument("--data", default="fashion-mnist", help="test data (same forms as --calib)")
     profile.add_argument("--n", type=int, default=2000, help="held-out test images (0 = all)")
-    profile.add_argument("--calib-n", type=int, default=1000, help="images that choose the neuron parameters")
+    profile.add_argument("--calib-n", type=int, default=2000,
+                         help="images that choose the neuron parameters (half search, half check what is kept)")
     profile.add_argument("--timesteps", default="2,3,4,6,8,12,16,24,32,48,64,96,128", help="comma-separated T grid")
     profile.add_argument("--no-loihi", action="store_true", help="skip the loihi target (and the lava backend's table)")
     profile.add_argument("--no-openvino", action="store_true", help="skip the openvino backend's decimation table")
