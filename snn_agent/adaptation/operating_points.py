@@ -4,8 +4,8 @@ TopSpark's parameter enhancement, searched offline per model and backend: for ev
 the threshold scale and initial membrane potential that maximise accuracy on a calibration split,
 then per-layer threshold scales and a bias calibration (calibration.py); then accuracy on a
 held-out split, latency and energy per inference are measured for that T. The governor picks
-among these points at run time (the backend applies a point's T and parameters together). For a DNN backend the points are frame-decimation
-rates instead of T (see `decimation_points`).
+among these points at run time (the backend applies a point's T and parameters together). For a
+DNN backend the points are frame-decimation rates instead of T (see `decimation_points`).
 """
 from __future__ import annotations
 

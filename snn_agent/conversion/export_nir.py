@@ -13,7 +13,8 @@ How our ideal SNN maps onto NIR's nodes, and where it does not:
 - Conv2d / Affine: weights and biases as normalized by the conversion; the bias is a current
   added at every timestep.
 - IF: r = 1, v_threshold = the layer's threshold x the NeuronConfig's scales for it, one value per
-  neuron (its bias shifts, if any, are added to the biases). A simulator discretizing v' = R I with dt = 1 gets our v += W s + b.
+  neuron (its bias shifts, if any, are added to the biases). A simulator discretizing v' = R I
+  with dt = 1 gets our v += W s + b.
 - Reset by subtraction does NOT map: nir.IF resets to v_reset (here 0), i.e. a NIR simulator runs
   the reset-to-zero variant (our NeuronConfig(reset="zero"), as Loihi does), which loses the charge
   above threshold and is less accurate at small T. NIR 1.0 also fires on v > threshold where our
