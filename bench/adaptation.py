@@ -10,7 +10,7 @@
    bias calibration up to T = 8; chosen on 2,000 training images (1,000 with --quick), reported on
    the test set). For each: accuracy, latency, energy per inference, and the reduction
    factors and accuracy change against the baseline of the same target.
-     ideal on cpu   latency measured (our CPU engine, one frame at a time, median, one thread);
+     ideal on cpu   latency measured (our CPU engine, one frame at a time, median of 300, one thread);
                     energy = CPU time x 5 W per core (modelled, energy/constants.py; no RAPL here)
      loihi on lava  latency modelled: (T + depth) chip steps x 10 us per step; energy modelled:
                     ops counted by LoihiEngine x Davies et al. 2018 per-op energy + static power
@@ -54,6 +54,7 @@ GRID = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 MODEL_DIR = os.path.join(ROOT, "models", "fashion_cnn_snn")
 GOAL_REDUCTION = 4.0
 GOAL_ACCURACY_DROP = 0.02
+LATENCY_FRAMES = 300  # single-frame latency: the median over this many test images, per point
 
 
 def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid, reference_rates):
@@ -198,7 +199,8 @@ def main() -> int:
     loihi_model = loihi_target(MODEL_DIR)[0]
     loihi_engine = LoihiEngine(loihi_model)
     targets = {
-        "ideal": ("cpu", SNNEngine(model).run, measure_cost(cpu.infer, data.heldout[0][:50]), model.neuron,
+        "ideal": ("cpu", SNNEngine(model).run, measure_cost(cpu.infer, data.heldout[0][:LATENCY_FRAMES]),
+                  model.neuron,
                   "latency measured on this CPU (median, one frame, one thread); energy CPU time x 5 W (modelled)"),
         "loihi": ("lava (modelled)", loihi_engine.run, loihi_cost(loihi_engine, data.heldout[0][:200], constants),
                   loihi_model.neuron,

@@ -4,7 +4,10 @@
     .venv/bin/python bench/backends.py [--quick] [--lava-frames N] [--test N]
 
 For T in {8, 16, 32}, one frame at a time (batch of 1, as a robot sends them):
-  cpu        the ideal float SNN on our numpy engine (CpuBackend, one BLAS thread)       measured latency
+  cpu        the ideal float SNN on our CPU engine (CpuBackend, one BLAS thread; a frame is
+             one compiled call, engine/frame_kernels.py)                                 measured latency
+  cpu-numpy  the same with single frames on the engine's time-batched numpy path (its
+             default before the compiled path; the speed-up of one over the other)      measured latency
   cpu-loihi  the `loihi` fixed-point target on LoihiEngine, our bit-exact emulation of Lava's
              CUBA LIF (one BLAS thread)                                                  measured latency
   lava       the same loihi target in Lava's Loihi2SimCfg(select_tag='fixed_pt') simulation
@@ -66,7 +69,8 @@ PAPER = {"source": "Chandarana et al. 2022 (DNN-to-SNN conversion, Loihi vs NCS2
 MODEL_DIR = os.path.join(ROOT, "models", "fashion_cnn_snn")
 WARMUP = 5
 DESCRIPTIONS = {
-    "cpu": "cpu: ideal float SNN, numpy engine, 1 BLAS thread",
+    "cpu": "cpu: ideal float SNN, CPU engine (compiled single-frame path), 1 BLAS thread",
+    "cpu-numpy": "cpu (numpy path): the same, single frames on the time-batched numpy path",
     "cpu-loihi": "cpu (Loihi-exact emulation): loihi target on LoihiEngine, 1 BLAS thread",
     "lava": "lava: loihi target in Lava Loihi2SimCfg fixed_pt (CPU simulation)",
     "openvino": "openvino: the DNN on OpenVINO CPU device, 1 thread (T n/a)",
@@ -289,6 +293,8 @@ def print_tables(results):
               f"{TARGET_SPEEDUP:.0f}x: {'MET' if entry['speedup_target_met'] else 'MISSED'}); "
               f"{entry['speedup_vs_lava_steps_only']:.0f}x Lava's steps alone, "
               f"{entry['speedup_vs_issue_reference']:.0f}x the issue's {s['issue_reference_lava_ms']['ms']:.0f} ms")
+    print("CPU engine, one frame: compiled path vs numpy path (p50): "
+          + ", ".join(f"T={t} {ratio:.1f}x faster" for t, ratio in results["cpu_compiled_vs_numpy"].items()))
     c = results["spike_check"]
     print(f"\nspike_counts_identical: {results['spike_counts_identical']} ({c['frames']} frames x "
           f"{len(c['T'])} T = {c['frame_T_pairs']} frame runs, {c['layers']} layers each, {c['layer_trains']} spike "
@@ -356,6 +362,8 @@ def main() -> int:
     cpu_power, loihi_constants, ncs2_constants = CpuPower(), LoihiEnergy(), AcceleratorPower()
     cpu = create_backend("cpu")
     cpu.load(MODEL_DIR)
+    cpu_numpy = create_backend("cpu", compiled_frames=False)
+    cpu_numpy.load(MODEL_DIR)
     loihi_model, loihi_dir = loihi_target(MODEL_DIR)  # built and cached on first use (~25 s)
     engine = LoihiEngine(loihi_model)
     test = datasets.load("fashion-mnist", "test").subset(n_test)
@@ -367,9 +375,11 @@ def main() -> int:
     engine_ops = {}
     for t in TIMESTEPS:
         backends["cpu"]["T"][str(t)] = run_cpu(cpu, x, labels, t, "cpu")
+        backends["cpu-numpy"]["T"][str(t)] = run_cpu(cpu_numpy, x, labels, t, "cpu-numpy")
         backends["cpu-loihi"]["T"][str(t)], ops, correct = run_loihi_engine(engine, meter, x, labels, t, "cpu-loihi")
         engine_ops[t] = (ops, correct)
     cpu.close()
+    cpu_numpy.close()
 
     openvino = create_backend("openvino")
     openvino.load(MODEL_DIR)
@@ -450,6 +460,9 @@ def main() -> int:
         "timesteps": list(TIMESTEPS),
         "backends": backends,
         "cpu_vs_lava_speedup": speedup,
+        # single frames: the engine's compiled path against its numpy path, same images, same run
+        "cpu_compiled_vs_numpy": {str(t): backends["cpu-numpy"]["T"][str(t)]["latency_ms_p50"]
+                                  / backends["cpu"]["T"][str(t)]["latency_ms_p50"] for t in TIMESTEPS},
         "spike_counts_identical": bool(spike_check["identical"]),
         "spike_check": spike_check,
         "paper_table": paper,
@@ -468,7 +481,8 @@ def main() -> int:
         },
         "notes": [
             "latency: wall time of one frame (batch of 1); fps = 1 / mean latency; power_w = energy_j / mean latency",
-            "cpu, cpu-loihi, openvino, lava latencies are measured on this machine; loihi and ncs2 rows are modelled",
+            "cpu, cpu-numpy, cpu-loihi, openvino, lava latencies are measured on this machine; loihi and ncs2 rows "
+            "are modelled",
             "lava p99 rests on few frames (n_frames); lava accuracy is on those frames only",
             "lava latency includes the backend rewriting every layer's state (u, v, synapse buffer: one Var.set "
             "round trip each) before each frame: the lava_latency_fit's fixed part; speedup_vs_lava_steps_only "

@@ -47,7 +47,7 @@ else
     say "installing dependencies (first time: a few minutes, ~6 GB with torch from lava-dl)..."
     "$VENV/bin/pip" install -q "${reqs[@]}" 2>&1 | grep -v "^WARNING: Location" || true
     "$VENV/bin/pip" install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
-    "$VENV/bin/python" -c 'import rclpy, lava.magma, openvino, onnx, cv2, numpy' 2>/dev/null || {
+    "$VENV/bin/python" -c 'import rclpy, lava.magma, openvino, onnx, cv2, numpy, numba' 2>/dev/null || {
         echo "[setup] ERROR: the venv is incomplete (an import failed); see the pip output above" >&2; exit 1; }
     echo "$wanted" > "$STAMP"
     say "environment ready"
@@ -64,3 +64,8 @@ elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 else
     say "Fashion-MNIST absent and apt-get not usable (needs root): falling back to scikit-learn's digits"
 fi
+
+# numba caches the compiled kernels next to their source; the first compile takes ~15 s, which
+# would otherwise land on the first frame of the first node or test that runs the CPU engine
+say "CPU engine kernels: compiling (or loading from numba's cache)..."
+"$VENV/bin/python" -c 'from snn_agent.engine.frame_kernels import warm_up; warm_up()'

@@ -1,10 +1,17 @@
-"""The engine: operation counts against a network small enough to count by hand, and its kernels."""
+"""The engine: operation counts against a network small enough to count by hand, its kernels, and
+its two paths (time-batched numpy for batches, one compiled call for a single frame) against each
+other on the bundled model and Fashion-MNIST."""
 import numpy as np
 import pytest
 
+from snn_agent.adaptation.operating_points import PointTable
+from snn_agent.data import datasets
 from snn_agent.engine import SNNEngine
+from snn_agent.engine.frame_kernels import conv_product
 from snn_agent.engine.ops import Conv2dNhwcPlan, conv2d, conv2d_nhwc, fan_out
 from snn_agent.ir import Layer, Network, NeuronConfig, Preprocessing, SNNModel
+
+from conftest import BUNDLED_SNN
 
 
 def tiny_model(v_init=0.0):
@@ -14,17 +21,18 @@ def tiny_model(v_init=0.0):
     return SNNModel(network, [1.0], NeuronConfig("subtract", v_init, 1.0))
 
 
-def test_tiny_network_counts_match_hand_computation():
+@pytest.mark.parametrize("frames", [1, 3])  # one frame: the compiled path; a batch: numpy
+def test_tiny_network_counts_match_hand_computation(frames):
     # Inputs 1.0 and 0.5 as constant currents, threshold 1, v0 = 0, T = 4:
     # neuron 0 fires every step (4 spikes); neuron 1 reaches 1.0 every second step (2 spikes).
-    result = SNNEngine(tiny_model()).run(np.array([[1.0, 0.5]], np.float32), timesteps=4)
+    result = SNNEngine(tiny_model()).run(np.tile(np.array([[1.0, 0.5]], np.float32), (frames, 1)), timesteps=4)
     ops = result.ops
-    assert ops.per_layer[0]["spikes"] == 6
-    assert ops.per_layer[0]["synaptic_ops"] == 2 * 2 * 4  # 2 active inputs x fan-out 2 x T
-    assert ops.per_layer[1]["synaptic_ops"] == 6  # 6 spikes x fan-out 1
-    assert ops.neuron_updates == (2 + 1) * 4
-    assert ops.spikes == 6
-    np.testing.assert_allclose(result.scores, [[6 / 4]])  # mean input of the score layer
+    np.testing.assert_allclose(result.scores, [[6 / 4]] * frames)  # mean input of the score layer
+    hidden, out = ({key: layer[key] / frames for key in ("spikes", "synaptic_ops")} for layer in ops.per_layer)
+    assert hidden == {"spikes": 6, "synaptic_ops": 2 * 2 * 4}  # 2 active inputs x fan-out 2 x T
+    assert out["synaptic_ops"] == 6  # 6 spikes x fan-out 1
+    assert ops.neuron_updates / frames == (2 + 1) * 4
+    assert ops.spikes / frames == 6
 
 
 def test_half_threshold_start_rounds_rates():
@@ -65,6 +73,39 @@ def test_gather_convolution_equals_strided_copies(stride, padding):
     weight = rng.normal(size=(6, 3, 3, 5)).astype(np.float32)
     x = (rng.random((2, 9, 8, 3)) < 0.3).astype(np.float32)
     plan = Conv2dNhwcPlan(weight, (9, 8, 3), stride, padding)
-    expected = conv2d_nhwc(x, weight, stride, padding).reshape(2, -1)
+    maps = conv2d_nhwc(x, weight, stride, padding)
+    expected = maps.reshape(2, -1)
     np.testing.assert_allclose(plan(x.reshape(2, -1)), expected, rtol=1e-5, atol=1e-5)
     assert np.abs(expected).sum() > 0
+    # the compiled single-frame kernel gathers with the same index
+    compiled, synaptic_ops = conv_product(x.reshape(2, -1), plan.index.astype(np.int32), plan.matrix)
+    np.testing.assert_allclose(compiled, expected, rtol=1e-5, atol=1e-5)
+    layer = Layer("c", "conv", weight, np.zeros(6, np.float32), (3, 9, 8), (6,) + maps.shape[1:3], stride=stride,
+                  padding=padding)
+    assert synaptic_ops == (x.transpose(0, 3, 1, 2) != 0).sum(axis=0).ravel() @ fan_out(layer).ravel()
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    model = SNNModel.load(BUNDLED_SNN)
+    images = datasets.load("fashion-mnist", "test").subset(200).images
+    return model, model.network.preprocessing.apply(images).astype(np.float32)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_single_frames_match_the_batched_path(bundled, reset):
+    """Frame by frame (compiled) and as one batch (numpy): the same spikes, synaptic operations and
+    channel rates, and the same scores to float32 rounding, at a calibrated small-T point (per-layer
+    thresholds, shifted biases) and at the plain conversion."""
+    model, x = bundled
+    engine = SNNEngine(model)
+    calibrated = next(p for p in PointTable.load(BUNDLED_SNN, "cpu").points if p.bias_shifts)
+    for timesteps, neuron in ((calibrated.timesteps, calibrated.neuron(reset)), (12, NeuronConfig(reset))):
+        batch = engine.run(x, timesteps, neuron)
+        frames = [engine.run(frame[None], timesteps, neuron) for frame in x]
+        np.testing.assert_allclose(np.concatenate([f.scores for f in frames]), batch.scores, rtol=1e-4, atol=1e-4)
+        assert sum(f.ops.spikes for f in frames) == batch.ops.spikes > 0
+        assert sum(f.ops.synaptic_ops for f in frames) == batch.ops.synaptic_ops
+        for layer, rates in enumerate(batch.ops.channel_rates):
+            np.testing.assert_allclose(np.mean([f.ops.channel_rates[layer] for f in frames], axis=0), rates,
+                                       rtol=1e-6, atol=1e-9)

@@ -79,7 +79,7 @@ def _calibration(data: ProfileData, **notes) -> dict:
             "heldout_samples": len(data.heldout[1]), **notes}
 
 
-def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_frames: int = 30):
+def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_frames: int = 200):
     """Accuracy vs T with the plain conversion, and the CPU backend's operating points (latency
     measured on this CPU, one frame at a time; energy from the CPU backend's meter)."""
     model = SNNModel.load(model_dir)
@@ -136,7 +136,7 @@ def profile_loihi(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, energy_f
     return plain, table
 
 
-def profile_openvino(model_dir: str, data: ProfileData, dnn_acc: float, latency_frames: int = 30):
+def profile_openvino(model_dir: str, data: ProfileData, dnn_acc: float, latency_frames: int = 200):
     """The DNN backend's operating points: frame-decimation rates (decimation_points), from the
     DNN's held-out accuracy and its OpenVINO latency and energy on the CPU."""
     from ..backends.openvino import OpenVinoBackend

@@ -16,17 +16,23 @@ class CpuBackend(Backend):
     name = "cpu"
     capabilities = Capabilities(adapt_timesteps=True, learn_online=False)
 
-    def __init__(self, cpu_power: CpuPower = CpuPower()):
+    def __init__(self, cpu_power: CpuPower = CpuPower(), compiled_frames: bool = True):
+        """compiled_frames: single frames as one compiled call (see engine.cpu_engine); False keeps
+        them on the numpy path, for comparison."""
         super().__init__()
         self.meter = CpuEnergyMeter(cpu_power)
+        self.compiled_frames = compiled_frames
         self.engine: Optional[SNNEngine] = None
 
     def _prepare(self, model_dir: str) -> None:
-        self.engine = SNNEngine(self.model)
+        self.engine = SNNEngine(self.model, self.compiled_frames)
         # One BLAS thread: the engine's matrices are small (threads cost more than they give), the
         # robot's other software needs the other cores, and energy is billed per thread.
         from threadpoolctl import threadpool_limits
         self._blas_limit = threadpool_limits(limits=1, user_api="blas")
+        # compiles the single-frame kernels, or loads them from numba's cache, now rather than
+        # on the first camera frame
+        self.engine.run(np.zeros((1,) + tuple(self.model.network.preprocessing.input_shape), np.float32), 1)
 
     def infer(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> BackendResult:
         start = self.meter.read()

@@ -1,10 +1,13 @@
-"""Time-batched SNN simulation on the CPU.
+"""SNN simulation on the CPU: time-batched in numpy for batches, compiled for single frames.
 
-A feed-forward SNN lets each layer see all T timesteps of its input spikes at once: the synaptic
-currents of every timestep come from one matrix product, and only the cheap element-wise neuron
-update runs step by step. Feature maps are kept channels-last (H, W, C) inside the engine, which
-is what makes the convolutions fast (see ops.conv2d_nhwc). Each call also counts spikes,
-synaptic operations and neuron updates, the inputs of every energy figure.
+A feed-forward SNN lets each layer see all T timesteps of its input spikes at once: for a batch,
+the synaptic currents of every timestep come from one matrix product, and only the cheap
+element-wise neuron update runs step by step. A single frame of a chain network (the robot's
+case) runs as one compiled call instead (frame_kernels.run_chain), without numpy's per-call
+overhead, which does not shrink with T; graphs and grouped convolutions, which that call does
+not cover, take the batched path. Feature maps are kept channels-last (H, W, C) inside the
+engine, which is what makes the convolutions fast (see ops.conv2d_nhwc). Each call also counts
+spikes, synaptic operations and neuron updates, the inputs of every energy figure.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from ..ir import Layer, NeuronConfig, SNNModel
+from . import frame_kernels
 from .ops import Conv2dNhwcPlan, conv2d_nhwc, fan_out
 
 
@@ -59,6 +63,8 @@ class InferenceResult:
 # of conv2d_nhwc are faster). Measured on the bundled model, one thread.
 GEMV_MAX_ROWS = 8
 GATHER_MAX_ROWS = 3
+# operating points whose thresholds and biases an engine keeps (a profile's grid has ~15 per target)
+MAX_CACHED_POINTS = 64
 
 
 class _ChannelsLastLayer:
@@ -116,9 +122,10 @@ def _to_channels_last(array_chw: np.ndarray) -> np.ndarray:
 
 
 class SNNEngine:
-    """Runs an `SNNModel` (ideal target: float, integrate-and-fire) for T timesteps."""
+    """Runs an `SNNModel` (ideal target: float, integrate-and-fire) for T timesteps.
+    compiled_frames=False keeps single frames on the numpy path (to compare the two)."""
 
-    def __init__(self, model: SNNModel):
+    def __init__(self, model: SNNModel, compiled_frames: bool = True):
         self.model = model
         layers = model.layers
         input_shape = tuple(model.network.preprocessing.input_shape)
@@ -139,6 +146,8 @@ class SNNEngine:
             for index, sources in enumerate(self._graph):
                 for s in sources:
                     self._last_use[s] = index
+        self._frame_program = self._frame_program_arrays() if compiled_frames else None
+        self._parameters_of_point: dict = {}
 
     def run(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> InferenceResult:
         """x: (frames, C, H, W) preprocessed input, presented as a constant current every step."""
@@ -151,12 +160,13 @@ class SNNEngine:
         x_flat = (x.transpose(0, 2, 3, 1) if x.ndim == 4 else x).reshape(frames, -1)
         if self._graph is not None:
             return self._run_graph(x_flat, timesteps, neuron, counts)
+        if frames == 1 and self._frame_program is not None:
+            return self._run_frame(x_flat, timesteps, neuron, counts)
         spikes = None  # (T, frames, n) from the previous layer; None for the analog input
         spikes_per_input = None  # spikes of each input neuron over the batch, for synaptic ops
-        spiking_index = 0
-        for plan in self._layers:
+        point = self._parameters(neuron)
+        for plan, threshold, bias in zip(self._layers, point.thresholds, point.biases):
             layer = plan.layer
-            threshold, bias = self._threshold_and_bias(plan, neuron, spiking_index)
             if spikes is None:
                 # The image is a constant input current: compute it once, repeat it over time.
                 current = (plan.apply(x_flat) + bias)[None]
@@ -167,18 +177,63 @@ class SNNEngine:
                 current += bias
                 synops = float(spikes_per_input @ plan.fan_out)
             spikes, spikes_per_input, scores = self._neurons(layer, current, timesteps, neuron, threshold)
-            spiking_index += layer.spiking
             counts.add_layer(layer.name, plan.n_neurons, _total(spikes_per_input), synops, timesteps)
             if layer.spiking:
                 counts.channel_rates.append(plan.channel_rates(spikes_per_input, frames, timesteps))
         return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts)
 
-    def _threshold_and_bias(self, plan: _ChannelsLastLayer, neuron: NeuronConfig, spiking_index: int) -> tuple:
-        """A layer's threshold and bias at an operating point (the score layer has no threshold)."""
-        if not plan.layer.spiking:
-            return None, plan.bias
-        threshold = self.model.thresholds[spiking_index] * neuron.scale_of(spiking_index)
-        return threshold, plan.bias_at(threshold, neuron.bias_shift_of(spiking_index))
+    def _frame_program_arrays(self) -> Optional[dict]:
+        """The flat arrays frame_kernels.run_chain reads, or None where it does not apply: graphs,
+        grouped convolutions, or a network whose last layer spikes."""
+        layers = self._layers
+        if self._graph is not None or layers[-1].layer.spiking or any(
+                plan.layer.kind == "conv" and plan.conv_plan is None for plan in layers):
+            return None
+        k = frame_kernels
+        layout = np.zeros((len(layers), k.LAYOUT_COLUMNS), np.int64)
+        weights, indices, weight_start, index_start, bias_start = [], [], 0, 0, 0
+        for row, plan in zip(layout, layers):
+            conv = plan.conv_plan
+            matrix = conv.matrix if conv is not None else plan.weight_t
+            row[[k.KIND, k.CHANNELS, k.WEIGHT_START, k.WEIGHT_ROWS, k.WEIGHT_COLS, k.BIAS_START, k.N_OUT]] = (
+                k.CONV if conv is not None else k.DENSE, plan.channels, weight_start, *matrix.shape, bias_start,
+                plan.n_neurons)
+            weights.append(matrix.ravel())
+            weight_start += matrix.size
+            bias_start += plan.n_neurons
+            if conv is not None:
+                row[[k.INDEX_START, k.POSITIONS]] = index_start, conv.index.shape[0]
+                indices.append(conv.index.ravel().astype(np.int32))
+                index_start += conv.index.size
+        return {"layout": layout, "weights": np.concatenate(weights),
+                "indices": np.concatenate(indices) if indices else np.zeros(0, np.int32)}
+
+    def _run_frame(self, x_flat: np.ndarray, timesteps: int, neuron: NeuronConfig,
+                   counts: OpCounts) -> InferenceResult:
+        """One frame as one compiled call (see frame_kernels)."""
+        program, point = self._frame_program, self._parameters(neuron)
+        # one array type for every caller (a read-only or unaligned camera buffer would be another
+        # type, and numba would compile run_chain again for it: ~10 s on the first such frame)
+        x_flat = np.require(x_flat, np.float32, ["C_CONTIGUOUS", "WRITEABLE", "ALIGNED"])
+        scores, fired, synaptic_ops, rates = frame_kernels.run_chain(
+            x_flat, int(timesteps), program["layout"], program["weights"], program["indices"], point.flat_biases,
+            point.thresholds, np.float32(neuron.v_init), neuron.reset == "subtract")
+        for plan, spikes, ops, channel_rates in zip(self._layers, fired.tolist(), synaptic_ops.tolist(), rates):
+            counts.add_layer(plan.layer.name, plan.n_neurons, spikes, ops, timesteps)
+            if plan.layer.spiking:
+                counts.channel_rates.append(channel_rates[:plan.channels])
+        return InferenceResult(scores=scores[None], ops=counts)
+
+    def _parameters(self, neuron: NeuronConfig) -> "_PointParameters":
+        """Each layer's threshold and bias at an operating point, kept per point: a robot switches
+        among a few, and rebuilding the biases costs more than a small-T frame's arithmetic."""
+        key = (neuron.threshold_scale, neuron.layer_threshold_scales, neuron.bias_shifts)
+        point = self._parameters_of_point.get(key)
+        if point is None:
+            if len(self._parameters_of_point) >= MAX_CACHED_POINTS:
+                self._parameters_of_point.clear()
+            point = self._parameters_of_point[key] = _PointParameters(self, neuron)
+        return point
 
     def _neurons(self, layer: Layer, current: np.ndarray, timesteps: int, neuron: NeuronConfig,
                  threshold: Optional[float]) -> tuple:
@@ -198,10 +253,10 @@ class SNNEngine:
         frames = x_flat.shape[0]
         outputs = {-1: None}  # spikes (T, frames, n) of each layer still to be read; -1: the input
         spikes_per_input = {-1: np.count_nonzero(x_flat, axis=0) * timesteps}  # per source neuron
-        spiking_index = 0
+        point = self._parameters(neuron)
         for index, (layer, blocks) in enumerate(zip(self.model.layers, self._blocks)):
             plan = self._layers[index]
-            threshold, bias = self._threshold_and_bias(plan, neuron, spiking_index)
+            threshold, bias = point.thresholds[index], point.biases[index]
             current, synops = None, 0.0
             for source, block in blocks:
                 if source < 0:  # the image is a constant current: once, repeated over time
@@ -221,7 +276,6 @@ class SNNEngine:
                     outputs.pop(source, None)
                     spikes_per_input.pop(source, None)
             spikes, per_neuron, scores = self._neurons(layer, current, timesteps, neuron, threshold)
-            spiking_index += layer.spiking
             if layer.spiking:
                 counts.channel_rates.append(plan.channel_rates(per_neuron, frames, timesteps))
                 spikes_per_input[index] = per_neuron
@@ -229,6 +283,25 @@ class SNNEngine:
                     outputs[index] = spikes
             counts.add_layer(layer.name, plan.n_neurons, _total(per_neuron), synops, timesteps)
         return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts)
+
+
+class _PointParameters:
+    """An operating point's thresholds (float32; the score layer's unused) and biases per layer, and
+    the biases end to end (as frame_kernels.run_chain reads them)."""
+
+    def __init__(self, engine: SNNEngine, neuron: NeuronConfig):
+        thresholds, self.biases, spiking_index = [], [], 0
+        for plan in engine._layers:
+            if plan.layer.spiking:
+                threshold = engine.model.thresholds[spiking_index] * neuron.scale_of(spiking_index)
+                self.biases.append(plan.bias_at(threshold, neuron.bias_shift_of(spiking_index)))
+                spiking_index += 1
+            else:
+                threshold = np.inf
+                self.biases.append(plan.bias)
+            thresholds.append(threshold)
+        self.thresholds = np.array(thresholds, dtype=np.float32)
+        self.flat_biases = np.concatenate(self.biases).astype(np.float32)
 
 
 def _total(spikes_per_neuron: Optional[np.ndarray]) -> int:
