@@ -148,6 +148,7 @@ class SNNEngine:
                     self._last_use[s] = index
         self._frame_program = self._frame_program_arrays() if compiled_frames else None
         self._parameters_of_point: dict = {}
+        self._last_point: tuple = (None, None)
 
     def run(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> InferenceResult:
         """x: (frames, C, H, W) preprocessed input, presented as a constant current every step."""
@@ -212,9 +213,9 @@ class SNNEngine:
                    counts: OpCounts) -> InferenceResult:
         """One frame as one compiled call (see frame_kernels)."""
         program, point = self._frame_program, self._parameters(neuron)
-        # one array type for every caller (a read-only or unaligned camera buffer would be another
-        # type, and numba would compile run_chain again for it: ~10 s on the first such frame)
-        x_flat = np.require(x_flat, np.float32, ["C_CONTIGUOUS", "WRITEABLE", "ALIGNED"])
+        # a copy: one array type for every caller (a read-only or unaligned camera buffer would be
+        # another type, and numba would compile run_chain again for it: ~10 s on the first such frame)
+        x_flat = np.array(x_flat, dtype=np.float32, order="C")
         scores, fired, synaptic_ops, rates = frame_kernels.run_chain(
             x_flat, int(timesteps), program["layout"], program["weights"], program["indices"], point.flat_biases,
             point.thresholds, np.float32(neuron.v_init), neuron.reset == "subtract")
@@ -227,12 +228,15 @@ class SNNEngine:
     def _parameters(self, neuron: NeuronConfig) -> "_PointParameters":
         """Each layer's threshold and bias at an operating point, kept per point: a robot switches
         among a few, and rebuilding the biases costs more than a small-T frame's arithmetic."""
+        if neuron is self._last_point[0]:  # the same point as the last frame: skip hashing its biases
+            return self._last_point[1]
         key = (neuron.threshold_scale, neuron.layer_threshold_scales, neuron.bias_shifts)
         point = self._parameters_of_point.get(key)
         if point is None:
             if len(self._parameters_of_point) >= MAX_CACHED_POINTS:
                 self._parameters_of_point.clear()
             point = self._parameters_of_point[key] = _PointParameters(self, neuron)
+        self._last_point = (neuron, point)
         return point
 
     def _neurons(self, layer: Layer, current: np.ndarray, timesteps: int, neuron: NeuronConfig,
