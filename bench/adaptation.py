@@ -38,7 +38,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from snn_agent.adaptation.governor import Governor, GovernorSettings  # noqa: E402
-from snn_agent.adaptation.operating_points import loihi_cost, mark_pareto, measure_cost, search  # noqa: E402
+from snn_agent.adaptation.operating_points import (loihi_cost, mark_pareto, measure_cost, search,  # noqa: E402
+                                                   side_by_side)
 from snn_agent.adaptation.calibration import dnn_channel_rates  # noqa: E402
 from snn_agent.adaptation.profiling import LAYER_ENHANCE_MAX_T, split_data  # noqa: E402
 from snn_agent.backends.cpu import CpuBackend  # noqa: E402
@@ -87,18 +88,6 @@ def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid,
                      "energy_reduction": base["energy_j"] / p.energy_j,
                      "accuracy_change": p.accuracy - base["accuracy"], "pareto": p.pareto})
     return base, points, rows
-
-
-def side_by_side(cost, configs, rounds=5):
-    """(latency_ms, energy_j) of each (T, neuron): the median over `rounds` interleaved rounds, after
-    one warm-up round, so that a machine whose speed drifts affects every configuration alike."""
-    samples = [[] for _ in configs]
-    for round_index in range(rounds + 1):
-        for sample, (timesteps, neuron) in zip(samples, configs):
-            latency_ms, energy = cost(timesteps, neuron)
-            if round_index:
-                sample.append((latency_ms, energy.joules))
-    return [tuple(float(v) for v in np.median(np.array(sample), axis=0)) for sample in samples]
 
 
 def best_row(rows):

@@ -118,6 +118,7 @@ class AgentCore:
         self.fallback_reason: Optional[str] = None  # why the backend in use is not the one asked for
         self.governor: Optional[Governor] = None
         self._frame_counter = 0
+        self._neuron_of_point: tuple = (None, None)  # the last point and its NeuronConfig
         self.choice = choice
         try:
             self.load(choice)
@@ -191,7 +192,10 @@ class AgentCore:
             self.stats.skipped += 1
             return None
         timesteps = point.timesteps or self.settings.timesteps
-        neuron = point.neuron(self.model.neuron.reset) if point.energy_kind != "unknown" else None
+        if point is not self._neuron_of_point[0]:  # built once per point, not per frame
+            neuron = point.neuron(self.model.neuron.reset) if point.energy_kind != "unknown" else None
+            self._neuron_of_point = (point, neuron)
+        neuron = self._neuron_of_point[1]
         try:
             result = self.backend.infer(x, timesteps, neuron)
         except Exception as exc:  # noqa: BLE001

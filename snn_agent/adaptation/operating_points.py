@@ -192,6 +192,27 @@ def measure_cost(infer: Callable, frames: np.ndarray, repeats: int = 1) -> Calla
     return cost
 
 
+def side_by_side(cost: Callable, configs: list, rounds: int = 5) -> list:
+    """(latency_ms, energy_j) of each (T, neuron): the median over `rounds` interleaved rounds, after
+    one warm-up round, so that a machine whose speed drifts affects every configuration alike
+    (measured one after the other, points minutes apart can come out in the wrong order)."""
+    samples = [[] for _ in configs]
+    for round_index in range(rounds + 1):
+        for sample, (timesteps, neuron) in zip(samples, configs):
+            latency_ms, energy = cost(timesteps, neuron)
+            if round_index:
+                sample.append((latency_ms, energy.joules))
+    return [tuple(float(v) for v in np.median(np.array(sample), axis=0)) for sample in samples]
+
+
+def remeasure_side_by_side(points: list, cost: Callable, reset: str) -> list:
+    """The points' measured costs taken again side by side (see side_by_side); the front re-marked."""
+    costs = side_by_side(cost, [(p.timesteps, p.neuron(reset)) for p in points])
+    for p, (latency_ms, energy_j) in zip(points, costs):
+        p.latency_ms, p.energy_j = latency_ms, energy_j
+    return mark_pareto(points)
+
+
 def loihi_cost(engine, frames: np.ndarray, constants=None) -> Callable:
     """A cost function for the `lava` backend from the bit-exact emulation (LoihiEngine): nothing
     is timed, as Lava's CPU simulator says nothing about the chip's speed. A frame occupies the chip

@@ -9,6 +9,7 @@ the model (model_dir/operating_points.json, one table per backend) that the gove
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 import numpy as np
 
@@ -24,7 +25,7 @@ from ..ir import ModelFormatError, SNNModel
 from ..progress import ProgressBar
 from .calibration import dnn_channel_rates
 from .operating_points import (DEFAULT_GRID, LABEL_PERSISTENCE, PointTable, decimation_points, loihi_cost,
-                               mark_pareto, measure_cost, search)
+                               mark_pareto, measure_cost, remeasure_side_by_side, search)
 
 # Parameter enhancement pays at small T; past this the plain conversion is kept, which saves
 # most of the profiling time (large T dominate it). Per-layer scales and bias calibration, which
@@ -91,10 +92,13 @@ def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_
         cost = measure_cost(backend.infer, data.heldout[0][:latency_frames])
         points = _search_points("ideal", engine.run, cost, data, model.neuron, grid,
                                 dnn_channel_rates(model, data.calib[0]))
+        print("ideal: latency and energy of every point, side by side...", file=sys.stderr)
+        remeasure_side_by_side(points, cost, model.neuron.reset)
     finally:
         backend.close()
     table = PointTable("cpu", "ideal", points, _calibration(
-        data, latency="measured: median single-frame wall time of the CPU backend on this machine"))
+        data, latency="measured: median single-frame wall time of the CPU backend on this machine, "
+                      "all points in interleaved rounds"))
     table.save(model_dir)
     return plain, table
 
