@@ -18,7 +18,7 @@ import numpy as np
 
 from ..conversion.export_openvino import IR_XML, OPENVINO_DIR, export_openvino
 from ..energy.constants import AcceleratorPower, CpuPower
-from ..energy.models import CpuEnergyMeter, EnergyEstimate, accelerator_energy
+from ..energy.models import CpuEnergyMeter, accelerator_energy
 from ..ir import NeuronConfig
 from .base import Backend, BackendError, BackendResult, Capabilities, Stopwatch
 
@@ -136,8 +136,7 @@ class OpenVinoBackend(Backend):
             # frame by frame, as the robot sends them (and as an IR with a fixed batch of 1 needs)
             scores = [self._request.infer({0: x[i:i + 1]})[self._output] for i in range(len(x))]
         if self.device == "CPU":
-            total = self.meter.energy(start, self.meter.read())
-            energy = EnergyEstimate(total.joules / frames, total.kind, total.source)
+            energy = self.meter.energy(start, self.meter.read(), frames)
         else:
             energy = accelerator_energy(watch.seconds / frames, self.accelerator_power, measured_latency=True)
         return BackendResult(np.concatenate(scores).astype(np.float32, copy=False), watch.seconds, energy, None)

@@ -59,6 +59,7 @@ class CpuEnergyMeter:
 
     def __init__(self, constants: CpuPower = CpuPower()):
         self.constants = constants
+        self._modelled_source = f"CPU time x {constants.core_power_w} W per core"
         self._rapl = [p for p in glob.glob("/sys/class/powercap/intel-rapl:*/energy_uj")
                       if os.access(p, os.R_OK)]
 
@@ -70,12 +71,12 @@ class CpuEnergyMeter:
         """An opaque reading; pass two of them to `energy`."""
         return (self._read_rapl_uj() if self._rapl else None, time.thread_time())
 
-    def energy(self, start, end) -> EnergyEstimate:
+    def energy(self, start, end, frames: int = 1) -> EnergyEstimate:
+        """The energy between two readings, per frame of the `frames` the section processed."""
         if self._rapl and start[0] is not None and end[0] is not None and end[0] >= start[0]:
-            return EnergyEstimate((end[0] - start[0]) * 1e-6, MEASURED, "RAPL package counters")
-        cpu_s = end[1] - start[1]
-        return EnergyEstimate(cpu_s * self.constants.core_power_w, MODELLED,
-                              f"CPU time x {self.constants.core_power_w} W per core")
+            return EnergyEstimate((end[0] - start[0]) * 1e-6 / frames, MEASURED, "RAPL package counters")
+        return EnergyEstimate((end[1] - start[1]) * self.constants.core_power_w / frames, MODELLED,
+                              self._modelled_source)
 
     def _read_rapl_uj(self):
         try:

@@ -207,22 +207,31 @@ class SNNEngine:
                 indices.append(conv.index.ravel().astype(np.int32))
                 index_start += conv.index.size
         return {"layout": layout, "weights": np.concatenate(weights),
-                "indices": np.concatenate(indices) if indices else np.zeros(0, np.int32)}
+                "indices": np.concatenate(indices) if indices else np.zeros(0, np.int32),
+                # what OpCounts reports per layer, ready for _run_frame
+                "names": [plan.layer.name for plan in layers], "layer_neurons": [plan.n_neurons for plan in layers],
+                "neurons": sum(plan.n_neurons for plan in layers),
+                "spiking_channels": [plan.channels if plan.layer.spiking else 0 for plan in layers]}
 
     def _run_frame(self, x_flat: np.ndarray, timesteps: int, neuron: NeuronConfig,
                    counts: OpCounts) -> InferenceResult:
-        """One frame as one compiled call (see frame_kernels)."""
+        """One frame as one compiled call (see frame_kernels). Its Python around the call is kept
+        lean: at T=2 the whole frame is ~0.1 ms, and every microsecond here is one T does not cut."""
         program, point = self._frame_program, self._parameters(neuron)
         # a copy: one array type for every caller (a read-only or unaligned camera buffer would be
         # another type, and numba would compile run_chain again for it: ~10 s on the first such frame)
         x_flat = np.array(x_flat, dtype=np.float32, order="C")
         scores, fired, synaptic_ops, rates = frame_kernels.run_chain(
             x_flat, int(timesteps), program["layout"], program["weights"], program["indices"], point.flat_biases,
-            point.thresholds, np.float32(neuron.v_init), neuron.reset == "subtract")
-        for plan, spikes, ops, channel_rates in zip(self._layers, fired.tolist(), synaptic_ops.tolist(), rates):
-            counts.add_layer(plan.layer.name, plan.n_neurons, spikes, ops, timesteps)
-            if plan.layer.spiking:
-                counts.channel_rates.append(channel_rates[:plan.channels])
+            point.thresholds, float(neuron.v_init), neuron.reset == "subtract")
+        fired, synaptic_ops = fired.tolist(), synaptic_ops.tolist()
+        counts.spikes, counts.synaptic_ops = sum(fired), sum(synaptic_ops)
+        counts.neuron_updates = program["neurons"] * timesteps
+        counts.per_layer = [{"name": name, "neurons": neurons, "spikes": spikes, "synaptic_ops": ops}
+                            for name, neurons, spikes, ops in zip(program["names"], program["layer_neurons"],
+                                                                  fired, synaptic_ops)]
+        counts.channel_rates = [layer_rates[:channels] for layer_rates, channels
+                                in zip(rates, program["spiking_channels"]) if channels]
         return InferenceResult(scores=scores[None], ops=counts)
 
     def _parameters(self, neuron: NeuronConfig) -> "_PointParameters":
