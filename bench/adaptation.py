@@ -6,9 +6,9 @@
 1. TopSpark table (issue 5, "Proof"). Baseline: a fixed T, the smallest at which the `loihi` target
    (LoihiEngine, bit-exact with Lava) is within 0.5 points of its best accuracy over T = 2..128, run
    with the plain conversion's neuron parameters. Our points: every T up to the baseline with its
-   enhanced neuron parameters (threshold scale, initial potential, per-layer threshold scales and
-   bias calibration up to T = 8; chosen on 2,000 training images (1,000 with --quick), reported on
-   the test set). For each: accuracy, latency, energy per inference, and the reduction
+   enhanced neuron parameters (threshold scale, initial potential, on the loihi target a leak (dv),
+   per-layer threshold scales and bias calibration up to T = 8; chosen on 2,000 training images
+   (1,000 with --quick), reported on the test set). For each: accuracy, latency, energy per inference, and the reduction
    factors and accuracy change against the baseline of the same target.
      ideal on cpu   latency measured (our CPU engine, one frame at a time, median of 300, one thread);
                     energy = CPU time x 5 W per core (modelled, energy/constants.py; no RAPL here)
@@ -38,8 +38,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from snn_agent.adaptation.governor import Governor, GovernorSettings  # noqa: E402
-from snn_agent.adaptation.operating_points import (loihi_cost, mark_pareto, measure_cost, search,  # noqa: E402
-                                                   side_by_side)
+from snn_agent.adaptation.operating_points import (LOIHI_V_DECAYS, loihi_cost, mark_pareto,  # noqa: E402
+                                                   measure_cost, search, side_by_side)
 from snn_agent.adaptation.calibration import dnn_channel_rates  # noqa: E402
 from snn_agent.adaptation.profiling import LAYER_ENHANCE_MAX_T, split_data  # noqa: E402
 from snn_agent.backends.cpu import CpuBackend  # noqa: E402
@@ -60,14 +60,16 @@ LATENCY_FRAMES = 300  # single-frame latency: the median over this many test ima
 
 def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid, reference_rates):
     """The baseline (plain parameters at baseline_t) and the enhanced point of every T <= baseline_t:
-    per-layer threshold scales and bias calibration up to LAYER_ENHANCE_MAX_T, as `profile` does."""
+    per-layer threshold scales and bias calibration up to LAYER_ENHANCE_MAX_T, as `profile` does; the
+    loihi target's leak too."""
+    v_decays = LOIHI_V_DECAYS if name == "loihi" else ()
     small = [t for t in grid if t <= min(baseline_t, LAYER_ENHANCE_MAX_T)]
     points = search(run, cost, data.calib, data.heldout, base_neuron, small, reference_rates=reference_rates,
-                    progress=ProgressBar(f"{name}: operating points (per-layer and bias)"))
+                    v_decays=v_decays, progress=ProgressBar(f"{name}: operating points (per-layer and bias)"))
     larger = [t for t in grid if LAYER_ENHANCE_MAX_T < t <= baseline_t]
     if larger:
         points += search(run, cost, data.calib, data.heldout, base_neuron, larger, layer_scales=(),
-                         progress=ProgressBar(f"{name}: operating points (global)"))
+                         v_decays=v_decays, progress=ProgressBar(f"{name}: operating points (global)"))
     # the baseline and every point costed side by side, in interleaved rounds: the reductions are
     # ratios of figures taken under the same machine conditions
     configs = [(baseline_t, base_neuron)] + [(p.timesteps, p.neuron(base_neuron.reset)) for p in points]
@@ -83,6 +85,7 @@ def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid,
         rows.append({"target": name, "backend": backend, "T": p.timesteps, "parameters": p.enhancement,
                      "threshold_scale": p.threshold_scale, "v_init": p.v_init,
                      "layer_threshold_scales": p.layer_threshold_scales, "bias_calibration": bool(p.bias_shifts),
+                     "v_decay": p.v_decay,
                      "accuracy": p.accuracy, "latency_ms": p.latency_ms, "energy_j": p.energy_j,
                      "latency_reduction": base["latency_ms"] / p.latency_ms,
                      "energy_reduction": base["energy_j"] / p.energy_j,

@@ -180,7 +180,9 @@ class NeuronConfig:
     quantize differently, so each gets its own. bias_shifts (one list per spiking layer, one value
     per output channel) move the layer's bias by that fraction of its threshold per step: the bias
     calibration that brings the SNN's firing rates back to the DNN's activations at small T.
-    Empty tuples mean 1 and 0.
+    Empty tuples mean 1 and 0. v_decay: the spiking layers' voltage leak as Loihi's 12-bit dv (v
+    keeps (4096 - dv) / 4096 of itself each step; 0: none; None: each layer's own, which is none
+    for our conversion and the trained leak of a lava-dl network); only the loihi target has one.
     """
 
     reset: str = "subtract"  # "subtract" (ideal target) or "zero" (Loihi's CUBA LIF)
@@ -188,6 +190,7 @@ class NeuronConfig:
     threshold_scale: float = 1.0
     layer_threshold_scales: tuple = ()
     bias_shifts: tuple = ()
+    v_decay: Optional[int] = None
 
     def __post_init__(self):
         # JSON gives lists; tuples keep configurations comparable and hashable-looking

@@ -59,3 +59,23 @@ def test_searched_point_at_t2_beats_the_plain_conversion_on_held_out_images(mode
     x = data.heldout[0][:50]
     np.testing.assert_array_equal(engine.run(x, 2, loaded.neuron("subtract")).scores,
                                   engine.run(x, 2, point.neuron("subtract")).scores)
+
+
+def test_loihi_search_weighs_a_leak_and_keeps_none_that_loses(data):
+    """The loihi target's leak (dv) is a searched parameter: one that drains the charge the rate
+    code counts loses on the calibration images and is not kept."""
+    from dataclasses import replace
+
+    from snn_agent.conversion.loihi import loihi_target
+    from snn_agent.engine.loihi_engine import LoihiEngine
+
+    loihi = loihi_target(BUNDLED_SNN)[0]
+    engine = LoihiEngine(loihi)
+    calib = (data.calib[0][:300], data.calib[1][:300])
+    heldout = (data.heldout[0][:300], data.heldout[1][:300])
+    drained = replace(loihi.neuron, v_decay=2048)  # half of v lost every step
+    assert accuracy(engine.run, *calib, 4, drained) < accuracy(engine.run, *calib, 4, loihi.neuron) - 0.05
+    cost = lambda timesteps, neuron: (float(timesteps), EnergyEstimate(1e-3 * timesteps, "modelled", "test"))  # noqa: E731
+    [point] = search(engine.run, cost, calib, heldout, loihi.neuron, [4], threshold_scales=(), v_inits=(),
+                     layer_scales=(), v_decays=(2048,))
+    assert point.v_decay is None and "leak" not in point.enhancement

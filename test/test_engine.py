@@ -41,6 +41,13 @@ def test_half_threshold_start_rounds_rates():
     assert result.ops.per_layer[0]["spikes"] == 2  # steps 1 and 3
 
 
+def test_ideal_engine_refuses_a_leak():
+    """Only the loihi target has a voltage leak; the ideal engine says so instead of ignoring it."""
+    engine = SNNEngine(SNNModel.load(BUNDLED_SNN))
+    with pytest.raises(ValueError, match="v_decay=64"):
+        engine.run(np.zeros((1, 1, 28, 28), np.float32), 2, NeuronConfig(v_decay=64))
+
+
 def test_conv_fan_out_counts_border_synapses():
     layer = Layer("c", "conv", np.ones((3, 1, 2, 2), np.float32), np.zeros(3, np.float32),
                   (1, 3, 3), (3, 2, 2))

@@ -80,6 +80,14 @@ def test_lava_backend_keeps_the_network_and_matches_the_emulation(frames, loihi_
         expected = engine.run(frames[:2], 4, calibrated)
         np.testing.assert_array_equal(result.scores, expected.scores)
         assert result.ops.spikes == expected.ops.spikes != engine.run(frames[:2], 4).ops.spikes
+        # a leaky point: the spiking layers' dv goes into the network, the score layer keeps its own
+        leaky = NeuronConfig("zero", 0.5, 1.0, v_decay=256)
+        result = backend.infer(frames[:2], 8, leaky)
+        expected = engine.run(frames[:2], 8, leaky)
+        np.testing.assert_array_equal(result.scores, expected.scores)  # Lava's scores: the leaky emulation's
+        without_leak = engine.run(frames[:2], 8)
+        assert not np.array_equal(expected.scores, without_leak.scores)  # which the leak changed
+        assert expected.ops.spikes < without_leak.ops.spikes
         assert "Loihi2SimCfg" in backend.describe()
     finally:
         backend.close()

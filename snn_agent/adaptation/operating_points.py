@@ -24,6 +24,10 @@ POINTS_JSON = "operating_points.json"
 DEFAULT_GRID = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 DEFAULT_THRESHOLD_SCALES = (0.8, 0.9, 1.0, 1.1)
 DEFAULT_V_INITS = (0.25, 0.5, 0.75)
+# Leaks tried on the loihi target (Loihi's 12-bit dv: 0.4 %, 1.6 % and 6.25 % of v lost per step).
+# A leak drains the charge a rate code counts, so it is expected to lose; it is searched because
+# the chip has it and the cost of trying is three runs per T.
+LOIHI_V_DECAYS = (16, 64, 256)
 
 
 @dataclass
@@ -41,10 +45,11 @@ class OperatingPoint:
     latency_kind: str = "measured"
     layer_threshold_scales: list = field(default_factory=list)  # see NeuronConfig
     bias_shifts: list = field(default_factory=list)
+    v_decay: Optional[int] = None  # see NeuronConfig (the loihi target's leak)
 
     def neuron(self, reset: str) -> NeuronConfig:
         return NeuronConfig(reset, self.v_init, self.threshold_scale, tuple(self.layer_threshold_scales),
-                            tuple(self.bias_shifts))
+                            tuple(self.bias_shifts), self.v_decay)
 
     @property
     def enhancement(self) -> str:
@@ -54,6 +59,8 @@ class OperatingPoint:
             parts.append("layers x" + "/".join(f"{s:g}" for s in self.layer_threshold_scales))
         if self.bias_shifts:
             parts.append("bias cal")
+        if self.v_decay:
+            parts.append(f"leak dv {self.v_decay}")
         return ", ".join(parts)
 
 
@@ -102,15 +109,16 @@ def search(run: Callable, cost: Callable, calib: tuple, heldout: tuple, base: Ne
            grid: Iterable[int] = DEFAULT_GRID, threshold_scales=DEFAULT_THRESHOLD_SCALES,
            v_inits=DEFAULT_V_INITS, progress: Optional[Callable[[int, int], None]] = None,
            latency_kind: str = "measured", layer_scales=LAYER_SCALES,
-           reference_rates: Optional[list] = None) -> list:
+           reference_rates: Optional[list] = None, v_decays: Iterable[int] = ()) -> list:
     """run(x, T, neuron) -> result with .labels and .ops.channel_rates; cost(T, neuron) ->
     (latency_ms, EnergyEstimate).
 
     calib and heldout are (x, labels): parameters are chosen on one and reported on the other, so
     the reported accuracy is not fitted to its own data. `base` is the model's own neuron
     configuration (the plain conversion). Per T: the global (threshold scale, v_init) grid, then
-    per-layer threshold scales (layer_scales; empty: none), then, given the DNN's per-channel rates
-    on calib[0] (calibration.dnn_channel_rates), the bias calibration (see enhance).
+    per-layer threshold scales (layer_scales; empty: none), then a leak (v_decays, Loihi's dv;
+    empty: none), then, given the DNN's per-channel rates on calib[0]
+    (calibration.dnn_channel_rates), the bias calibration (see enhance).
     """
     grid = list(grid)
     plain = replace(base, layer_threshold_scales=(), bias_shifts=())
@@ -119,20 +127,21 @@ def search(run: Callable, cost: Callable, calib: tuple, heldout: tuple, base: Ne
     n_layers = len(run(calib[0][:1], 1, plain).ops.channel_rates)
     points = []
     for i, timesteps in enumerate(grid):
-        best = enhance(run, calib, timesteps, plain, candidates, n_layers, layer_scales, reference_rates)
+        best = enhance(run, calib, timesteps, plain, candidates, n_layers, layer_scales, reference_rates,
+                       tuple(v_decays))
         latency_ms, energy = cost(timesteps, best)
         points.append(OperatingPoint(timesteps, accuracy(run, *heldout, timesteps, best), latency_ms,
                                      energy.joules, energy.kind, best.threshold_scale, best.v_init,
                                      latency_kind=latency_kind,
                                      layer_threshold_scales=list(best.layer_threshold_scales),
-                                     bias_shifts=[list(s) for s in best.bias_shifts]))
+                                     bias_shifts=[list(s) for s in best.bias_shifts], v_decay=best.v_decay))
         if progress:
             progress(i + 1, len(grid))
     return mark_pareto(points)
 
 
 def enhance(run: Callable, calib: tuple, timesteps: int, plain: NeuronConfig, candidates: list,
-            n_layers: int, layer_scales, reference_rates: Optional[list]) -> NeuronConfig:
+            n_layers: int, layer_scales, reference_rates: Optional[list], v_decays: tuple = ()) -> NeuronConfig:
     """The neuron parameters for T. The searches run on one half of the calibration split; what they
     find is kept only if it also beats what it would replace on the other half, images the search
     did not see (a search over dozens of candidates picks the one luckiest on its own images). The
@@ -147,6 +156,9 @@ def enhance(run: Callable, calib: tuple, timesteps: int, plain: NeuronConfig, ca
     best = max([plain] + candidates, key=lambda c: accuracy(run, *search_half, timesteps, c))
     if layer_scales and n_layers > 1:
         best, _ = refine_layer_scales(run, search_half, timesteps, best, n_layers, layer_scales)
+    if v_decays:  # on a tie, no leak
+        best = max([best] + [replace(best, v_decay=d) for d in v_decays],
+                   key=lambda c: accuracy(run, *search_half, timesteps, c))
     kept, kept_accuracy = plain, check(plain)
     if best != plain:
         best_accuracy = check(best)

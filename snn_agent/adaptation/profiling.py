@@ -24,8 +24,8 @@ from ..engine.loihi_engine import LoihiEngine
 from ..ir import ModelFormatError, SNNModel
 from ..progress import ProgressBar
 from .calibration import dnn_channel_rates
-from .operating_points import (DEFAULT_GRID, LABEL_PERSISTENCE, PointTable, decimation_points, loihi_cost,
-                               mark_pareto, measure_cost, remeasure_side_by_side, search)
+from .operating_points import (DEFAULT_GRID, LABEL_PERSISTENCE, LOIHI_V_DECAYS, PointTable, decimation_points,
+                               loihi_cost, mark_pareto, measure_cost, remeasure_side_by_side, search)
 
 # Parameter enhancement pays at small T; past this the plain conversion is kept, which saves
 # most of the profiling time (large T dominate it). Per-layer scales and bias calibration, which
@@ -58,13 +58,13 @@ def split_data(spec: str, model: SNNModel, n_test: int, n_calib: int) -> Profile
 
 
 def _search_points(name: str, run, cost, data: ProfileData, neuron, grid, reference_rates: list,
-                   latency_kind: str = "measured") -> list:
-    """Every enhancement up to LAYER_ENHANCE_MAX_T, the global threshold scale and v_init up to
-    ENHANCE_MAX_T, the plain conversion above it."""
+                   latency_kind: str = "measured", v_decays: tuple = ()) -> list:
+    """Every enhancement up to LAYER_ENHANCE_MAX_T, the global threshold scale and v_init (and the
+    leak, where the target has one: v_decays) up to ENHANCE_MAX_T, the plain conversion above it."""
     tiers = [([t for t in grid if t <= LAYER_ENHANCE_MAX_T], f"T <= {LAYER_ENHANCE_MAX_T}, per-layer and bias",
-              dict(reference_rates=reference_rates)),
+              dict(reference_rates=reference_rates, v_decays=v_decays)),
              ([t for t in grid if LAYER_ENHANCE_MAX_T < t <= ENHANCE_MAX_T], f"T <= {ENHANCE_MAX_T}, global",
-              dict(layer_scales=())),
+              dict(layer_scales=(), v_decays=v_decays)),
              ([t for t in grid if t > ENHANCE_MAX_T], f"T > {ENHANCE_MAX_T}, plain",
               dict(threshold_scales=(), v_inits=(), layer_scales=()))]
     points = []
@@ -122,15 +122,16 @@ def loihi_model(model_dir: str, data: ProfileData):
 def profile_loihi(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, energy_frames: int = 100,
                   constants: LoihiEnergy = LoihiEnergy()):
     """Accuracy vs T of the loihi target (LoihiEngine: bit-exact with Lava's fixed point), and the
-    lava backend's operating points: the threshold scale and initial voltage searched per T with the
-    same engine; latency and energy modelled for the chip (operating_points.loihi_cost), not timed
+    lava backend's operating points: the threshold scale, initial voltage and leak searched per T
+    with the same engine; latency and energy modelled for the chip (operating_points.loihi_cost), not timed
     on Lava's simulator."""
     model = loihi_model(model_dir, data)
     engine = LoihiEngine(model)
     plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, ProgressBar("loihi: accuracy vs T"))
     cost = loihi_cost(engine, data.heldout[0][:energy_frames], constants)
     points = _search_points("loihi", engine.run, cost, data, model.neuron, grid,
-                            dnn_channel_rates(SNNModel.load(model_dir), data.calib[0]), latency_kind="modelled")
+                            dnn_channel_rates(SNNModel.load(model_dir), data.calib[0]), latency_kind="modelled",
+                            v_decays=LOIHI_V_DECAYS)
     table = PointTable("lava", "loihi", points, _calibration(
         data, latency=f"modelled chip time: (T + {engine.depth}) steps x {constants.timestep_s * 1e6:g} us "
                       f"per step (energy/constants.py); Lava's simulator is not timed",

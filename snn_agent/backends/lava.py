@@ -179,7 +179,7 @@ class LavaBackend(Backend):
         self.engine: Optional[LoihiEngine] = None
         self._network: Optional[LavaNetwork] = None
         self._netx_path = ""
-        self._built_for: Optional[tuple] = None  # (thresholds, biases) of the running network
+        self._built_for: Optional[tuple] = None  # (thresholds, biases, voltage decays) of the running network
         self._scratch: Optional[str] = None  # netx files of other operating points
 
     def _prepare(self, model_dir: str) -> None:
@@ -197,12 +197,14 @@ class LavaBackend(Backend):
         self._start(self._parameters(self.model.neuron))
 
     def _parameters(self, neuron: NeuronConfig) -> tuple:
-        """What the network is built with at an operating point: threshold and bias mantissas."""
+        """What the network is built with at an operating point: threshold and bias mantissas, and
+        the voltage decay (leak) of each layer."""
         return (tuple(self.engine.thresholds(neuron)),
-                tuple(tuple(int(b) for b in bias) for bias in self.engine.bias_mantissas(neuron)))
+                tuple(tuple(int(b) for b in bias) for bias in self.engine.bias_mantissas(neuron)),
+                tuple(self.engine.voltage_decays(neuron)))
 
     def _start(self, parameters: tuple) -> None:
-        """(Re)build the network for these (thresholds, biases)."""
+        """(Re)build the network for these (thresholds, biases, voltage decays)."""
         self._stop()
         path = self._netx_path
         if parameters != self._parameters(NeuronConfig()):
@@ -213,8 +215,8 @@ class LavaBackend(Backend):
             path = os.path.join(self._scratch, f"point_{digest}_{NETX_FILE}")
             if not os.path.isfile(path):
                 layers = [replace(layer, bias=np.asarray(bias, np.int32),
-                                  fixed_point=replace(layer.fixed_point, vth=vth))
-                          for layer, vth, bias in zip(self.model.layers, *parameters)]
+                                  fixed_point=replace(layer.fixed_point, vth=vth, dv=dv))
+                          for layer, vth, bias, dv in zip(self.model.layers, *parameters)]
                 export_netx(SNNModel(replace(self.model.network, layers=layers), self.model.thresholds,
                                      self.model.neuron, "loihi"), path)
         self._network = LavaNetwork(self.model, path, hardware=self.hardware)
@@ -227,9 +229,10 @@ class LavaBackend(Backend):
         neuron = neuron or self.model.neuron
         parameters = self._parameters(neuron)
         if parameters != self._built_for:
-            log.info("lava: rebuilding the network for the thresholds and biases of the operating point "
-                     "(threshold scale %s, layer scales %s, bias calibration %s)", neuron.threshold_scale,
-                     list(neuron.layer_threshold_scales), "on" if neuron.bias_shifts else "off")
+            log.info("lava: rebuilding the network for the thresholds, biases and leak of the operating point "
+                     "(threshold scale %s, layer scales %s, bias calibration %s, leak dv %s)", neuron.threshold_scale,
+                     list(neuron.layer_threshold_scales), "on" if neuron.bias_shifts else "off",
+                     "as converted" if neuron.v_decay is None else neuron.v_decay)
             self._start(parameters)
         payloads = self.engine.encode(x)
         voltages = self.engine.initial_voltages(neuron)

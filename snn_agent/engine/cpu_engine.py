@@ -155,6 +155,9 @@ class SNNEngine:
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         neuron = neuron or self.model.neuron
+        if neuron.v_decay:  # None or 0: no leak
+            raise ValueError(f"v_decay={neuron.v_decay}: the ideal target's neurons are integrate-and-fire, "
+                             f"without a leak (only the loihi target has one)")
         frames = x.shape[0]
         counts = OpCounts(frames=frames, timesteps=timesteps)
         x = x.astype(np.float32, copy=False)

@@ -94,6 +94,12 @@ class LoihiEngine:
             vths.append(vth)
         return vths
 
+    def voltage_decays(self, neuron: NeuronConfig) -> list:
+        """dv of every layer at an operating point: the point's leak on the spiking layers where it
+        sets one (the score layer keeps its own: a leak there would change what the score means)."""
+        return [int(neuron.v_decay) if layer.spiking and neuron.v_decay is not None else int(layer.fixed_point.dv)
+                for layer in self.model.layers]
+
     def bias_mantissas(self, neuron: NeuronConfig) -> list:
         """Every layer's bias mantissa per channel at an operating point, as the synapses hold it:
         moved by the point's bias shift (a fraction of the layer's threshold per step, the same
@@ -139,6 +145,7 @@ class LoihiEngine:
         steps = timesteps + self.depth
         counts = OpCounts(frames=frames, timesteps=timesteps)
         vths, voltages, biases = self.thresholds(neuron), self.initial_voltages(neuron), self._biases(neuron)
+        v_decays = self.voltage_decays(neuron)
         spikes, all_spikes = None, []
         for index, (layer, synapse) in enumerate(zip(self.model.layers, self._synapses)):
             fp = layer.fixed_point
@@ -153,7 +160,7 @@ class LoihiEngine:
                 synops = float(spikes.reshape(-1, spikes.shape[-1]).sum(axis=0) @ synapse.fan_out)
                 a_in = np.zeros((steps, frames, layer.n_neurons), np.int32)
                 a_in[1:] = synapse.sums(spikes[:-1])  # the last step's spikes arrive after the run
-            spikes, v = _lif(a_in, fp, vths[index], voltages[index], biases[index])
+            spikes, v = _lif(a_in, int(fp.du), v_decays[index], vths[index], voltages[index], biases[index])
             n_spikes = int(np.count_nonzero(spikes))
             if layer.spiking:
                 per_neuron = np.count_nonzero(spikes.reshape(-1, layer.n_neurons), axis=0)
@@ -238,10 +245,10 @@ def _current(decayed: np.ndarray, a_in: np.ndarray) -> np.ndarray:
     return np.where(wrapped <= -UV_HALF, total + 2 * UV_HALF, wrapped)
 
 
-def _lif(a_in: np.ndarray, fp, vth: int, v0: np.ndarray, bias: np.ndarray):
+def _lif(a_in: np.ndarray, du: int, dv: int, vth: int, v0: np.ndarray, bias: np.ndarray):
     """a_in: (steps, frames, n) int32 -> (spikes (steps, frames, n) bool, final v (frames, n))."""
     steps, frames, n = a_in.shape
-    u_decay, v_decay = int(fp.du) + 1, int(fp.dv)  # Lava adds ds_offset = 1 to du, 0 to dv
+    u_decay, v_decay = du + 1, dv  # Lava adds ds_offset = 1 to du, 0 to dv
     v = np.repeat(v0[None].astype(np.int32), frames, axis=0)
     threshold = vth << ACT_SHIFT
     spikes = np.empty((steps, frames, n), dtype=bool)
