@@ -10,7 +10,8 @@
    per-layer threshold scales and bias calibration up to T = 8; chosen on 2,000 training images
    (1,000 with --quick), reported on the test set). For each: accuracy, latency, energy per inference, and the reduction
    factors and accuracy change against the baseline of the same target.
-     ideal on cpu   latency measured (our CPU engine, one frame at a time, median of 300, one thread);
+     ideal on cpu   latency measured (our CPU engine, one frame at a time, one thread; median of 300
+                    frames x 5 rounds, every configuration on every frame back to back);
                     energy = CPU time x 5 W per core (modelled, energy/constants.py; no RAPL here)
      loihi on lava  latency modelled: (T + depth) chip steps x 10 us per step; energy modelled:
                     ops counted by LoihiEngine x Davies et al. 2018 per-op energy + static power
@@ -38,8 +39,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from snn_agent.adaptation.governor import Governor, GovernorSettings  # noqa: E402
-from snn_agent.adaptation.operating_points import (LOIHI_V_DECAYS, loihi_cost, mark_pareto,  # noqa: E402
-                                                   measure_cost, search, side_by_side)
+from snn_agent.adaptation.operating_points import (LOIHI_V_DECAYS, MeasuredCost, loihi_cost,  # noqa: E402
+                                                   mark_pareto, search, side_by_side)
 from snn_agent.adaptation.calibration import dnn_channel_rates  # noqa: E402
 from snn_agent.adaptation.profiling import LAYER_ENHANCE_MAX_T, split_data  # noqa: E402
 from snn_agent.backends.cpu import CpuBackend  # noqa: E402
@@ -70,14 +71,16 @@ def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid,
     if larger:
         points += search(run, cost, data.calib, data.heldout, base_neuron, larger, layer_scales=(),
                          v_decays=v_decays, progress=ProgressBar(f"{name}: operating points (global)"))
-    # the baseline and every point costed side by side, in interleaved rounds: the reductions are
-    # ratios of figures taken under the same machine conditions
+    # the baseline and every point costed side by side, frame by frame: the reductions are ratios of
+    # figures taken under the same machine conditions. The baseline is measured twice (first and
+    # last in the list): how far apart its two figures come out is the measurement's own noise.
     configs = [(baseline_t, base_neuron)] + [(p.timesteps, p.neuron(base_neuron.reset)) for p in points]
-    costs = side_by_side(cost, configs)
+    costs = side_by_side(cost, configs + configs[:1])
     base = {"target": name, "backend": backend, "T": baseline_t, "parameters": "plain conversion",
             "accuracy": accuracy(run, *data.heldout, baseline_t, base_neuron),
-            "latency_ms": costs[0][0], "energy_j": costs[0][1]}
-    for p, (latency_ms, energy_j) in zip(points, costs[1:]):
+            "latency_ms": costs[0][0], "energy_j": costs[0][1],
+            "repeat_latency_ms": costs[-1][0], "repeat_energy_j": costs[-1][1]}
+    for p, (latency_ms, energy_j) in zip(points, costs[1:-1]):
         p.latency_ms, p.energy_j = latency_ms, energy_j
     mark_pareto(points)
     rows = []
@@ -191,7 +194,7 @@ def main() -> int:
     loihi_model = loihi_target(MODEL_DIR)[0]
     loihi_engine = LoihiEngine(loihi_model)
     targets = {
-        "ideal": ("cpu", SNNEngine(model).run, measure_cost(cpu.infer, data.heldout[0][:LATENCY_FRAMES]),
+        "ideal": ("cpu", SNNEngine(model).run, MeasuredCost(cpu.infer, data.heldout[0][:LATENCY_FRAMES]),
                   model.neuron,
                   "latency measured on this CPU (median, one frame, one thread); energy CPU time x 5 W (modelled)"),
         "loihi": ("lava (modelled)", loihi_engine.run, loihi_cost(loihi_engine, data.heldout[0][:200], constants),
@@ -228,7 +231,8 @@ def main() -> int:
         b = entry["baseline"]
         print(f"\n{name} on {entry['backend']}: {entry['costs']}")
         print(f"  baseline T={b['T']}: accuracy {100 * b['accuracy']:.2f} %, latency {b['latency_ms']:.4f} ms, "
-              f"energy {b['energy_j']:.3e} J")
+              f"energy {b['energy_j']:.3e} J (measured again in the same run: {b['repeat_latency_ms']:.4f} ms, "
+              f"{b['repeat_energy_j']:.3e} J)")
         print(f"{'T':>5}{'acc %':>8}{'d acc':>7}{'lat ms':>10}{'energy J':>11}{'lat /':>7}{'E /':>7}  neuron parameters")
         for r in (r for r in result["points"] if r["target"] == name):
             print(f"{r['T']:>5}{100 * r['accuracy']:>8.2f}{100 * r['accuracy_change']:>+7.2f}{r['latency_ms']:>10.4f}"

@@ -74,3 +74,30 @@ def test_decimation_accuracy_falls_with_the_rate():
     points = decimation_points(0.9, 1.0, 1e-3, "modelled", rates=(1, 2, 4), persistence=0.5)
     assert [p.accuracy for p in points] == pytest.approx([0.9, 0.9 * 1.5 / 2, 0.9 * 2.5 / 4])
     assert all(p.pareto for p in points)
+
+
+def test_measured_costs_interleave_every_configuration_frame_by_frame():
+    """side_by_side on a measured cost runs each configuration on every frame, in an order that
+    rotates, so that a machine whose speed drifts weighs on all of them alike."""
+    from snn_agent.adaptation.operating_points import MeasuredCost, side_by_side
+    from snn_agent.backends.cpu import CpuBackend
+    from snn_agent.data.prepare import model_input
+    from snn_agent.ir import SNNModel
+
+    model = SNNModel.load(BUNDLED_SNN)
+    backend = CpuBackend()
+    backend.load(BUNDLED_SNN)
+    frames = model_input(datasets.load("fashion-mnist", "test").subset(10), model.network.preprocessing)
+    calls = []
+
+    def infer(x, timesteps, neuron):
+        calls.append(timesteps)
+        return backend.infer(x, timesteps, neuron)
+
+    try:
+        costs = side_by_side(MeasuredCost(infer, frames), [(2, model.neuron), (12, model.neuron)], rounds=2)
+    finally:
+        backend.close()
+    assert len(calls) == 2 + 2 * len(frames) * 2  # a warm-up each, then every frame x config x round
+    assert calls[2:6] == [2, 12, 12, 2]  # the order rotates from frame to frame
+    assert len(costs) == 2 and costs[1][1] > costs[0][1] > 0  # T=12 costs more CPU energy than T=2

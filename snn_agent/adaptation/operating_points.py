@@ -188,33 +188,48 @@ def decimation_points(dnn_accuracy: float, latency_ms: float, energy_j: float, e
                                        energy_j / r, energy_kind, decimation=r) for r in rates])
 
 
-def measure_cost(infer: Callable, frames: np.ndarray, repeats: int = 1) -> Callable:
-    """A cost function from a backend's infer: median single-frame latency (measured), mean energy."""
-    def cost(timesteps: int, neuron: NeuronConfig):
-        latencies, energies = [], []
-        infer(frames[:1], timesteps, neuron)  # warm-up: first-call allocations are not the cost of T
-        for _ in range(repeats):
-            for frame in frames:
-                result = infer(frame[None], timesteps, neuron)
-                latencies.append(result.latency_s)
-                energies.append(result.energy)
-        mean = energies[0]
-        joules = float(np.mean([e.joules for e in energies]))
-        return 1e3 * float(np.median(latencies)), type(mean)(joules, mean.kind, mean.source)
-    return cost
+class MeasuredCost:
+    """The cost of an operating point from a backend's infer on real frames, one frame at a time:
+    median single-frame latency (measured) and mean energy per frame. Called as cost(T, neuron)
+    it measures one configuration alone (what the search needs); `interleaved` measures several
+    under the same machine conditions (what a comparison needs)."""
+
+    def __init__(self, infer: Callable, frames: np.ndarray):
+        self.infer, self.frames = infer, frames
+
+    def __call__(self, timesteps: int, neuron: NeuronConfig):
+        self.infer(self.frames[:1], timesteps, neuron)  # warm-up: first-call allocations are not the cost of T
+        results = [self.infer(frame[None], timesteps, neuron) for frame in self.frames]
+        energy = results[0].energy
+        joules = float(np.mean([r.energy.joules for r in results]))
+        return 1e3 * float(np.median([r.latency_s for r in results])), type(energy)(joules, energy.kind, energy.source)
+
+    def interleaved(self, configs: list, rounds: int) -> list:
+        """(latency_ms, energy_j) of each (T, neuron), all measured on every frame back to back, in
+        an order that rotates from frame to frame. This machine's speed drifts within a second:
+        measured in blocks of a few hundred frames, one configuration after another (even in
+        interleaved rounds), two identical configurations came out 34 % apart; frame by frame,
+        every configuration sees the same conditions and follows every other equally often."""
+        for timesteps, neuron in configs:
+            self.infer(self.frames[:1], timesteps, neuron)
+        latencies, joules = [[] for _ in configs], [[] for _ in configs]
+        order = list(range(len(configs)))
+        for round_index in range(rounds):
+            for i, frame in enumerate(self.frames):
+                shift = (i + round_index) % len(order)
+                for c in order[shift:] + order[:shift]:
+                    result = self.infer(frame[None], *configs[c])
+                    latencies[c].append(result.latency_s)
+                    joules[c].append(result.energy.joules)
+        return [(1e3 * float(np.median(lat)), float(np.mean(e))) for lat, e in zip(latencies, joules)]
 
 
 def side_by_side(cost: Callable, configs: list, rounds: int = 5) -> list:
-    """(latency_ms, energy_j) of each (T, neuron): the median over `rounds` interleaved rounds, after
-    one warm-up round, so that a machine whose speed drifts affects every configuration alike
-    (measured one after the other, points minutes apart can come out in the wrong order)."""
-    samples = [[] for _ in configs]
-    for round_index in range(rounds + 1):
-        for sample, (timesteps, neuron) in zip(samples, configs):
-            latency_ms, energy = cost(timesteps, neuron)
-            if round_index:
-                sample.append((latency_ms, energy.joules))
-    return [tuple(float(v) for v in np.median(np.array(sample), axis=0)) for sample in samples]
+    """(latency_ms, energy_j) of each (T, neuron) under the same conditions: a measured cost
+    interleaves them frame by frame (MeasuredCost.interleaved); a modelled one is deterministic."""
+    if isinstance(cost, MeasuredCost):
+        return cost.interleaved(configs, rounds)
+    return [(latency_ms, energy.joules) for latency_ms, energy in (cost(t, neuron) for t, neuron in configs)]
 
 
 def remeasure_side_by_side(points: list, cost: Callable, reset: str) -> list:

@@ -24,8 +24,8 @@ from ..engine.loihi_engine import LoihiEngine
 from ..ir import ModelFormatError, SNNModel
 from ..progress import ProgressBar
 from .calibration import dnn_channel_rates
-from .operating_points import (DEFAULT_GRID, LABEL_PERSISTENCE, LOIHI_V_DECAYS, PointTable, decimation_points,
-                               loihi_cost, mark_pareto, measure_cost, remeasure_side_by_side, search)
+from .operating_points import (DEFAULT_GRID, LABEL_PERSISTENCE, LOIHI_V_DECAYS, MeasuredCost, PointTable,
+                               decimation_points, loihi_cost, mark_pareto, remeasure_side_by_side, search)
 
 # Parameter enhancement pays at small T; past this the plain conversion is kept, which saves
 # most of the profiling time (large T dominate it). Per-layer scales and bias calibration, which
@@ -89,7 +89,7 @@ def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_
     backend = CpuBackend()
     backend.load(model_dir)
     try:
-        cost = measure_cost(backend.infer, data.heldout[0][:latency_frames])
+        cost = MeasuredCost(backend.infer, data.heldout[0][:latency_frames])
         points = _search_points("ideal", engine.run, cost, data, model.neuron, grid,
                                 dnn_channel_rates(model, data.calib[0]))
         print("ideal: latency and energy of every point, side by side...", file=sys.stderr)
@@ -98,7 +98,7 @@ def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_
         backend.close()
     table = PointTable("cpu", "ideal", points, _calibration(
         data, latency="measured: median single-frame wall time of the CPU backend on this machine, "
-                      "all points in interleaved rounds"))
+                      "all points measured frame by frame, interleaved"))
     table.save(model_dir)
     return plain, table
 
@@ -149,7 +149,7 @@ def profile_openvino(model_dir: str, data: ProfileData, dnn_acc: float, latency_
     backend = OpenVinoBackend(device="CPU")
     backend.load(model_dir)
     try:
-        latency_ms, energy = measure_cost(backend.infer, data.heldout[0][:latency_frames])(0, None)
+        latency_ms, energy = MeasuredCost(backend.infer, data.heldout[0][:latency_frames])(0, None)
     finally:
         backend.close()
     table = PointTable("openvino", "dnn", decimation_points(dnn_acc, latency_ms, energy.joules, energy.kind),
