@@ -281,10 +281,10 @@ def main() -> int:
               f"T={baseline_t}, at {100 * (adaptive['accuracy'] - fixed['accuracy']):+.2f} points of expected accuracy")
     print(f"(on Loihi the SNN at T={baseline_t} would draw {1e3 * result['mission']['loihi_compute_w_at_baseline']:.2f} mW "
           f"(modelled) at 30 frames/s beside the robot's ~0.4 W: no policy changes the mission there)")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     plot = os.path.join(os.path.dirname(args.out), "adaptation_mission.png")
     _plot_mission(all_runs, 0.2, plot)
 
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
     print(f"wrote {args.out} and {plot}")
