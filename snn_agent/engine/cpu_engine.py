@@ -12,7 +12,7 @@ spikes, synaptic operations and neuron updates, the inputs of every energy figur
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -48,10 +48,41 @@ class OpCounts:
                 "neuron_updates": self.neuron_updates / f, "timesteps": self.timesteps}
 
 
+class FrameOpCounts:
+    """The OpCounts of one compiled frame (SNNEngine._run_frame), unpacked from the kernel's
+    arrays when first read. Unpacking (per-layer dicts, per-channel rates) took ~15 us, as much as
+    half a timestep of the bundled model, on every frame, while a robot's frame loop reads none of
+    it; what is read (`spikes`, `per_frame()`, ...) is the OpCounts' own attribute."""
+
+    def __init__(self, program: dict, timesteps: int, fired: np.ndarray, synaptic_ops: np.ndarray,
+                 rates: np.ndarray):
+        self._kernel_output = (program, timesteps, fired, synaptic_ops, rates)
+        self._counts: Optional[OpCounts] = None
+
+    def __getattr__(self, name: str):  # only for what this object lacks: everything of OpCounts
+        if name.startswith("__") or name in ("_kernel_output", "_counts"):
+            raise AttributeError(name)
+        if self._counts is None:
+            self._counts = self._unpack()
+        return getattr(self._counts, name)
+
+    def _unpack(self) -> OpCounts:
+        program, timesteps, fired, synaptic_ops, rates = self._kernel_output
+        fired, synaptic_ops = fired.tolist(), synaptic_ops.tolist()
+        return OpCounts(
+            frames=1, timesteps=timesteps, spikes=sum(fired), synaptic_ops=sum(synaptic_ops),
+            neuron_updates=program["neurons"] * timesteps,
+            per_layer=[{"name": name, "neurons": neurons, "spikes": spikes, "synaptic_ops": ops}
+                       for name, neurons, spikes, ops in zip(program["names"], program["layer_neurons"],
+                                                             fired, synaptic_ops)],
+            channel_rates=[layer_rates[:channels] for layer_rates, channels
+                           in zip(rates, program["spiking_channels"]) if channels])
+
+
 @dataclass
 class InferenceResult:
     scores: np.ndarray  # (frames, classes)
-    ops: OpCounts
+    ops: Union[OpCounts, FrameOpCounts]  # a single compiled frame: FrameOpCounts, read the same way
 
     @property
     def labels(self) -> np.ndarray:
@@ -159,13 +190,13 @@ class SNNEngine:
             raise ValueError(f"v_decay={neuron.v_decay}: the ideal target's neurons are integrate-and-fire, "
                              f"without a leak (only the loihi target has one)")
         frames = x.shape[0]
+        if frames == 1 and self._frame_program is not None:
+            return self._run_frame(x, timesteps, neuron)
         counts = OpCounts(frames=frames, timesteps=timesteps)
         x = x.astype(np.float32, copy=False)
         x_flat = (x.transpose(0, 2, 3, 1) if x.ndim == 4 else x).reshape(frames, -1)
         if self._graph is not None:
             return self._run_graph(x_flat, timesteps, neuron, counts)
-        if frames == 1 and self._frame_program is not None:
-            return self._run_frame(x_flat, timesteps, neuron, counts)
         spikes = None  # (T, frames, n) from the previous layer; None for the analog input
         spikes_per_input = None  # spikes of each input neuron over the batch, for synaptic ops
         point = self._parameters(neuron)
@@ -216,26 +247,19 @@ class SNNEngine:
                 "neurons": sum(plan.n_neurons for plan in layers),
                 "spiking_channels": [plan.channels if plan.layer.spiking else 0 for plan in layers]}
 
-    def _run_frame(self, x_flat: np.ndarray, timesteps: int, neuron: NeuronConfig,
-                   counts: OpCounts) -> InferenceResult:
-        """One frame as one compiled call (see frame_kernels). Its Python around the call is kept
-        lean: at T=2 the whole frame is ~0.1 ms, and every microsecond here is one T does not cut."""
+    def _run_frame(self, x: np.ndarray, timesteps: int, neuron: NeuronConfig) -> InferenceResult:
+        """One frame (1, C, H, W) as one compiled call (see frame_kernels). Its Python around the
+        call is kept lean: at T=2 the whole frame is ~0.1 ms, and every microsecond here is one T
+        does not cut."""
         program, point = self._frame_program, self._parameters(neuron)
-        # a copy: one array type for every caller (a read-only or unaligned camera buffer would be
-        # another type, and numba would compile run_chain again for it: ~10 s on the first such frame)
-        x_flat = np.array(x_flat, dtype=np.float32, order="C")
+        # one copy, channels-last, and always a new C-contiguous float32 array: one array type for
+        # every caller (a read-only or unaligned camera buffer would be another type, and numba
+        # would compile run_chain again for it: ~10 s on the first such frame)
+        x_flat = np.array(x[0].transpose(1, 2, 0) if x.ndim == 4 else x[0], dtype=np.float32, order="C").reshape(1, -1)
         scores, fired, synaptic_ops, rates = frame_kernels.run_chain(
             x_flat, int(timesteps), program["layout"], program["weights"], program["indices"], point.flat_biases,
             point.thresholds, float(neuron.v_init), neuron.reset == "subtract")
-        fired, synaptic_ops = fired.tolist(), synaptic_ops.tolist()
-        counts.spikes, counts.synaptic_ops = sum(fired), sum(synaptic_ops)
-        counts.neuron_updates = program["neurons"] * timesteps
-        counts.per_layer = [{"name": name, "neurons": neurons, "spikes": spikes, "synaptic_ops": ops}
-                            for name, neurons, spikes, ops in zip(program["names"], program["layer_neurons"],
-                                                                  fired, synaptic_ops)]
-        counts.channel_rates = [layer_rates[:channels] for layer_rates, channels
-                                in zip(rates, program["spiking_channels"]) if channels]
-        return InferenceResult(scores=scores[None], ops=counts)
+        return InferenceResult(scores=scores[None], ops=FrameOpCounts(program, timesteps, fired, synaptic_ops, rates))
 
     def _parameters(self, neuron: NeuronConfig) -> "_PointParameters":
         """Each layer's threshold and bias at an operating point, kept per point: a robot switches
