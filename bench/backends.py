@@ -12,14 +12,17 @@ For T in {8, 16, 32}, one frame at a time (batch of 1, as a robot sends them):
              CUBA LIF (one BLAS thread)                                                  measured latency
   lava       the same loihi target in Lava's Loihi2SimCfg(select_tag='fixed_pt') simulation
              (LavaBackend: one network kept running across frames)                       measured latency
-  openvino   the DNN's IR on OpenVINO's CPU device (one thread); no timesteps, the same
-             figures at every T                                                          measured latency
+  openvino   the DNN's IR on OpenVINO's CPU device (one thread); no timesteps, measured
+             again beside each T's engines                                               measured latency
   loihi      the Loihi chip, modelled: energy from the operations our exact emulation counts
              (Davies et al. 2018 per-op energies + static power), latency = (T + depth) steps x the
              chip timestep in energy/constants.py                                       modelled
   ncs2       the Neural Compute Stick, modelled: latency from the DNN's MACs at the stick's
              sustained rate + USB overhead, energy = latency x published active power
              (Blouw et al. 2018)                                                        modelled
+cpu, cpu-numpy, cpu-loihi and openvino take turns on the same blocks of 25 frames, in a random order
+per block (this machine's speed drifts within a second; see run_side_by_side). Lava runs alone, after
+them (~0.5 s a frame).
 CPU energy (cpu, cpu-loihi, openvino, lava) is the CPU time of the inference x a per-core power
 (modelled) unless the machine exposes RAPL counters (measured). For `lava` it is the CPU time of
 this process and of every process the Lava runtime started, read from /proc: what simulating the
@@ -54,7 +57,7 @@ from snn_agent.data import datasets  # noqa: E402
 from snn_agent.data.prepare import model_input  # noqa: E402
 from snn_agent.energy.constants import AcceleratorPower, CpuPower, LoihiEnergy  # noqa: E402
 from snn_agent.energy.dnn_ops import dnn_macs  # noqa: E402
-from snn_agent.energy.models import (MODELLED, CpuEnergyMeter, EnergyEstimate, accelerator_energy,  # noqa: E402
+from snn_agent.energy.models import (MODELLED, CpuEnergyMeter, accelerator_energy,  # noqa: E402
                                      accelerator_latency, loihi_energy)
 from snn_agent.engine.loihi_engine import LoihiEngine  # noqa: E402
 from snn_agent.progress import ProgressBar  # noqa: E402
@@ -68,12 +71,13 @@ PAPER = {"source": "Chandarana et al. 2022 (DNN-to-SNN conversion, Loihi vs NCS2
          "power_ratio": 27.0, "energy_ratio": 5.0}
 MODEL_DIR = os.path.join(ROOT, "models", "fashion_cnn_snn")
 WARMUP = 5
+BLOCK = 25  # frames a runner takes in one go when runners alternate (run_side_by_side)
 DESCRIPTIONS = {
     "cpu": "cpu: ideal float SNN, CPU engine (compiled single-frame path), 1 BLAS thread",
     "cpu-numpy": "cpu (numpy path): the same, single frames on the time-batched numpy path",
     "cpu-loihi": "cpu (Loihi-exact emulation): loihi target on LoihiEngine, 1 BLAS thread",
     "lava": "lava: loihi target in Lava Loihi2SimCfg fixed_pt (CPU simulation)",
-    "openvino": "openvino: the DNN on OpenVINO CPU device, 1 thread (T n/a)",
+    "openvino": "openvino: the DNN on OpenVINO CPU device, 1 thread (T n/a; measured again beside each T's engines)",
     "loihi": "loihi: Loihi chip, modelled from ops counted by the exact emulation",
     "ncs2": "ncs2: Neural Compute Stick, modelled from published power and the DNN's MACs (T n/a)",
 }
@@ -127,57 +131,64 @@ def row(latencies_s, energies_j, kind, source, correct, n_frames, **extra) -> di
     return out
 
 
-def run_cpu(backend, x, labels, timesteps, label):
-    """The ideal SNN through CpuBackend, frame by frame."""
-    for i in range(min(WARMUP, len(x))):
-        backend.infer(x[i:i + 1], timesteps)
-    latencies, energies, correct, kind, source = [], [], [], None, None
-    bar = ProgressBar(f"{label:<10} T={timesteps:<3}")
-    for i in range(len(x)):
-        result = backend.infer(x[i:i + 1], timesteps)
-        latencies.append(result.latency_s)
-        energies.append(result.energy.joules)
-        kind, source = result.energy.kind, result.energy.source
-        correct.append(int(result.labels[0]) == int(labels[i]))
-        bar(i + 1, len(x))
-    return row(latencies, energies, kind, source, correct, len(x))
+def cpu_runner(backend, timesteps):
+    """The ideal SNN through CpuBackend (either single-frame path)."""
+    def run(frame):
+        result = backend.infer(frame, timesteps)
+        return result.latency_s, result.energy, int(result.labels[0]), None
+    return run
 
 
-def run_loihi_engine(engine, meter, x, labels, timesteps, label):
-    """The loihi target on LoihiEngine, frame by frame; also -> each frame's op counts."""
-    for i in range(min(WARMUP, len(x))):
-        engine.run(x[i:i + 1], timesteps)
-    latencies, energies, correct, ops, kind, source = [], [], [], [], None, None
-    bar = ProgressBar(f"{label:<10} T={timesteps:<3}")
-    for i in range(len(x)):
+def loihi_engine_runner(engine, meter, timesteps):
+    """The loihi target on LoihiEngine, timed and metered here; also each frame's op counts."""
+    def run(frame):
         reading = meter.read()
         start = time.perf_counter()
-        result = engine.run(x[i:i + 1], timesteps)
-        latencies.append(time.perf_counter() - start)
-        energy = meter.energy(reading, meter.read())
-        energies.append(energy.joules)
-        kind, source = energy.kind, energy.source
-        ops.append(result.ops.per_frame())
-        correct.append(int(result.scores[0].argmax()) == int(labels[i]))
-        bar(i + 1, len(x))
-    return row(latencies, energies, kind, source, correct, len(x)), ops, correct
+        result = engine.run(frame, timesteps)
+        latency = time.perf_counter() - start
+        return latency, meter.energy(reading, meter.read()), int(result.scores[0].argmax()), result.ops.per_frame()
+    return run
 
 
-def run_openvino(backend, x, labels):
-    """The DNN through OpenVinoBackend, frame by frame (T does not apply)."""
-    for i in range(min(WARMUP, len(x))):
-        backend.infer(x[i:i + 1])
-    latencies, energies, correct, kind, source = [], [], [], None, None
-    bar = ProgressBar(f"{'openvino':<10} T=n/a")
-    for i in range(len(x)):
-        result = backend.infer(x[i:i + 1])
-        latencies.append(result.latency_s)
-        energies.append(result.energy.joules)
-        kind, source = result.energy.kind, result.energy.source
-        correct.append(int(result.labels[0]) == int(labels[i]))
-        bar(i + 1, len(x))
-    return row(latencies, energies, kind, source, correct, len(x), timesteps_apply=False,
-               device=backend.describe()), correct
+def openvino_runner(backend):
+    """The DNN through OpenVinoBackend (T does not apply)."""
+    def run(frame):
+        result = backend.infer(frame)
+        return result.latency_s, result.energy, int(result.labels[0]), None
+    return run
+
+
+def run_side_by_side(runners: dict, x, labels, timesteps) -> dict:
+    """Every runner on the same short blocks of frames (BLOCK), the runners in a random order drawn
+    per block (seeded). This machine's speed drifts within a second: runners timed on all frames one
+    after another are not comparable (bench/adaptation.py saw the same configuration come out 34 %
+    apart that way). Frame by frame is not right either: a light runner then always starts from
+    caches the heavy ones filled (measured: OpenVINO's p50 0.20 ms alone, ~0.7 ms frame by frame
+    among the SNN engines), which is not what a robot running one backend sees.
+    runners: name -> run(frame) -> (latency_s, EnergyEstimate, label, ops or None).
+    Returns name -> (row, ops per frame, correct per frame)."""
+    names = list(runners)
+    for name in names:
+        for i in range(min(WARMUP, len(x))):
+            runners[name](x[i:i + 1])
+    latencies, energies, correct, ops = ({name: [] for name in names} for _ in range(4))
+    energy_of = {}
+    rng = np.random.default_rng(0)
+    bar = ProgressBar(f"T={timesteps:<3} {'/'.join(names)}")
+    for start in range(0, len(x), BLOCK):
+        frames = range(start, min(start + BLOCK, len(x)))
+        for k in rng.permutation(len(names)):
+            name = names[k]
+            for i in frames:
+                latency, energy, label, frame_ops = runners[name](x[i:i + 1])
+                latencies[name].append(latency)
+                energies[name].append(energy.joules)
+                energy_of[name] = energy
+                correct[name].append(label == int(labels[i]))
+                ops[name].append(frame_ops)
+        bar(frames[-1] + 1, len(x))
+    return {name: (row(latencies[name], energies[name], energy_of[name].kind, energy_of[name].source, correct[name],
+                       len(x)), ops[name], correct[name]) for name in names}
 
 
 def run_lava(backend, engine, x, labels, timesteps, cpu_power):
@@ -371,24 +382,26 @@ def main() -> int:
     lava_x, lava_labels = x[:n_lava], labels[:n_lava]
     meter = CpuEnergyMeter(cpu_power)
 
+    openvino = create_backend("openvino")
+    openvino.load(MODEL_DIR)
+
     backends = {name: {"description": DESCRIPTIONS[name], "T": {}} for name in DESCRIPTIONS}
     engine_ops = {}
     for t in TIMESTEPS:
-        backends["cpu"]["T"][str(t)] = run_cpu(cpu, x, labels, t, "cpu")
-        backends["cpu-numpy"]["T"][str(t)] = run_cpu(cpu_numpy, x, labels, t, "cpu-numpy")
-        backends["cpu-loihi"]["T"][str(t)], ops, correct = run_loihi_engine(engine, meter, x, labels, t, "cpu-loihi")
-        engine_ops[t] = (ops, correct)
+        measured = run_side_by_side({"cpu": cpu_runner(cpu, t), "cpu-numpy": cpu_runner(cpu_numpy, t),
+                                     "cpu-loihi": loihi_engine_runner(engine, meter, t),
+                                     "openvino": openvino_runner(openvino)}, x, labels, t)
+        for name, (measured_row, _, _) in measured.items():
+            backends[name]["T"][str(t)] = measured_row
+        backends["openvino"]["T"][str(t)].update(timesteps_apply=False, device=openvino.describe())
+        engine_ops[t] = measured["cpu-loihi"][1:]
+        dnn_correct = measured["openvino"][2]  # the same answers at every T; the ncs2 row's accuracy
     cpu.close()
     cpu_numpy.close()
-
-    openvino = create_backend("openvino")
-    openvino.load(MODEL_DIR)
-    dnn, dnn_correct = run_openvino(openvino, x, labels)  # its answers are the ncs2 row's accuracy too
     openvino.close()
     macs = dnn_macs(cpu.model)
 
     for t in TIMESTEPS:
-        backends["openvino"]["T"][str(t)] = dict(dnn)
         ops, correct = engine_ops[t]
         backends["loihi"]["T"][str(t)] = loihi_row(ops, correct, t, engine.depth, loihi_constants)
         backends["ncs2"]["T"][str(t)] = ncs2_row(macs, dnn_correct, ncs2_constants)
