@@ -211,7 +211,10 @@ class MeasuredCost:
         interleaved rounds), two identical configurations came out 34 % apart; frame by frame,
         every configuration sees the same conditions. The order must be random, not rotated: in a
         rotation each configuration always follows the same one, and in a 13-point profile T=2,
-        always right after T=128, came out 0.236 ms, above T=3's 0.176 (0.164 among T <= 12)."""
+        always right after T=128, came out 0.236 ms, above T=3's 0.176 (0.164 among T <= 12).
+        Frame by frame suits these configurations because they are one engine on the same weights;
+        different backends interleaved so would each start from caches the others filled
+        (bench/backends.py lets them take turns on blocks of frames instead)."""
         for timesteps, neuron in configs:
             self.infer(self.frames[:1], timesteps, neuron)
         latencies, joules = [[] for _ in configs], [[] for _ in configs]
