@@ -92,6 +92,33 @@ def test_gather_convolution_equals_strided_copies(stride, padding):
     assert synaptic_ops == (x.transpose(0, 3, 1, 2) != 0).sum(axis=0).ravel() @ fan_out(layer).ravel()
 
 
+@pytest.mark.parametrize("first", ["conv", "dense"])
+def test_single_frame_reads_a_multichannel_image_as_it_comes(first):
+    """The compiled frame reads (C, H, W) images without a channels-last copy (its first layer's
+    index or weight rows are reordered instead): with 3 channels, whose order matters, frame by
+    frame gives the batched path's spikes and scores."""
+    rng = np.random.default_rng(1)
+    if first == "conv":
+        hidden = Layer("hidden", "conv", rng.normal(size=(4, 3, 3, 3)).astype(np.float32),
+                       rng.normal(size=4).astype(np.float32) * 0.1, (3, 6, 5), (4, 3, 3), stride=(2, 2),
+                       padding=(1, 1, 1, 1))
+    else:
+        hidden = Layer("hidden", "dense", rng.normal(size=(36, 90)).astype(np.float32),
+                       rng.normal(size=36).astype(np.float32) * 0.1, (3, 6, 5), (36,))
+    out = Layer("out", "dense", rng.normal(size=(5, 36)).astype(np.float32), np.zeros(5, np.float32),
+                (36,) if first == "dense" else (4, 3, 3), (5,), spiking=False)
+    model = SNNModel(Network([hidden, out], Preprocessing(input_shape=(3, 6, 5))), [1.0], NeuronConfig("subtract", 0.5))
+    x = rng.random((8, 3, 6, 5)).astype(np.float32)
+    engine = SNNEngine(model)
+    batch = engine.run(x, 6)
+    frames = [engine.run(frame[None], 6) for frame in x]
+    np.testing.assert_allclose(np.concatenate([f.scores for f in frames]), batch.scores, rtol=1e-4, atol=1e-4)
+    assert [sum(f.ops.per_layer[0]["spikes"] for f in frames)] == [batch.ops.per_layer[0]["spikes"]] != [0]
+    # a channels-last image (the wrong order) would give other scores
+    swapped = engine.run(np.ascontiguousarray(x[:1].transpose(0, 2, 3, 1)).reshape(1, 3, 6, 5), 6)
+    assert not np.allclose(swapped.scores, frames[0].scores)
+
+
 @pytest.fixture(scope="module")
 def bundled():
     model = SNNModel.load(BUNDLED_SNN)

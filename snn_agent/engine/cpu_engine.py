@@ -49,34 +49,36 @@ class OpCounts:
 
 
 class FrameOpCounts:
-    """The OpCounts of one compiled frame (SNNEngine._run_frame), unpacked from the kernel's
-    arrays when first read. Unpacking (per-layer dicts, per-channel rates) took ~15 us, as much as
-    half a timestep of the bundled model, on every frame, while a robot's frame loop reads none of
-    it; what is read (`spikes`, `per_frame()`, ...) is the OpCounts' own attribute."""
+    """The OpCounts of one compiled frame (SNNEngine._run_frame), counted from the kernel's spikes
+    when first read. Counting (per layer, per channel) took ~7 us in the kernel and unpacking it
+    ~15 us more, as much as a timestep of the bundled model, on every frame, while a robot's frame
+    loop reads none of it; what is read (`spikes`, `per_frame()`, ...) is the OpCounts' own
+    attribute."""
 
-    def __init__(self, program: dict, timesteps: int, fired: np.ndarray, synaptic_ops: np.ndarray,
-                 rates: np.ndarray):
-        self._kernel_output = (program, timesteps, fired, synaptic_ops, rates)
+    def __init__(self, program: dict, timesteps: int, synaptic_ops: np.ndarray, spikes: np.ndarray):
+        self._kernel_output = (program, timesteps, synaptic_ops, spikes)
         self._counts: Optional[OpCounts] = None
 
     def __getattr__(self, name: str):  # only for what this object lacks: everything of OpCounts
         if name.startswith("__") or name in ("_kernel_output", "_counts"):
             raise AttributeError(name)
         if self._counts is None:
-            self._counts = self._unpack()
+            self._counts = self._count()
         return getattr(self._counts, name)
 
-    def _unpack(self) -> OpCounts:
-        program, timesteps, fired, synaptic_ops, rates = self._kernel_output
-        fired, synaptic_ops = fired.tolist(), synaptic_ops.tolist()
-        return OpCounts(
-            frames=1, timesteps=timesteps, spikes=sum(fired), synaptic_ops=sum(synaptic_ops),
-            neuron_updates=program["neurons"] * timesteps,
-            per_layer=[{"name": name, "neurons": neurons, "spikes": spikes, "synaptic_ops": ops}
-                       for name, neurons, spikes, ops in zip(program["names"], program["layer_neurons"],
-                                                             fired, synaptic_ops)],
-            channel_rates=[layer_rates[:channels] for layer_rates, channels
-                           in zip(rates, program["spiking_channels"]) if channels])
+    def _count(self) -> OpCounts:
+        program, timesteps, synaptic_ops, spikes = self._kernel_output
+        counts = OpCounts(frames=1, timesteps=timesteps)
+        start = 0
+        for plan, ops in zip(program["layers"], synaptic_ops.tolist()):
+            per_neuron = None
+            if plan.layer.spiking:
+                block = spikes[start:start + timesteps * plan.n_neurons]
+                per_neuron = block.reshape(timesteps, plan.n_neurons).sum(axis=0)
+                counts.channel_rates.append(plan.channel_rates(per_neuron, 1, timesteps))
+                start += block.size
+            counts.add_layer(plan.layer.name, plan.n_neurons, _total(per_neuron), ops, timesteps)
+        return counts
 
 
 @dataclass
@@ -128,7 +130,7 @@ class _ChannelsLastLayer:
 
     def channel_rates(self, spikes_per_neuron: np.ndarray, frames: int, timesteps: int) -> np.ndarray:
         """Mean spikes per neuron per step of each channel (the maps are channels-last)."""
-        per_channel = spikes_per_neuron.reshape(-1, self.channels).sum(axis=0)
+        per_channel = spikes_per_neuron.reshape(-1, self.channels).sum(axis=0, dtype=np.float64)
         return per_channel / (frames * timesteps * (self.n_neurons // self.channels))
 
     def apply(self, x_flat: np.ndarray) -> np.ndarray:
@@ -219,7 +221,8 @@ class SNNEngine:
 
     def _frame_program_arrays(self) -> Optional[dict]:
         """The flat arrays frame_kernels.run_chain reads, or None where it does not apply: graphs,
-        grouped convolutions, or a network whose last layer spikes."""
+        grouped convolutions, or a network whose last layer spikes. The first layer reads the
+        input in its own (C, H, W) order, so that a frame needs no channels-last copy."""
         layers = self._layers
         if self._graph is not None or layers[-1].layer.spiking or any(
                 plan.layer.kind == "conv" and plan.conv_plan is None for plan in layers):
@@ -227,39 +230,56 @@ class SNNEngine:
         k = frame_kernels
         layout = np.zeros((len(layers), k.LAYOUT_COLUMNS), np.int64)
         weights, indices, weight_start, index_start, bias_start = [], [], 0, 0, 0
-        for row, plan in zip(layout, layers):
+        for position, (row, plan) in enumerate(zip(layout, layers)):
             conv = plan.conv_plan
             matrix = conv.matrix if conv is not None else plan.weight_t
-            row[[k.KIND, k.CHANNELS, k.WEIGHT_START, k.WEIGHT_ROWS, k.WEIGHT_COLS, k.BIAS_START, k.N_OUT]] = (
-                k.CONV if conv is not None else k.DENSE, plan.channels, weight_start, *matrix.shape, bias_start,
-                plan.n_neurons)
+            index = conv.index if conv is not None else None
+            if position == 0:
+                matrix, index = self._reading_input_order(matrix, index)
+            row[[k.KIND, k.WEIGHT_START, k.WEIGHT_ROWS, k.WEIGHT_COLS, k.BIAS_START, k.N_OUT]] = (
+                k.CONV if conv is not None else k.DENSE, weight_start, *matrix.shape, bias_start, plan.n_neurons)
             weights.append(matrix.ravel())
             weight_start += matrix.size
             bias_start += plan.n_neurons
-            if conv is not None:
-                row[[k.INDEX_START, k.POSITIONS]] = index_start, conv.index.shape[0]
-                indices.append(conv.index.ravel().astype(np.int32))
-                index_start += conv.index.size
-        return {"layout": layout, "weights": np.concatenate(weights),
+            if index is not None:
+                row[[k.INDEX_START, k.POSITIONS]] = index_start, index.shape[0]
+                indices.append(index.ravel().astype(np.int32))
+                index_start += index.size
+        return {"layout": layout, "weights": np.concatenate(weights).astype(np.float32),
                 "indices": np.concatenate(indices) if indices else np.zeros(0, np.int32),
-                # what OpCounts reports per layer, ready for _run_frame
-                "names": [plan.layer.name for plan in layers], "layer_neurons": [plan.n_neurons for plan in layers],
-                "neurons": sum(plan.n_neurons for plan in layers),
-                "spiking_channels": [plan.channels if plan.layer.spiking else 0 for plan in layers]}
+                "n_spiking": sum(plan.n_neurons for plan in layers if plan.layer.spiking),
+                "layers": layers}  # what FrameOpCounts counts per layer
+
+    def _reading_input_order(self, matrix: np.ndarray, index: Optional[np.ndarray]) -> tuple:
+        """The first layer's gather index (conv) or weight rows (dense), made to read the input
+        as it comes, (C, H, W), instead of channels-last."""
+        shape = tuple(self.model.network.preprocessing.input_shape)
+        if len(shape) != 3:
+            return matrix, index
+        c, h, w = shape
+        input_position = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()  # of each (y, x, c)
+        if index is not None:  # its entries past the input (padding) stay there
+            return matrix, np.append(input_position, input_position.size)[index]
+        reordered = np.empty_like(matrix)
+        reordered[input_position] = matrix
+        return reordered, None
 
     def _run_frame(self, x: np.ndarray, timesteps: int, neuron: NeuronConfig) -> InferenceResult:
         """One frame (1, C, H, W) as one compiled call (see frame_kernels). Its Python around the
         call is kept lean: at T=2 the whole frame is ~0.1 ms, and every microsecond here is one T
         does not cut."""
         program, point = self._frame_program, self._parameters(neuron)
-        # one copy, channels-last, and always a new C-contiguous float32 array: one array type for
-        # every caller (a read-only or unaligned camera buffer would be another type, and numba
-        # would compile run_chain again for it: ~10 s on the first such frame)
-        x_flat = np.array(x[0].transpose(1, 2, 0) if x.ndim == 4 else x[0], dtype=np.float32, order="C").reshape(1, -1)
-        scores, fired, synaptic_ops, rates = frame_kernels.run_chain(
-            x_flat, int(timesteps), program["layout"], program["weights"], program["indices"], point.flat_biases,
-            point.thresholds, float(neuron.v_init), neuron.reset == "subtract")
-        return InferenceResult(scores=scores[None], ops=FrameOpCounts(program, timesteps, fired, synaptic_ops, rates))
+        frame = x[0]
+        if not (frame.dtype == np.float32 and frame.flags.c_contiguous and frame.flags.writeable
+                and frame.flags.aligned):
+            # one array type for every caller: a read-only or unaligned camera buffer would be
+            # another, and numba would compile run_chain again for it (~10 s on that first frame)
+            frame = np.array(frame, dtype=np.float32, order="C")
+        scores, synaptic_ops, spikes = frame_kernels.run_chain(
+            frame.reshape(1, -1), int(timesteps), program["layout"], program["weights"], program["indices"],
+            point.flat_biases, point.thresholds, float(neuron.v_init), neuron.reset == "subtract",
+            program["n_spiking"])
+        return InferenceResult(scores=scores[None], ops=FrameOpCounts(program, timesteps, synaptic_ops, spikes))
 
     def _parameters(self, neuron: NeuronConfig) -> "_PointParameters":
         """Each layer's threshold and bias at an operating point, kept per point: a robot switches

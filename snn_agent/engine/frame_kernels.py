@@ -3,8 +3,8 @@
 On a robot the engine sees one frame at a time. The time-batched numpy path of cpu_engine then
 pays numpy's per-call overhead dozens of times per frame, whatever T: at small T that fixed cost
 was most of a frame (0.7 ms of 0.86 ms at T=2 on the bundled model), so cutting timesteps
-could not cut latency much. Here the layer loop, the neuron updates and the bookkeeping are
-compiled, and only the arithmetic remains:
+could not cut latency much. Here the layer loop, the neuron updates and the synaptic-operation
+count are compiled, and only the arithmetic remains (spikes are counted by whoever reads them):
 - a convolution gathers its windows (one precomputed index, ops.Conv2dNhwcPlan) and makes one BLAS
   product for all timesteps; spike maps at 10-20 % density are not sparse enough for scattering
   each spike through the kernel to win (measured: 1.5-2x slower);
@@ -12,7 +12,8 @@ compiled, and only the arithmetic remains:
   times less work than the product;
 - integrate-and-fire is a branch-free loop that compiles to vector instructions.
 Same arithmetic as the batched path: results agree to float32 rounding. Maps are channels-last,
-flattened: index (y * W + x) * C + c.
+flattened: index (y * W + x) * C + c; the image is read as it comes (cpu_engine reorders the first
+layer's index or weights once).
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ CONV, DENSE = 0, 1  # layer kinds of run_chain
 # (weights, indices, biases) at these offsets: numba compiles for array types, not for a model,
 # so one compiled run_chain serves every chain network (typed lists would do the same, but build
 # themselves by compiling code in every process that creates one, which numba does not cache).
-KIND, CHANNELS, WEIGHT_START, WEIGHT_ROWS, WEIGHT_COLS, INDEX_START, POSITIONS, BIAS_START, N_OUT = range(9)
-LAYOUT_COLUMNS = 9
+KIND, WEIGHT_START, WEIGHT_ROWS, WEIGHT_COLS, INDEX_START, POSITIONS, BIAS_START, N_OUT = range(8)
+LAYOUT_COLUMNS = 8
 
 
 @njit(cache=True)
@@ -70,17 +71,16 @@ def dense_accumulate(x, weight_t, summed):
 
 
 @njit(cache=True)
-def integrate_and_fire(current, bias, timesteps, threshold, v_init, subtract):
+def integrate_and_fire(current, bias, timesteps, threshold, v_init, subtract, spikes):
     """Integrate-and-fire over T steps. current: (T or 1, n) without bias (one row: a constant input);
     threshold and v_init: float32, in units of potential (float32 throughout, as the batched
     path). Reset by subtracting the threshold, firing at the threshold (the batched path's rule:
     spikes so far = floor((v0 + input so far) / threshold)); or reset to zero, firing strictly
-    above it (Loihi). Returns the spikes (T, n) as float32 0/1.
+    above it (Loihi). Writes the spikes as float32 0/1 into `spikes` (T, n).
 
     Branch-free, storing only the potential and the spike, so that it compiles to vector
     instructions (a spike counter in the same loop stops that: 3-5x slower)."""
     n = current.shape[1]
-    spikes = np.empty((timesteps, n), np.float32)
     v = np.full(n, v_init, np.float32)
     one, zero = np.float32(1.0), np.float32(0.0)
     for t in range(timesteps):
@@ -98,49 +98,34 @@ def integrate_and_fire(current, bias, timesteps, threshold, v_init, subtract):
                 fired = one if potential > threshold else zero
                 v[i] = potential * (one - fired)
                 out[i] = fired
-    return spikes
 
 
 @njit(cache=True)
-def channel_spikes(spikes, channels):
-    """Spikes of each channel over all rows (channels-last: neuron i is channel i % channels)."""
-    rows, n = spikes.shape
-    # float32 sums of 0/1 are exact up to 2**24; both loops compile to vector adds (a running
-    # i % channels index in the second did not, and summing rows per channel there was 2-4x slower)
-    per_neuron = np.zeros(n, np.float32)
-    for r in range(rows):
-        for i in range(n):
-            per_neuron[i] += spikes[r, i]
-    per_channel = np.zeros(channels, np.float32)
-    for start in range(0, n, channels):
-        for c in range(channels):
-            per_channel[c] += per_neuron[start + c]
-    return per_channel
-
-
-@njit(cache=True)
-def run_chain(x, timesteps, layout, weights, indices, biases, thresholds, v_init, subtract):
+def run_chain(x, timesteps, layout, weights, indices, biases, thresholds, v_init, subtract, n_spiking):
     """One frame through a chain whose last layer gives the scores (its mean input over the steps).
 
-    x: (1, n) float32 image, a constant current (its synapses work every step). Per layer (a row
-    of `layout`, columns above): its kind; its weight matrix (conv: (kh*kw*C, O) rows in (ky, kx, c)
-    order; dense: the transposed weight), its gather index (conv: (positions, kh*kw*C)), its bias at
-    the operating point (float32, channels-last), all flat; its threshold (float32) and output
-    channels. v_init: a fraction of each threshold, a Python float (a numpy scalar costs the call
-    over a microsecond of type checks). Returns the scores and, per layer, the spikes
-    fired, the synaptic operations and each channel's spikes per neuron per step (row `layer`,
-    first `channels` columns; the score layer: no spikes, zero rates)."""
+    x: (1, n) float32 image, a constant current (its synapses work every step), in the order the
+    first layer's gather index or weight rows read it. Per layer (a row of `layout`, columns above):
+    its kind; its weight matrix (conv: (kh*kw*C, O) rows in (ky, kx, c) order; dense: the
+    transposed weight), its gather index (conv: (positions, kh*kw*C)), its bias at the operating
+    point (float32, channels-last), all flat; its threshold (float32). v_init: a fraction of each
+    threshold, a Python float (a numpy scalar costs the call over a microsecond of type checks).
+    n_spiking: the spiking layers' neurons together.
+    Returns the scores, each layer's synaptic operations and every spike: each spiking layer's
+    (T, n) block after the previous one's, flat. Counting spikes per layer and channel is left to
+    whoever reads them (cpu_engine.FrameOpCounts): a robot's frame loop does not."""
     n_layers = layout.shape[0]
-    spikes_fired = np.zeros(n_layers, np.int64)
     synaptic_ops = np.zeros(n_layers, np.int64)
-    rates = np.zeros((n_layers, layout[:, CHANNELS].max()), np.float64)
+    spikes = np.empty(timesteps * n_spiking, np.float32)
+    spikes_start = 0
     rows = x
     steps_per_row = timesteps
     for layer in range(n_layers):
         spec = layout[layer]
         start, n_rows, n_cols = spec[WEIGHT_START], spec[WEIGHT_ROWS], spec[WEIGHT_COLS]
         matrix = weights[start:start + n_rows * n_cols].reshape((n_rows, n_cols))
-        bias = biases[spec[BIAS_START]:spec[BIAS_START] + spec[N_OUT]]
+        n_out = spec[N_OUT]
+        bias = biases[spec[BIAS_START]:spec[BIAS_START] + n_out]
         last = layer == n_layers - 1
         if spec[KIND] == CONV:
             start, positions = spec[INDEX_START], spec[POSITIONS]
@@ -151,25 +136,10 @@ def run_chain(x, timesteps, layout, weights, indices, biases, thresholds, v_init
         synaptic_ops[layer] = ops * steps_per_row
         if last:
             scores = current.sum(axis=0) / np.float32(rows.shape[0]) + bias
-            return scores, spikes_fired, synaptic_ops, rates
-        threshold, channels = thresholds[layer], spec[CHANNELS]
-        rows = integrate_and_fire(current, bias, timesteps, threshold, np.float32(v_init) * threshold, subtract)
-        per_channel = channel_spikes(rows, channels)
-        spikes_fired[layer] = np.int64(per_channel.sum())
-        rates[layer, :channels] = per_channel / np.float64(timesteps * (rows.shape[1] // channels))
+            return scores, synaptic_ops, spikes
+        threshold = thresholds[layer]
+        rows = spikes[spikes_start:spikes_start + timesteps * n_out].reshape((timesteps, n_out))
+        integrate_and_fire(current, bias, timesteps, threshold, np.float32(v_init) * threshold, subtract, rows)
+        spikes_start += timesteps * n_out
         steps_per_row = 1
     raise ValueError("run_chain: no layers")
-
-
-def warm_up() -> None:
-    """Compile the kernels (or load them from numba's cache: ~15 s the first time on a small
-    machine, under a second after) on a two-layer network; the types, not the model, decide
-    what is compiled, so every chain model then starts at full speed."""
-    rng = np.random.default_rng(0)
-    image = rng.random((1, 4 * 4 * 1), dtype=np.float32)  # 4x4x1 -> 3x3 conv (pad 1) -> 4x4x2 -> dense 3
-    taps = (np.arange(9, dtype=np.int32).reshape(1, 9) + np.zeros((16, 1), np.int32)).ravel()
-    layout = np.zeros((2, LAYOUT_COLUMNS), np.int64)
-    layout[0, [KIND, CHANNELS, WEIGHT_START, WEIGHT_ROWS, WEIGHT_COLS, POSITIONS, N_OUT]] = [CONV, 2, 0, 9, 2, 16, 32]
-    layout[1, [KIND, CHANNELS, WEIGHT_START, WEIGHT_ROWS, WEIGHT_COLS, BIAS_START, N_OUT]] = [DENSE, 3, 18, 32, 3, 32, 3]
-    run_chain(image, 2, layout, rng.random(18 + 96, dtype=np.float32), taps, np.zeros(35, np.float32),
-              np.ones(2, np.float32), 0.5, True)
