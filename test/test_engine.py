@@ -85,11 +85,8 @@ def test_gather_convolution_equals_strided_copies(stride, padding):
     np.testing.assert_allclose(plan(x.reshape(2, -1)), expected, rtol=1e-5, atol=1e-5)
     assert np.abs(expected).sum() > 0
     # the compiled single-frame kernel gathers with the same index
-    compiled, synaptic_ops = conv_product(x.reshape(2, -1), plan.index.astype(np.int32), plan.matrix)
+    compiled = conv_product(x.reshape(2, -1), plan.index.astype(np.int32), plan.matrix)
     np.testing.assert_allclose(compiled, expected, rtol=1e-5, atol=1e-5)
-    layer = Layer("c", "conv", weight, np.zeros(6, np.float32), (3, 9, 8), (6,) + maps.shape[1:3], stride=stride,
-                  padding=padding)
-    assert synaptic_ops == (x.transpose(0, 3, 1, 2) != 0).sum(axis=0).ravel() @ fan_out(layer).ravel()
 
 
 @pytest.mark.parametrize("first", ["conv", "dense"])
@@ -114,6 +111,7 @@ def test_single_frame_reads_a_multichannel_image_as_it_comes(first):
     frames = [engine.run(frame[None], 6) for frame in x]
     np.testing.assert_allclose(np.concatenate([f.scores for f in frames]), batch.scores, rtol=1e-4, atol=1e-4)
     assert [sum(f.ops.per_layer[0]["spikes"] for f in frames)] == [batch.ops.per_layer[0]["spikes"]] != [0]
+    assert sum(f.ops.synaptic_ops for f in frames) == batch.ops.synaptic_ops
     # a channels-last image (the wrong order) would give other scores
     swapped = engine.run(np.ascontiguousarray(x[:1].transpose(0, 2, 3, 1)).reshape(1, 3, 6, 5), 6)
     assert not np.allclose(swapped.scores, frames[0].scores)

@@ -55,8 +55,8 @@ class FrameOpCounts:
     loop reads none of it; what is read (`spikes`, `per_frame()`, ...) is the OpCounts' own
     attribute."""
 
-    def __init__(self, program: dict, timesteps: int, synaptic_ops: np.ndarray, spikes: np.ndarray):
-        self._kernel_output = (program, timesteps, synaptic_ops, spikes)
+    def __init__(self, program: dict, timesteps: int, input_active: np.ndarray, spikes: np.ndarray):
+        self._kernel_output = (program, timesteps, input_active, spikes)
         self._counts: Optional[OpCounts] = None
 
     def __getattr__(self, name: str):  # only for what this object lacks: everything of OpCounts
@@ -67,17 +67,22 @@ class FrameOpCounts:
         return getattr(self._counts, name)
 
     def _count(self) -> OpCounts:
-        program, timesteps, synaptic_ops, spikes = self._kernel_output
+        """As the batched path counts: a synaptic operation per nonzero input (the image, every
+        step) or spike and synapse it reaches."""
+        program, timesteps, input_active, spikes = self._kernel_output
         counts = OpCounts(frames=1, timesteps=timesteps)
-        start = 0
-        for plan, ops in zip(program["layers"], synaptic_ops.tolist()):
+        spikes_per_input, start = None, 0  # None: the image
+        for plan in program["layers"]:
+            synaptic_ops = float(input_active @ program["input_fan_out"]) * timesteps \
+                if spikes_per_input is None else float(spikes_per_input @ plan.fan_out)
             per_neuron = None
             if plan.layer.spiking:
                 block = spikes[start:start + timesteps * plan.n_neurons]
                 per_neuron = block.reshape(timesteps, plan.n_neurons).sum(axis=0)
                 counts.channel_rates.append(plan.channel_rates(per_neuron, 1, timesteps))
                 start += block.size
-            counts.add_layer(plan.layer.name, plan.n_neurons, _total(per_neuron), ops, timesteps)
+            counts.add_layer(plan.layer.name, plan.n_neurons, _total(per_neuron), synaptic_ops, timesteps)
+            spikes_per_input = per_neuron
         return counts
 
 
@@ -248,7 +253,8 @@ class SNNEngine:
         return {"layout": layout, "weights": np.concatenate(weights).astype(np.float32),
                 "indices": np.concatenate(indices) if indices else np.zeros(0, np.int32),
                 "n_spiking": sum(plan.n_neurons for plan in layers if plan.layer.spiking),
-                "layers": layers}  # what FrameOpCounts counts per layer
+                # what FrameOpCounts counts with
+                "layers": layers, "input_fan_out": fan_out(layers[0].layer).ravel().astype(np.float64)}
 
     def _reading_input_order(self, matrix: np.ndarray, index: Optional[np.ndarray]) -> tuple:
         """The first layer's gather index (conv) or weight rows (dense), made to read the input
@@ -275,11 +281,11 @@ class SNNEngine:
             # one array type for every caller: a read-only or unaligned camera buffer would be
             # another, and numba would compile run_chain again for it (~10 s on that first frame)
             frame = np.array(frame, dtype=np.float32, order="C")
-        scores, synaptic_ops, spikes = frame_kernels.run_chain(
+        scores, input_active, spikes = frame_kernels.run_chain(
             frame.reshape(1, -1), int(timesteps), program["layout"], program["weights"], program["indices"],
             point.flat_biases, point.thresholds, float(neuron.v_init), neuron.reset == "subtract",
             program["n_spiking"])
-        return InferenceResult(scores=scores[None], ops=FrameOpCounts(program, timesteps, synaptic_ops, spikes))
+        return InferenceResult(scores=scores[None], ops=FrameOpCounts(program, timesteps, input_active, spikes))
 
     def _parameters(self, neuron: NeuronConfig) -> "_PointParameters":
         """Each layer's threshold and bias at an operating point, kept per point: a robot switches
