@@ -97,18 +97,18 @@ def integrate_and_fire(current, bias, timesteps, threshold, v_init, subtract, sp
 
 
 @njit(cache=True)
-def run_chain(x, timesteps, layout, weights, indices, biases, thresholds, v_init, subtract, n_spiking):
+def run_chain(x, timesteps, layout, weights, indices, n_spiking, biases, thresholds, v_init, subtract):
     """One frame through a chain whose last layer gives the scores (its mean input over the steps).
 
     x: (1, n) float32 image, a constant current (its synapses work every step), in the order the
     first layer's gather index or weight rows read it. Per layer (a row of `layout`, columns above):
     its kind; its weight matrix (conv: (kh*kw*C, O) rows in (ky, kx, c) order; dense: the
-    transposed weight), its gather index (conv: (positions, kh*kw*C)), its bias at the operating
-    point (float32, channels-last), all flat; its threshold (float32). v_init: a fraction of each
-    threshold, a Python float (a numpy scalar costs the call over a microsecond of type checks).
-    n_spiking: the spiking layers' neurons together.
-    Returns the scores, which inputs are nonzero and every spike: each spiking layer's (T, n) block
-    after the previous one's, flat. Counting spikes and synaptic operations is left to whoever
+    transposed weight), its gather index (conv: (positions, kh*kw*C)), all flat. n_spiking: the
+    spiking layers' neurons together. Then the operating point's: each layer's bias (float32,
+    channels-last, flat) and threshold (float32); v_init, a fraction of each threshold, a Python
+    float (a numpy scalar costs the call over a microsecond of type checks).
+    Returns the scores (1, classes), which inputs are nonzero and every spike: each spiking
+    layer's (T, n) block after the previous one's, flat. Counting spikes and synaptic operations is left to whoever
     reads them (cpu_engine.FrameOpCounts): a robot's frame loop does not."""
     n_layers = layout.shape[0]
     input_active = x[0] != 0
@@ -130,7 +130,7 @@ def run_chain(x, timesteps, layout, weights, indices, biases, thresholds, v_init
             current = dense_accumulate(rows, matrix, last)
         if last:
             scores = current.sum(axis=0) / np.float32(rows.shape[0]) + bias
-            return scores, input_active, spikes
+            return scores.reshape((1, n_out)), input_active, spikes
         threshold = thresholds[layer]
         rows = spikes[spikes_start:spikes_start + timesteps * n_out].reshape((timesteps, n_out))
         integrate_and_fire(current, bias, timesteps, threshold, np.float32(v_init) * threshold, subtract, rows)
