@@ -136,3 +136,17 @@ def run_chain(x, timesteps, layout, weights, indices, n_spiking, biases, thresho
         integrate_and_fire(current, bias, timesteps, threshold, np.float32(v_init) * threshold, subtract, rows)
         spikes_start += timesteps * n_out
     raise ValueError("run_chain: no layers")
+
+
+def warm_up() -> None:
+    """Compile the kernels (or load them from numba's cache: ~15 s the first time on a small
+    machine, under a second after) on a two-layer network; the types, not the model, decide
+    what is compiled, so every chain model then starts at full speed (`make setup` calls this)."""
+    rng = np.random.default_rng(0)
+    image = rng.random((1, 4 * 4 * 1), dtype=np.float32)  # 4x4x1 -> 3x3 conv (pad 1) -> 4x4x2 -> dense 3
+    taps = (np.arange(9, dtype=np.int32).reshape(1, 9) + np.zeros((16, 1), np.int32)).ravel()
+    layout = np.zeros((2, LAYOUT_COLUMNS), np.int64)
+    layout[0, [KIND, WEIGHT_START, WEIGHT_ROWS, WEIGHT_COLS, POSITIONS, N_OUT]] = [CONV, 0, 9, 2, 16, 32]
+    layout[1, [KIND, WEIGHT_START, WEIGHT_ROWS, WEIGHT_COLS, BIAS_START, N_OUT]] = [DENSE, 18, 32, 3, 32, 3]
+    run_chain(image, 2, layout, rng.random(18 + 96, dtype=np.float32), taps, 32, np.zeros(35, np.float32),
+              np.ones(2, np.float32), 0.5, True)
