@@ -50,6 +50,13 @@ class Probe(Node):
             time.sleep(0.02)
         return False
 
+    def of_last_frame(self, topic: str, timeout=5.0):
+        """The last frame's message on `topic`: every frame publishes its label first and then one
+        message on each of the other topics, which may arrive after the label."""
+        assert self.wait(lambda: len(self.got[topic]) >= len(self.got["label"]), timeout), \
+            f"{len(self.got[topic])} {topic} messages for {len(self.got['label'])} labels"
+        return self.got[topic][-1]
+
     def send_raw(self, image: np.ndarray, encoding="mono8"):
         h, w = image.shape[:2]
         msg = Image(height=h, width=w, encoding=encoding, step=image.strides[0], data=image.tobytes())
@@ -128,9 +135,9 @@ def test_classifies_raw_and_compressed_frames(graph, samples):
         probe.compressed.publish(CompressedImage(format=fmt, data=data.tobytes()))
         assert probe.wait(lambda: len(probe.got["label"]) > before)
         assert probe.got["label"][-1] == results[0]
-    assert len(probe.got["scores"][-1]) == 10
-    assert probe.got["timesteps"][-1] == 16  # no budget yet: the most accurate point
-    assert probe.got["energy"][-1] > 0
+    assert len(probe.of_last_frame("scores")) == 10
+    assert probe.of_last_frame("timesteps") == 16  # no budget yet: the most accurate point
+    assert probe.of_last_frame("energy") > 0
     values = probe.diagnostics(lambda v: int(v["frames"]) >= 11)
     assert values["backend"] == "cpu" and values["energy_kind"] in ("modelled", "measured")
     assert float(values["latency_ms_p50"]) > 0 and values["_level"] == DiagnosticStatus.OK
@@ -212,22 +219,22 @@ def test_budget_changes_timesteps_within_one_frame(graph, samples):
     agent, probe = graph
     image = samples[0][0]
     probe.classify(image)
-    assert probe.got["timesteps"][-1] == 16
+    assert probe.of_last_frame("timesteps") == 16
     probe.budget.publish(Float32(data=2.5e-3))
     time.sleep(0.2)
     probe.classify(image)
-    assert probe.got["timesteps"][-1] == 4
+    assert probe.of_last_frame("timesteps") == 4
     probe.budget.publish(Float32(data=1e-9))  # nothing fits: cheapest, and a warning
     time.sleep(0.2)
     probe.classify(image)
-    assert probe.got["timesteps"][-1] == 2
+    assert probe.of_last_frame("timesteps") == 2
     values = probe.diagnostics(lambda v: v["timesteps"] == "2")
     assert values["_level"] == DiagnosticStatus.WARN and "below every point" in values["_message"]
     for bad in (float("nan"), float("inf"), -1.0):
         probe.budget.publish(Float32(data=bad))
     time.sleep(0.2)
     probe.classify(image)
-    assert probe.got["timesteps"][-1] == 2  # previous budget kept
+    assert probe.of_last_frame("timesteps") == 2  # previous budget kept
     assert int(probe.diagnostics(lambda v: int(v.get("bad_input_budget", 0)) >= 3)["bad_input_budget"]) == 3
 
 
@@ -245,7 +252,7 @@ def test_draining_battery_lowers_timesteps_monotonically_gazebo_percent(graph, s
         charge -= 1.0  # 36 J per 0.3 s: a drain no mission of 100 s can afford
         time.sleep(0.3)
         probe.classify(image)
-        seen.append(probe.got["timesteps"][-1])
+        seen.append(probe.of_last_frame("timesteps"))
     assert seen[0] == 16 and seen[-1] == 2, seen
     assert all(b <= a for a, b in zip(seen, seen[1:])), seen
     values = probe.diagnostics(lambda v: v["policy"] == "battery")
@@ -328,7 +335,7 @@ def test_runtime_switch_through_every_backend(graph, samples):
         assert label is not None
         values = probe.diagnostics(lambda v, b=backend: v.get("backend", "").startswith(b), timeout=10)
         assert "fallback" not in values, values.get("fallback")
-        assert probe.got["timesteps"][-1] == (0 if backend == "openvino" else 16)
+        assert probe.of_last_frame("timesteps") == (0 if backend == "openvino" else 16)
 
 
 def test_energy_constants_are_parameters_that_reach_the_backend(graph, samples):
