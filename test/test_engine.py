@@ -7,6 +7,7 @@ import pytest
 from snn_agent.adaptation.operating_points import PointTable
 from snn_agent.data import datasets
 from snn_agent.engine import SNNEngine
+from snn_agent.engine import frame_kernels
 from snn_agent.engine.frame_kernels import conv_product
 from snn_agent.engine.ops import Conv2dNhwcPlan, conv2d, conv2d_nhwc, fan_out
 from snn_agent.ir import Layer, Network, NeuronConfig, Preprocessing, SNNModel
@@ -115,6 +116,21 @@ def test_single_frame_reads_a_multichannel_image_as_it_comes(first):
     # a channels-last image (the wrong order) would give other scores
     swapped = engine.run(np.ascontiguousarray(x[:1].transpose(0, 2, 3, 1)).reshape(1, 3, 6, 5), 6)
     assert not np.allclose(swapped.scores, frames[0].scores)
+
+
+def test_single_frame_takes_any_buffer_without_compiling_again(bundled):
+    """A camera frame may come read-only, float64 or as a strided view: each gives the scores of a
+    plain float32 frame, and the compiled kernel keeps its one specialization (another would cost
+    a compile of ~10 s on the robot's first such frame)."""
+    model, x = bundled
+    engine = SNNEngine(model)
+    expected = engine.run(x[:1], 4).scores
+    read_only = x[:1].copy()
+    read_only.setflags(write=False)
+    strided = np.repeat(x[:1], 2, axis=3)[..., ::2]
+    for frame in (read_only, x[:1].astype(np.float64), strided):
+        np.testing.assert_array_equal(engine.run(frame, 4).scores, expected)
+    assert len(frame_kernels.run_chain.signatures) == 1
 
 
 @pytest.fixture(scope="module")
