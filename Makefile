@@ -16,6 +16,7 @@ bench: setup
 	$(PY) bench/conversion.py --quick
 	$(PY) bench/backends.py --quick
 	$(PY) bench/adaptation.py --quick
+	$(PY) bench/paced.py --quick
 
 clean:
 	rm -rf .venv build install log *.egg-info

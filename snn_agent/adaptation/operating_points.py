@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable, Optional
 
@@ -204,7 +205,7 @@ class MeasuredCost:
         joules = float(np.mean([r.energy.joules for r in results]))
         return 1e3 * float(np.median([r.latency_s for r in results])), type(energy)(joules, energy.kind, energy.source)
 
-    def interleaved(self, configs: list, rounds: int) -> list:
+    def interleaved(self, configs: list, rounds: int, pause_s: float = 0.0) -> list:
         """(latency_ms, energy_j) of each (T, neuron), all measured on every frame back to back, in
         a random order drawn per frame (seeded). This machine's speed drifts within a second:
         measured in blocks of a few hundred frames, one configuration after another (even in
@@ -214,7 +215,9 @@ class MeasuredCost:
         always right after T=128, came out 0.236 ms, above T=3's 0.176 (0.164 among T <= 12).
         Frame by frame suits these configurations because they are one engine on the same weights;
         different backends interleaved so would each start from caches the others filled
-        (bench/backends.py lets them take turns on blocks of frames instead)."""
+        (bench/backends.py lets them take turns on blocks of frames instead).
+        pause_s: idle time before every frame, as between a camera's frames (bench/paced.py);
+        0: frames back to back."""
         for timesteps, neuron in configs:
             self.infer(self.frames[:1], timesteps, neuron)
         latencies, joules = [[] for _ in configs], [[] for _ in configs]
@@ -222,6 +225,8 @@ class MeasuredCost:
         for _ in range(rounds):
             for frame in self.frames:
                 for c in rng.permutation(len(configs)):
+                    if pause_s:
+                        time.sleep(pause_s)
                     result = self.infer(frame[None], *configs[c])
                     latencies[c].append(result.latency_s)
                     joules[c].append(result.energy.joules)
