@@ -11,7 +11,9 @@
    (1,000 with --quick), reported on the test set). For each: accuracy, latency, energy per inference, and the reduction
    factors and accuracy change against the baseline of the same target.
      ideal on cpu   latency measured (our CPU engine, one frame at a time, one thread; median of 300
-                    frames x 5 rounds, every configuration on every frame back to back);
+                    frames x 5 rounds, every configuration on every frame, back to back,
+                    in blocks of 8 frames interleaved in random order; the first frame of a
+                    block, right after another configuration, reported apart as "switch");
                     energy = CPU time x 5 W per core (modelled, energy/constants.py; no RAPL here)
      loihi on lava  latency modelled: (T + depth) chip steps x 10 us per step; energy modelled:
                     ops counted by LoihiEngine x Davies et al. 2018 per-op energy + static power
@@ -71,20 +73,22 @@ def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid,
     if larger:
         points += search(run, cost, data.calib, data.heldout, base_neuron, larger, layer_scales=(),
                          v_decays=v_decays, progress=ProgressBar(f"{name}: operating points (global)"))
-    # the baseline and every point costed side by side, frame by frame: the reductions are ratios of
-    # figures taken under the same machine conditions. The baseline is measured twice (first and
-    # last in the list): how far apart its two figures come out is the measurement's own noise.
+    # the baseline and every point costed side by side, in short interleaved blocks: the reductions
+    # are ratios of figures taken under the same machine conditions. The baseline is measured twice
+    # (first and last in the list): how far apart its two figures come out is the measurement's own noise.
     configs = [(baseline_t, base_neuron)] + [(p.timesteps, p.neuron(base_neuron.reset)) for p in points]
     costs = side_by_side(cost, configs + configs[:1])
+    base_cost = costs[0]
     base = {"target": name, "backend": backend, "T": baseline_t, "parameters": "plain conversion",
             "accuracy": accuracy(run, *data.heldout, baseline_t, base_neuron),
-            "latency_ms": costs[0][0], "energy_j": costs[0][1],
-            "repeat_latency_ms": costs[-1][0], "repeat_energy_j": costs[-1][1]}
-    for p, (latency_ms, energy_j) in zip(points, costs[1:-1]):
-        p.latency_ms, p.energy_j = latency_ms, energy_j
+            "latency_ms": base_cost.latency_ms, "energy_j": base_cost.energy_j,
+            "repeat_latency_ms": costs[-1].latency_ms, "repeat_energy_j": costs[-1].energy_j,
+            "switch_latency_ms": base_cost.switch_latency_ms, "switch_energy_j": base_cost.switch_energy_j}
+    for p, measured in zip(points, costs[1:-1]):
+        p.latency_ms, p.energy_j = measured.latency_ms, measured.energy_j
     mark_pareto(points)
     rows = []
-    for p in points:
+    for p, measured in zip(points, costs[1:-1]):
         rows.append({"target": name, "backend": backend, "T": p.timesteps, "parameters": p.enhancement,
                      "threshold_scale": p.threshold_scale, "v_init": p.v_init,
                      "layer_threshold_scales": p.layer_threshold_scales, "bias_calibration": bool(p.bias_shifts),
@@ -92,7 +96,11 @@ def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid,
                      "accuracy": p.accuracy, "latency_ms": p.latency_ms, "energy_j": p.energy_j,
                      "latency_reduction": base["latency_ms"] / p.latency_ms,
                      "energy_reduction": base["energy_j"] / p.energy_j,
-                     "accuracy_change": p.accuracy - base["accuracy"], "pareto": p.pareto})
+                     "accuracy_change": p.accuracy - base["accuracy"], "pareto": p.pareto,
+                     # the first frame after another configuration ran (see MeasuredCost.interleaved)
+                     "switch_latency_ms": measured.switch_latency_ms, "switch_energy_j": measured.switch_energy_j,
+                     "switch_latency_reduction": base_cost.switch_latency_ms / measured.switch_latency_ms,
+                     "switch_energy_reduction": base_cost.switch_energy_j / measured.switch_energy_j})
     return base, points, rows
 
 
@@ -232,11 +240,14 @@ def main() -> int:
         print(f"\n{name} on {entry['backend']}: {entry['costs']}")
         print(f"  baseline T={b['T']}: accuracy {100 * b['accuracy']:.2f} %, latency {b['latency_ms']:.4f} ms, "
               f"energy {b['energy_j']:.3e} J (measured again in the same run: {b['repeat_latency_ms']:.4f} ms, "
-              f"{b['repeat_energy_j']:.3e} J)")
-        print(f"{'T':>5}{'acc %':>8}{'d acc':>7}{'lat ms':>10}{'energy J':>11}{'lat /':>7}{'E /':>7}  neuron parameters")
+              f"{b['repeat_energy_j']:.3e} J); first frame after a switch {b['switch_latency_ms']:.4f} ms")
+        print(f"{'T':>5}{'acc %':>8}{'d acc':>7}{'lat ms':>10}{'energy J':>11}{'lat /':>7}{'E /':>7}"
+              f"{'switch: ms':>12}{'lat /':>7}{'E /':>7}  neuron parameters")
         for r in (r for r in result["points"] if r["target"] == name):
             print(f"{r['T']:>5}{100 * r['accuracy']:>8.2f}{100 * r['accuracy_change']:>+7.2f}{r['latency_ms']:>10.4f}"
-                  f"{r['energy_j']:>11.3e}{r['latency_reduction']:>7.2f}{r['energy_reduction']:>7.2f}  {r['parameters']}")
+                  f"{r['energy_j']:>11.3e}{r['latency_reduction']:>7.2f}{r['energy_reduction']:>7.2f}"
+                  f"{r['switch_latency_ms']:>12.4f}{r['switch_latency_reduction']:>7.2f}{r['switch_energy_reduction']:>7.2f}"
+                  f"  {r['parameters']}")
         top = entry["best_point"]
         print(f"  best within {100 * GOAL_ACCURACY_DROP:g} points: T={top['T']}, latency /{top['latency_reduction']:.2f}, "
               f"energy /{top['energy_reduction']:.2f}, accuracy {100 * top['accuracy_change']:+.2f} points -> goal "

@@ -7,8 +7,9 @@ bench/adaptation.py times frames back to back, as a profile does. A robot's came
 core idle between frames (33 ms at 30 frames/s), and a frame that follows an idle gap starts from
 cold caches. Here the bundled model's `cpu` operating points (T <= the baseline 12) and the
 baseline (T=12, plain conversion) each run on the same test frames, all configurations interleaved
-frame by frame in a random order (MeasuredCost.interleaved), twice: back to back, and with an idle
-gap of 1/rate before every frame. Latency measured (median), energy = CPU time x 5 W (modelled).
+in blocks of 8 frames in a random order (MeasuredCost.interleaved; a configuration's cost is that of
+the frames it runs after its own), twice: back to back, and with an idle gap of 1/rate before every
+frame. Latency measured (median), energy = CPU time x 5 W (modelled).
 Writes bench/results/paced.json.
 """
 from __future__ import annotations
@@ -58,8 +59,8 @@ def main() -> int:
     for i, label in enumerate(labels):
         row = {"configuration": label, "T": configs[i][0]}
         for regime, costs in regimes.items():
-            latency_ms, energy_j = costs[i]
-            base_latency, base_energy = costs[0]
+            latency_ms, energy_j = costs[i].latency_ms, costs[i].energy_j
+            base_latency, base_energy = costs[0].latency_ms, costs[0].energy_j
             row[regime] = {"latency_ms": latency_ms, "energy_j": energy_j,
                            "latency_reduction": base_latency / latency_ms, "energy_reduction": base_energy / energy_j}
         rows.append(row)

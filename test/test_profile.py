@@ -76,10 +76,11 @@ def test_decimation_accuracy_falls_with_the_rate():
     assert all(p.pareto for p in points)
 
 
-def test_measured_costs_interleave_every_configuration_frame_by_frame():
-    """side_by_side on a measured cost runs each configuration on every frame, in an order drawn per
-    frame, so that a machine whose speed drifts weighs on all of them alike."""
-    from snn_agent.adaptation.operating_points import MeasuredCost, side_by_side
+def test_measured_costs_interleave_every_configuration_in_short_blocks():
+    """side_by_side on a measured cost runs each configuration on every frame, in blocks of frames
+    whose order of configurations is drawn per block, so that a machine whose speed drifts weighs on
+    all of them alike; a block's first frame (after another configuration) is counted apart."""
+    from snn_agent.adaptation.operating_points import BLOCK_FRAMES, MeasuredCost, side_by_side
     from snn_agent.backends.cpu import CpuBackend
     from snn_agent.data.prepare import model_input
     from snn_agent.ir import SNNModel
@@ -87,11 +88,11 @@ def test_measured_costs_interleave_every_configuration_frame_by_frame():
     model = SNNModel.load(BUNDLED_SNN)
     backend = CpuBackend()
     backend.load(BUNDLED_SNN)
-    frames = model_input(datasets.load("fashion-mnist", "test").subset(10), model.network.preprocessing)
+    frames = model_input(datasets.load("fashion-mnist", "test").subset(4 * BLOCK_FRAMES), model.network.preprocessing)
     calls = []
 
     def infer(x, timesteps, neuron):
-        calls.append(timesteps)
+        calls.append((timesteps, x.tobytes()))
         return backend.infer(x, timesteps, neuron)
 
     try:
@@ -99,7 +100,11 @@ def test_measured_costs_interleave_every_configuration_frame_by_frame():
     finally:
         backend.close()
     assert len(calls) == 2 + 2 * len(frames) * 2  # a warm-up each, then every frame x config x round
-    per_frame = [tuple(calls[i:i + 2]) for i in range(2, len(calls), 2)]
-    assert all(sorted(pair) == [2, 12] for pair in per_frame)  # both on every frame
-    assert len(set(per_frame)) == 2  # in both orders
-    assert len(costs) == 2 and costs[1][1] > costs[0][1] > 0  # T=12 costs more CPU energy than T=2
+    runs = [calls[i:i + BLOCK_FRAMES] for i in range(2, len(calls), BLOCK_FRAMES)]
+    assert all(len({t for t, _ in run}) == 1 for run in runs)  # a configuration's block runs back to back
+    blocks = [runs[i:i + 2] for i in range(0, len(runs), 2)]
+    assert all(sorted(a[0][0] for a in pair) == [2, 12] for pair in blocks)  # both on every block...
+    assert all(pair[0][j][1] == pair[1][j][1] for pair in blocks for j in range(BLOCK_FRAMES))  # ...of the same frames
+    assert len({pair[0][0][0] for pair in blocks}) == 2  # in both orders
+    assert len(costs) == 2 and costs[1].energy_j > costs[0].energy_j > 0  # T=12 costs more CPU energy than T=2
+    assert costs[1].switch_latency_ms > costs[0].switch_latency_ms > 0

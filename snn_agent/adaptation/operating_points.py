@@ -13,7 +13,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, NamedTuple, Optional
 
 import numpy as np
 
@@ -189,6 +189,23 @@ def decimation_points(dnn_accuracy: float, latency_ms: float, energy_j: float, e
                                        energy_j / r, energy_kind, decimation=r) for r in rates])
 
 
+class SideBySideCost(NamedTuple):
+    """A configuration's cost measured beside others: what a frame costs while the robot holds the
+    configuration, and what the first frame right after another configuration costs (a measured
+    cost pays then for the caches the other one filled; a modelled one has none: the same)."""
+
+    latency_ms: float  # median
+    energy_j: float  # mean
+    switch_latency_ms: float
+    switch_energy_j: float
+
+
+# Consecutive frames a configuration runs in MeasuredCost.interleaved before another takes over:
+# at most ~3 ms of this machine's time (T <= 12 on the bundled model), far shorter than the drifts
+# it has to share out, and long enough that 7 of every 8 frames are a held configuration's.
+BLOCK_FRAMES = 8
+
+
 class MeasuredCost:
     """The cost of an operating point from a backend's infer on real frames, one frame at a time:
     median single-frame latency (measured) and mean energy per frame. Called as cost(T, neuron)
@@ -205,47 +222,65 @@ class MeasuredCost:
         joules = float(np.mean([r.energy.joules for r in results]))
         return 1e3 * float(np.median([r.latency_s for r in results])), type(energy)(joules, energy.kind, energy.source)
 
-    def interleaved(self, configs: list, rounds: int, pause_s: float = 0.0) -> list:
-        """(latency_ms, energy_j) of each (T, neuron), all measured on every frame back to back, in
-        a random order drawn per frame (seeded). This machine's speed drifts within a second:
-        measured in blocks of a few hundred frames, one configuration after another (even in
-        interleaved rounds), two identical configurations came out 34 % apart; frame by frame,
+    def interleaved(self, configs: list, rounds: int, pause_s: float = 0.0,
+                    block: int = BLOCK_FRAMES) -> "list[SideBySideCost]":
+        """The SideBySideCost of each (T, neuron), all measured on every frame: the frames go in
+        blocks of `block`, and each configuration runs a block's frames back to back, the
+        configurations in a random order drawn per block (seeded). This machine's speed drifts
+        within a second: measured in blocks of a few hundred frames, one configuration after
+        another, two identical configurations came out 34 % apart; in blocks of a few milliseconds
         every configuration sees the same conditions. The order must be random, not rotated: in a
-        rotation each configuration always follows the same one, and in a 13-point profile T=2,
-        always right after T=128, came out 0.236 ms, above T=3's 0.176 (0.164 among T <= 12).
-        Frame by frame suits these configurations because they are one engine on the same weights;
-        different backends interleaved so would each start from caches the others filled
-        (bench/backends.py lets them take turns on blocks of frames instead).
+        rotation each configuration always follows the same one.
+        A block's first frame is a switch (the previous frame ran another configuration, whose
+        data evicted this one's from the caches) and is counted apart: a governor holds a point
+        for many frames, and the cost of that is the point's cost. Switching on every frame
+        (block=1) made the bundled T=2 point ~1.4x dearer than while held (0.150 against 0.105 ms
+        with T=32 and T=128 in the mix) and T=12 hardly (0.373 against 0.366 ms).
         pause_s: idle time before every frame, as between a camera's frames (bench/paced.py);
         0: frames back to back."""
         for timesteps, neuron in configs:
             self.infer(self.frames[:1], timesteps, neuron)
-        latencies, joules = [[] for _ in configs], [[] for _ in configs]
+        held = [([], []) for _ in configs]
+        switches = [([], []) for _ in configs]
         rng = np.random.default_rng(0)
+        previous = None
         for _ in range(rounds):
-            for frame in self.frames:
+            for start in range(0, len(self.frames), block):
                 for c in rng.permutation(len(configs)):
-                    if pause_s:
-                        time.sleep(pause_s)
-                    result = self.infer(frame[None], *configs[c])
-                    latencies[c].append(result.latency_s)
-                    joules[c].append(result.energy.joules)
-        return [(1e3 * float(np.median(lat)), float(np.mean(e))) for lat, e in zip(latencies, joules)]
+                    for frame in self.frames[start:start + block]:
+                        if pause_s:
+                            time.sleep(pause_s)
+                        result = self.infer(frame[None], *configs[c])
+                        latencies, joules = switches[c] if c != previous else held[c]
+                        latencies.append(result.latency_s)
+                        joules.append(result.energy.joules)
+                        previous = c
+        costs = []
+        for held_frames, switch_frames in zip(held, switches):
+            held_frames = held_frames if held_frames[0] else switch_frames  # block=1: only switches
+            switch_frames = switch_frames if switch_frames[0] else held_frames  # a lone configuration
+            costs.append(SideBySideCost(*_median_and_mean(*held_frames), *_median_and_mean(*switch_frames)))
+        return costs
 
 
-def side_by_side(cost: Callable, configs: list, rounds: int = 5) -> list:
-    """(latency_ms, energy_j) of each (T, neuron) under the same conditions: a measured cost
-    interleaves them frame by frame (MeasuredCost.interleaved); a modelled one is deterministic."""
+def _median_and_mean(latencies_s: list, joules: list) -> tuple:
+    return 1e3 * float(np.median(latencies_s)), float(np.mean(joules))
+
+
+def side_by_side(cost: Callable, configs: list, rounds: int = 5) -> "list[SideBySideCost]":
+    """The SideBySideCost of each (T, neuron) under the same conditions: a measured cost
+    interleaves them in short blocks (MeasuredCost.interleaved); a modelled one is deterministic."""
     if isinstance(cost, MeasuredCost):
         return cost.interleaved(configs, rounds)
-    return [(latency_ms, energy.joules) for latency_ms, energy in (cost(t, neuron) for t, neuron in configs)]
+    return [SideBySideCost(latency_ms, energy.joules, latency_ms, energy.joules)
+            for latency_ms, energy in (cost(t, neuron) for t, neuron in configs)]
 
 
 def remeasure_side_by_side(points: list, cost: Callable, reset: str) -> list:
     """The points' measured costs taken again side by side (see side_by_side); the front re-marked."""
     costs = side_by_side(cost, [(p.timesteps, p.neuron(reset)) for p in points])
-    for p, (latency_ms, energy_j) in zip(points, costs):
-        p.latency_ms, p.energy_j = latency_ms, energy_j
+    for p, measured in zip(points, costs):
+        p.latency_ms, p.energy_j = measured.latency_ms, measured.energy_j
     return mark_pareto(points)
 
 

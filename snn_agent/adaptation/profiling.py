@@ -98,7 +98,7 @@ def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_
         backend.close()
     table = PointTable("cpu", "ideal", points, _calibration(
         data, latency="measured: median single-frame wall time of the CPU backend on this machine, "
-                      "all points measured frame by frame, interleaved"))
+                      "while the point is held: all points measured in interleaved blocks of frames"))
     table.save(model_dir)
     return plain, table
 
