@@ -8,7 +8,7 @@ from snn_agent.adaptation.operating_points import PointTable
 from snn_agent.data import datasets
 from snn_agent.engine import SNNEngine
 from snn_agent.engine import frame_kernels
-from snn_agent.engine.frame_kernels import conv_product
+from snn_agent.engine.frame_kernels import conv_product, conv_product_by_runs, gather_runs
 from snn_agent.engine.ops import Conv2dNhwcPlan, conv2d, conv2d_nhwc, fan_out
 from snn_agent.ir import Layer, Network, NeuronConfig, Preprocessing, SNNModel
 
@@ -76,7 +76,7 @@ def test_conv2d_matches_direct_loop_with_padding_stride_groups():
 
 @pytest.mark.parametrize("stride, padding", [((1, 1), (0, 0, 0, 0)), ((2, 2), (1, 1, 1, 1)), ((2, 1), (2, 0, 1, 2))])
 def test_gather_convolution_equals_strided_copies(stride, padding):
-    """The one-gather im2col used for one or two maps gives what conv2d_nhwc gives."""
+    """The one-gather im2col used for one or two maps gives what conv2d_nhwc gives, by index and by runs."""
     rng = np.random.default_rng(0)
     weight = rng.normal(size=(6, 3, 3, 5)).astype(np.float32)
     x = (rng.random((2, 9, 8, 3)) < 0.3).astype(np.float32)
@@ -85,9 +85,13 @@ def test_gather_convolution_equals_strided_copies(stride, padding):
     expected = maps.reshape(2, -1)
     np.testing.assert_allclose(plan(x.reshape(2, -1)), expected, rtol=1e-5, atol=1e-5)
     assert np.abs(expected).sum() > 0
-    # the compiled single-frame kernel gathers with the same index
+    # the compiled single-frame kernels gather with the same index, or with its runs
     compiled = conv_product(x.reshape(2, -1), plan.index.astype(np.int32), plan.matrix)
     np.testing.assert_allclose(compiled, expected, rtol=1e-5, atol=1e-5)
+    runs = gather_runs(plan.index, plan.zero)
+    assert len(runs) < plan.index.size and (runs[:, 2] < 0).any() == plan.padded
+    by_runs = conv_product_by_runs(x.reshape(2, -1), runs, plan.index.shape[0], plan.matrix)
+    np.testing.assert_allclose(by_runs, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("first", ["conv", "dense"])

@@ -250,9 +250,14 @@ class SNNEngine:
             weight_start += matrix.size
             bias_start += plan.n_neurons
             if index is not None:
+                gather = k.gather_runs(index, conv.zero)
+                if index.size < k.MIN_MEAN_RUN * len(gather):
+                    gather = index
+                else:
+                    row[k.N_RUNS] = len(gather)
                 row[[k.INDEX_START, k.POSITIONS]] = index_start, index.shape[0]
-                indices.append(index.ravel().astype(np.int32))
-                index_start += index.size
+                indices.append(gather.ravel().astype(np.int32))
+                index_start += gather.size
         return {"layout": layout, "weights": np.concatenate(weights).astype(np.float32),
                 "indices": np.concatenate(indices) if indices else np.zeros(0, np.int32),
                 "n_spiking": sum(plan.n_neurons for plan in layers if plan.layer.spiking),

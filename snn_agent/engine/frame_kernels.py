@@ -5,9 +5,12 @@ pays numpy's per-call overhead dozens of times per frame, whatever T: at small T
 was most of a frame (0.7 ms of 0.86 ms at T=2 on the bundled model), so cutting timesteps
 could not cut latency much. Here the layer loop, the neuron updates and the synaptic-operation
 count are compiled, and only the arithmetic remains (spikes are counted by whoever reads them):
-- a convolution gathers its windows (one precomputed index, ops.Conv2dNhwcPlan) and makes one BLAS
-  product for all timesteps; spike maps at 10-20 % density are not sparse enough for scattering
-  each spike through the kernel to win (measured: 1.5-2x slower);
+- a convolution gathers its windows and makes one BLAS product for all timesteps; spike maps at
+  10-20 % density are not sparse enough for scattering each spike through the kernel to win
+  (measured: 1.5-2x slower, and no faster once vectorized). The gather copies runs: in
+  channels-last maps a window row (kx, c) is contiguous, so a layer with many channels copies
+  kw x C values at a time (gather_runs); with few (an image's one channel: runs of ~5) it reads
+  one precomputed index entry per value (ops.Conv2dNhwcPlan), which is faster there;
 - a dense layer adds the weight rows of its active inputs: at a few % density that is several
   times less work than the product;
 - integrate-and-fire is a branch-free loop that compiles to vector instructions.
@@ -25,8 +28,28 @@ CONV, DENSE = 0, 1  # layer kinds of run_chain
 # (weights, indices, biases) at these offsets: numba compiles for array types, not for a model,
 # so one compiled run_chain serves every chain network (typed lists would do the same, but build
 # themselves by compiling code in every process that creates one, which numba does not cache).
-KIND, WEIGHT_START, WEIGHT_ROWS, WEIGHT_COLS, INDEX_START, POSITIONS, BIAS_START, N_OUT = range(8)
-LAYOUT_COLUMNS = 8
+# A conv's INDEX_START points at its gather index, or with N_RUNS > 0 at its runs (gather_runs).
+KIND, WEIGHT_START, WEIGHT_ROWS, WEIGHT_COLS, INDEX_START, POSITIONS, BIAS_START, N_OUT, N_RUNS = range(9)
+LAYOUT_COLUMNS = 9
+# A conv copies runs when its runs average at least this many values (bundled model: the image's
+# 5x5 windows average 4.5 and are faster by index, 8.4 against 10.6 us; the spike maps' 3x3x16
+# windows average 42.5: 20 against 27 us at T=2, 73 against 109 us at T=12)
+MIN_MEAN_RUN = 8
+RUN_COLUMNS = 4  # a run: output position, first tap, first input value (-1: padding, zeros), length
+
+
+def gather_runs(index: np.ndarray, n_in: int) -> np.ndarray:
+    """A conv gather index (positions, K) into an input of n_in values (n_in: padding) as runs
+    of consecutive taps that read consecutive inputs, or padding: (runs, RUN_COLUMNS) int32."""
+    inside = index < n_in
+    continues = np.zeros(index.shape, bool)
+    continues[:, 1:] = (inside[:, 1:] & inside[:, :-1] & (index[:, 1:] == index[:, :-1] + 1)) | \
+                       (~inside[:, 1:] & ~inside[:, :-1])
+    position, tap = np.nonzero(~continues)  # every row starts a run, so none crosses rows
+    starts = position * index.shape[1] + tap
+    length = np.diff(np.append(starts, index.size))
+    source = np.where(inside[position, tap], index[position, tap], -1)
+    return np.stack([position, tap, source, length], axis=1).astype(np.int32)
 
 
 @njit(cache=True)
@@ -45,7 +68,29 @@ def conv_product(x, index, matrix):
             column, taps_of_p = columns[r * positions + p], index[p]
             for k in range(taps):
                 column[k] = padded[taps_of_p[k]]
-    return np.dot(columns, matrix).reshape(rows, positions * matrix.shape[1])
+    return np.dot(columns, matrix).reshape(rows, -1)
+
+
+@njit(cache=True)
+def conv_product_by_runs(x, runs, positions, matrix):
+    """conv_product with the gather as runs (gather_runs): (rows, positions * O) currents."""
+    rows = x.shape[0]
+    taps = matrix.shape[0]
+    columns = np.empty((rows * positions, taps), np.float32)
+    for r in range(rows):
+        source = x[r]
+        for j in range(runs.shape[0]):
+            position, tap, start, length = runs[j, 0], runs[j, 1], runs[j, 2], runs[j, 3]
+            # slices, not offsets into the row: numba then knows the indices are not negative and
+            # vectorizes the copy
+            column = columns[r * positions + position, tap:tap + length]
+            if start < 0:
+                column[:] = 0.0
+            else:
+                values = source[start:start + length]
+                for i in range(length):
+                    column[i] = values[i]
+    return np.dot(columns, matrix).reshape(rows, -1)
 
 
 @njit(cache=True)
@@ -103,7 +148,7 @@ def run_chain(x, timesteps, layout, weights, indices, n_spiking, biases, thresho
     x: (1, n) float32 image, a constant current (its synapses work every step), in the order the
     first layer's gather index or weight rows read it. Per layer (a row of `layout`, columns above):
     its kind; its weight matrix (conv: (kh*kw*C, O) rows in (ky, kx, c) order; dense: the
-    transposed weight), its gather index (conv: (positions, kh*kw*C)), all flat. n_spiking: the
+    transposed weight), its gather index (conv: (positions, kh*kw*C)) or runs, all flat. n_spiking: the
     spiking layers' neurons together. Then the operating point's: each layer's bias (float32,
     channels-last, flat) and threshold (float32); v_init, a fraction of each threshold, a Python
     float (a numpy scalar costs the call over a microsecond of type checks).
@@ -123,9 +168,13 @@ def run_chain(x, timesteps, layout, weights, indices, n_spiking, biases, thresho
         bias = biases[spec[BIAS_START]:spec[BIAS_START] + n_out]
         last = layer == n_layers - 1
         if spec[KIND] == CONV:
-            start, positions = spec[INDEX_START], spec[POSITIONS]
-            index = indices[start:start + positions * n_rows].reshape((positions, n_rows))
-            current = conv_product(rows, index, matrix)
+            start, positions, n_runs = spec[INDEX_START], spec[POSITIONS], spec[N_RUNS]
+            if n_runs:
+                runs = indices[start:start + n_runs * RUN_COLUMNS].reshape((n_runs, RUN_COLUMNS))
+                current = conv_product_by_runs(rows, runs, positions, matrix)
+            else:
+                index = indices[start:start + positions * n_rows].reshape((positions, n_rows))
+                current = conv_product(rows, index, matrix)
         else:
             current = dense_accumulate(rows, matrix, last)
         if last:
