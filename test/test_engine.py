@@ -161,3 +161,26 @@ def test_single_frames_match_the_batched_path(bundled, reset):
         for layer, rates in enumerate(batch.ops.channel_rates):
             np.testing.assert_allclose(np.mean([f.ops.channel_rates[layer] for f in frames], axis=0), rates,
                                        rtol=1e-6, atol=1e-9)
+
+
+def test_cpu_backend_runs_every_blas_library_on_one_thread():
+    """Energy is the calling thread's CPU time, so a BLAS worker thread would go unbilled: after
+    a fresh process loads the cpu backend, every BLAS library it holds (numpy's, and scipy's that
+    the compiled kernels call, which loads with them) runs one thread."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = ("import json, threadpoolctl\n"
+              "from snn_agent.backends.cpu import CpuBackend\n"
+              f"CpuBackend().load({BUNDLED_SNN!r})\n"
+              "print(json.dumps([(i['filepath'], i['num_threads']) for i in threadpoolctl.threadpool_info()"
+              " if i['user_api'] == 'blas']))\n")
+    # as a user's process starts: without conftest's OPENBLAS_NUM_THREADS, which would hide the bug
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True,
+                         env=env)
+    libraries = json.loads(out.stdout.strip().splitlines()[-1])
+    assert any("scipy" in path for path, _ in libraries), libraries  # the kernels' BLAS is among them
+    assert all(threads == 1 for _, threads in libraries), libraries

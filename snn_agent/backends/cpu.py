@@ -27,13 +27,16 @@ class CpuBackend(Backend):
 
     def _prepare(self, model_dir: str) -> None:
         self.engine = SNNEngine(self.model, self.compiled_frames)
-        # One BLAS thread: the engine's matrices are small (threads cost more than they give), the
-        # robot's other software needs the other cores, and energy is billed per thread.
-        from threadpoolctl import threadpool_limits
-        self._blas_limit = threadpool_limits(limits=1, user_api="blas")
         # compiles the single-frame kernels, or loads them from numba's cache, now rather than
         # on the first camera frame
         self.engine.run(np.zeros((1,) + tuple(self.model.network.preprocessing.input_shape), np.float32), 1)
+        # One BLAS thread: the robot's other software needs the other cores, and energy is billed
+        # to the calling thread only, so a BLAS worker thread's time would go unbilled. Set after
+        # the kernels are loaded: they call scipy's OpenBLAS, which numba loads with them, and a
+        # limit reaches only the libraries already loaded (set before, the compiled frames ran
+        # their products on two threads).
+        from threadpoolctl import threadpool_limits
+        self._blas_limit = threadpool_limits(limits=1, user_api="blas")
 
     def infer(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> BackendResult:
         start = self.meter.read()
