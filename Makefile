@@ -17,6 +17,7 @@ bench: setup
 	$(PY) bench/backends.py --quick
 	$(PY) bench/adaptation.py --quick
 	$(PY) bench/paced.py --quick
+	$(PY) bench/frame_parts.py --quick
 
 clean:
 	rm -rf .venv build install log *.egg-info

@@ -31,9 +31,9 @@ CONV, DENSE = 0, 1  # layer kinds of run_chain
 # A conv's INDEX_START points at its gather index, or with N_RUNS > 0 at its runs (gather_runs).
 KIND, WEIGHT_START, WEIGHT_ROWS, WEIGHT_COLS, INDEX_START, POSITIONS, BIAS_START, N_OUT, N_RUNS = range(9)
 LAYOUT_COLUMNS = 9
-# A conv copies runs when its runs average at least this many values (bundled model, one BLAS
-# thread: the image's 5x5 windows average 4.5 and are faster by index, 8.1 against 11.1 us; the
-# spike maps' 3x3x16 windows average 42.5: 21 against 26 us at T=2, 112 against 144 us at T=12)
+# A conv copies runs when its runs average at least this many values (bench/frame_parts.py on the
+# bundled model: the image's 5x5 windows average 4.5 and are faster by index, 13.8 against 20.5 us;
+# the spike maps' 3x3x16 windows average 42.5: 31 against 40 us at T=2, 149 against 202 at T=12)
 MIN_MEAN_RUN = 8
 RUN_COLUMNS = 4  # a run: output position, first tap, first input value (-1: padding, zeros), length
 
