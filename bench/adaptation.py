@@ -32,7 +32,6 @@ Writes bench/results/adaptation.json and bench/results/adaptation_mission.png.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -55,6 +54,7 @@ from snn_agent.engine.loihi_engine import LoihiEngine  # noqa: E402
 from snn_agent.evaluation import accuracy, accuracy_vs_timesteps  # noqa: E402
 from snn_agent.ir import SNNModel  # noqa: E402
 from snn_agent.progress import ProgressBar  # noqa: E402
+from results_file import write_json  # noqa: E402
 
 GRID = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 MODEL_DIR = os.path.join(ROOT, "models", "fashion_cnn_snn")
@@ -322,12 +322,9 @@ def main() -> int:
               f"T={baseline_t}, at {100 * (adaptive['accuracy'] - fixed['accuracy']):+.2f} points of expected accuracy")
     print(f"(on Loihi the SNN at T={baseline_t} would draw {1e3 * result['mission']['loihi_compute_w_at_baseline']:.2f} mW "
           f"(modelled) at 30 frames/s beside the robot's ~0.4 W: no policy changes the mission there)")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    write_json(args.out, result)
     plot = os.path.join(os.path.dirname(args.out), "adaptation_mission.png")
     _plot_mission(all_runs, 0.2, plot)
-
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
     print(f"wrote {args.out} and {plot}")
     return 0
 

@@ -38,7 +38,6 @@ Writes bench/results/backends.json and bench/results/backends.png.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -61,6 +60,7 @@ from snn_agent.energy.models import (MODELLED, CpuEnergyMeter, accelerator_energ
                                      accelerator_latency, loihi_energy)
 from snn_agent.engine.loihi_engine import LoihiEngine  # noqa: E402
 from snn_agent.progress import ProgressBar  # noqa: E402
+from results_file import write_json  # noqa: E402
 
 TIMESTEPS = (8, 16, 32)
 SPEEDUP_T = 16
@@ -508,9 +508,7 @@ def main() -> int:
         "seconds": round(time.perf_counter() - began, 1),
     }
     print_tables(results)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=1)
+    write_json(args.out, results)
     png = os.path.splitext(args.out)[0] + ".png"
     plot(results, png)
     print(f"\nwrote {args.out} and {png} ({results['seconds']} s)")

@@ -15,7 +15,6 @@ Writes bench/results/conversion.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from snn_agent.engine.dnn import predict  # noqa: E402
 from snn_agent.evaluation import accuracy  # noqa: E402
 from snn_agent.ir import NeuronConfig  # noqa: E402
 from snn_agent.progress import ProgressBar  # noqa: E402
+from results_file import write_json  # noqa: E402
 
 GRID = (4, 8, 16, 32, 64, 128)
 GOALS = {"ideal": {8: 1.0, 16: 0.5}, "loihi": {16: 2.0, 32: 1.0}}  # max points below the DNN
@@ -100,9 +100,7 @@ def main() -> int:
                 met = gap <= limit
                 results["goals"][f"{name}@T={t}"] = {"gap_points": round(gap, 3), "limit": limit, "met": met}
                 print(f"  {name:<6} T={t:<4} gap {gap:+.2f} (limit {limit}) {'MET' if met else 'MISSED'}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=1)
+    write_json(args.out, results)
     print(f"wrote {args.out}")
     return 0
 

@@ -19,7 +19,6 @@ Latency measured (wall time); nothing here is an energy figure. Writes bench/res
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -34,6 +33,7 @@ from snn_agent.adaptation.operating_points import BLOCK_FRAMES, MeasuredCost, Po
 from snn_agent.adaptation.profiling import split_data  # noqa: E402
 from snn_agent.backends.cpu import CpuBackend  # noqa: E402
 from snn_agent.engine import frame_kernels  # noqa: E402
+from results_file import write_json  # noqa: E402
 
 MODEL_DIR = os.path.join(ROOT, "models", "fashion_cnn_snn")
 BASELINE_T = 12  # bench/adaptation.py's baseline for the bundled model
@@ -153,9 +153,7 @@ def main() -> int:
     result = {"model": "models/fashion_cnn_snn", "backend": "cpu", "frames": n_frames, "rounds": rounds,
               "latency": "measured (median single-frame wall time)", "held_repeats": held, "pieces_us": parts,
               "seconds": time.time() - started}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(args.out, result)
     print(f"wrote {args.out} ({result['seconds']:.0f} s)")
     return 0
 

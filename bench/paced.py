@@ -15,7 +15,6 @@ Writes bench/results/paced.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ sys.path.insert(0, ROOT)
 from snn_agent.adaptation.operating_points import MeasuredCost, PointTable  # noqa: E402
 from snn_agent.adaptation.profiling import split_data  # noqa: E402
 from snn_agent.backends.cpu import CpuBackend  # noqa: E402
+from results_file import write_json  # noqa: E402
 
 MODEL_DIR = os.path.join(ROOT, "models", "fashion_cnn_snn")
 BASELINE_T = 12  # bench/adaptation.py's baseline for the bundled model
@@ -76,9 +76,7 @@ def main() -> int:
     result = {"model": "models/fashion_cnn_snn", "backend": "cpu", "frames": frames, "rounds": rounds,
               "rate_hz": args.rate, "latency": "measured (median single-frame wall time)",
               "energy": "modelled: CPU time x 5 W per core", "rows": rows, "seconds": time.time() - started}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(args.out, result)
     print(f"wrote {args.out} ({result['seconds']:.0f} s)")
     return 0
 
