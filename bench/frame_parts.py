@@ -98,7 +98,7 @@ def kernel_parts(cpu, frames, enhanced_t2) -> dict:
         inputs[f"second convolution T={t}"] = (second, [
             spikes_of_first_layer(r, first, point.thresholds[0], point.biases[0], t, plain.v_init) for r in rows])
     for name, (plan, layer_inputs) in inputs.items():
-        index, runs = plan.index.astype(np.int32), frame_kernels.gather_runs(plan.index, plan.zero)
+        index, runs = plan.index.astype(frame_kernels.INDEX_DTYPE), frame_kernels.gather_runs(plan.index, plan.zero)
         calls[f"{name}, by index"] = (lambda r, i=index, p=plan: frame_kernels.conv_product(r, i, p.matrix),
                                       layer_inputs)
         calls[f"{name}, by runs (mean run {index.size / len(runs):.1f})"] = (
@@ -111,7 +111,7 @@ def kernel_parts(cpu, frames, enhanced_t2) -> dict:
 
 
 def spikes_of_first_layer(image_row, plan, threshold, bias, timesteps, v_init):
-    current = frame_kernels.conv_product(image_row, plan.index.astype(np.int32), plan.matrix)
+    current = frame_kernels.conv_product(image_row, plan.index.astype(frame_kernels.INDEX_DTYPE), plan.matrix)
     spikes = np.empty((timesteps, current.shape[1]), np.float32)
     frame_kernels.integrate_and_fire(current, bias, timesteps, threshold, np.float32(v_init) * threshold, True, spikes)
     return spikes

@@ -86,10 +86,10 @@ def test_gather_convolution_equals_strided_copies(stride, padding):
     np.testing.assert_allclose(plan(x.reshape(2, -1)), expected, rtol=1e-5, atol=1e-5)
     assert np.abs(expected).sum() > 0
     # the compiled single-frame kernels gather with the same index, or with its runs
-    compiled = conv_product(x.reshape(2, -1), plan.index.astype(np.int32), plan.matrix)
+    compiled = conv_product(x.reshape(2, -1), plan.index.astype(frame_kernels.INDEX_DTYPE), plan.matrix)
     np.testing.assert_allclose(compiled, expected, rtol=1e-5, atol=1e-5)
     runs = gather_runs(plan.index, plan.zero)
-    assert len(runs) < plan.index.size and (runs[:, 2] < 0).any() == plan.padded
+    assert len(runs) < plan.index.size and (runs[:, 2] == plan.zero).any() == plan.padded
     by_runs = conv_product_by_runs(x.reshape(2, -1), runs, plan.index.shape[0], plan.matrix)
     np.testing.assert_allclose(by_runs, expected, rtol=1e-5, atol=1e-5)
 

@@ -55,8 +55,8 @@ class FrameOpCounts:
     loop reads none of it; what is read (`spikes`, `per_frame()`, ...) is the OpCounts' own
     attribute."""
 
-    def __init__(self, program: dict, timesteps: int, input_active: np.ndarray, spikes: np.ndarray):
-        self._kernel_output = (program, timesteps, input_active, spikes)
+    def __init__(self, program: dict, timesteps: int, kernel_output: np.ndarray):
+        self._kernel_output = (program, timesteps, kernel_output)
         self._counts: Optional[OpCounts] = None
 
     def __getattr__(self, name: str):  # only for what this object lacks: everything of OpCounts
@@ -69,7 +69,10 @@ class FrameOpCounts:
     def _count(self) -> OpCounts:
         """As the batched path counts: a synaptic operation per nonzero input (the image, every
         step) or spike and synapse it reaches."""
-        program, timesteps, input_active, spikes = self._kernel_output
+        program, timesteps, output = self._kernel_output
+        n_classes, n_in = program["layers"][-1].n_neurons, program["input_fan_out"].size
+        input_active = output[0, n_classes:n_classes + n_in]
+        spikes = output[0, frame_kernels.spikes_offset(n_classes, n_in):]
         counts = OpCounts(frames=1, timesteps=timesteps)
         spikes_per_input, start = None, 0  # None: the image
         for plan in program["layers"]:
@@ -99,6 +102,7 @@ class InferenceResult:
 # Below this many rows (timesteps x frames), a dense layer runs one vector product per row, and a
 # convolution builds its columns with one gather (Conv2dNhwcPlan; with more rows the strided copies
 # of conv2d_nhwc are faster). Measured on the bundled model, one thread.
+_FLOAT32 = np.dtype(np.float32)  # a dtype compares with a dtype faster than with a type
 GEMV_MAX_ROWS = 8
 GATHER_MAX_ROWS = 3
 # operating points whose thresholds and biases an engine keeps (a profile's grid has ~15 per target)
@@ -188,6 +192,7 @@ class SNNEngine:
         if self._frame_program is not None:
             self._frame_arguments = tuple(self._frame_program[name] for name in ("layout", "weights", "indices",
                                                                                   "n_spiking"))
+            self._n_classes = self._layers[-1].n_neurons
         self._parameters_of_point: dict = {}
         self._last_point: tuple = (None, None)
 
@@ -256,10 +261,10 @@ class SNNEngine:
                 else:
                     row[k.N_RUNS] = len(gather)
                 row[[k.INDEX_START, k.POSITIONS]] = index_start, index.shape[0]
-                indices.append(gather.ravel().astype(np.int32))
+                indices.append(gather.ravel().astype(k.INDEX_DTYPE))
                 index_start += gather.size
         return {"layout": layout, "weights": np.concatenate(weights).astype(np.float32),
-                "indices": np.concatenate(indices) if indices else np.zeros(0, np.int32),
+                "indices": np.concatenate(indices) if indices else np.zeros(0, k.INDEX_DTYPE),
                 "n_spiking": sum(plan.n_neurons for plan in layers if plan.layer.spiking),
                 # what FrameOpCounts counts with
                 "layers": layers, "input_fan_out": fan_out(layers[0].layer).ravel().astype(np.float64)}
@@ -283,15 +288,14 @@ class SNNEngine:
         call is kept lean: at T=2 the whole frame is under 0.1 ms, and every microsecond here is
         one T does not cut (measured: ~14 us around the call before it was trimmed, ~7 after)."""
         point = self._parameters(neuron)
-        frame = x[0]
-        flags = frame.flags
-        if frame.dtype != np.float32 or not (flags.c_contiguous and flags.writeable and flags.aligned):
+        flags = x.flags
+        if x.dtype != _FLOAT32 or not (flags.c_contiguous and flags.writeable and flags.aligned):
             # one array type for every caller: a read-only or unaligned camera buffer would be
             # another, and numba would compile run_chain again for it (~10 s on that first frame)
-            frame = np.array(frame, dtype=np.float32, order="C")
-        scores, input_active, spikes = frame_kernels.run_chain(
-            frame.reshape(1, -1), int(timesteps), *self._frame_arguments, *point.frame_arguments)
-        return InferenceResult(scores, FrameOpCounts(self._frame_program, timesteps, input_active, spikes))
+            x = np.array(x, dtype=np.float32, order="C")
+        output = frame_kernels.run_chain(x.reshape(1, -1), int(timesteps), *self._frame_arguments,
+                                         *point.frame_arguments)
+        return InferenceResult(output[:, :self._n_classes], FrameOpCounts(self._frame_program, timesteps, output))
 
     def _parameters(self, neuron: NeuronConfig) -> "_PointParameters":
         """Each layer's threshold and bias at an operating point, kept per point: a robot switches

@@ -35,12 +35,16 @@ LAYOUT_COLUMNS = 9
 # bundled model: the image's 5x5 windows average 4.5 and are faster by index, 13.8 against 20.5 us;
 # the spike maps' 3x3x16 windows average 42.5: 31 against 40 us at T=2, 149 against 202 at T=12)
 MIN_MEAN_RUN = 8
-RUN_COLUMNS = 4  # a run: output position, first tap, first input value (-1: padding, zeros), length
+RUN_COLUMNS = 4  # a run: output position, first tap, first input value (n_in: padding, zeros), length
+# Gather indices and runs are unsigned: numba wraps a negative signed index around (a test and a
+# select on every read), which made the first convolution's gather 1.4x slower (5.3 against 3.7 us
+# a frame, bundled model). Unsigned 32-bit mixes with numba's int64 into int64 (uint64 would not).
+INDEX_DTYPE = np.uint32
 
 
 def gather_runs(index: np.ndarray, n_in: int) -> np.ndarray:
     """A conv gather index (positions, K) into an input of n_in values (n_in: padding) as runs
-    of consecutive taps that read consecutive inputs, or padding: (runs, RUN_COLUMNS) int32."""
+    of consecutive taps that read consecutive inputs, or padding: (runs, RUN_COLUMNS) INDEX_DTYPE."""
     inside = index < n_in
     continues = np.zeros(index.shape, bool)
     continues[:, 1:] = (inside[:, 1:] & inside[:, :-1] & (index[:, 1:] == index[:, :-1] + 1)) | \
@@ -48,13 +52,13 @@ def gather_runs(index: np.ndarray, n_in: int) -> np.ndarray:
     position, tap = np.nonzero(~continues)  # every row starts a run, so none crosses rows
     starts = position * index.shape[1] + tap
     length = np.diff(np.append(starts, index.size))
-    source = np.where(inside[position, tap], index[position, tap], -1)
-    return np.stack([position, tap, source, length], axis=1).astype(np.int32)
+    source = np.where(inside[position, tap], index[position, tap], n_in)
+    return np.stack([position, tap, source, length], axis=1).astype(INDEX_DTYPE)
 
 
 @njit(cache=True)
 def conv_product(x, index, matrix):
-    """x: (rows, n_in) float32; index: (positions, K) int32 into a row, n_in for padding; matrix:
+    """x: (rows, n_in) float32; index: (positions, K) INDEX_DTYPE into a row, n_in for padding; matrix:
     (K, O). Returns (rows, positions * O) currents without bias."""
     rows, n_in = x.shape
     positions, taps = index.shape
@@ -74,7 +78,7 @@ def conv_product(x, index, matrix):
 @njit(cache=True)
 def conv_product_by_runs(x, runs, positions, matrix):
     """conv_product with the gather as runs (gather_runs): (rows, positions * O) currents."""
-    rows = x.shape[0]
+    rows, n_in = x.shape
     taps = matrix.shape[0]
     columns = np.empty((rows * positions, taps), np.float32)
     for r in range(rows):
@@ -84,7 +88,7 @@ def conv_product_by_runs(x, runs, positions, matrix):
             # slices, not offsets into the row: numba then knows the indices are not negative and
             # vectorizes the copy
             column = columns[r * positions + position, tap:tap + length]
-            if start < 0:
+            if start >= n_in:
                 column[:] = 0.0
             else:
                 values = source[start:start + length]
@@ -142,6 +146,14 @@ def integrate_and_fire(current, bias, timesteps, threshold, v_init, subtract, sp
 
 
 @njit(cache=True)
+def spikes_offset(n_classes, n_in):
+    """Where the spikes start in run_chain's output: after the scores and the input's flags,
+    rounded up to 16 values (64 bytes), so that the spike rows are as aligned as their own
+    array's would be (unaligned, the T=12 frame was ~3 % slower)."""
+    return (n_classes + n_in + 15) // 16 * 16
+
+
+@njit(cache=True)
 def run_chain(x, timesteps, layout, weights, indices, n_spiking, biases, thresholds, v_init, subtract):
     """One frame through a chain whose last layer gives the scores (its mean input over the steps).
 
@@ -152,12 +164,19 @@ def run_chain(x, timesteps, layout, weights, indices, n_spiking, biases, thresho
     spiking layers' neurons together. Then the operating point's: each layer's bias (float32,
     channels-last, flat) and threshold (float32); v_init, a fraction of each threshold, a Python
     float (a numpy scalar costs the call over a microsecond of type checks).
-    Returns the scores (1, classes), which inputs are nonzero and every spike: each spiking
-    layer's (T, n) block after the previous one's, flat. Counting spikes and synaptic operations is left to whoever
+    Returns one array (1, classes + n + T * n_spiking), in sections: the scores, which inputs are
+    nonzero (1.0 or 0.0), every spike (each spiking layer's (T, n) block after the previous one's,
+    flat). One array, not three: each array returned costs numba ~0.5 us to hand to Python, a
+    percent of a T=2 frame. Counting spikes and synaptic operations is left to whoever
     reads them (cpu_engine.FrameOpCounts): a robot's frame loop does not."""
     n_layers = layout.shape[0]
-    input_active = x[0] != 0
-    spikes = np.empty(timesteps * n_spiking, np.float32)
+    n_classes, n_in = layout[n_layers - 1, N_OUT], x.shape[1]
+    head = spikes_offset(n_classes, n_in)
+    output = np.empty((1, head + timesteps * n_spiking), np.float32)
+    scores, sections = output[0, :n_classes], output[0]
+    for i in range(n_in):
+        sections[n_classes + i] = 1.0 if x[0, i] != 0.0 else 0.0
+    spikes = sections[head:]
     spikes_start = 0
     rows = x
     for layer in range(n_layers):
@@ -178,8 +197,8 @@ def run_chain(x, timesteps, layout, weights, indices, n_spiking, biases, thresho
         else:
             current = dense_accumulate(rows, matrix, last)
         if last:
-            scores = current.sum(axis=0) / np.float32(rows.shape[0]) + bias
-            return scores.reshape((1, n_out)), input_active, spikes
+            scores[:] = current.sum(axis=0) / np.float32(rows.shape[0]) + bias
+            return output
         threshold = thresholds[layer]
         rows = spikes[spikes_start:spikes_start + timesteps * n_out].reshape((timesteps, n_out))
         integrate_and_fire(current, bias, timesteps, threshold, np.float32(v_init) * threshold, subtract, rows)
@@ -193,7 +212,7 @@ def warm_up() -> None:
     what is compiled, so every chain model then starts at full speed (`make setup` calls this)."""
     rng = np.random.default_rng(0)
     image = rng.random((1, 4 * 4 * 1), dtype=np.float32)  # 4x4x1 -> 3x3 conv (pad 1) -> 4x4x2 -> dense 3
-    taps = (np.arange(9, dtype=np.int32).reshape(1, 9) + np.zeros((16, 1), np.int32)).ravel()
+    taps = (np.arange(9, dtype=INDEX_DTYPE).reshape(1, 9) + np.zeros((16, 1), INDEX_DTYPE)).ravel()
     layout = np.zeros((2, LAYOUT_COLUMNS), np.int64)
     layout[0, [KIND, WEIGHT_START, WEIGHT_ROWS, WEIGHT_COLS, POSITIONS, N_OUT]] = [CONV, 0, 9, 2, 16, 32]
     layout[1, [KIND, WEIGHT_START, WEIGHT_ROWS, WEIGHT_COLS, BIAS_START, N_OUT]] = [DENSE, 18, 32, 3, 32, 3]
