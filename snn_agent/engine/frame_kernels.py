@@ -37,8 +37,9 @@ LAYOUT_COLUMNS = 9
 MIN_MEAN_RUN = 8
 RUN_COLUMNS = 4  # a run: output position, first tap, first input value (n_in: padding, zeros), length
 # Gather indices and runs are unsigned: numba wraps a negative signed index around (a test and a
-# select on every read), which made the first convolution's gather 1.4x slower (5.3 against 3.7 us
-# a frame, bundled model). Unsigned 32-bit mixes with numba's int64 into int64 (uint64 would not).
+# select on every read); the bundled model's first gather, timed alone in a loop, took 5.3 us with
+# int32 and 3.7 with uint32 (inside a whole frame the gain is within the noise). Unsigned 32-bit
+# mixes with numba's int64 into int64 (uint64 would give floats).
 INDEX_DTYPE = np.uint32
 
 
@@ -149,7 +150,7 @@ def integrate_and_fire(current, bias, timesteps, threshold, v_init, subtract, sp
 def spikes_offset(n_classes, n_in):
     """Where the spikes start in run_chain's output: after the scores and the input's flags,
     rounded up to 16 values (64 bytes), so that the spike rows are as aligned as their own
-    array's would be (unaligned, the T=12 frame was ~3 % slower)."""
+    array's would be (unaligned, the T=12 frame was 2-5 % slower)."""
     return (n_classes + n_in + 15) // 16 * 16
 
 
