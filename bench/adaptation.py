@@ -8,10 +8,13 @@
    with the plain conversion's neuron parameters. Our points: every T up to the baseline with its
    enhanced neuron parameters (threshold scale, initial potential, on the loihi target a leak (dv),
    per-layer threshold scales and bias calibration up to T = 8; chosen on 2,000 training images
-   (1,000 with --quick), reported on the test set). For each: accuracy, latency, energy per inference, and the reduction
+   (1,000 with --quick), reported on the test set). On the ideal target also the points the model's
+   profile has with weights of their own (`snn-agent profile --weights`: the bundled model's network
+   trained for T = 1, models/fashion_cnn_snn/for_t1), searched the same way; TopSpark trains at
+   the reduced T too. For each: accuracy, latency, energy per inference, and the reduction
    factors and accuracy change against the baseline of the same target.
      ideal on cpu   latency measured (our CPU engine, one frame at a time, one thread): every
-                    configuration on each of 300 frames, back to back, in blocks of 8 frames
+                    configuration on each of 300 frames, back to back, in blocks of 64 frames
                     interleaved in random order; the first frame of a block, right after another
                     configuration, reported apart as "switch"; taken 5 times, 10 s apart, and the
                     median of the 5 medians reported, each measurement's factors beside it;
@@ -42,8 +45,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from snn_agent.adaptation.governor import Governor, GovernorSettings  # noqa: E402
-from snn_agent.adaptation.operating_points import (LOIHI_V_DECAYS, MeasuredCost, SideBySideCost,  # noqa: E402
-                                                   loihi_cost, mark_pareto, search, side_by_side)
+from snn_agent.adaptation.operating_points import (LOIHI_V_DECAYS, MeasuredCost, PointTable,  # noqa: E402
+                                                   SideBySideCost, loihi_cost, mark_pareto, search, side_by_side)
 from snn_agent.adaptation.calibration import dnn_channel_rates  # noqa: E402
 from snn_agent.adaptation.profiling import LAYER_ENHANCE_MAX_T, split_data  # noqa: E402
 from snn_agent.backends.cpu import CpuBackend  # noqa: E402
@@ -69,10 +72,12 @@ GOAL_ACCURACY_DROP = 0.02
 LATENCY_FRAMES = 300  # single-frame latency: the median over this many test images, per point
 
 
-def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid, reference_rates):
+def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid, reference_rates,
+                  trained_weights=()):
     """The baseline (plain parameters at baseline_t) and the enhanced point of every T <= baseline_t:
     per-layer threshold scales and bias calibration up to LAYER_ENHANCE_MAX_T, as `profile` does; the
-    loihi target's leak too."""
+    loihi target's leak too. trained_weights: (directory, T grid, its SNNModel) of networks trained
+    for those T (OperatingPoint.weights), whose points are searched the same way."""
     v_decays = LOIHI_V_DECAYS if name == "loihi" else ()
     small = [t for t in grid if t <= min(baseline_t, LAYER_ENHANCE_MAX_T)]
     points = search(run, cost, data.calib, data.heldout, base_neuron, small, reference_rates=reference_rates,
@@ -81,10 +86,13 @@ def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid,
     if larger:
         points += search(run, cost, data.calib, data.heldout, base_neuron, larger, layer_scales=(),
                          v_decays=v_decays, progress=ProgressBar(f"{name}: operating points (global)"))
+    for directory, its_grid, trained in trained_weights:  # no bias calibration: see profiling._search_points
+        points += search(SNNEngine(trained).run, cost, data.calib, data.heldout, trained.neuron, its_grid,
+                         weights=directory, progress=ProgressBar(f"{name}: operating points, weights {directory}"))
     # the baseline and every point costed side by side, in short interleaved blocks: the reductions
     # are ratios of figures taken under the same machine conditions. The baseline is measured twice
     # (first and last in the list): how far apart its two figures come out is the measurement's own noise.
-    configs = [(baseline_t, base_neuron)] + [(p.timesteps, p.neuron(base_neuron.reset)) for p in points]
+    configs = [(baseline_t, base_neuron)] + [p.configuration(base_neuron.reset) for p in points]
     costs, repeats = repeated_side_by_side(cost, configs + configs[:1])
     base_cost = costs[0]
     base = {"target": name, "backend": backend, "T": baseline_t, "parameters": "plain conversion",
@@ -100,7 +108,7 @@ def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid,
         rows.append({"target": name, "backend": backend, "T": p.timesteps, "parameters": p.enhancement,
                      "threshold_scale": p.threshold_scale, "v_init": p.v_init,
                      "layer_threshold_scales": p.layer_threshold_scales, "bias_calibration": bool(p.bias_shifts),
-                     "v_decay": p.v_decay,
+                     "v_decay": p.v_decay, "weights": p.weights,
                      "accuracy": p.accuracy, "latency_ms": p.latency_ms, "energy_j": p.energy_j,
                      "latency_reduction": base["latency_ms"] / p.latency_ms,
                      "energy_reduction": base["energy_j"] / p.energy_j,
@@ -112,6 +120,18 @@ def topspark_rows(name, backend, run, cost, base_neuron, data, baseline_t, grid,
                      "repeats_latency_reduction": [r[0].latency_ms / r[i].latency_ms for r in repeats],
                      "repeats_energy_reduction": [r[0].energy_j / r[i].energy_j for r in repeats]})
     return base, points, rows
+
+
+def trained_weights_of(model_dir):
+    """The networks trained for fewer T that the model's profiled cpu table names (`snn-agent
+    profile --weights`), each with the T it has points at: (directory, T grid, SNNModel)."""
+    table = PointTable.load(model_dir, "cpu")
+    grids: dict = {}
+    for p in table.points if table else []:
+        if p.weights:
+            grids.setdefault(p.weights, set()).add(p.timesteps)
+    return [(directory, sorted(ts), SNNModel.load(os.path.join(model_dir, directory)))
+            for directory, ts in sorted(grids.items())]
 
 
 def repeated_side_by_side(cost, configs) -> tuple:
@@ -230,11 +250,13 @@ def main() -> int:
     targets = {
         "ideal": ("cpu", SNNEngine(model).run, MeasuredCost(cpu.infer, data.heldout[0][:LATENCY_FRAMES]),
                   model.neuron,
-                  "latency measured on this CPU (median, one frame, one thread); energy CPU time x 5 W (modelled)"),
+                  "latency measured on this CPU (median, one frame, one thread); energy CPU time x 5 W (modelled)",
+                  trained_weights_of(MODEL_DIR)),
         "loihi": ("lava (modelled)", loihi_engine.run, loihi_cost(loihi_engine, data.heldout[0][:200], constants),
                   loihi_model.neuron,
                   f"latency modelled: (T + {loihi_engine.depth}) chip steps x {constants.timestep_s * 1e6:g} us; "
-                  f"energy modelled: counted ops x Davies et al. 2018 + {constants.static_power_w:.3g} W static"),
+                  f"energy modelled: counted ops x Davies et al. 2018 + {constants.static_power_w:.3g} W static",
+                  ()),
     }
 
     curve = accuracy_vs_timesteps(loihi_engine.run, *data.heldout, grid, ProgressBar("loihi: accuracy vs T"))
@@ -248,8 +270,9 @@ def main() -> int:
               "targets": {}, "points": []}
     tables = {}
     reference_rates = dnn_channel_rates(model, data.calib[0])
-    for name, (backend, run, cost, neuron, how) in targets.items():
-        base, points, rows = topspark_rows(name, backend, run, cost, neuron, data, baseline_t, grid, reference_rates)
+    for name, (backend, run, cost, neuron, how, trained_weights) in targets.items():
+        base, points, rows = topspark_rows(name, backend, run, cost, neuron, data, baseline_t, grid, reference_rates,
+                                           trained_weights)
         tables[name] = points
         result["points"].extend(rows)
         top = best_row(rows)

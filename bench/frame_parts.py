@@ -4,7 +4,7 @@
     .venv/bin/python bench/frame_parts.py [--quick]
 
 1. Held cost against T: the bundled model at plain parameters for T = 1..12, and the enhanced T=2
-   operating point, each on the same test frames in blocks of 8 (MeasuredCost.interleaved, as
+   operating point, each on the same test frames in blocks of 64 (MeasuredCost.interleaved, as
    bench/adaptation.py measures); a straight line through the plain points splits a frame into a
    fixed part and a part per step. 4x from T=12 at T=2 needs the fixed part under 4/3 of a step.
    Taken 3 times, 10 s apart (once with --quick): this machine's state moves both parts within

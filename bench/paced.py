@@ -7,7 +7,7 @@ bench/adaptation.py times frames back to back, as a profile does. A robot's came
 core idle between frames (33 ms at 30 frames/s), and a frame that follows an idle gap starts from
 cold caches. Here the bundled model's `cpu` operating points (T <= the baseline 12) and the
 baseline (T=12, plain conversion) each run on the same test frames, all configurations interleaved
-in blocks of 8 frames in a random order (MeasuredCost.interleaved; a configuration's cost is that of
+in blocks of 64 frames in a random order (MeasuredCost.interleaved; a configuration's cost is that of
 the frames it runs after its own), twice: back to back, and with an idle gap of 1/rate before every
 frame. Latency measured (median), energy = CPU time x 5 W (modelled).
 Writes bench/results/paced.json.

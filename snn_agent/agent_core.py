@@ -116,6 +116,7 @@ class AgentCore:
         self.backend: Optional[Backend] = None
         self.choice: Optional[BackendChoice] = None
         self.fallback_reason: Optional[str] = None  # why the backend in use is not the one asked for
+        self.points_left_out: list = []  # operating points the backend cannot run, each with why
         self.governor: Optional[Governor] = None
         self._frame_counter = 0
         self._neuron_of_point: tuple = (None, None)  # the last point and its NeuronConfig
@@ -167,11 +168,30 @@ class AgentCore:
 
     def _points(self, model_dir: str, backend: Backend) -> list:
         table = PointTable.load(model_dir, backend.name)
-        if table and table.points:
-            return table.points
+        points = self._runnable(table.points, backend) if table else []
+        if points:
+            return points
         # Not profiled for this backend: one point at the configured T (or the DNN's single pass).
         timesteps = self.settings.timesteps if backend.capabilities.adapt_timesteps else 0
         return [OperatingPoint(timesteps, math.nan, 0.0, 0.0, "unknown")]
+
+    def _runnable(self, points: list, backend: Backend) -> list:
+        """The points the backend can run. A point's own weights are loaded now, not on the frame
+        that first needs them; a point whose weights cannot be (missing or corrupt files, another
+        network, a backend that runs one weight set) is left out, and why is logged and kept for
+        /diagnostics: the other points still serve."""
+        self.points_left_out = []
+        runnable = []
+        for point in points:
+            try:
+                backend.load_weights(point.weights)
+            except Exception as exc:  # noqa: BLE001 - any failure to load leaves out this point only
+                reason = f"operating point T={point.timesteps} with weights {point.weights!r} left out: {exc}"
+                log.error(reason)
+                self.points_left_out.append(reason)
+                continue
+            runnable.append(point)
+        return runnable
 
     def close(self) -> None:
         if self.backend is not None:
@@ -197,7 +217,7 @@ class AgentCore:
             self._neuron_of_point = (point, neuron)
         neuron = self._neuron_of_point[1]
         try:
-            result = self.backend.infer(x, timesteps, neuron)
+            result = self.backend.infer(x, timesteps, neuron, point.weights)
         except Exception as exc:  # noqa: BLE001
             if self.backend.name == "cpu" or not self.choice.allow_fallback:
                 raise

@@ -1,7 +1,7 @@
 """`snn-agent`: convert a DNN, profile it against T, run the robot graph.
 
     snn-agent convert MODEL.onnx --calib DATASET -o OUT/
-    snn-agent profile OUT/ --data DATASET [--json]
+    snn-agent profile OUT/ --data DATASET [--weights DIR:T[,T...]] [--json]
     snn-agent run [--config config/agent.yaml] [--duration S] [--json]
 """
 from __future__ import annotations
@@ -63,9 +63,13 @@ def _profile(args) -> int:
     grid = sorted({int(t) for t in args.timesteps.split(",")})
     dnn_accuracy = profiling.dnn_accuracy(args.model_dir, data)
     targets, tables, skipped = {}, [], []
+    trained_weights = args.weights
     if model.target == "ideal":  # a directory holding only a loihi target has no ideal one
-        targets["ideal"], table = profiling.profile_ideal(args.model_dir, data, grid)
+        targets["ideal"], table = profiling.profile_ideal(args.model_dir, data, grid, trained_weights=trained_weights)
         tables.append(table)
+    if trained_weights:
+        skipped.append("lava and openvino backends: points with their own weights (--weights); on the chip "
+                       "another weight set is another network to load")
     if args.no_loihi:
         skipped.append("loihi target / lava backend: --no-loihi")
     elif not model.network.is_chain:
@@ -102,6 +106,19 @@ def _profile(args) -> int:
     return 0
 
 
+def _weights_option(text: str) -> tuple:
+    """`--weights DIR:T[,T...]` -> (DIR, (T, ...))."""
+    directory, _, timesteps = text.rpartition(":")
+    try:
+        grid = tuple(sorted({int(t) for t in timesteps.split(",")}))
+    except ValueError:
+        grid = ()
+    if not directory or not grid or grid[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected DIR:T[,T...], e.g. for_t1:1 (DIR relative to the "
+                                         f"model directory, each T >= 1)")
+    return directory, grid
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snn-agent", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -132,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--calib-n", type=int, default=2000,
                          help="images that choose the neuron parameters (half search, half check what is kept)")
     profile.add_argument("--timesteps", default="2,3,4,6,8,12,16,24,32,48,64,96,128", help="comma-separated T grid")
+    profile.add_argument("--weights", action="append", default=[], metavar="DIR:T[,T...]", type=_weights_option,
+                         help="also points at these T with the weights in DIR (relative to model_dir): a conversion "
+                              "of the same network trained for them, e.g. for_t1:1 (cpu backend; repeatable)")
     profile.add_argument("--no-loihi", action="store_true", help="skip the loihi target (and the lava backend's table)")
     profile.add_argument("--no-openvino", action="store_true", help="skip the openvino backend's decimation table")
     profile.add_argument("--json", action="store_true", help="last line: one JSON object")
@@ -154,10 +174,11 @@ def main(argv=None) -> int:
     from .conversion.onnx_import import UnsupportedModelError
     from .data.datasets import DatasetError
     from .ir import ModelFormatError
+    from .backends.base import BackendError
 
     try:
         return args.func(args) or 0
-    except (UnsupportedModelError, DatasetError, ModelFormatError, FileNotFoundError) as exc:
+    except (UnsupportedModelError, DatasetError, ModelFormatError, BackendError, FileNotFoundError) as exc:
         print(f"snn-agent {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

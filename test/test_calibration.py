@@ -46,7 +46,7 @@ def test_bias_calibration_brings_rates_to_the_dnn(model, data):
 
 def test_searched_point_at_t2_beats_the_plain_conversion_on_held_out_images(model, data, tmp_path):
     engine = SNNEngine(model)
-    cost = lambda timesteps, neuron: (float(timesteps), EnergyEstimate(1e-3 * timesteps, "modelled", "test"))  # noqa: E731
+    cost = lambda timesteps, neuron, weights: (float(timesteps), EnergyEstimate(1e-3 * timesteps, "modelled", "test"))  # noqa: E731
     [point] = search(engine.run, cost, data.calib, data.heldout, model.neuron, [2],
                      reference_rates=dnn_channel_rates(model, data.calib[0]))
     plain = accuracy(engine.run, *data.heldout, 2, model.neuron)
@@ -75,7 +75,7 @@ def test_loihi_search_weighs_a_leak_and_keeps_none_that_loses(data):
     heldout = (data.heldout[0][:300], data.heldout[1][:300])
     drained = replace(loihi.neuron, v_decay=2048)  # half of v lost every step
     assert accuracy(engine.run, *calib, 4, drained) < accuracy(engine.run, *calib, 4, loihi.neuron) - 0.05
-    cost = lambda timesteps, neuron: (float(timesteps), EnergyEstimate(1e-3 * timesteps, "modelled", "test"))  # noqa: E731
+    cost = lambda timesteps, neuron, weights: (float(timesteps), EnergyEstimate(1e-3 * timesteps, "modelled", "test"))  # noqa: E731
     [point] = search(engine.run, cost, calib, heldout, loihi.neuron, [4], threshold_scales=(), v_inits=(),
                      layer_scales=(), v_decays=(2048,))
     assert point.v_decay is None and "leak" not in point.enhancement

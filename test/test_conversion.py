@@ -189,6 +189,20 @@ def test_committed_conversion_is_reproducible(tmp_path):
     assert (out / "model.nir").is_file() and (out / "loihi" / "loihi.net").is_file()
 
 
+def test_committed_t1_conversion_is_reproducible(tmp_path):
+    """models/fashion_cnn_snn/for_t1 (the network trained for T = 1) is what `snn-agent convert
+    models/fashion_cnn_t1.onnx --no-loihi` makes today; the clip ceilings are its thresholds."""
+    if not datasets.fashion_mnist_available():
+        pytest.skip("needs dataset-fashion-mnist")
+    fresh = convert_model(os.path.join(ROOT, "models", "fashion_cnn_t1.onnx"), "fashion-mnist",
+                          str(tmp_path / "for_t1"), loihi=None)
+    committed = SNNModel.load(os.path.join(BUNDLED_SNN, "for_t1"))
+    np.testing.assert_allclose(fresh.thresholds, committed.thresholds, rtol=1e-6)
+    for a, b in zip(fresh.layers, committed.layers):
+        np.testing.assert_allclose(a.weight, b.weight, rtol=1e-6)
+        np.testing.assert_allclose(a.bias, b.bias, rtol=1e-6)
+
+
 def test_cli_convert_reports_and_rejects_bad_input(tmp_path, capsys):
     out = tmp_path / "snn"
     assert cli_main(["convert", BUNDLED_ONNX, "--calib", "digits", "--calib-images", "100", "-o", str(out)]) == 0

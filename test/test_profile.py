@@ -31,7 +31,7 @@ def report(profiled):
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         rc = cli.main(["profile", str(profiled), "--data", "fashion-mnist", "--n", "150", "--calib-n", "100",
-                       "--timesteps", ",".join(map(str, GRID)), "--json"])
+                       "--timesteps", ",".join(map(str, GRID)), "--weights", "for_t1:1", "--json"])
     out = buffer.getvalue()
     assert rc == 0, out
     return json.loads(out.strip().splitlines()[-1]), out
@@ -52,6 +52,13 @@ def test_operating_points_per_backend(report, profiled):
     lava = PointTable.load(str(profiled), "lava")
     openvino = PointTable.load(str(profiled), "openvino")
     assert (cpu.target, lava.target, openvino.target) == ("ideal", "loihi", "dnn")
+    # the network trained for T = 1 (--weights for_t1:1): a cpu point of its own, after the grid's
+    trained = cpu.points[-1]
+    assert (trained.timesteps, trained.weights) == (1, "for_t1") and trained.accuracy > 0.5
+    assert trained.latency_ms < cpu.points[-2].latency_ms  # one step against T=48
+    assert "weights trained for T=1 (for_t1)" in report[1]
+    cpu.points = cpu.points[:-1]
+    assert all(not p.weights for p in cpu.points + lava.points + openvino.points)
     for table in (cpu, lava):
         assert [p.timesteps for p in table.points] == list(GRID)
         assert any(p.pareto for p in table.points)
@@ -68,6 +75,14 @@ def test_operating_points_per_backend(report, profiled):
     assert openvino.points[0].decimation == 1 and openvino.points[0].accuracy == pytest.approx(report[0]["dnn_accuracy"])
     assert all(a.energy_j > b.energy_j for a, b in zip(openvino.points, openvino.points[1:]))
     assert (profiled / "profile.png").stat().st_size > 10_000
+
+
+def test_weights_option_is_checked():
+    for bad in ("for_t1", "for_t1:", ":1", "for_t1:0", "for_t1:x"):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["profile", "m", "--weights", bad])
+    args = cli.build_parser().parse_args(["profile", "m", "--weights", "a/b:2,1", "--weights", "c:1"])
+    assert args.weights == [("a/b", (1, 2)), ("c", (1,))]
 
 
 def test_decimation_accuracy_falls_with_the_rate():

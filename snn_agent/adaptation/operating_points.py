@@ -3,9 +3,11 @@
 TopSpark's parameter enhancement, searched offline per model and backend: for every T in a grid,
 the threshold scale and initial membrane potential that maximise accuracy on a calibration split,
 then per-layer threshold scales and a bias calibration (calibration.py); then accuracy on a
-held-out split, latency and energy per inference are measured for that T. The governor picks
-among these points at run time (the backend applies a point's T and parameters together). For a
-DNN backend the points are frame-decimation rates instead of T (see `decimation_points`).
+held-out split, latency and energy per inference are measured for that T. A model may also come
+with the same network trained for a small T (OperatingPoint.weights): its points are searched
+the same way. The governor picks among these points at run time (the backend applies a point's
+T, parameters and weights together). For a DNN backend the points are frame-decimation rates
+instead of T (see `decimation_points`).
 """
 from __future__ import annotations
 
@@ -47,10 +49,18 @@ class OperatingPoint:
     layer_threshold_scales: list = field(default_factory=list)  # see NeuronConfig
     bias_shifts: list = field(default_factory=list)
     v_decay: Optional[int] = None  # see NeuronConfig (the loihi target's leak)
+    # "": the model's own weights. Else a directory, relative to the model directory, holding a
+    # conversion of the same network trained for this T (TopSpark trains at the reduced T too):
+    # at T = 1 no neuron parameter recovers what training for it does.
+    weights: str = ""
 
     def neuron(self, reset: str) -> NeuronConfig:
         return NeuronConfig(reset, self.v_init, self.threshold_scale, tuple(self.layer_threshold_scales),
                             tuple(self.bias_shifts), self.v_decay)
+
+    def configuration(self, reset: str) -> tuple:
+        """What a backend's infer takes after the frames: (T, neuron parameters, weights)."""
+        return self.timesteps, self.neuron(reset), self.weights
 
     @property
     def enhancement(self) -> str:
@@ -62,6 +72,8 @@ class OperatingPoint:
             parts.append("bias cal")
         if self.v_decay:
             parts.append(f"leak dv {self.v_decay}")
+        if self.weights:
+            parts.append(f"weights trained for T={self.timesteps} ({self.weights})")
         return ", ".join(parts)
 
 
@@ -110,9 +122,10 @@ def search(run: Callable, cost: Callable, calib: tuple, heldout: tuple, base: Ne
            grid: Iterable[int] = DEFAULT_GRID, threshold_scales=DEFAULT_THRESHOLD_SCALES,
            v_inits=DEFAULT_V_INITS, progress: Optional[Callable[[int, int], None]] = None,
            latency_kind: str = "measured", layer_scales=LAYER_SCALES,
-           reference_rates: Optional[list] = None, v_decays: Iterable[int] = ()) -> list:
-    """run(x, T, neuron) -> result with .labels and .ops.channel_rates; cost(T, neuron) ->
-    (latency_ms, EnergyEstimate).
+           reference_rates: Optional[list] = None, v_decays: Iterable[int] = (), weights: str = "") -> list:
+    """run(x, T, neuron) -> result with .labels and .ops.channel_rates; cost(T, neuron, weights) ->
+    (latency_ms, EnergyEstimate). weights: the OperatingPoint.weights that `run` runs ("": the
+    model's own).
 
     calib and heldout are (x, labels): parameters are chosen on one and reported on the other, so
     the reported accuracy is not fitted to its own data. `base` is the model's own neuron
@@ -130,12 +143,13 @@ def search(run: Callable, cost: Callable, calib: tuple, heldout: tuple, base: Ne
     for i, timesteps in enumerate(grid):
         best = enhance(run, calib, timesteps, plain, candidates, n_layers, layer_scales, reference_rates,
                        tuple(v_decays))
-        latency_ms, energy = cost(timesteps, best)
+        latency_ms, energy = cost(timesteps, best, weights)
         points.append(OperatingPoint(timesteps, accuracy(run, *heldout, timesteps, best), latency_ms,
                                      energy.joules, energy.kind, best.threshold_scale, best.v_init,
                                      latency_kind=latency_kind,
                                      layer_threshold_scales=list(best.layer_threshold_scales),
-                                     bias_shifts=[list(s) for s in best.bias_shifts], v_decay=best.v_decay))
+                                     bias_shifts=[list(s) for s in best.bias_shifts], v_decay=best.v_decay,
+                                     weights=weights))
         if progress:
             progress(i + 1, len(grid))
     return mark_pareto(points)
@@ -201,30 +215,35 @@ class SideBySideCost(NamedTuple):
 
 
 # Consecutive frames a configuration runs in MeasuredCost.interleaved before another takes over:
-# at most ~3 ms of this machine's time (T <= 12 on the bundled model), far shorter than the drifts
-# it has to share out, and long enough that 7 of every 8 frames are a held configuration's.
-BLOCK_FRAMES = 8
+# at most ~20 ms of this machine's time (T <= 12 on the bundled model), shorter than the drifts it
+# has to share out, and long enough for a held point to reach the cost it keeps. A point with
+# weights of its own needs dozens of frames for that (each frame's dense layer reads only the rows
+# of its active inputs): the bundled T=1 point (for_t1), interleaved with the model's own points in
+# blocks of 128, took 93 us on a block's first frame, 74 on the next two, 58 on frames 8-15, 57 on
+# 16-31 and 53-54 from then on; the model's own T=1 58, 54, 47-50; T=12 396, 292, 256-261.
+BLOCK_FRAMES = 64
 
 
 class MeasuredCost:
     """The cost of an operating point from a backend's infer on real frames, one frame at a time:
     median single-frame latency (measured) and mean energy per frame. Called as cost(T, neuron)
     it measures one configuration alone (what the search needs); `interleaved` measures several
-    under the same machine conditions (what a comparison needs)."""
+    under the same machine conditions (what a comparison needs). A configuration is what infer takes
+    after the frames: (T, neuron) or (T, neuron, weights) (OperatingPoint.configuration)."""
 
     def __init__(self, infer: Callable, frames: np.ndarray):
         self.infer, self.frames = infer, frames
 
-    def __call__(self, timesteps: int, neuron: NeuronConfig):
-        self.infer(self.frames[:1], timesteps, neuron)  # warm-up: first-call allocations are not the cost of T
-        results = [self.infer(frame[None], timesteps, neuron) for frame in self.frames]
+    def __call__(self, *configuration):
+        self.infer(self.frames[:1], *configuration)  # warm-up: first-call allocations are not the cost of T
+        results = [self.infer(frame[None], *configuration) for frame in self.frames]
         energy = results[0].energy
         joules = float(np.mean([r.energy.joules for r in results]))
         return 1e3 * float(np.median([r.latency_s for r in results])), type(energy)(joules, energy.kind, energy.source)
 
     def interleaved(self, configs: list, rounds: int, pause_s: float = 0.0,
                     block: int = BLOCK_FRAMES) -> "list[SideBySideCost]":
-        """The SideBySideCost of each (T, neuron), all measured on every frame: the frames go in
+        """The SideBySideCost of each configuration, all measured on every frame: the frames go in
         blocks of `block`, and each configuration runs a block's frames back to back, the
         configurations in a random order drawn per block (seeded). This machine's speed drifts
         within a second: measured in blocks of a few hundred frames, one configuration after
@@ -238,8 +257,8 @@ class MeasuredCost:
         with T=32 and T=128 in the mix) and T=12 hardly (0.373 against 0.366 ms).
         pause_s: idle time before every frame, as between a camera's frames (bench/paced.py);
         0: frames back to back."""
-        for timesteps, neuron in configs:
-            self.infer(self.frames[:1], timesteps, neuron)
+        for configuration in configs:
+            self.infer(self.frames[:1], *configuration)
         held = [([], []) for _ in configs]
         switches = [([], []) for _ in configs]
         rng = np.random.default_rng(0)
@@ -268,17 +287,18 @@ def _median_and_mean(latencies_s: list, joules: list) -> tuple:
 
 
 def side_by_side(cost: Callable, configs: list, rounds: int = 5) -> "list[SideBySideCost]":
-    """The SideBySideCost of each (T, neuron) under the same conditions: a measured cost
-    interleaves them in short blocks (MeasuredCost.interleaved); a modelled one is deterministic."""
+    """The SideBySideCost of each configuration ((T, neuron[, weights])) under the same conditions:
+    a measured cost interleaves them in short blocks (MeasuredCost.interleaved); a modelled one is
+    deterministic."""
     if isinstance(cost, MeasuredCost):
         return cost.interleaved(configs, rounds)
     return [SideBySideCost(latency_ms, energy.joules, latency_ms, energy.joules)
-            for latency_ms, energy in (cost(t, neuron) for t, neuron in configs)]
+            for latency_ms, energy in (cost(*configuration) for configuration in configs)]
 
 
 def remeasure_side_by_side(points: list, cost: Callable, reset: str) -> list:
     """The points' measured costs taken again side by side (see side_by_side); the front re-marked."""
-    costs = side_by_side(cost, [(p.timesteps, p.neuron(reset)) for p in points])
+    costs = side_by_side(cost, [p.configuration(reset) for p in points])
     for p, measured in zip(points, costs):
         p.latency_ms, p.energy_j = measured.latency_ms, measured.energy_j
     return mark_pareto(points)
@@ -295,7 +315,9 @@ def loihi_cost(engine, frames: np.ndarray, constants=None) -> Callable:
 
     constants = constants or LoihiEnergy()
 
-    def cost(timesteps: int, neuron: NeuronConfig):
+    def cost(timesteps: int, neuron: NeuronConfig, weights: str = ""):
+        if weights:
+            raise ValueError(f"loihi_cost models the engine's own weights, not {weights!r}")
         totals: dict = {}
         batch = max(1, 128 // timesteps)
         for start in range(0, len(frames), batch):

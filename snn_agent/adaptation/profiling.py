@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from typing import Optional
 import numpy as np
 
 from ..backends.cpu import CpuBackend
@@ -57,10 +58,13 @@ def split_data(spec: str, model: SNNModel, n_test: int, n_calib: int) -> Profile
     return ProfileData((model_input(calib, pre), calib.labels), (model_input(test, pre), test.labels), test.name)
 
 
-def _search_points(name: str, run, cost, data: ProfileData, neuron, grid, reference_rates: list,
-                   latency_kind: str = "measured", v_decays: tuple = ()) -> list:
+def _search_points(name: str, run, cost, data: ProfileData, neuron, grid, reference_rates: Optional[list],
+                   latency_kind: str = "measured", v_decays: tuple = (), weights: str = "") -> list:
     """Every enhancement up to LAYER_ENHANCE_MAX_T, the global threshold scale and v_init (and the
-    leak, where the target has one: v_decays) up to ENHANCE_MAX_T, the plain conversion above it."""
+    leak, where the target has one: v_decays) up to ENHANCE_MAX_T, the plain conversion above it.
+    reference_rates None: no bias calibration; so for weights trained for their T (weights), whose
+    SNN at that T computes what they were trained on, not the Clip DNN whose rates calibration
+    matches (calibrated anyway, the bundled T=1 point lost 0.67 points on the test set)."""
     tiers = [([t for t in grid if t <= LAYER_ENHANCE_MAX_T], f"T <= {LAYER_ENHANCE_MAX_T}, per-layer and bias",
               dict(reference_rates=reference_rates, v_decays=v_decays)),
              ([t for t in grid if LAYER_ENHANCE_MAX_T < t <= ENHANCE_MAX_T], f"T <= {ENHANCE_MAX_T}, global",
@@ -71,7 +75,7 @@ def _search_points(name: str, run, cost, data: ProfileData, neuron, grid, refere
     for timesteps, label, options in tiers:
         if timesteps:
             points += search(run, cost, data.calib, data.heldout, neuron, timesteps, latency_kind=latency_kind,
-                             progress=ProgressBar(f"{name}: operating points ({label})"), **options)
+                             progress=ProgressBar(f"{name}: operating points ({label})"), weights=weights, **options)
     return mark_pareto(points)
 
 
@@ -80,9 +84,12 @@ def _calibration(data: ProfileData, **notes) -> dict:
             "heldout_samples": len(data.heldout[1]), **notes}
 
 
-def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_frames: int = 200):
+def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_frames: int = 200,
+                  trained_weights: tuple = ()):
     """Accuracy vs T with the plain conversion, and the CPU backend's operating points (latency
-    measured on this CPU, one frame at a time; energy from the CPU backend's meter)."""
+    measured on this CPU, one frame at a time; energy from the CPU backend's meter).
+    trained_weights: (directory, T grid) pairs (`--weights DIR:T[,T...]`): each directory's network, trained
+    for those T, gets its points at them too, searched the same way (OperatingPoint.weights)."""
     model = SNNModel.load(model_dir)
     engine = SNNEngine(model)
     plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, ProgressBar("ideal: accuracy vs T"))
@@ -92,6 +99,11 @@ def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_
         cost = MeasuredCost(backend.infer, data.heldout[0][:latency_frames])
         points = _search_points("ideal", engine.run, cost, data, model.neuron, grid,
                                 dnn_channel_rates(model, data.calib[0]))
+        for directory, its_grid in trained_weights:
+            backend.load_weights(directory)
+            trained = SNNModel.load(os.path.join(model_dir, directory))
+            points += _search_points(f"ideal, weights {directory}", SNNEngine(trained).run, cost, data,
+                                     trained.neuron, its_grid, None, weights=directory)
         print("ideal: latency and energy of every point, side by side...", file=sys.stderr)
         remeasure_side_by_side(points, cost, model.neuron.reset)
     finally:
@@ -185,19 +197,20 @@ def plot_profile(targets: dict, dnn_acc: float, tables: list, path: str, title: 
     left.grid(True, alpha=0.3)
     left.legend()
     for table in tables:
-        energy = np.array([p.energy_j for p in table.points])
-        acc = np.array([100 * p.accuracy for p in table.points])
-        front = np.array([p.pareto for p in table.points])
+        points = sorted(table.points, key=lambda p: p.energy_j)  # the front drawn left to right
+        energy = np.array([p.energy_j for p in points])
+        acc = np.array([100 * p.accuracy for p in points])
+        front = np.array([p.pareto for p in points])
         kind = table.points[0].energy_kind if table.points else ""
         line, = right.plot(energy[front], acc[front], marker="o",
                            label=f"{table.backend} / {table.target} ({kind}) Pareto front")
         right.scatter(energy[~front], acc[~front], marker="x", alpha=0.6, color=line.get_color())
-        for p in table.points:
-            text = f"T={p.timesteps}" if p.timesteps else f"1/{p.decimation}"
+        for p in points:
+            text = (f"T={p.timesteps}" + ("*" if p.weights else "")) if p.timesteps else f"1/{p.decimation}"
             right.annotate(text, (p.energy_j, 100 * p.accuracy), fontsize=7,
                            xytext=(3, -8), textcoords="offset points", color=line.get_color())
     right.set(xscale="log", xlabel="energy per inference (J)", ylabel="held-out accuracy (%)",
-              title="operating points per backend (x: off the front)")
+              title="operating points per backend\n(x: off the front; T=1*: weights trained for that T)")
     right.grid(True, alpha=0.3)
     right.legend(fontsize=8)
     fig.tight_layout()

@@ -26,6 +26,8 @@ class BackendError(RuntimeError):
 class Capabilities:
     adapt_timesteps: bool  # False for a DNN: the governor decimates frames instead
     learn_online: bool
+    # runs operating points that bring their own weights (OperatingPoint.weights)
+    switch_weights: bool = False
 
 
 @dataclass
@@ -57,8 +59,20 @@ class Backend(ABC):
         """Backend-specific set-up after self.model is loaded."""
 
     @abstractmethod
-    def infer(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> BackendResult:
-        """x: (frames, C, H, W) preprocessed input."""
+    def infer(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None,
+              weights: str = "") -> BackendResult:
+        """x: (frames, C, H, W) preprocessed input. weights: an operating point's own weights (a
+        directory relative to the model's, see OperatingPoint.weights; "": the model's), for a
+        backend that can switch weights (capabilities.switch_weights); others raise BackendError."""
+
+    def load_weights(self, weights: str) -> None:
+        """Make an operating point's own weights ready now rather than on the frame that first
+        needs them; raises BackendError (or ModelFormatError for a bad directory)."""
+        self._refuse_weights(weights)
+
+    def _refuse_weights(self, weights: str) -> None:
+        if weights:
+            raise BackendError(f"backend {self.name!r} runs the model's own weights only, not {weights!r}")
 
     def close(self) -> None:
         """Release devices and processes; a closed backend is not used again."""

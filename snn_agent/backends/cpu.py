@@ -1,6 +1,7 @@
 """The embedded default: our numpy SNN engine on the CPU."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Optional
 
@@ -9,13 +10,13 @@ import numpy as np
 from ..energy.constants import CpuPower
 from ..energy.models import CpuEnergyMeter
 from ..engine.cpu_engine import SNNEngine
-from ..ir import NeuronConfig
-from .base import Backend, BackendResult, Capabilities
+from ..ir import NeuronConfig, SNNModel
+from .base import Backend, BackendError, BackendResult, Capabilities
 
 
 class CpuBackend(Backend):
     name = "cpu"
-    capabilities = Capabilities(adapt_timesteps=True, learn_online=False)
+    capabilities = Capabilities(adapt_timesteps=True, learn_online=False, switch_weights=True)
 
     def __init__(self, cpu_power: CpuPower = CpuPower(), compiled_frames: bool = True):
         """compiled_frames: single frames as one compiled call (see engine.cpu_engine); False keeps
@@ -23,10 +24,12 @@ class CpuBackend(Backend):
         super().__init__()
         self.meter = CpuEnergyMeter(cpu_power)
         self.compiled_frames = compiled_frames
-        self.engine: Optional[SNNEngine] = None
+        self.engine: Optional[SNNEngine] = None  # the model's own weights
+        self._engines: dict = {}  # OperatingPoint.weights -> its engine
 
     def _prepare(self, model_dir: str) -> None:
-        self.engine = SNNEngine(self.model, self.compiled_frames)
+        self._model_dir = model_dir
+        self.engine = self._engines[""] = SNNEngine(self.model, self.compiled_frames)
         # compiles the single-frame kernels, or loads them from numba's cache, now rather than
         # on the first camera frame
         self.engine.run(np.zeros((1,) + tuple(self.model.network.preprocessing.input_shape), np.float32), 1)
@@ -38,10 +41,31 @@ class CpuBackend(Backend):
         from threadpoolctl import threadpool_limits
         self._blas_limit = threadpool_limits(limits=1, user_api="blas")
 
-    def infer(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> BackendResult:
+    def load_weights(self, weights: str) -> None:
+        """An operating point's own weights: a conversion of the same network (same input and
+        classes) in a directory under the model's. Held beside the model's, so that switching
+        points costs nothing but caches."""
+        if weights in self._engines:
+            return
+        path = os.path.normpath(os.path.join(self._model_dir, weights))
+        model = SNNModel.load(path)
+        own = self.model
+        if (tuple(model.network.preprocessing.input_shape) != tuple(own.network.preprocessing.input_shape)
+                or model.layers[-1].n_neurons != own.layers[-1].n_neurons):
+            raise BackendError(f"weights {weights!r} ({path}): a network with another input or other classes "
+                               f"than the model's; an operating point's weights must be the same network, trained "
+                               f"for its T")
+        self._engines[weights] = SNNEngine(model, self.compiled_frames)
+
+    def infer(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None,
+              weights: str = "") -> BackendResult:
+        engine = self._engines.get(weights)
+        if engine is None:
+            self.load_weights(weights)
+            engine = self._engines[weights]
         start = self.meter.read()
         started = time.perf_counter()
-        result = self.engine.run(x, timesteps, neuron)
+        result = engine.run(x, timesteps, neuron)
         seconds = time.perf_counter() - started
         energy = self.meter.energy(start, self.meter.read(), max(x.shape[0], 1))
         return BackendResult(result.scores, seconds, energy, result.ops)

@@ -225,7 +225,9 @@ class LavaBackend(Backend):
     def describe(self) -> str:
         return f"lava ({'Loihi 2' if self.hardware else 'Loihi2SimCfg fixed_pt'})"
 
-    def infer(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> BackendResult:
+    def infer(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None,
+              weights: str = "") -> BackendResult:
+        self._refuse_weights(weights)  # another weight set would be another network on the chip
         neuron = neuron or self.model.neuron
         parameters = self._parameters(neuron)
         if parameters != self._built_for:

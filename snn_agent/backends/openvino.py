@@ -129,7 +129,9 @@ class OpenVinoBackend(Backend):
                                f"{os.path.dirname(xml)} to export the IR again from the source ONNX")
 
     # --- inference -----------------------------------------------------------------------------
-    def infer(self, x: np.ndarray, timesteps: int = 0, neuron: Optional[NeuronConfig] = None) -> BackendResult:
+    def infer(self, x: np.ndarray, timesteps: int = 0, neuron: Optional[NeuronConfig] = None,
+              weights: str = "") -> BackendResult:
+        self._refuse_weights(weights)
         frames = max(len(x), 1)
         start = self.meter.read()
         with Stopwatch() as watch:

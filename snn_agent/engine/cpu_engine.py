@@ -102,9 +102,9 @@ class InferenceResult:
 # Below this many rows (timesteps x frames), a dense layer runs one vector product per row, and a
 # convolution builds its columns with one gather (Conv2dNhwcPlan; with more rows the strided copies
 # of conv2d_nhwc are faster). Measured on the bundled model, one thread.
-_FLOAT32 = np.dtype(np.float32)  # a dtype compares with a dtype faster than with a type
 GEMV_MAX_ROWS = 8
 GATHER_MAX_ROWS = 3
+_FLOAT32 = np.dtype(np.float32)  # a dtype compares with a dtype faster than with a type
 # operating points whose thresholds and biases an engine keeps (a profile's grid has ~15 per target)
 MAX_CACHED_POINTS = 64
 
@@ -195,6 +195,9 @@ class SNNEngine:
             self._n_classes = self._layers[-1].n_neurons
         self._parameters_of_point: dict = {}
         self._last_point: tuple = (None, None)
+        if self._frame_program is not None:
+            self._run_chain = frame_kernels.compiled_run_chain(
+                int(np.prod(input_shape)), self._frame_arguments, self._parameters(model.neuron).frame_arguments)
 
     def run(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> InferenceResult:
         """x: (frames, C, H, W) preprocessed input, presented as a constant current every step."""
@@ -293,8 +296,7 @@ class SNNEngine:
             # one array type for every caller: a read-only or unaligned camera buffer would be
             # another, and numba would compile run_chain again for it (~10 s on that first frame)
             x = np.array(x, dtype=np.float32, order="C")
-        output = frame_kernels.run_chain(x.reshape(1, -1), int(timesteps), *self._frame_arguments,
-                                         *point.frame_arguments)
+        output = self._run_chain(x.reshape(1, -1), int(timesteps), *self._frame_arguments, *point.frame_arguments)
         return InferenceResult(output[:, :self._n_classes], FrameOpCounts(self._frame_program, timesteps, output))
 
     def _parameters(self, neuron: NeuronConfig) -> "_PointParameters":

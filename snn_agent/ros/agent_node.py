@@ -421,12 +421,16 @@ class AgentNode(Node):
         values.update({f"bad_input_{kind}": n for kind, n in self.core.stats.bad_input.items()})
         if self.core.fallback_reason:
             values["fallback"] = self.core.fallback_reason
+        if self.core.points_left_out:
+            values["points_left_out"] = "; ".join(self.core.points_left_out)
         level = DiagnosticStatus.OK
         message = "classifying"
         if self.core.fallback_reason:
             level, message = DiagnosticStatus.ERROR, self.core.fallback_reason
         elif decision is not None and decision.over_budget:
             level, message = DiagnosticStatus.WARN, decision.reason
+        elif self.core.points_left_out:
+            level, message = DiagnosticStatus.WARN, self.core.points_left_out[0]
         elif s["bad_input"]:
             level, message = DiagnosticStatus.WARN, f"{s['bad_input']} bad inputs so far"
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: snn_agent", hardware_id=values["backend"],
