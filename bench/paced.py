@@ -46,7 +46,7 @@ def main() -> int:
     x = split_data("fashion-mnist", cpu.model, frames, 10).heldout[0]
     points = [p for p in PointTable.load(MODEL_DIR, "cpu").points if p.timesteps <= BASELINE_T]
     plain = cpu.model.neuron
-    configs = [(BASELINE_T, plain)] + [(p.timesteps, p.neuron(plain.reset)) for p in points]
+    configs = [(BASELINE_T, plain)] + [p.configuration(plain.reset) for p in points]
     labels = ["baseline T=12 (plain)"] + [f"T={p.timesteps} ({p.enhancement})" for p in points]
     cost = MeasuredCost(cpu.infer, x)
     gap = 1.0 / args.rate
