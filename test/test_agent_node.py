@@ -295,6 +295,25 @@ def test_corrupt_model_on_switch_keeps_previous_backend(graph, samples, tmp_path
     assert probe.classify(samples[0][0])
 
 
+def test_budget_reaches_a_point_with_its_own_weights(graph, samples, tmp_path):
+    """A point that brings its own weights (the bundled network trained for T = 1) is chosen like any
+    other; one whose weights are missing is left out, and /diagnostics says so."""
+    agent, probe = graph
+    model = tmp_path / "with_t1"
+    shutil.copytree(BUNDLED_SNN, model, ignore=shutil.ignore_patterns("operating_points.json", "*.png"))
+    t1 = {"timesteps": 1, "accuracy": 0.88, "latency_ms": 0.05, "energy_j": 5e-4, "energy_kind": "modelled"}
+    points = POINTS + [dict(t1, weights="for_t1"), dict(t1, weights="missing", energy_j=4e-4)]
+    (model / "operating_points.json").write_text(json.dumps({"cpu": {"target": "ideal", "points": points}}))
+    assert agent.set_parameters([Parameter("model", value=str(model))])[0].successful
+    probe.budget.publish(Float32(data=6e-4))
+    time.sleep(0.2)
+    probe.classify(samples[0][0])
+    assert probe.of_last_frame("timesteps") == 1
+    values = probe.diagnostics(lambda v: v["timesteps"] == "1")
+    assert "for_t1" in values["neuron_parameters"]
+    assert "'missing'" in values["points_left_out"] and values["_level"] == DiagnosticStatus.WARN
+
+
 def test_misconfigured_policy_stops_the_node_at_start(rclpy_context, model_dir):
     with pytest.raises(ValueError, match="policy must be one of"):
         AgentNode(parameter_overrides=[Parameter("model", value=model_dir), Parameter("policy", value="sometimes")])
