@@ -52,16 +52,17 @@ def teach(weights: np.ndarray, pre: np.ndarray, label: int, winner: int, product
     """One teaching run (rules.teaching_schedule of `pre`), applied to `weights` in place as
     Lava's fixed-point learning applies it. weights: (n_post, n_pre) int32; pre: (steps, n_pre)
     bool, one epoch per step; randoms: one per epoch (LavaRoundingStream.next(steps)).
-    Returns the synapses whose weight changed."""
+    Returns how many weights changed over the run."""
     (label_mantissa, exponent), (winner_mantissa, winner_exponent) = products
     if exponent != winner_exponent or label_mantissa != -winner_mantissa:
         raise ValueError(f"products {products}: the readout rule's two products share one scale")
-    return _teach(weights, pre, label, winner, label_mantissa, exponent, randoms)
+    before = weights.copy()
+    _teach(weights, pre, label, winner, label_mantissa, exponent, randoms)
+    return int(np.count_nonzero(before != weights))
 
 
 @njit(cache=True)
 def _teach(weights, pre, label, winner, mantissa, exponent, randoms):
-    changed = 0
     n_pre = pre.shape[1]
     for epoch in range(pre.shape[0]):
         r = randoms[epoch]
@@ -78,9 +79,5 @@ def _teach(weights, pre, label, winner, mantissa, exponent, randoms):
                 units = acc / (1 << WEIGHT_SHIFT)  # Lava rounds in float64, as here
                 whole = np.floor(units)
                 new = int(whole) + (1 if r < units - whole else 0)
-                new = min(max(new, WEIGHT_MIN), WEIGHT_MAX)
-                if new != weights[row, j]:
-                    changed += 1
-                    weights[row, j] = new
-    return changed
+                weights[row, j] = min(max(new, WEIGHT_MIN), WEIGHT_MAX)
 

@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..ir import SNNModel
+from ..ir import Layer
 from . import fixed_point
 from .rules import T_EPOCH, ReadoutRule
 
@@ -112,10 +112,10 @@ class PlasticReadout:
         self.trainer = trainer
 
     @classmethod
-    def from_model(cls, model: SNNModel, rule: ReadoutRule, trainer, max_classes: int = 0,
+    def from_layer(cls, layer: Layer, model_class_names: list, rule: ReadoutRule, trainer, max_classes: int = 0,
                    class_names: Optional[list] = None) -> "PlasticReadout":
-        """The model's score layer as a readout of up to max_classes classes (0: the model's)."""
-        layer = model.layers[-1]
+        """A score layer (the backend's: Backend.score_layer) as a readout of up to max_classes
+        classes (0: the layer's)."""
         if layer.kind != "dense" or layer.spiking or len(layer.input_shape) != 1:
             raise ValueError(f"a learning readout needs a non-spiking dense score layer over a flat hidden layer; "
                              f"the model's last layer {layer.name!r} is a {layer.kind} layer over {layer.input_shape}")
@@ -131,7 +131,7 @@ class PlasticReadout:
         weights[:known] = np.rint(weight / scale) if trainer.dtype != np.float64 else weight
         active = np.zeros(max_classes, bool)
         active[:known] = True
-        names = class_names_for(max_classes, model.class_names, class_names or [])
+        names = class_names_for(max_classes, model_class_names, class_names or [])
         readout = cls(weights, scale, active, names, rule, trainer)
         trainer.load(readout.weights)
         return readout
