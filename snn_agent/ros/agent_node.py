@@ -496,6 +496,10 @@ class AgentNode(LifecycleNode):
     def _classify(self, frame_id: int, decode, received_s: float) -> None:
         try:
             image, order = decode()
+            limit = self.get_parameter("max_image_pixels").value
+            if image.shape[0] * image.shape[1] > limit:  # a compressed header that did not say
+                raise ImageDecodeError("too_large", f"image of {image.shape[1]}x{image.shape[0]} pixels refused: "
+                                                    f"max_image_pixels is {limit}")
             x = to_network_input(image, order, self.core.model.network.preprocessing)
         except ImageDecodeError as exc:
             self._bad_input(exc.kind, f"bad image: {exc}")

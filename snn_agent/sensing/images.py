@@ -94,7 +94,9 @@ def to_network_input(image: np.ndarray, order: str, pre: Preprocessing) -> np.nd
 
 def compressed_pixels(data: bytes):
     """Width x height a PNG or JPEG header declares, read without decoding (so that a small file
-    declaring an enormous image is refused before it is inflated); None when the header says nothing."""
+    declaring an enormous image is refused before it is inflated); None when the header says nothing.
+    `data`: bytes, or the array.array a ROS message holds (only the header is copied)."""
+    data = bytes(data[:65536])  # a JPEG's size marker comes after its metadata segments
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:  # the IHDR chunk comes first
         return int.from_bytes(data[16:20], "big") * int.from_bytes(data[20:24], "big")
     if data[:2] != b"\xff\xd8":
