@@ -81,3 +81,8 @@ def _teach(weights, pre, label, winner, mantissa, exponent, randoms):
                 new = int(whole) + (1 if r < units - whole else 0)
                 weights[row, j] = min(max(new, WEIGHT_MIN), WEIGHT_MAX)
 
+
+
+def warm_up() -> None:
+    """Compile the kernel, or load it from numba's cache (~1 s), on a throw-away case."""
+    _teach(np.zeros((2, 1), np.int32), np.ones((1, 1), bool), 0, 1, 1, 0, np.zeros(1))

@@ -65,6 +65,7 @@ class EmulatedTrainer:
 
     def __init__(self):
         self.stream = fixed_point.LavaRoundingStream()
+        fixed_point.warm_up()  # the compiled kernel now, not on the first feedback
 
     def teach(self, weights: np.ndarray, pre: np.ndarray, label: int, winner: int, rule: ReadoutRule) -> int:
         return fixed_point.teach(weights, pre, label, winner, rule.products, self.stream.next(len(pre)))
@@ -124,11 +125,11 @@ class PlasticReadout:
         if max_classes < known:
             raise ValueError(f"max_classes {max_classes} is below the model's {known} classes")
         weight = np.concatenate([layer.weight.astype(np.float64), layer.bias.astype(np.float64)[:, None]], axis=1)
-        scale = 1.0
-        if trainer.dtype != np.float64:  # integer weights: the converted layer quantized to 8 bits and a sign
-            scale = float(np.abs(weight).max()) / fixed_point.WEIGHT_MAX or 1.0
+        # weight units: the largest weight is 255, so that a rate means the same for every trainer; an
+        # integer trainer rounds them (8 bits and a sign, as Loihi holds them)
+        scale = float(np.abs(weight).max()) / fixed_point.WEIGHT_MAX or 1.0
         weights = np.zeros((max_classes, weight.shape[1]), trainer.dtype)
-        weights[:known] = np.rint(weight / scale) if trainer.dtype != np.float64 else weight
+        weights[:known] = weight / scale if trainer.dtype == np.float64 else np.rint(weight / scale)
         active = np.zeros(max_classes, bool)
         active[:known] = True
         names = class_names_for(max_classes, model_class_names, class_names or [])
