@@ -330,10 +330,11 @@ def plot(path: str, rows: list, drifted: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for pair in PAIRS:
+    for pair, color in zip(PAIRS, ("tab:blue", "tab:red")):
         mine = [r for r in rows if r["pair"] == pair]
         for key, style in (("all", "-o"), ("old", "--s"), ("new", ":^")):
-            left.plot([r["k"] for r in mine], [100 * r[key] for r in mine], style, label=f"{pair} pair: {key}")
+            left.plot([r["k"] for r in mine], [100 * r[key] for r in mine], style, color=color,
+                      label=f"{pair} pair: {key}")
     left.axhline(100 * rows[0]["dnn_all10"], color="grey", lw=1, label="DNN trained on all 10")
     left.set(xscale="log", xlabel="labelled frames per new class (k)", ylabel="test accuracy (%)",
              title="New classes (cpu, emulated Loihi learning)")
