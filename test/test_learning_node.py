@@ -2,7 +2,6 @@
 messages, ~/save_learning and ~/reset_learning, and the learned class restored after a restart."""
 import os
 
-import numpy as np
 from rclpy.parameter import Parameter
 from std_msgs.msg import Int32
 from std_srvs.srv import Trigger
