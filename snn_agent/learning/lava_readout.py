@@ -56,13 +56,13 @@ class LavaTrainer:
         return changed
 
     def _start(self, weights: np.ndarray, rule: ReadoutRule) -> None:
+        from ..backends.lava import import_lava_runtime
+
+        import_lava_runtime()  # first: Lava's processes import its runtime, which needs the 'fork' start method
         from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
         from lava.proc.dense.process import LearningDense
         from lava.proc.io.injector import Injector, PyLoihiInjectorModel
 
-        from ..backends.lava import import_lava_runtime
-
-        import_lava_runtime()
         self.close()
         n_post, n_pre = weights.shape
         self._dense = LearningDense(weights=weights.astype(np.float64), learning_rule=rule.lava_rule(),
