@@ -46,10 +46,12 @@ class FrameResult:
 
 
 class FrameStats:
-    """Counters and recent latencies for /diagnostics and the run summary."""
+    """Counters and recent latencies for /diagnostics and the run summary. `clock` gives seconds
+    of the robot's time (simulated time in a simulation), for the frame rates."""
 
-    def __init__(self, window: int = 1000):
-        self.start = time.monotonic()
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window: int = 1000):
+        self.clock = clock
+        self.start = clock()
         self.frames = 0
         self.dropped = 0
         self.skipped = 0  # frames the DNN backend's decimation left out on purpose
@@ -65,7 +67,7 @@ class FrameStats:
         self._recent: deque = deque(maxlen=window)  # completion times, for fps
 
     def add(self, result: FrameResult) -> None:
-        now = time.monotonic()
+        now = self.clock()
         self.frames += 1
         self.latencies_s.append(result.latency_s)
         self.timesteps.append(result.timesteps)
@@ -80,7 +82,7 @@ class FrameStats:
 
     @property
     def fps(self) -> float:
-        now = time.monotonic()
+        now = self.clock()
         recent = [t for t in self._recent if now - t <= 5.0]
         if len(recent) < 2:
             return 0.0
@@ -97,7 +99,7 @@ class FrameStats:
         return {
             "frames": self.frames, "dropped": self.dropped, "skipped": self.skipped,
             "bad_input": sum(self.bad_input.values()), "accuracy": self.accuracy, "labelled": self.labelled,
-            "fps": self.frames / max(time.monotonic() - self.start, 1e-9),
+            "fps": self.frames / max(self.clock() - self.start, 1e-9),
             "latency_ms_p50": self.latency_ms(50), "latency_ms_p99": self.latency_ms(99),
             "timesteps_mean": self.timesteps_sum / self.frames if self.frames else math.nan,
             "energy_j_per_inference": self.energy_sum_j / self.frames if self.frames else math.nan,
@@ -106,13 +108,16 @@ class FrameStats:
 
 
 class AgentCore:
-    """A backend, its operating points and the governor choosing among them."""
+    """A backend, its operating points and the governor choosing among them. `clock` gives the
+    robot's time in seconds (simulated time in a simulation)."""
 
     def __init__(self, choice: BackendChoice, settings: GovernorSettings,
-                 backend_factory: Callable[..., Backend] = create_backend):
+                 backend_factory: Callable[..., Backend] = create_backend,
+                 clock: Callable[[], float] = time.monotonic):
         self.settings = settings
         self.backend_factory = backend_factory
-        self.stats = FrameStats()
+        self.clock = clock
+        self.stats = FrameStats(clock)
         self.backend: Optional[Backend] = None
         self.choice: Optional[BackendChoice] = None
         self.fallback_reason: Optional[str] = None  # why the backend in use is not the one asked for
@@ -205,7 +210,7 @@ class AgentCore:
     def classify(self, x: np.ndarray, ground_truth: Optional[int] = None) -> Optional[FrameResult]:
         """x: (1, C, H, W) network input. None when the DNN backend's decimation skips the frame.
         A backend that fails mid-run is replaced by the CPU engine and the frame is retried."""
-        decision = self.governor.choose(time.monotonic())
+        decision = self.governor.choose(self.clock())
         point = decision.point
         self._frame_counter += 1
         if point.decimation > 1 and self._frame_counter % point.decimation:

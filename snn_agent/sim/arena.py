@@ -22,6 +22,8 @@ DEFAULT_ARENA = "worlds/arena.yaml"
 # inside the image: then the view looks like the dataset image (dark room, dark floor around it).
 FILL_VIEW = 0.8
 FILL_PANEL = 0.8
+# walls and floor: nearly black, as the background of a Fashion-MNIST image
+DARK_RGBA = "0.04 0.04 0.04 1"
 FACING_COS = math.cos(math.radians(30))  # seen within 30 degrees of straight on
 
 

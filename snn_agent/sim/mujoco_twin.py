@@ -16,10 +16,9 @@ os.environ.setdefault("MUJOCO_GL", "osmesa")  # before mujoco is imported: softw
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .arena import Arena, texture_png  # noqa: E402
+from .arena import DARK_RGBA as DARK, Arena, texture_png  # noqa: E402
 
 PHYSICS_DT = 0.002
-DARK = "0.04 0.04 0.04 1"
 
 
 def mjcf(arena: Arena) -> tuple:
