@@ -25,6 +25,13 @@ CAMERA_REPLAY = NodeSpec("camera_replay")
 BATTERY_SIM = NodeSpec("battery_sim")
 
 
+# The closed loop in a simulator: the MuJoCo twin (or Gazebo through its bridge), the patrol, and the
+# agent scored against the twin's ground truth
+SIM = NodeSpec("sim")
+PATROL = NodeSpec("patrol")
+AGENT_IN_SIM = NodeSpec("agent", (("ground_truth", "sim/ground_truth"),))
+
+
 def node_specs(use_sim: bool) -> list:
     """The agent alone on a robot; with use_sim, a replayed camera and a simulated battery too."""
     return [AGENT, CAMERA_REPLAY, BATTERY_SIM] if use_sim else [AGENT]
@@ -37,6 +44,22 @@ def graph_nodes(config_path: str, use_sim: bool, backend: str = "") -> list:
     if backend:
         params.setdefault(AGENT.name, {})["backend"] = backend
     return [(spec, params.get(spec.name, {})) for spec in node_specs(use_sim)]
+
+
+def sim_graph_nodes(config_path: str, sim_config_path: str, backend: str = "") -> list:
+    """(NodeSpec, parameters) of the simulated mission: the agent with config_path's parameters, the
+    sim and the patrol with sim_config_path's; every node on simulated time, and the agent's mission
+    and reserve those of the arena the sim loads."""
+    from .sim.arena import load_arena
+
+    agent = load_config(config_path).get(AGENT.name, {})
+    if backend:
+        agent["backend"] = backend
+    sim = load_config(sim_config_path)
+    arena = load_arena(sim.get(SIM.name, {}).get("arena", ""))
+    agent.update(mission_time_s=arena.mission_s, battery_reserve=arena.battery.reserve)
+    return [(spec, {**params, "use_sim_time": True})
+            for spec, params in ((AGENT_IN_SIM, agent), (SIM, sim.get(SIM.name, {})), (PATROL, sim.get(PATROL.name, {})))]
 
 
 def share_dir() -> str:
@@ -52,8 +75,8 @@ def share_dir() -> str:
     return SOURCE_ROOT
 
 
-def default_config_path() -> str:
-    return os.path.join(share_dir(), "config", "agent.yaml")
+def default_config_path(name: str = "agent.yaml") -> str:
+    return os.path.join(share_dir(), "config", name)
 
 
 def resolve_path(path: str) -> str:

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from ..graph import ConfigError, default_config_path, graph_nodes
+from ..graph import ConfigError, default_config_path, graph_nodes, sim_graph_nodes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,11 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds to run (0 = until Ctrl-C)")
     parser.add_argument("--backend", default="", help="cpu | lava | openvino; default: the config's choice")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
+    parser.add_argument("--sim", choices=["mujoco"], default=None,
+                        help="the closed-loop mission in the arena's MuJoCo twin instead of a replayed camera "
+                             "(sim and patrol nodes; config/sim.yaml; ends with the mission)")
 
 
-def create_nodes(config_path: str, backend: str = "") -> list:
-    """The nodes of the launch file's use_sim graph, with the same names, parameters and remappings.
-    Needs rclpy initialised."""
+def create_nodes(config_path: str, backend: str = "", sim: str = "") -> list:
+    """The nodes of the launch file's use_sim graph (with `sim`: of sim.launch.py's, the simulator being
+    the MuJoCo twin), with the same names, parameters and remappings. Needs rclpy initialised."""
     from rclpy.parameter import Parameter
 
     from .agent_node import AgentNode
@@ -30,8 +33,16 @@ def create_nodes(config_path: str, backend: str = "") -> list:
     from .camera_replay_node import CameraReplayNode
 
     classes = {"agent": AgentNode, "camera_replay": CameraReplayNode, "battery_sim": BatterySimNode}
+    if sim:
+        from .patrol_node import PatrolNode
+        from .sim_node import SimNode
+
+        classes.update(sim=SimNode, patrol=PatrolNode)
+        graph = sim_graph_nodes(config_path, default_config_path("sim.yaml"), backend)
+    else:
+        graph = graph_nodes(config_path, use_sim=True, backend=backend)
     nodes = []
-    for spec, params in graph_nodes(config_path, use_sim=True, backend=backend):
+    for spec, params in graph:
         remap = [arg for src, dst in spec.remappings for arg in ("-r", f"{src}:={dst}")]
         nodes.append(classes[spec.executable](
             cli_args=["--ros-args"] + remap,
@@ -45,6 +56,10 @@ def main(args) -> int:
         # the network must not feed this graph frames or read its results.
         os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 101)
         os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    if args.sim:
+        from .run_sim import run_mission
+
+        return run_mission(args)
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions

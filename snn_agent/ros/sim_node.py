@@ -3,9 +3,11 @@
 Publishes what config/gz_bridge.yaml brings out of Gazebo, under the same names and types: `/image`
 (stamped with simulated time), `/battery_state`, `/odom`, `/clock`; takes `/cmd_vel` and the agent's
 `/agent/energy`, which its battery pays. For scoring it also publishes `~/ground_truth` (Int32): the
-class of the object filling the view, for the frames where one does.
+class of the object filling the view, for the frames where one does. It keeps the mission's log
+(snn_agent/sim/mission.py's MissionLog: per frame the class in view, the agent's class, T and energy,
+from /agent/class_id, /agent/timesteps and /agent/energy) for `snn-agent run --sim mujoco`.
 
-Simulated time runs as fast as the machine allows (`real_time_factor` 0) or at a set multiple of real
+Simulated time starts when the camera has a subscriber, then runs as fast as the machine allows (`real_time_factor` 0) or at a set multiple of real
 time. With `lockstep`, each frame waits (up to `lockstep_timeout_s`) for the agent's energy report
 before time moves on, so that no frame goes unclassified and every inference is paid for in its frame.
 """
@@ -23,9 +25,10 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import BatteryState, Image
-from std_msgs.msg import Float32, Int32
+from std_msgs.msg import Float32, Int32, UInt16
 
 from ..sim.arena import load_arena
+from ..sim.mission import FrameRecord, MissionLog
 from ..sim.mujoco_twin import MujocoTwin
 from .spin import spin_node
 
@@ -53,11 +56,10 @@ class SimNode(Node):
         self.arena = load_arena(p["arena"])
         self.twin = MujocoTwin(self.arena)
         self.settings = p
-        self.frames = 0
+        self.log = MissionLog(self.arena)
         self.reports = 0  # energy reports from the agent
-        self.in_view = None  # class in view on the last frame
-        self.reserve_reached_s = None  # simulated time the battery fell to the arena's reserve
-        self._reported = threading.Condition()
+        self._agent = {"class_id": None, "timesteps": 0, "energy_j": 0.0}  # its latest results
+        self._reported = threading.Condition()  # guards the above, and the log
         self._running = True
         self.pub_image = self.create_publisher(Image, "/image", qos_profile_sensor_data)
         self.pub_battery = self.create_publisher(BatteryState, "/battery_state", 10)
@@ -65,6 +67,9 @@ class SimNode(Node):
         self.pub_clock = self.create_publisher(Clock, "/clock", 10)
         self.pub_truth = self.create_publisher(Int32, "~/ground_truth", 10)
         self.create_subscription(Twist, "/cmd_vel", self._on_cmd_vel, 10)
+        # the agent publishes its class and T before the energy, which completes a frame's results
+        self.create_subscription(Int32, "/agent/class_id", self._on_class, 100)
+        self.create_subscription(UInt16, "/agent/timesteps", self._on_timesteps, 100)
         self.create_subscription(Float32, "/agent/energy", self._on_energy, 100)
         self._thread = threading.Thread(target=self._run, name="sim", daemon=True)
         self._thread.start()
@@ -79,52 +84,79 @@ class SimNode(Node):
     def _on_cmd_vel(self, msg: Twist) -> None:
         self.twin.command(msg.linear.x, msg.angular.z)
 
+    def _on_class(self, msg: Int32) -> None:
+        with self._reported:
+            self._agent["class_id"] = int(msg.data)
+
+    def _on_timesteps(self, msg: UInt16) -> None:
+        with self._reported:
+            self._agent["timesteps"] = int(msg.data)
+
     def _on_energy(self, msg: Float32) -> None:
         with self._reported:
             self.twin.add_compute_energy(float(msg.data))
+            self._agent["energy_j"] = float(msg.data) if math.isfinite(msg.data) else 0.0
             self.reports += 1
             self._reported.notify()
+
+    @property
+    def finished(self) -> bool:
+        """The mission's time has passed, or the battery is at its reserve."""
+        return self.log.reserve_reached_s is not None or self.log.time_s >= self.arena.mission_s - 1e-6
 
     def _run(self) -> None:
         frame_s = 1.0 / self.arena.camera.rate_hz
         next_battery_s = 0.0
+        while self._running and self.context.ok() and not self.pub_image.get_subscription_count():
+            time.sleep(0.05)  # time starts with the first camera subscriber (the agent), as `gz sim` on play
         start_wall, start_sim = time.monotonic(), self.time_s
         while self._running and self.context.ok():
-            reports = self.reports
-            self.twin.step(frame_s)
+            with self._reported:  # the energy callback adds to the twin's battery
+                reports = self.reports
+                self.twin.step(frame_s)
             stamp = Time(nanoseconds=round(self.time_s * 1e9)).to_msg()
             self.pub_clock.publish(Clock(clock=stamp))
             self._publish_odometry(stamp)
             if self.time_s >= next_battery_s:
                 self._publish_battery(stamp)
                 next_battery_s += BATTERY_PERIOD_S
-            self._publish_frame(stamp)
-            if self.reserve_reached_s is None and self.twin.battery.percentage <= self.arena.battery.reserve:
-                self.reserve_reached_s = self.time_s
-                self.get_logger().warning(f"battery at its reserve ({self.arena.battery.reserve:.0%}) after "
-                                          f"{self.time_s:.1f} s of simulated time")
-            if self.settings["lockstep"]:
-                with self._reported:
+            in_view = self._publish_frame(stamp)
+            with self._reported:
+                if self.settings["lockstep"]:
                     self._reported.wait_for(lambda: self.reports > reports or not self._running,
                                             self.settings["lockstep_timeout_s"])
+                reported = self.reports > reports
+                at_reserve = self.log.reserve_reached_s
+                self.log.add(FrameRecord(self.time_s, self.twin.battery.percentage, in_view,
+                                         self._agent["class_id"] if reported else None,
+                                         self._agent["timesteps"] if reported else 0,
+                                         self._agent["energy_j"] if reported else 0.0))
+                self.log.drained_j = dict(self.twin.drained_j)
+                self.log.wall_s = time.monotonic() - start_wall
+            if at_reserve is None and self.log.reserve_reached_s is not None:
+                self.get_logger().warning(f"battery at its reserve ({self.arena.battery.reserve:.0%}) after "
+                                          f"{self.time_s:.1f} s of simulated time")
             factor = self.settings["real_time_factor"]
             if factor > 0:
                 ahead = (self.time_s - start_sim) / factor - (time.monotonic() - start_wall)
                 if ahead > 0:
                     time.sleep(ahead)
 
-    def _publish_frame(self, stamp) -> None:
+    def _publish_frame(self, stamp):
+        """Render and publish the camera's frame, then its ground truth; returns the class in view."""
+        start = time.monotonic()
         pixels = self.twin.render()
+        self.log.render_s += time.monotonic() - start
         height, width, _ = pixels.shape
         msg = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3,
                     data=pixels.tobytes())
         msg.header.stamp = stamp
         msg.header.frame_id = "camera"
         self.pub_image.publish(msg)
-        self.frames += 1
-        self.in_view = self.twin.ground_truth()
-        if self.in_view is not None:  # after its image: the agent pairs a label with the image before it
-            self.pub_truth.publish(Int32(data=self.in_view))
+        in_view = self.twin.ground_truth()
+        if in_view is not None:  # after its image: the agent pairs a label with the image before it
+            self.pub_truth.publish(Int32(data=in_view))
+        return in_view
 
     def _publish_odometry(self, stamp) -> None:
         x, y, yaw = self.twin.pose

@@ -92,7 +92,6 @@ class Arena:
     robot: Robot
     camera: Camera
     battery: BatteryModel
-    view_distance: float
     dwell_s: float
     mission_s: float
     objects: tuple
@@ -122,6 +121,14 @@ class Arena:
             if inside / 2 >= FILL_VIEW and inside / (u[1] - u[0]) >= FILL_PANEL:
                 return index
         return None
+
+    @property
+    def view_distance(self) -> float:
+        """Camera to panel when the panel just fills the view: there the camera sees the dataset image
+        at its own scale (a CNN trained on centred, full-size objects loses accuracy on smaller ones:
+        at 93 % of the size, 4 of the 40 panels more were misclassified)."""
+        narrower = min(self.camera.width, self.camera.height) / max(self.camera.width, self.camera.height)
+        return self.panel_size / 2 / (math.tan(self.camera.hfov / 2) * narrower)
 
     def view_pose(self, index: int) -> tuple:
         """The base pose (x, y, yaw) from which the camera sees object `index` straight on and filled."""
@@ -207,7 +214,7 @@ def _arena(doc: dict) -> Arena:
                       float(c["forward"])),
         battery=BatteryModel(float(b["voltage"]), float(b["capacity_ah"]), float(b["base_load_w"]),
                              float(b["motion_w_per_mps"]), float(b["turning_w_per_radps"]), float(b["reserve"])),
-        view_distance=float(doc["patrol"]["view_distance"]), dwell_s=float(doc["patrol"]["dwell_s"]),
+        dwell_s=float(doc["patrol"]["dwell_s"]),
         mission_s=float(doc["mission_s"]), objects=tuple(objects), class_names=tuple(names))
     if not objects:
         raise ValueError("the arena has no objects")

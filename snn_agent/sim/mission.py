@@ -42,6 +42,7 @@ class MissionLog:
         self.drained_j: dict = {}
         self.wall_s = 0.0  # real time the loop took
         self.render_s = 0.0  # of which rendering
+        self.agent_s = 0.0  # and the agent: preprocessing, governor, inference
 
     def add(self, record: FrameRecord) -> None:
         self.records.append(record)
@@ -73,7 +74,7 @@ class MissionLog:
             "drained_j": dict(self.drained_j),
             "compute_share": self.drained_j.get("compute", 0.0) / drained if drained else None,
             "battery_left": self.records[-1].battery if self.records else 1.0,
-            "wall_s": self.wall_s, "render_s": self.render_s,
+            "wall_s": self.wall_s, "render_s": self.render_s, "agent_s": self.agent_s,
             "real_time_factor": self.time_s / self.wall_s if self.wall_s else None,
         }
 
@@ -130,7 +131,9 @@ def _drive(twin: MujocoTwin, core, cache: FrameCache, end_s: float, progress) ->
             next_battery_s += BATTERY_PERIOD_S
         frame, render_s = cache.get(len(log.records), twin.render)
         log.render_s += render_s
+        agent_start = time.perf_counter()
         result = core.classify(to_network_input(frame, "rgb", pre))
+        log.agent_s += time.perf_counter() - agent_start
         if result is not None:
             twin.add_compute_energy(result.energy.joules)
         log.add(FrameRecord(twin.time_s, twin.battery.percentage, twin.ground_truth(),
