@@ -9,6 +9,9 @@ import os
 import sys
 import threading
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable
 
 from ..graph import ConfigError, default_config_path, graph_nodes, sim_graph_nodes
 
@@ -56,12 +59,7 @@ def main(args) -> int:
         # the network must not feed this graph frames or read its results.
         os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 101)
         os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    if args.sim:
-        from .run_sim import run_mission
-
-        return run_mission(args)
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
     config_path = args.config or default_config_path()
@@ -71,38 +69,76 @@ def main(args) -> int:
     nodes = []
     try:
         try:
-            nodes = create_nodes(config_path, args.backend)
-        except ConfigError as exc:
+            nodes = create_nodes(config_path, args.backend, sim=args.sim or "")
+        except (ConfigError, ValueError) as exc:  # a file, an arena or a parameter the user can fix
             print(f"snn-agent run: {exc}", file=sys.stderr)
             return 2
-        agent, replay, battery = nodes
-        executor = SingleThreadedExecutor()  # callbacks are short: inference has its own thread
-        for node in nodes:
-            executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-        print(f"snn-agent run: ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, config {config_path}, "
-              f"camera: {replay.data.name} test images, "
-              f"{'%.0f s' % args.duration if args.duration else 'until Ctrl-C'}", file=sys.stderr)
-        start = time.monotonic()
-        try:
-            while not args.duration or time.monotonic() - start < args.duration:
-                time.sleep(0.5)
-                _status_line(agent, battery.battery.percentage)
-        except KeyboardInterrupt:
-            pass
-        sys.stderr.write("\n")
-        summary = _summary(agent, replay, battery.battery.percentage)
-        executor.shutdown(timeout_sec=2)
-        spinner.join(timeout=2)
+        if args.sim:
+            from .mission_view import mission_view
+
+            view = mission_view(nodes, args.sim, config_path)
+        else:
+            view = _replay_view(nodes, config_path, args.duration)
+        with spinning(nodes):
+            print(view.header, file=sys.stderr)
+            watch(args.duration, view.status, view.done)
+            summary = view.summary()
     finally:
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
-    _print_summary(summary)
+    view.print_summary(summary)
     if args.json:
         print(json.dumps(summary))
-    return 0 if summary["frames"] > 0 else 1
+    return 0 if summary[view.frames_key] > 0 else 1
+
+
+@dataclass
+class View:
+    """What `snn-agent run` shows of a graph: a header, a live status line, a summary."""
+    header: str
+    status: Callable[[], None]
+    summary: Callable[[], dict]
+    print_summary: Callable[[dict], None]
+    done: Callable[[], bool] = lambda: False  # the run ends by itself
+    frames_key: str = "frames"  # the summary's count of classified frames
+
+
+def _replay_view(nodes: list, config_path: str, duration: float) -> View:
+    agent, replay, battery = nodes
+    return View(f"snn-agent run: ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, config {config_path}, "
+                f"camera: {replay.data.name} test images, {'%.0f s' % duration if duration else 'until Ctrl-C'}",
+                lambda: _status_line(agent, battery.battery.percentage),
+                lambda: _summary(agent, replay, battery.battery.percentage), _print_summary)
+
+
+@contextmanager
+def spinning(nodes: list):
+    """The nodes spinning on a thread of their own for the duration of the block."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor()  # callbacks are short: inference has its own thread
+    for node in nodes:
+        executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        yield
+    finally:
+        executor.shutdown(timeout_sec=2)
+        spinner.join(timeout=2)
+
+
+def watch(duration: float, status, done=lambda: False) -> None:
+    """Call status() every 0.5 s until done(), `duration` seconds (0: no limit) or Ctrl-C."""
+    start = time.monotonic()
+    try:
+        while not done() and (not duration or time.monotonic() - start < duration):
+            time.sleep(0.5)
+            status()
+    except KeyboardInterrupt:
+        pass
+    sys.stderr.write("\n")
 
 
 def _status_line(agent, battery: float) -> None:

@@ -120,14 +120,15 @@ class SimNode(Node):
             if self.time_s >= next_battery_s:
                 self._publish_battery(stamp)
                 next_battery_s += BATTERY_PERIOD_S
-            in_view = self._publish_frame(stamp)
+            index = self._publish_frame(stamp)
             with self._reported:
                 if self.settings["lockstep"]:
                     self._reported.wait_for(lambda: self.reports > reports or not self._running,
                                             self.settings["lockstep_timeout_s"])
                 reported = self.reports > reports
                 at_reserve = self.log.reserve_reached_s
-                self.log.add(FrameRecord(self.time_s, self.twin.battery.percentage, in_view,
+                self.log.add(FrameRecord(self.time_s, self.twin.battery.percentage, index,
+                                         None if index is None else self.arena.objects[index].class_id,
                                          self._agent["class_id"] if reported else None,
                                          self._agent["timesteps"] if reported else 0,
                                          self._agent["energy_j"] if reported else 0.0))
@@ -143,7 +144,7 @@ class SimNode(Node):
                     time.sleep(ahead)
 
     def _publish_frame(self, stamp):
-        """Render and publish the camera's frame, then its ground truth; returns the class in view."""
+        """Render and publish the camera's frame, then its ground truth; returns the object in view."""
         start = time.monotonic()
         pixels = self.twin.render()
         self.log.render_s += time.monotonic() - start
@@ -153,10 +154,10 @@ class SimNode(Node):
         msg.header.stamp = stamp
         msg.header.frame_id = "camera"
         self.pub_image.publish(msg)
-        in_view = self.twin.ground_truth()
-        if in_view is not None:  # after its image: the agent pairs a label with the image before it
-            self.pub_truth.publish(Int32(data=in_view))
-        return in_view
+        index = self.twin.object_in_view()
+        if index is not None:  # after its image: the agent pairs a label with the image before it
+            self.pub_truth.publish(Int32(data=self.arena.objects[index].class_id))
+        return index
 
     def _publish_odometry(self, stamp) -> None:
         x, y, yaw = self.twin.pose

@@ -26,7 +26,8 @@ BATTERY_PERIOD_S = 0.5  # the agent hears the battery at 2 Hz, as from battery_s
 class FrameRecord:
     time_s: float
     battery: float  # charge fraction after the frame's step
-    in_view: Optional[int]  # class of the object filling the view
+    object_index: Optional[int]  # the object filling the view
+    in_view: Optional[int]  # its class
     predicted: Optional[int]  # None: the agent did not classify this frame
     timesteps: int
     energy_j: float  # the agent's reported compute energy for it
@@ -42,7 +43,7 @@ class MissionLog:
         self.drained_j: dict = {}
         self.wall_s = 0.0  # real time the loop took
         self.render_s = 0.0  # of which rendering
-        self.agent_s = 0.0  # and the agent: preprocessing, governor, inference
+        self.agent_s = None  # and the agent (preprocessing, governor, inference), when run in process
 
     def add(self, record: FrameRecord) -> None:
         self.records.append(record)
@@ -57,11 +58,12 @@ class MissionLog:
         classified = [r for r in self.records if r.predicted is not None]
         scored = [r for r in classified if r.in_view is not None]
         drained = sum(self.drained_j.values())
-        per_class = {}
+        per_class, per_object = {}, {}
         for r in scored:
-            hits = per_class.setdefault(self.arena.class_names[r.in_view], [0, 0])
-            hits[0] += int(r.predicted == r.in_view)
-            hits[1] += 1
+            for hits in (per_class.setdefault(self.arena.class_names[r.in_view], [0, 0]),
+                         per_object.setdefault(r.object_index, [0, 0])):
+                hits[0] += int(r.predicted == r.in_view)
+                hits[1] += 1
         return {
             "sim_time_s": self.time_s,
             "completed": self.reserve_reached_s is None and self.time_s >= self.arena.mission_s - 1e-6,
@@ -69,6 +71,9 @@ class MissionLog:
             "frames": len(self.records), "frames_classified": len(classified), "frames_with_object": len(scored),
             "accuracy_on_objects": sum(r.predicted == r.in_view for r in scored) / len(scored) if scored else None,
             "accuracy_per_class": {name: hits[0] / hits[1] for name, hits in sorted(per_class.items())},
+            "objects_seen": len(per_object),
+            # each object counted once (as the source images are), however long it was in view
+            "accuracy_per_object_mean": float(np.mean([h[0] / h[1] for h in per_object.values()])) if scored else None,
             "timesteps_mean": float(np.mean([r.timesteps for r in classified])) if classified else None,
             "energy_j_per_inference": float(np.mean([r.energy_j for r in classified])) if classified else None,
             "drained_j": dict(self.drained_j),
@@ -121,6 +126,7 @@ def _drive(twin: MujocoTwin, core, cache: FrameCache, end_s: float, progress) ->
     capacity_j = twin.battery.capacity_j
     pre = core.model.network.preprocessing
     next_battery_s = 0.0
+    log.agent_s = 0.0
     start = time.perf_counter()
     core.governor.start(twin.time_s)
     while twin.time_s < end_s - 1e-9 and log.reserve_reached_s is None:
@@ -136,7 +142,9 @@ def _drive(twin: MujocoTwin, core, cache: FrameCache, end_s: float, progress) ->
         log.agent_s += time.perf_counter() - agent_start
         if result is not None:
             twin.add_compute_energy(result.energy.joules)
-        log.add(FrameRecord(twin.time_s, twin.battery.percentage, twin.ground_truth(),
+        index = twin.object_in_view()
+        log.add(FrameRecord(twin.time_s, twin.battery.percentage, index,
+                            None if index is None else arena.objects[index].class_id,
                             None if result is None else result.class_id,
                             0 if result is None else result.timesteps,
                             0.0 if result is None else result.energy.joules))

@@ -147,9 +147,13 @@ class MujocoTwin:
         self.renderer.update_scene(self.data, camera="camera")
         return self.renderer.render()
 
+    def object_in_view(self) -> Optional[int]:
+        """Index of the object filling the view, or None."""
+        return self.arena.object_in_view(*self.pose)
+
     def ground_truth(self) -> Optional[int]:
         """The dataset class of the object filling the view, or None."""
-        index = self.arena.object_in_view(*self.pose)
+        index = self.object_in_view()
         return None if index is None else self.arena.objects[index].class_id
 
     def close(self) -> None:

@@ -1,63 +1,23 @@
-"""`snn-agent run --sim mujoco`: the closed-loop mission in the arena's MuJoCo twin, over ROS: the
-agent, the `sim` node and the patrol in one process (the graph launch/sim.launch.py starts around
-Gazebo), a live view of the mission, and its summary when it ends (mission time passed, battery at
-its reserve, --duration of real time, or Ctrl-C)."""
+"""What `snn-agent run --sim mujoco` shows: the closed-loop mission in the arena's MuJoCo twin, over
+ROS (the agent, the `sim` node and the patrol in one process: the graph launch/sim.launch.py starts
+around Gazebo), a live view of the mission, and its summary when it ends (mission time passed,
+battery at its reserve, --duration of real time, or Ctrl-C). run_graph.main runs it."""
 from __future__ import annotations
 
-import json
 import math
+import os
 import sys
-import threading
-import time
-
-from ..graph import ConfigError, default_config_path
 
 
-def run_mission(args) -> int:
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.signals import SignalHandlerOptions
+def mission_view(nodes: list, simulator: str, config_path: str):
+    from .run_graph import View
 
-    from .run_graph import create_nodes
-
-    config_path = args.config or default_config_path()
-    rclpy.init(args=[], signal_handler_options=SignalHandlerOptions.NO)  # Ctrl-C: see run_graph.main
-    nodes = []
-    try:
-        try:
-            nodes = create_nodes(config_path, args.backend, sim=args.sim)
-        except (ConfigError, ValueError) as exc:  # ArenaError is a ValueError
-            print(f"snn-agent run: {exc}", file=sys.stderr)
-            return 2
-        agent, sim, _patrol = nodes
-        executor = SingleThreadedExecutor()
-        for node in nodes:
-            executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-        arena = sim.arena
-        print(f"snn-agent run --sim {args.sim}: arena {arena.name} ({len(arena.objects)} objects), mission "
-              f"{arena.mission_s:.0f} s simulated, battery {arena.battery.full().capacity_j:.1f} J; config {config_path}",
-              file=sys.stderr)
-        start = time.monotonic()
-        try:
-            while not sim.finished and (not args.duration or time.monotonic() - start < args.duration):
-                time.sleep(0.5)
-                _status_line(sim)
-        except KeyboardInterrupt:
-            pass
-        sys.stderr.write("\n")
-        summary = _summary(agent, sim)
-        executor.shutdown(timeout_sec=2)
-        spinner.join(timeout=2)
-    finally:
-        for node in nodes:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    _print_summary(summary)
-    if args.json:
-        print(json.dumps(summary))
-    return 0 if summary["frames_classified"] > 0 else 1
+    agent, sim, _patrol = nodes
+    arena = sim.arena
+    return View(f"snn-agent run --sim {simulator}: ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, arena {arena.name} ({len(arena.objects)} objects), mission "
+                f"{arena.mission_s:.0f} s simulated, battery {arena.battery.full().capacity_j:.1f} J; config {config_path}",
+                lambda: _status_line(sim), lambda: _summary(agent, sim), _print_summary,
+                done=lambda: sim.finished, frames_key="frames_classified")
 
 
 def _status_line(sim) -> None:
