@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from snn_agent.graph import AGENT, PATROL, SIM, sim_graph_nodes
+from snn_agent.graph import AGENT, PATROL, SIM, load_config, sim_graph_nodes
 from snn_agent.sim import gazebo
 from snn_agent.sim.arena import load_arena
 
@@ -125,6 +125,14 @@ def test_bridge_maps_what_the_agent_the_patrol_and_the_twin_use(rclpy_context):
         assert agent.resolve_topic_name("ground_truth") == "/sim/ground_truth"
         assert all(n.get_parameter("use_sim_time").value for n in nodes)
         assert agent.get_parameter("mission_time_s").value == sim.arena.mission_s
+        # config/sim.yaml sets every parameter the sim and the patrol declare, each with a comment
+        sim_yaml = load_config(os.path.join(ROOT, "config", "sim.yaml"))
+        for node in (sim, patrol):
+            declared = set(node._parameters) - {"use_sim_time", "start_type_description_service"}  # rclpy's own
+            assert set(sim_yaml[node.get_name()]) == declared
+            assert all(node.describe_parameter(name).description for name in declared)
+        lines = [line for line in open(os.path.join(ROOT, "config", "sim.yaml")) if line.startswith("    ")]
+        assert lines and all("#" in line for line in lines)
     finally:
         for node in nodes:
             node.destroy_node()

@@ -36,8 +36,9 @@ def _status_line(sim) -> None:
 def _summary(agent, sim) -> dict:
     with sim._reported:
         s = sim.log.summary()
-    s["backend"] = agent.core.backend.describe() if agent.core.ready else "none"
-    s["policy"] = agent.core.settings.policy
+    backend = agent.core.backend if agent.core is not None else None
+    s["backend"] = backend.describe() if backend is not None else "none"
+    s["policy"] = agent.get_parameter("policy").value
     s["mission_s"] = sim.arena.mission_s
     s["reserve"] = sim.arena.battery.reserve
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()}
