@@ -24,6 +24,7 @@ from typing import Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -41,6 +42,7 @@ from ..sensing.images import ImageDecodeError, compressed_pixels, decode_compres
 from .spin import spin_node
 
 LOG_THROTTLE_S = 5.0
+WATCHDOG_PERIOD_S = 0.25  # how often the backend's health is checked (steady clock)
 
 
 def _float_range(lo, hi):
@@ -72,6 +74,9 @@ PARAMETERS = {
                              {"floating_point_range": _float_range(0.1, 60), "read_only": True}),
     "autostart": (True, "configure and activate at start (false: a lifecycle manager drives the node)",
                   {"read_only": True}),
+    "stall_timeout_s": (10.0, "[s] a frame unfinished this long (steady clock) means a stalled backend: it is "
+                              "closed and replaced (the CPU engine when allow_fallback)",
+                        {"floating_point_range": _float_range(0.5, 3600)}),
     "max_image_pixels": (10_000_000, "images with more pixels are refused (bad_input_too_large)",
                          {"integer_range": [IntegerRange(from_value=1, to_value=1_000_000_000, step=1)]}),
 }
@@ -191,6 +196,17 @@ class AgentNode(LifecycleNode):
         self._worker: Optional[threading.Thread] = None
         self._running = False  # the worker's life: configure to cleanup
         self._active = False  # classifying: activate to deactivate
+        # Liveness, on the steady clock (a hung backend is a matter of real time, simulated or not).
+        # A worker stuck in a backend cannot be stopped: it is abandoned (its generation is no longer
+        # the current one) and a new worker carries on with a replaced backend.
+        self._generation = 0
+        self._busy_since: Optional[float] = None  # when the worker's current frame went to the backend
+        self._last_classified: Optional[float] = None
+        self._last_received: Optional[float] = None
+        self._active_since: Optional[float] = None
+        self._pending_replacement: Optional[str] = None  # why the backend must be replaced
+        self._replacing = False  # from the watchdog's finding until the worker has replaced it
+        self.abandoned_workers = 0
         self._log_handler = RosLogHandler(self.get_logger())
         self._complaints: dict = {}  # bad-input kind -> when it was last logged
         for name, (default, description, extra) in PARAMETERS.items():
@@ -220,6 +236,7 @@ class AgentNode(LifecycleNode):
         if hasattr(self, "add_post_set_parameters_callback"):  # rclpy >= Iron: validate, then apply
             self.add_post_set_parameters_callback(self._apply_parameters)
         self.create_timer(self.get_parameter("diagnostics_period_s").value, self._publish_diagnostics)
+        self.create_timer(WATCHDOG_PERIOD_S, self._watch_backend, clock=Clock(clock_type=ClockType.STEADY_TIME))
         if self.get_parameter("autostart").value:
             self._autostart()
 
@@ -266,8 +283,7 @@ class AgentNode(LifecycleNode):
             "energy": self.create_lifecycle_publisher(Float32, "~/energy", 10),
         }
         self._running = True
-        self._worker = threading.Thread(target=self._work, name="snn_agent_inference", daemon=True)
-        self._worker.start()
+        self._start_worker()
         self.get_logger().info(f"configured: backend {core.backend.describe()} on {core.choice.model_dir}; "
                                f"policy {core.settings.policy}")
         return super().on_configure(state)
@@ -278,6 +294,7 @@ class AgentNode(LifecycleNode):
             if now > 0 and not self.core.governor.mission_started:  # else the first battery reading starts it
                 self.core.governor.start(now)
             self._active = True
+            self._active_since = time.monotonic()
         self.get_logger().info("active: classifying")
         return super().on_activate(state)
 
@@ -301,6 +318,14 @@ class AgentNode(LifecycleNode):
         self._unload()  # back to unconfigured, with nothing held
         return TransitionCallbackReturn.SUCCESS
 
+    def _start_worker(self) -> None:
+        """A new worker thread; call with self._lock held, or before anything else can run."""
+        self._generation += 1
+        self._busy_since = None
+        self._worker = threading.Thread(target=self._work, args=(self._generation,), name="snn_agent_inference",
+                                        daemon=True)
+        self._worker.start()
+
     def _unload(self) -> None:
         """Stop the worker, close the backend (Lava processes stopped), drop the result publishers."""
         with self._wake:
@@ -308,9 +333,11 @@ class AgentNode(LifecycleNode):
             self._running = False
             self._newest = None
             self._pending_reload = None
-            self._wake.notify()
+            self._pending_replacement, self._replacing = None, False
+            self._wake.notify_all()
+            stuck = self._busy_since is not None and self.core is not None and self.core.backend.failure()
         if self._worker is not None:
-            self._worker.join(timeout=10)
+            self._worker.join(timeout=0 if stuck else 10)
             self._worker = None
         if self.core is not None:
             self.core.close()
@@ -420,6 +447,7 @@ class AgentNode(LifecycleNode):
             self._bad_input("too_large", f"image of {pixels} pixels refused: max_image_pixels is {limit}")
             return
         with self._wake:
+            self._last_received = time.monotonic()
             if self._newest is not None:
                 self.stats.dropped += 1
             self._newest = (frame_id, decode, received_s)
@@ -464,20 +492,24 @@ class AgentNode(LifecycleNode):
                 self.core.governor.update_battery(self.now_s(), reading.fraction, reading.capacity_j)
 
     # --- inference (the worker thread) ---------------------------------------------------------
-    def _work(self) -> None:
+    def _work(self, generation: int) -> None:
         while True:
             with self._wake:
-                while self._running and self._newest is None and self._pending_reload is None:
+                while self._running and generation == self._generation and self._newest is None \
+                        and self._pending_reload is None and self._pending_replacement is None:
                     self._wake.wait(0.5)
-                if not self._running:
+                if not self._running or generation != self._generation:
                     return
-                frame, self._newest = self._newest, None
+                replacement, self._pending_replacement = self._pending_replacement, None
+                frame, self._newest = (None, self._newest) if replacement else (self._newest, None)
                 reload, self._pending_reload = self._pending_reload, None
             try:
+                if replacement is not None:
+                    self._replace_backend(replacement)
                 if reload is not None:
                     self._reload(reload)
                 if frame is not None:
-                    self._classify(*frame)
+                    self._classify(generation, *frame)
             except Exception as exc:  # noqa: BLE001 - the inference thread must outlive any one frame
                 if not self.context.ok():  # Ctrl-C shut ROS down under a publish: not the frame's fault
                     return
@@ -493,7 +525,35 @@ class AgentNode(LifecycleNode):
             return
         self.get_logger().info(f"backend now {self.core.backend.describe()} on {choice.model_dir}")
 
-    def _classify(self, frame_id: int, decode, received_s: float) -> None:
+    def _replace_backend(self, reason: str) -> None:
+        try:
+            self.core.replace_backend(reason)
+        finally:
+            with self._lock:
+                self._replacing = False
+        self.get_logger().info(f"backend now {self.core.backend.describe()}")
+
+    @never_raises
+    def _watch_backend(self) -> None:
+        """Replace a backend whose runtime died or that has not finished a frame in stall_timeout_s."""
+        with self._wake:
+            core, busy_since = self.core, self._busy_since
+            if core is None or not self._running or self._replacing:
+                return
+            failure = core.backend.failure()
+            timeout = self.get_parameter("stall_timeout_s").value
+            if failure is None and (busy_since is None or time.monotonic() - busy_since <= timeout):
+                return
+            reason = failure or f"backend {core.backend.name!r} has not finished a frame in " \
+                                f"{time.monotonic() - busy_since:.1f} s (stall_timeout_s {timeout:g})"
+            if busy_since is not None:  # stuck in the backend: leave it, a new worker takes over
+                self.abandoned_workers += 1
+                self._start_worker()
+            self._pending_replacement, self._replacing = reason, True
+            self._wake.notify_all()
+        self._bad_input("stall", f"{reason}: replacing the backend", error=True)
+
+    def _classify(self, generation: int, frame_id: int, decode, received_s: float) -> None:
         try:
             image, order = decode()
             limit = self.get_parameter("max_image_pixels").value
@@ -504,12 +564,18 @@ class AgentNode(LifecycleNode):
         except ImageDecodeError as exc:
             self._bad_input(exc.kind, f"bad image: {exc}")
             return
+        with self._lock:
+            self._busy_since = time.monotonic()
         try:
             result = self.core.classify(x)
         except Exception as exc:  # noqa: BLE001 - a failing frame must not end the node
             self._bad_input("inference", f"inference failed: {exc}", error=True)
             return
-        if result is None:
+        finally:
+            with self._lock:
+                if generation == self._generation:
+                    self._busy_since = None
+        if result is None or generation != self._generation:  # skipped, or abandoned as stalled
             return
         decision = result.decision
         if self.last_decision is None or decision.point is not self.last_decision.point:
@@ -525,6 +591,7 @@ class AgentNode(LifecycleNode):
         pubs["timesteps"].publish(UInt16(data=int(result.timesteps)))
         pubs["energy"].publish(Float32(data=float(result.energy.joules)))
         with self._lock:
+            self._last_classified = time.monotonic()
             self.stats.node_latencies_s.append(time.perf_counter() - received_s)
             self._count(self.pairing.prediction(frame_id, result.class_id))
 
@@ -576,6 +643,13 @@ class AgentNode(LifecycleNode):
             "expected_accuracy": f"{decision.point.accuracy:.4f}" if decision else "",
             "bad_input": s["bad_input"], "labels_unpaired": self.pairing.unpaired,
         }
+        now = time.monotonic()
+        since = self._last_classified or self._active_since
+        values["last_frame_age_s"] = "" if since is None else f"{now - since:.3f}"
+        values["abandoned_workers"] = self.abandoned_workers
+        timeout = self.get_parameter("stall_timeout_s").value
+        stalled = self._active and since is not None and now - since > timeout and \
+            self._last_received is not None and now - self._last_received < timeout
         other_w = core.governor.other_power_w() if core else None
         values["battery_other_power_w"] = "" if other_w is None else f"{other_w:.4g}"
         values.update({f"bad_input_{kind}": n for kind, n in self.stats.bad_input.items()})
@@ -589,6 +663,8 @@ class AgentNode(LifecycleNode):
             return DiagnosticStatus.ERROR, f"not configured: {self.configure_error}", values
         if core is None:
             return DiagnosticStatus.OK, f"{self.state}: not configured", values
+        if stalled:
+            return DiagnosticStatus.ERROR, f"stalled: frames arrive, none classified for {now - since:.1f} s", values
         if core.fallback_reason:
             return DiagnosticStatus.ERROR, core.fallback_reason, values
         if decision is not None and decision.over_budget:
