@@ -27,17 +27,18 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import BatteryState, CompressedImage, Image
 from std_msgs.msg import Float32, Float32MultiArray, Int32, MultiArrayDimension, MultiArrayLayout, String, UInt16
 
-from ..adaptation.battery_input import read_battery
+from ..adaptation.battery_input import PERCENTAGE_SCALES, read_battery, scale_evidence
 from ..adaptation.governor import POLICIES, GovernorSettings
 from ..agent_core import AgentCore, BackendChoice, FrameStats
-from ..backends import BACKENDS
+from ..backends import BACKENDS, device_problem
 from ..energy.constants import ENERGY_SECTIONS
 from ..graph import resolve_path
-from ..ir import MODEL_JSON
+from ..ir import SNNModel
 from ..sensing.images import ImageDecodeError, compressed_pixels, decode_compressed, decode_raw, to_network_input
 from .spin import spin_node
 
@@ -66,6 +67,9 @@ PARAMETERS = {
     "mission_time_s": (3600.0, "[s] how long the battery must last, from node start",
                        {"floating_point_range": _float_range(1, 1e7)}),
     "battery_reserve": (0.2, "charge fraction never to spend", {"floating_point_range": _float_range(0, 1)}),
+    "battery_percentage_scale": ("auto", "BatteryState.percentage: fraction (0..1, ROS), percent (0..100, "
+                                         "Gazebo), auto (decided once per publisher from what it sends)",
+                                 {"additional_constraints": f"one of {', '.join(PERCENTAGE_SCALES)}"}),
     "battery_capacity_wh": (0.0, "[Wh] battery capacity when BatteryState has none, 0 = from the message",
                             {"floating_point_range": _float_range(0, 1e6)}),
     "hysteresis": (0.1, "relative budget margin before a costlier operating point",
@@ -97,13 +101,16 @@ GOVERNOR_PARAMS = ("policy", "timesteps", "min_accuracy", "max_latency_ms", "mis
 
 class RosLogHandler(logging.Handler):
     """Sends the library's log records (logger "snn_agent": backend fallbacks, device problems) to
-    the node's ROS logger, so they reach the console and /rosout like the node's own."""
+    the node's ROS logger, so they reach the console and /rosout like the node's own, at the level
+    the node's logger has now (rcutils and logging share the severity numbers)."""
 
     def __init__(self, ros_logger):
         super().__init__()
         self.ros_logger = ros_logger
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < int(self.ros_logger.get_effective_level()):
+            return
         text = self.format(record)
         if record.levelno >= logging.ERROR:  # one call site per severity, as rclpy requires
             self.ros_logger.error(text)
@@ -214,22 +221,30 @@ class AgentNode(LifecycleNode):
         self.stats = FrameStats(self.now_s)  # the node's lifetime, across configure/cleanup
         self.core: Optional[AgentCore] = None  # from configure to cleanup
         self.configure_error: Optional[str] = None  # why the last configure failed
+        self.model_error: Optional[str] = None  # why the last model or backend set live did not load
         self.last_decision = None  # the governor's latest choice, for /diagnostics and `snn-agent run`
-        self._battery_note_logged = False
+        self._battery_scales: dict = {}  # publisher gid -> "fraction" | "percent", decided once (auto)
         self.pairing = LabelPairing()
         self._newest = None  # (frame id, message, decoder, receipt time) of the newest frame not yet classified
         self._pending_reload: Optional[BackendChoice] = None
         self._result_pubs: dict = {}  # lifecycle publishers, from configure to cleanup
-        logging.getLogger("snn_agent").addHandler(self._log_handler)
+        self._attach_library_log()
 
         # Subscriptions live as long as the node, so that discovery is done before activation;
         # frames that arrive while not active are counted, not classified.
         self.frames_not_active = 0
-        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
-        self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, qos_profile_sensor_data)
-        self.create_subscription(Int32, "ground_truth", self._on_ground_truth, 10)
-        self.create_subscription(BatteryState, "battery_state", self._on_battery, 10)
-        self.create_subscription(Float32, "~/energy_budget", self._on_budget, 10)
+        # QoS: the defaults below, overridable per topic at start (qos_overrides.<topic>.subscription.*)
+        overridable = QoSOverridingOptions.with_default_policies()
+        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data,
+                                 qos_overriding_options=overridable)
+        self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, qos_profile_sensor_data,
+                                 qos_overriding_options=overridable)
+        self.create_subscription(Int32, "ground_truth", self._on_ground_truth, 10, qos_overriding_options=overridable)
+        # best effort takes messages from reliable and best-effort publishers alike (battery drivers differ)
+        self.create_subscription(BatteryState, "battery_state", self._on_battery,
+                                 QoSProfile(depth=10, reliability=QoSReliabilityPolicy.BEST_EFFORT),
+                                 qos_overriding_options=overridable)
+        self.create_subscription(Float32, "~/energy_budget", self._on_budget, 10, qos_overriding_options=overridable)
         # /diagnostics in every state: a node that failed to configure says why there too
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.add_on_set_parameters_callback(self._validate_parameters)
@@ -239,6 +254,15 @@ class AgentNode(LifecycleNode):
         self.create_timer(WATCHDOG_PERIOD_S, self._watch_backend, clock=Clock(clock_type=ClockType.STEADY_TIME))
         if self.get_parameter("autostart").value:
             self._autostart()
+
+    def _attach_library_log(self) -> None:
+        """The library's log ("snn_agent": backend loads, fallbacks) goes to the ROS log at the node's
+        level, and only there: Lava puts a console handler on the root logger for every Lava process
+        it creates, which would print each line again once per process."""
+        library = logging.getLogger("snn_agent")
+        library.addHandler(self._log_handler)
+        library.setLevel(logging.DEBUG)  # the handler filters, at the node's level of the moment
+        library.propagate = False
 
     def now_s(self) -> float:
         """The node's clock in seconds: simulated time under use_sim_time (0 before the first /clock)."""
@@ -362,23 +386,30 @@ class AgentNode(LifecycleNode):
                                 max_latency_ms=p["max_latency_ms"] or math.inf, mission_time_s=p["mission_time_s"],
                                 battery_reserve=p["battery_reserve"], hysteresis=p["hysteresis"])
 
-    @staticmethod
-    def _problem(p: Parameter) -> Optional[str]:
-        """Why a value cannot be used, or None; the ranges in the descriptors rclpy checks itself."""
+    def _problem(self, p: Parameter, pending: Optional[dict] = None) -> Optional[str]:
+        """Why a value cannot be used, or None; the ranges in the descriptors rclpy checks itself.
+        pending: the other values being set with it (backend and device are judged together)."""
         if p.name == "backend" and p.value not in BACKENDS:
             return f"backend must be one of {', '.join(BACKENDS)}, got {p.value!r}"
+        if p.name in ("backend", "device"):
+            values = {name: self.get_parameter(name).value for name in ("backend", "device")}
+            values.update({k: v for k, v in (pending or {}).items() if k in values})
+            return device_problem(values["backend"], values["device"])
+        if p.name == "battery_percentage_scale" and p.value not in PERCENTAGE_SCALES:
+            return f"battery_percentage_scale must be one of {', '.join(PERCENTAGE_SCALES)}, got {p.value!r}"
         if p.name == "policy" and p.value not in POLICIES:
             return f"policy must be one of {', '.join(POLICIES)}, got {p.value!r}"
-        if p.name == "model" and not os.path.isfile(os.path.join(resolve_path(p.value), MODEL_JSON)):
-            return f"no converted model at {p.value!r} ({MODEL_JSON} missing)"
+        if p.name == "model":
+            return SNNModel.files_problem(resolve_path(p.value))
         if p.type_ == Parameter.Type.DOUBLE and not math.isfinite(p.value):
             return f"{p.name} must be finite, got {p.value}"
         return None
 
     def _validate_parameters(self, params) -> SetParametersResult:
         try:
+            pending = {p.name: p.value for p in params}
             for p in params:
-                reason = self._problem(p)
+                reason = self._problem(p, pending)
                 if reason:
                     self._bad_input("model" if p.name == "model" else "parameter", f"parameter rejected: {reason}")
                     return SetParametersResult(successful=False, reason=reason)
@@ -478,18 +509,33 @@ class AgentNode(LifecycleNode):
             self.get_logger().info(f"energy budget {msg.data:.4g} J per inference")
 
     @never_raises
-    def _on_battery(self, msg: BatteryState) -> None:
+    def _on_battery(self, msg: BatteryState, info: dict) -> None:
         fallback_j = self.get_parameter("battery_capacity_wh").value * 3600.0
-        reading = read_battery(msg.percentage, msg.voltage, msg.charge, msg.capacity, msg.design_capacity, fallback_j)
-        if reading.percent_scale and not self._battery_note_logged:
-            self._battery_note_logged = True
-            self.get_logger().info("battery percentage arrives as 0..100 (Gazebo style); reading it as such")
+        reading = read_battery(msg.percentage, msg.voltage, msg.charge, msg.capacity, msg.design_capacity, fallback_j,
+                               self._percentage_scale(msg, info))
         if reading.problem:
             self._bad_input("battery", f"battery state unusable: {reading.problem}")
             return
         with self._lock:
             if self.core is not None:
                 self.core.governor.update_battery(self.now_s(), reading.fraction, reading.capacity_j)
+
+    def _percentage_scale(self, msg: BatteryState, info: dict) -> str:
+        """The configured scale, or the one decided (and logged) once for this publisher; a publisher
+        that has not yet shown its scale is read as ROS defines it (0..1)."""
+        configured = self.get_parameter("battery_percentage_scale").value
+        if configured != "auto":
+            return configured
+        gid = bytes((info.get("publisher_gid") or {}).get("data", b""))
+        scale = self._battery_scales.get(gid)
+        if scale is None:
+            scale = scale_evidence(msg.percentage, msg.charge, msg.capacity)
+            if scale is None:
+                return "fraction"
+            self._battery_scales[gid] = scale
+            self.get_logger().info(f"battery_state publisher {gid.hex()[:16]}: percentage read as {scale} "
+                                   f"({'0..1' if scale == 'fraction' else '0..100'}) from now on")
+        return scale
 
     # --- inference (the worker thread) ---------------------------------------------------------
     def _work(self, generation: int) -> None:
@@ -520,9 +566,12 @@ class AgentNode(LifecycleNode):
             self.core.load(choice)
         except Exception as exc:  # noqa: BLE001 - the node keeps running on the previous backend
             with self._lock:
-                self.core.fallback_reason = f"could not load {choice.backend!r} from {choice.model_dir}: {exc}"
-            self._bad_input("model", self.core.fallback_reason + "; keeping the previous backend", error=True)
+                self.model_error = f"could not load {choice.backend!r} from {choice.model_dir}: {exc}"
+            self._bad_input("model", f"{self.model_error}; still running {self.core.backend.describe()} on "
+                                     f"{self.core.choice.model_dir}", error=True)
             return
+        with self._lock:
+            self.model_error = None
         self.get_logger().info(f"backend now {self.core.backend.describe()} on {choice.model_dir}")
 
     def _replace_backend(self, reason: str) -> None:
@@ -652,6 +701,8 @@ class AgentNode(LifecycleNode):
             self._last_received is not None and now - self._last_received < timeout
         other_w = core.governor.other_power_w() if core else None
         values["battery_other_power_w"] = "" if other_w is None else f"{other_w:.4g}"
+        charge = core.governor.charge_fraction() if core else None
+        values["battery_fraction"] = "" if charge is None else f"{charge:.4f}"
         values.update({f"bad_input_{kind}": n for kind, n in self.stats.bad_input.items()})
         if core and core.fallback_reason:
             values["fallback"] = core.fallback_reason
@@ -659,6 +710,8 @@ class AgentNode(LifecycleNode):
             values["points_left_out"] = "; ".join(core.points_left_out)
         if self.configure_error:
             values["configure_error"] = self.configure_error
+        if self.model_error:
+            values["model_error"] = self.model_error
         if core is None and self.configure_error:
             return DiagnosticStatus.ERROR, f"not configured: {self.configure_error}", values
         if core is None:
@@ -667,6 +720,8 @@ class AgentNode(LifecycleNode):
             return DiagnosticStatus.ERROR, f"stalled: frames arrive, none classified for {now - since:.1f} s", values
         if core.fallback_reason:
             return DiagnosticStatus.ERROR, core.fallback_reason, values
+        if self.model_error:
+            return DiagnosticStatus.ERROR, self.model_error, values
         if decision is not None and decision.over_budget:
             return DiagnosticStatus.WARN, decision.reason, values
         if core.points_left_out:
@@ -676,7 +731,10 @@ class AgentNode(LifecycleNode):
         return DiagnosticStatus.OK, "classifying" if self._active else f"{self.state}: not classifying", values
 
     def destroy_node(self):
-        logging.getLogger("snn_agent").removeHandler(self._log_handler)
+        library = logging.getLogger("snn_agent")
+        library.removeHandler(self._log_handler)
+        if not library.handlers:
+            library.propagate = True
         self._unload()
         return super().destroy_node()
 
