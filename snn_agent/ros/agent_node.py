@@ -41,6 +41,7 @@ from ..graph import resolve_path
 from ..ir import SNNModel
 from ..sensing.images import ImageDecodeError, compressed_pixels, decode_compressed, decode_raw, to_network_input
 from .spin import spin_node
+from .vision import VISION_MSGS_MISSING, classification
 
 LOG_THROTTLE_S = 5.0
 WATCHDOG_PERIOD_S = 0.25  # how often the backend's health is checked (steady clock)
@@ -300,6 +301,7 @@ class AgentNode(LifecycleNode):
         self.configure_error = None
         self.core = core
         self._result_pubs = {
+            "classification": self._classification_publisher(),
             "label": self.create_lifecycle_publisher(String, "~/label", 10),
             "class_id": self.create_lifecycle_publisher(Int32, "~/class_id", 10),
             "scores": self.create_lifecycle_publisher(Float32MultiArray, "~/scores", 10),
@@ -342,6 +344,15 @@ class AgentNode(LifecycleNode):
         self._unload()  # back to unconfigured, with nothing held
         return TransitionCallbackReturn.SUCCESS
 
+    def _classification_publisher(self):
+        if VISION_MSGS_MISSING:
+            self.get_logger().info(f"{VISION_MSGS_MISSING}: ~/classification is not published, the std_msgs "
+                                   f"topics are", once=True)
+            return None
+        from vision_msgs.msg import Classification
+
+        return self.create_lifecycle_publisher(Classification, "~/classification", 10)
+
     def _start_worker(self) -> None:
         """A new worker thread; call with self._lock held, or before anything else can run."""
         self._generation += 1
@@ -367,7 +378,8 @@ class AgentNode(LifecycleNode):
             self.core.close()
             self.core = None
         for pub in self._result_pubs.values():
-            self.destroy_lifecycle_publisher(pub)
+            if pub is not None:
+                self.destroy_lifecycle_publisher(pub)
         self._result_pubs = {}
 
     # --- parameters ----------------------------------------------------------------------------
@@ -481,7 +493,7 @@ class AgentNode(LifecycleNode):
             self._last_received = time.monotonic()
             if self._newest is not None:
                 self.stats.dropped += 1
-            self._newest = (frame_id, decode, received_s)
+            self._newest = (frame_id, msg.header, decode, received_s)
             self._wake.notify()
 
     @never_raises
@@ -602,7 +614,7 @@ class AgentNode(LifecycleNode):
             self._wake.notify_all()
         self._bad_input("stall", f"{reason}: replacing the backend", error=True)
 
-    def _classify(self, generation: int, frame_id: int, decode, received_s: float) -> None:
+    def _classify(self, generation: int, frame_id: int, header, decode, received_s: float) -> None:
         try:
             image, order = decode()
             limit = self.get_parameter("max_image_pixels").value
@@ -631,6 +643,8 @@ class AgentNode(LifecycleNode):
             self._log_decision(decision)
         self.last_decision = decision
         pubs = self._result_pubs
+        if pubs["classification"] is not None:
+            pubs["classification"].publish(classification(header, self.core.model.class_names, result.scores))
         pubs["label"].publish(String(data=result.label))
         pubs["class_id"].publish(Int32(data=result.class_id))
         n = len(result.scores)
