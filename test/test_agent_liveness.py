@@ -71,3 +71,39 @@ def test_lava_runtime_killed_or_frozen_falls_back_to_the_cpu(rclpy_context, mode
     finally:
         stop.set()
         graph.close()
+
+
+def test_backend_failing_mid_run_is_replaced_by_the_cpu_engine(rclpy_context, model_dir, samples):
+    """The real OpenVINO backend, whose device goes away after two frames (a stick pulled out): the
+    frame that failed is classified by the CPU engine, and /diagnostics says why."""
+    from snn_agent.backends import BackendError, create_backend
+    from snn_agent.backends.openvino import OpenVinoBackend
+
+    class UnpluggedAfterTwoFrames(OpenVinoBackend):
+        frames = 0
+
+        def infer(self, *args, **kwargs):
+            self.frames += 1
+            if self.frames > 2:
+                raise BackendError("device MYRIAD.1 disconnected")
+            return super().infer(*args, **kwargs)
+
+    def factory(name, **options):
+        return UnpluggedAfterTwoFrames(**options) if name == "openvino" else create_backend(name, **options)
+
+    agent = AgentNode(factory, parameter_overrides=[Parameter("model", value=model_dir),
+                                                    Parameter("backend", value="openvino"),
+                                                    Parameter("diagnostics_period_s", value=0.2)])
+    probe = Probe()
+    graph = Spinning(agent, probe)
+    try:
+        assert agent.core.backend.name == "openvino"
+        assert probe.wait(lambda: probe.count_subscribers("image") > 0 and agent.count_subscribers("agent/label") > 0)
+        time.sleep(0.3)
+        labels = [probe.classify(samples[0][i]) for i in range(4)]  # the 3rd fails on OpenVINO
+        assert agent.core.backend.name == "cpu" and len(labels) == 4
+        values = probe.diagnostics(lambda v: "fallback" in v)
+        assert "failed while running (device MYRIAD.1 disconnected)" in values["fallback"]
+        assert values["_level"] == DiagnosticStatus.ERROR and "bad_input_inference" not in values
+    finally:
+        graph.close()

@@ -35,7 +35,7 @@ from std_msgs.msg import Float32, Float32MultiArray, Int32, MultiArrayDimension,
 from ..adaptation.battery_input import PERCENTAGE_SCALES, read_battery, scale_evidence
 from ..adaptation.governor import POLICIES, GovernorSettings
 from ..agent_core import AgentCore, BackendChoice, FrameStats
-from ..backends import BACKENDS, device_problem
+from ..backends import BACKENDS, create_backend, device_problem
 from ..energy.constants import ENERGY_SECTIONS
 from ..graph import resolve_path
 from ..ir import SNNModel
@@ -197,8 +197,11 @@ def never_raises(callback):
 
 
 class AgentNode(LifecycleNode):
-    def __init__(self, **kwargs):
+    def __init__(self, backend_factory=create_backend, **kwargs):
+        """backend_factory: how a backend is made from its name (snn_agent.backends.create_backend),
+        for a backend of one's own."""
         super().__init__("agent", **kwargs)
+        self._backend_factory = backend_factory
         self._lock = threading.RLock()  # the one lock: frame hand-over, pairing, statistics, governor
         self._wake = threading.Condition(self._lock)
         self._worker: Optional[threading.Thread] = None
@@ -288,7 +291,7 @@ class AgentNode(LifecycleNode):
             problem = next((f"parameter {name}: {reason}" for name in PARAMETERS
                             if (reason := self._problem(self.get_parameter(name)))), None)
             if problem is None:
-                core = AgentCore(self._backend_choice(), self._governor_settings(), clock=self.now_s,
+                core = AgentCore(self._backend_choice(), self._governor_settings(), self._backend_factory, clock=self.now_s,
                                  lock=self._lock, stats=self.stats)
                 if not core.ready:  # the library has logged the details
                     problem = core.fallback_reason
