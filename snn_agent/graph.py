@@ -1,4 +1,5 @@
-"""The node graph, described once: launch/agent.launch.py and `snn-agent run` both build it from here."""
+"""The node graph, described once: launch/agent.launch.py and `snn-agent run` both build it from here
+(the nodes, their remappings, what the arguments override); the parameters file goes to ROS as it is."""
 from __future__ import annotations
 
 import os
@@ -30,13 +31,15 @@ def node_specs(use_sim: bool) -> list:
     return [AGENT, CAMERA_REPLAY, BATTERY_SIM] if use_sim else [AGENT]
 
 
-def graph_nodes(config_path: str, use_sim: bool, backend: str = "") -> list:
-    """(NodeSpec, parameters) for each node: what the launch file and `snn-agent run` both start.
-    A non-empty `backend` overrides the agent's configured one."""
-    params = load_config(config_path)
-    if backend:
-        params.setdefault(AGENT.name, {})["backend"] = backend
-    return [(spec, params.get(spec.name, {})) for spec in node_specs(use_sim)]
+def node_overrides(spec: NodeSpec, backend: str = "", autostart: bool = True, use_sim_time: bool = False) -> dict:
+    """What the launch arguments (and `snn-agent run`'s options) set over the parameters file:
+    use_sim_time on every node; autostart and, when non-empty, backend on the agent."""
+    overrides = {"use_sim_time": use_sim_time}
+    if spec == AGENT:
+        overrides["autostart"] = autostart
+        if backend:
+            overrides["backend"] = backend
+    return overrides
 
 
 def share_dir() -> str:
@@ -73,8 +76,9 @@ class ConfigError(ValueError):
 
 
 def load_config(path: str) -> dict:
-    """node name -> parameter dict, from a `node_name: ros__parameters:` file (a section may name
-    the node with its namespace, `/robot/agent`).
+    """Checks a parameters file before it is handed to ROS, which reads it itself (wildcards such as
+    `/**` and namespaces as ROS defines them; rcl's own error names neither file nor section).
+    Returns section name's last part -> parameter dict (`/**/agent` and `/robot/agent` -> `agent`).
 
     Paths stay as written: the nodes resolve them with resolve_path, so a path set at run time
     (`ros2 param set /agent model ...`) follows the same rule as one from this file."""

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from ..graph import ConfigError, default_config_path, graph_nodes
+from ..graph import ConfigError, default_config_path, load_config, node_overrides, node_specs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,30 +21,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def create_nodes(config_path: str, backend: str = "") -> list:
-    """The nodes of the launch file's use_sim graph, with the same names, parameters and remappings.
-    Needs rclpy initialised."""
+    """The nodes of the launch file's use_sim graph, with the same names, parameters file (handed to
+    ROS as it is), overrides and remappings. Needs rclpy initialised; raises ConfigError for a
+    parameters file that cannot be read."""
     from rclpy.parameter import Parameter
 
     from .agent_node import AgentNode
     from .battery_sim_node import BatterySimNode
     from .camera_replay_node import CameraReplayNode
 
+    load_config(config_path)  # a clear error here rather than rcl's
     classes = {"agent": AgentNode, "camera_replay": CameraReplayNode, "battery_sim": BatterySimNode}
     nodes = []
-    for spec, params in graph_nodes(config_path, use_sim=True, backend=backend):
+    for spec in node_specs(use_sim=True):
         remap = [arg for src, dst in spec.remappings for arg in ("-r", f"{src}:={dst}")]
         nodes.append(classes[spec.executable](
-            cli_args=["--ros-args"] + remap,
-            parameter_overrides=[Parameter(name, value=value) for name, value in params.items()]))
+            cli_args=["--ros-args", "--params-file", config_path] + remap,
+            parameter_overrides=[Parameter(name, value=value)
+                                 for name, value in node_overrides(spec, backend).items()]))
     return nodes
 
 
 def main(args) -> int:
-    if "ROS_DOMAIN_ID" not in os.environ:
-        # A domain of our own, visible from this machine only: a second `snn-agent run` or a robot on
-        # the network must not feed this graph frames or read its results.
-        os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 101)
-        os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
@@ -60,13 +58,17 @@ def main(args) -> int:
         except ConfigError as exc:
             print(f"snn-agent run: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # Ctrl-C while the model was loading: nothing ran, nothing to sum up
+            print("\nsnn-agent run: interrupted while starting", file=sys.stderr)
+            return 130
         agent, replay, battery = nodes
         executor = SingleThreadedExecutor()  # callbacks are short: inference has its own thread
         for node in nodes:
             executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
-        print(f"snn-agent run: ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, config {config_path}, "
+        # the environment's domain, as every ROS tool uses it: `ros2 topic echo /agent/label` sees this graph
+        print(f"snn-agent run: ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}, config {config_path}, "
               f"camera: {replay.data.name} test images, "
               f"{'%.0f s' % args.duration if args.duration else 'until Ctrl-C'}", file=sys.stderr)
         start = time.monotonic()
