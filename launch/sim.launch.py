@@ -4,8 +4,8 @@ The mission in Gazebo Harmonic (ROS 2 Jazzy with ros_gz): the arena world (world
 from worlds/arena.yaml with its textures by `python -m snn_agent.sim.gazebo`) started by ros_gz_sim's
 gz_sim.launch.py, the ros_gz bridge (config/gz_bridge.yaml), the agent (launch/agent.launch.py on
 simulated time) and the patrol. `snn-agent run --sim mujoco` runs the same loop with the MuJoCo twin
-in place of Gazebo and its bridge (snn_agent/graph.py: sim_graph_nodes describes the agent and the
-patrol for both). headless:=true runs the server alone with headless rendering (the camera still renders).
+in place of Gazebo and its bridge (snn_agent/graph.py: sim_node_specs and sim_overrides describe the
+agent and the patrol for both). headless:=true runs the server alone with headless rendering (the camera still renders).
 """
 import os
 import tempfile
@@ -18,7 +18,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from snn_agent.graph import AGENT, PATROL, default_config_path, share_dir, sim_graph_nodes
+from snn_agent.graph import AGENT, PATROL, default_config_path, load_config, share_dir, sim_overrides
 
 
 def _gazebo(context):
@@ -38,21 +38,32 @@ def _bridge(context):
 
 def _agent_and_patrol(context):
     config = LaunchConfiguration("config").perform(context)
+    sim_config = LaunchConfiguration("sim_config").perform(context)
     backend = LaunchConfiguration("backend").perform(context)
-    graph = dict((spec.name, params) for spec, params in
-                 sim_graph_nodes(config, LaunchConfiguration("sim_config").perform(context), backend))
-    # the agent's parameters with the arena's mission time and reserve, as a file for agent.launch.py
-    agent_params = {k: v for k, v in graph[AGENT.name].items() if k != "use_sim_time"}
+    # agent.launch.py takes one parameters file: the user's, with the arena's mission time and reserve
+    # (sim_overrides) set in the agent's sections, handed to ROS as a file of its own
+    agent = {k: v for k, v in sim_overrides(AGENT, sim_config, backend).items()
+             if k not in ("use_sim_time", "autostart", "backend")}  # those go as launch arguments
+    doc = load_yaml(config)
+    sections = [key for key in doc if str(key).strip("/").split("/")[-1] == AGENT.name] or [AGENT.name]
+    for key in sections:
+        doc.setdefault(key, {}).setdefault("ros__parameters", {}).update(agent)
     with tempfile.NamedTemporaryFile("w", prefix="snn_agent_sim_", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump({AGENT.name: {"ros__parameters": agent_params}}, f)
+        yaml.safe_dump(doc, f)
     agent_launch = os.path.join(share_dir(), "launch", "agent.launch.py")
     return [
         IncludeLaunchDescription(PythonLaunchDescriptionSource(agent_launch), launch_arguments={
-            "config": f.name, "use_sim": "false", "use_sim_time": "true",
+            "config": f.name, "backend": backend, "use_sim": "false", "use_sim_time": "true",
             "log_level": LaunchConfiguration("log_level").perform(context)}.items()),
         Node(package="snn_agent", executable=PATROL.executable, name=PATROL.name, output="screen",
-             parameters=[graph[PATROL.name]]),
+             parameters=[sim_config, sim_overrides(PATROL, sim_config)]),
     ]
+
+
+def load_yaml(path: str) -> dict:
+    load_config(path)  # a clear error for a file that is not a parameters file
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
 
 
 def generate_launch_description():

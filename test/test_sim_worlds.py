@@ -3,21 +3,23 @@ ROS nodes that use them.
 
 Gazebo and ros_gz cannot be installed here: the world is checked by libsdformat (Debian's sdformat 12,
 strict: unknown elements and warnings are errors), the bridge against the topics the real agent,
-patrol and MuJoCo `sim` nodes declare, and the launch file (launch/launch_ros are not on PyPI) is read
-as code."""
-import ast
+patrol and MuJoCo `sim` nodes declare, and the launch file (launch/launch_ros are not on PyPI) runs on test_launch.py's stand-ins."""
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
+import types
 import xml.etree.ElementTree as ET
 
 import pytest
 import yaml
 
 from conftest import ROOT
-from snn_agent.graph import AGENT, PATROL, SIM, load_config, sim_graph_nodes
+from snn_agent.graph import AGENT, PATROL, SIM, load_config, sim_node_specs
 from snn_agent.sim import gazebo
 from snn_agent.sim.arena import load_arena
+from test_launch import StandIn, launch_file, launched_nodes, start_as_launch_ros  # noqa: F401 - a fixture
 
 WORLD = os.path.join(ROOT, "worlds", "arena.sdf")
 BRIDGE = os.path.join(ROOT, "config", "gz_bridge.yaml")
@@ -138,34 +140,63 @@ def test_bridge_maps_what_the_agent_the_patrol_and_the_twin_use(rclpy_context):
             node.destroy_node()
 
 
-def _calls(tree, name: str) -> list:
-    return [c for c in ast.walk(tree) if isinstance(c, ast.Call) and getattr(c.func, "id", None) == name]
+class IncludeLaunchDescription(StandIn):
+    pass
 
 
-def test_sim_launch_file_starts_gazebo_the_bridge_the_agent_and_the_patrol():
-    source = open(SIM_LAUNCH).read()
-    tree = ast.parse(source)
-    declared = {c.args[0].value for c in _calls(tree, "DeclareLaunchArgument")}
-    assert {"world", "headless", "config", "sim_config", "bridge_config", "backend", "log_level"} == declared
+@pytest.fixture
+def sim_launch(monkeypatch, launch_file):
+    """launch/sim.launch.py's module, on test_launch.py's stand-ins plus those it also uses."""
+    extra = {"launch.actions": {"IncludeLaunchDescription": IncludeLaunchDescription},
+             "launch.launch_description_sources": {"PythonLaunchDescriptionSource": StandIn},
+             "launch_ros.substitutions": {"FindPackageShare": ShareStandIn}}
+    for name, members in extra.items():
+        module = sys.modules.get(name) or types.ModuleType(name)
+        module.__dict__.update(members)
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location("sim_launch", SIM_LAUNCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class ShareStandIn(StandIn):
+    def perform(self, context):
+        return f"/opt/ros/jazzy/share/{self.args[0]}"
+
+
+def test_sim_launch_starts_gazebo_the_bridge_the_agent_and_the_patrol(rclpy_context, sim_launch, launch_file):
+    description = sim_launch.generate_launch_description()
+    declared = {e.args[0]: e.kwargs["default_value"] for e in description.args[0] if e.args}
+    assert set(declared) == {"world", "headless", "config", "sim_config", "bridge_config", "backend", "log_level"}
+    assert declared["world"].endswith("worlds/arena.sdf") and declared["bridge_config"] == BRIDGE
+    functions = [e.kwargs["function"] for e in description.args[0] if "function" in e.kwargs]
+    actions = [a for f in functions for a in f({**declared, "headless": "true"})]
+    gazebo, bridge_node, agent, patrol = actions
     # Gazebo through ros_gz_sim's launch file, headless as an argument
-    assert '"-s -r --headless-rendering {world}"' in source.replace("f\"", "\"")
-    assert "gz_sim.launch.py" in source and '"ros_gz_sim"' in source and '"gz_args"' in source
-    nodes = {ast.unparse(k.value) for c in _calls(tree, "Node") for k in c.keywords if k.arg == "executable"}
-    assert nodes == {"'parameter_bridge'", "PATROL.executable"}
-    assert "config_file" in source and default_path_named(tree, "gz_bridge.yaml")
-    # the agent: launch/agent.launch.py, included by path, on simulated time, with the arena's mission
-    assert '"launch", "agent.launch.py"' in source
-    includes = _calls(tree, "IncludeLaunchDescription")
-    assert len(includes) == 2
-    agent_args = next(ast.unparse(k.value) for c in includes for k in c.keywords
-                      if k.arg == "launch_arguments" and "use_sim_time" in ast.unparse(k.value))
-    assert "'use_sim_time': 'true'" in agent_args and "'config': f.name" in agent_args
-    assert [c for c in _calls(tree, "sim_graph_nodes")]
+    assert gazebo.args[0].args[0] == "/opt/ros/jazzy/share/ros_gz_sim/launch/gz_sim.launch.py"
+    assert dict(gazebo.kwargs["launch_arguments"])["gz_args"] == f"-s -r --headless-rendering {declared['world']}"
+    gui = functions[0]({**declared, "headless": "false"})[0]
+    assert dict(gui.kwargs["launch_arguments"])["gz_args"] == f"-r {declared['world']}"
+    assert bridge_node.kwargs["package"] == "ros_gz_bridge" and bridge_node.kwargs["executable"] == "parameter_bridge"
+    assert bridge_node.kwargs["parameters"] == [{"config_file": BRIDGE, "use_sim_time": True}]
+    # the agent: agent.launch.py by path, on simulated time, its file with the arena's mission
+    assert agent.args[0].args[0] == os.path.join(ROOT, "launch", "agent.launch.py")
+    arguments = dict(agent.kwargs["launch_arguments"])
+    assert arguments["use_sim_time"] == "true" and arguments["use_sim"] == "false"
+    (agent_action,) = launched_nodes(launch_file, **arguments)
+    started = [start_as_launch_ros(agent_action)]
+    try:
+        arena = load_arena()
+        node = started[0]
+        assert node.get_name() == AGENT.name and node.get_parameter("use_sim_time").value
+        assert node.get_parameter("mission_time_s").value == arena.mission_s
+        assert node.get_parameter("battery_reserve").value == arena.battery.reserve
+        assert node.get_parameter("model").value == load_config(declared["config"])["agent"]["model"]
+    finally:
+        for node in started:
+            node.destroy_node()
+    assert patrol.kwargs["executable"] == PATROL.executable and patrol.kwargs["name"] == PATROL.name
+    assert patrol.kwargs["parameters"] == [declared["sim_config"], {"use_sim_time": True}]
     # the same agent and patrol as `snn-agent run --sim mujoco`, which has the twin for Gazebo + bridge
-    graph = sim_graph_nodes(os.path.join(ROOT, "config", "agent.yaml"), os.path.join(ROOT, "config", "sim.yaml"))
-    assert [spec.name for spec, _ in graph] == [AGENT.name, SIM.name, PATROL.name]
-
-
-def default_path_named(tree, filename: str) -> bool:
-    return any(isinstance(a, ast.Constant) and a.value == filename
-               for c in _calls(tree, "default_config_path") for a in c.args)
+    assert [spec.name for spec in sim_node_specs()] == [AGENT.name, SIM.name, PATROL.name]

@@ -5,16 +5,15 @@ battery at its reserve, --duration of real time, or Ctrl-C). run_graph.main runs
 from __future__ import annotations
 
 import math
-import os
 import sys
 
 
 def mission_view(nodes: list, simulator: str, config_path: str):
-    from .run_graph import View
+    from .run_graph import View, domain
 
     agent, sim, _patrol = nodes
     arena = sim.arena
-    return View(f"snn-agent run --sim {simulator}: ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}, arena {arena.name} ({len(arena.objects)} objects), mission "
+    return View(f"snn-agent run --sim {simulator}: ROS_DOMAIN_ID={domain()}, arena {arena.name} ({len(arena.objects)} objects), mission "
                 f"{arena.mission_s:.0f} s simulated, battery {arena.battery.full().capacity_j:.1f} J; config {config_path}",
                 lambda: _status_line(sim), lambda: _summary(agent, sim), _print_summary,
                 done=lambda: sim.finished, frames_key="frames_classified")
@@ -36,8 +35,7 @@ def _status_line(sim) -> None:
 def _summary(agent, sim) -> dict:
     with sim._reported:
         s = sim.log.summary()
-    backend = agent.core.backend if agent.core is not None else None
-    s["backend"] = backend.describe() if backend is not None else "none"
+    s["backend"] = agent.core.backend.describe() if agent.core else "none"
     s["policy"] = agent.get_parameter("policy").value
     s["mission_s"] = sim.arena.mission_s
     s["reserve"] = sim.arena.battery.reserve
