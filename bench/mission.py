@@ -38,7 +38,7 @@ from snn_agent.agent_core import AgentCore, BackendChoice  # noqa: E402
 from snn_agent.sensing.images import to_network_input  # noqa: E402
 from snn_agent.sim.arena import load_arena  # noqa: E402
 from snn_agent.sim.mission import FrameCache, run_mission  # noqa: E402
-from results_file import write_json  # noqa: E402
+from results_file import output_path, write_results  # noqa: E402
 
 MODEL_DIR = os.path.join(ROOT, "models", "fashion_cnn_snn")
 ADAPTIVE = "adaptive"
@@ -122,7 +122,7 @@ def main() -> int:
     ap.add_argument("--timesteps", default="1,2,4,8,16", help="fixed T to run (comma-separated)")
     ap.add_argument("--baseline", type=int, default=16, help="the fixed baseline T (the model's best accuracy)")
     ap.add_argument("--arena", default="", help="arena file (default worlds/arena.yaml)")
-    ap.add_argument("--out", default="", help="JSON path (default bench/results[/quick]/mission.json)")
+    ap.add_argument("--out", default=None, help="JSON path (default bench/results[/quick]/mission.json)")
     args = ap.parse_args()
     arena = load_arena(args.arena)
     grid = [1, args.baseline] if args.quick else sorted({int(t) for t in args.timesteps.split(",")} | {args.baseline})
@@ -130,7 +130,7 @@ def main() -> int:
         scale = 60.0 / arena.mission_s
         arena = dataclasses.replace(arena, mission_s=60.0, battery=dataclasses.replace(
             arena.battery, capacity_ah=arena.battery.capacity_ah * scale))
-    out = args.out or os.path.join(ROOT, "bench", "results", *(["quick"] if args.quick else []), "mission.json")
+    out = output_path("mission.json", args.quick, args.out)
     battery_j = arena.battery.full().capacity_j
     print(f"arena {arena.name}: {len(arena.objects)} objects, mission {arena.mission_s:.0f} s simulated, camera "
           f"{arena.camera.width}x{arena.camera.height} at {arena.camera.rate_hz:g} frames/s, battery {battery_j:.2f} J "
@@ -192,13 +192,12 @@ def main() -> int:
     os.makedirs(os.path.dirname(png), exist_ok=True)
     plot(png, logs, arena, f"mission in the MuJoCo twin ({arena.mission_s:.0f} s, battery {battery_j:.1f} J, "
                            f"energies modelled)")
-    result = {"arena": os.path.relpath(os.path.join(ROOT, "worlds", "arena.yaml"), ROOT) if not args.arena else args.arena,
+    result = {"arena": args.arena or "worlds/arena.yaml",
               "model": "models/fashion_cnn_snn", "backend": "cpu", "quick": args.quick,
               "mission_s": arena.mission_s, "battery_j": battery_j, "reserve": arena.battery.reserve,
               "energy": "modelled: CPU time x 5 W per core (snn_agent/energy/constants.py CpuPower)",
-              "policies": rows, "speed": speed, "compute_share": share,
-              "command": " ".join(sys.argv), "seconds": time.time() - started}
-    write_json(out, result)
+              "policies": rows, "speed": speed, "compute_share": share, "seconds": time.time() - started}
+    write_results(out, result, args.quick)
     print(f"wrote {out} and {png} ({result['seconds']:.0f} s)")
     return 0
 
