@@ -56,13 +56,14 @@ def sim_node_specs() -> list:
 
 def sim_overrides(spec: NodeSpec, sim_config_path: str, backend: str = "") -> dict:
     """What the simulated mission sets over the parameters files: simulated time on every node, and
-    the agent's mission time and reserve those of the arena that the sim loads."""
+    the agent's mission time (with the arena's planning margin) and reserve those of the arena that
+    the sim loads."""
     overrides = node_overrides(spec, backend, use_sim_time=True)
     if spec.name == AGENT.name:
         from .sim.arena import load_arena
 
         arena = load_arena(load_config(sim_config_path).get(SIM.name, {}).get("arena", ""))
-        overrides.update(mission_time_s=arena.mission_s, battery_reserve=arena.battery.reserve)
+        overrides.update(mission_time_s=arena.agent_mission_s, battery_reserve=arena.battery.reserve)
     return overrides
 
 

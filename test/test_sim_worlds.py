@@ -126,7 +126,7 @@ def test_bridge_maps_what_the_agent_the_patrol_and_the_twin_use(rclpy_context):
         assert set(sim_in) - set(to_gz) == {"/agent/class_id", "/agent/timesteps"}  # the mission's log
         assert agent.resolve_topic_name("ground_truth") == "/sim/ground_truth"
         assert all(n.get_parameter("use_sim_time").value for n in nodes)
-        assert agent.get_parameter("mission_time_s").value == sim.arena.mission_s
+        assert agent.get_parameter("mission_time_s").value == sim.arena.agent_mission_s
         # config/sim.yaml sets every parameter the sim and the patrol declare, each with a comment
         sim_yaml = load_config(os.path.join(ROOT, "config", "sim.yaml"))
         for node in (sim, patrol):
@@ -190,7 +190,7 @@ def test_sim_launch_starts_gazebo_the_bridge_the_agent_and_the_patrol(rclpy_cont
         arena = load_arena()
         node = started[0]
         assert node.get_name() == AGENT.name and node.get_parameter("use_sim_time").value
-        assert node.get_parameter("mission_time_s").value == arena.mission_s
+        assert node.get_parameter("mission_time_s").value == arena.agent_mission_s
         assert node.get_parameter("battery_reserve").value == arena.battery.reserve
         assert node.get_parameter("model").value == load_config(declared["config"])["agent"]["model"]
     finally:

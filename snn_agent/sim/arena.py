@@ -94,8 +94,14 @@ class Arena:
     battery: BatteryModel
     dwell_s: float
     mission_s: float
+    mission_margin: float
     objects: tuple
     class_names: tuple
+
+    @property
+    def agent_mission_s(self) -> float:
+        """The mission time the agent is told: the mission's, with the planning margin."""
+        return self.mission_s * (1 + self.mission_margin)
 
     # --- geometry ----------------------------------------------------------------------------------
     def camera_pose(self, x: float, y: float, yaw: float) -> tuple:
@@ -215,7 +221,8 @@ def _arena(doc: dict) -> Arena:
         battery=BatteryModel(float(b["voltage"]), float(b["capacity_ah"]), float(b["base_load_w"]),
                              float(b["motion_w_per_mps"]), float(b["turning_w_per_radps"]), float(b["reserve"])),
         dwell_s=float(doc["patrol"]["dwell_s"]),
-        mission_s=float(doc["mission_s"]), objects=tuple(objects), class_names=tuple(names))
+        mission_s=float(doc["mission_s"]), mission_margin=float(doc["mission_margin"]), objects=tuple(objects),
+        class_names=tuple(names))
     if not objects:
         raise ValueError("the arena has no objects")
     if arena.camera.width < 8 or arena.camera.height < 8 or not 0 < arena.camera.hfov < math.pi:
