@@ -4,12 +4,9 @@ ROS nodes that use them.
 Gazebo and ros_gz cannot be installed here: the world is checked by libsdformat (Debian's sdformat 12,
 strict: unknown elements and warnings are errors), the bridge against the topics the real agent,
 patrol and MuJoCo `sim` nodes declare, and the launch file (launch/launch_ros are not on PyPI) runs on test_launch.py's stand-ins."""
-import importlib.util
 import os
 import shutil
 import subprocess
-import sys
-import types
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -19,7 +16,8 @@ from conftest import ROOT
 from snn_agent.graph import AGENT, PATROL, SIM, load_config, sim_node_specs
 from snn_agent.sim import gazebo
 from snn_agent.sim.arena import load_arena
-from test_launch import StandIn, launch_file, launched_nodes, start_as_launch_ros  # noqa: F401 - a fixture
+from test_launch import (STAND_INS, StandIn, import_launch_file, launch_file,  # noqa: F401 - a fixture
+                         launched_nodes, start_as_launch_ros)
 
 WORLD = os.path.join(ROOT, "worlds", "arena.sdf")
 BRIDGE = os.path.join(ROOT, "config", "gz_bridge.yaml")
@@ -145,19 +143,12 @@ class IncludeLaunchDescription(StandIn):
 
 
 @pytest.fixture
-def sim_launch(monkeypatch, launch_file):
+def sim_launch(monkeypatch):
     """launch/sim.launch.py's module, on test_launch.py's stand-ins plus those it also uses."""
-    extra = {"launch.actions": {"IncludeLaunchDescription": IncludeLaunchDescription},
-             "launch.launch_description_sources": {"PythonLaunchDescriptionSource": StandIn},
-             "launch_ros.substitutions": {"FindPackageShare": ShareStandIn}}
-    for name, members in extra.items():
-        module = sys.modules.get(name) or types.ModuleType(name)
-        module.__dict__.update(members)
-        monkeypatch.setitem(sys.modules, name, module)
-    spec = importlib.util.spec_from_file_location("sim_launch", SIM_LAUNCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    stand_ins = {**STAND_INS, "launch.launch_description_sources": {"PythonLaunchDescriptionSource": StandIn},
+                 "launch_ros.substitutions": {"FindPackageShare": ShareStandIn}}
+    stand_ins["launch.actions"] = {**STAND_INS["launch.actions"], "IncludeLaunchDescription": IncludeLaunchDescription}
+    return import_launch_file(monkeypatch, SIM_LAUNCH, stand_ins)
 
 
 class ShareStandIn(StandIn):
