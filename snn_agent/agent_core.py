@@ -181,7 +181,7 @@ class AgentCore:
         backend.load(choice.model_dir)
         return backend
 
-    def _install(self, backend: Backend, choice: BackendChoice, reason: Optional[str]) -> None:
+    def _install(self, backend: Backend, choice: BackendChoice, reason: Optional[str], close_old: bool = True) -> None:
         points = self._points(choice.model_dir, backend)
         with self.lock:
             self._stop_learning()  # its last checkpoint first: the new learner restores it
@@ -194,7 +194,7 @@ class AgentCore:
             if self.governor is not None:  # a new backend keeps what the robot has said so far
                 governor.inherit(self.governor)
             self.governor = governor
-        if old is not None and old is not backend:
+        if close_old and old is not None and old is not backend:
             old.close()
 
     def _points(self, model_dir: str, backend: Backend) -> list:
@@ -338,6 +338,22 @@ class AgentCore:
             if fps > 0:  # the battery budget spreads energy over the frames actually coming
                 self.settings.frame_rate_hz = fps
         return frame
+
+    def replace_backend(self, why: str) -> None:
+        """A backend that died or hangs is ended without waiting on it, and replaced by the CPU engine
+        when allowed, else started afresh."""
+        failed = self.backend
+        if self.choice.allow_fallback and failed.name != "cpu":  # the CPU engine first: frames wait on it
+            reason = f"{why}; switched to the CPU engine"
+            log.error(reason)
+            self._install(self._open("cpu", self.choice), self.choice, reason, close_old=False)
+            failed.kill()
+            return
+        failed.kill()
+        log.error("%s; restarting backend %r", why, self.choice.backend)
+        self.load(self.choice)
+        with self.lock:
+            self.fallback_reason = f"{why}; restarted"
 
     def fall_back_to_cpu(self, why: str) -> None:
         """Replace a failing backend by the CPU engine on the same model, saying why."""

@@ -273,6 +273,10 @@ def test_parameter_validation_and_backend_fallback(graph, samples):
     assert agent.set_parameters([Parameter("timesteps", value=8)])[0].successful
     values = probe.diagnostics(lambda v: "bad_input_model" in v)
     assert values["bad_input_model"] == "1" and values["bad_input_parameter"] == "2"  # range checks: rclpy's
+    # backend and device are judged together: LOIHI2 is a lava device, not an openvino one
+    for device in ("LOIHI2", "TPU"):
+        assert not agent.set_parameters_atomically([Parameter("backend", value="openvino"),
+                                                    Parameter("device", value=device)]).successful
     # openvino on a device this machine does not have, without fallback allowed at device level:
     # the node falls back to the CPU engine or runs OpenVINO's CPU, and says which on /diagnostics
     result = agent.set_parameters([Parameter("backend", value="openvino"), Parameter("device", value="MYRIAD")])
@@ -290,10 +294,14 @@ def test_corrupt_model_on_switch_keeps_previous_backend(graph, samples, tmp_path
     broken.mkdir()
     (broken / "snn.json").write_text("{ not json")
     (broken / "weights.npz").write_bytes(b"junk")
+    result = agent.set_parameters([Parameter("model", value=str(broken))])[0]  # known before loading
+    assert not result.successful and "snn.json is not a model description" in result.reason
+    (broken / "snn.json").write_text('{"format_version": 1}')  # passes the checks made before loading
     assert agent.set_parameters([Parameter("model", value=str(broken))])[0].successful
     probe.classify(samples[0][0])
-    values = probe.diagnostics(lambda v: "fallback" in v)
-    assert "corrupt" in values["fallback"] and values["backend"] == "cpu"
+    values = probe.diagnostics(lambda v: "model_error" in v)
+    assert "corrupt" in values["model_error"] and str(broken) in values["model_error"]
+    assert values["backend"] == "cpu" and values["_level"] == DiagnosticStatus.ERROR
     assert probe.classify(samples[0][0])
 
 
