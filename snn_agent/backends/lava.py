@@ -190,7 +190,7 @@ LAVA_DEVICES = {"CPU": False, "LOIHI2": True, "AUTO": None}
 
 class LavaBackend(Backend):
     name = "lava"
-    capabilities = Capabilities(adapt_timesteps=True, learn_online=False)
+    capabilities = Capabilities(adapt_timesteps=True, learn_online=True, learning="on-chip")
 
     def __init__(self, device: str = "CPU", loihi_options: LoihiOptions = LoihiOptions(),
                  loihi_constants: LoihiEnergy = LoihiEnergy()):
@@ -211,6 +211,9 @@ class LavaBackend(Backend):
         self._scratch: Optional[str] = None  # netx files of other operating points
 
     def _prepare(self, model_dir: str) -> None:
+        # a learning readout starts from the converted (ideal) score layer: its float weights, over
+        # the hidden layer's spike counts, which the loihi target keeps
+        self._score_layer = self.model.layers[-1]
         try:
             self.model, target_dir = loihi_target(model_dir, self.loihi_options)
         except (OSError, ValueError) as exc:
@@ -268,11 +271,20 @@ class LavaBackend(Backend):
         voltages = self.engine.initial_voltages(neuron)
         with Stopwatch() as watch:
             v = np.stack([self._network.run(payload[None], timesteps, voltages)[0] for payload in payloads])
-        counted = self.engine.run(x, timesteps, neuron)  # the same spikes, counted
+        # the same spikes, counted (and the hidden layer's, for a learning readout: the spikes that
+        # reach the score layer, all but the last step's)
+        counted = self.engine.run(x, timesteps, neuron, return_spikes=self.with_features)
+        hidden = None
+        if self.with_features:
+            counted, spikes = counted
+            hidden = spikes[-2][:-1].transpose(1, 0, 2)
         chip_steps = timesteps + self.engine.depth
         energy = loihi_energy(counted.ops.per_frame(), chip_steps, self.loihi_constants)
         energy = EnergyEstimate(energy.joules, energy.kind, energy.source + " (ops counted by our exact emulation)")
-        return BackendResult(score_from_voltage(self.model, v, timesteps), watch.seconds, energy, counted.ops)
+        return BackendResult(score_from_voltage(self.model, v, timesteps), watch.seconds, energy, counted.ops, hidden)
+
+    def score_layer(self):
+        return self._score_layer
 
     def failure(self) -> Optional[str]:
         network = self._network

@@ -83,3 +83,16 @@ class CpuEnergyMeter:
             return sum(int(open(p).read()) for p in self._rapl)
         except OSError:
             return None
+
+
+def loihi_learning_energy(synaptic_updates: int, synaptic_ops: int, trace_updates: int, steps: int,
+                          constants: LoihiEnergy = LoihiEnergy()) -> EnergyEstimate:
+    """A learning step on Loihi, from counted operations (learning.readout.LearningOps): each
+    synapse the rule is evaluated on at 120 pJ (Davies et al.'s pairwise STDP update), each spike the
+    replay sends through a synapse as a synaptic op, each trace update as an inactive neuron update
+    (Davies et al. give no trace figure; a trace lives in the neuron's compartment), plus the chip's
+    static power over the steps."""
+    dynamic = (synaptic_updates * constants.synaptic_update_j + synaptic_ops * constants.synaptic_op_j
+               + trace_updates * constants.neuron_update_inactive_j)
+    static = constants.static_power_w * steps * constants.timestep_s
+    return EnergyEstimate(dynamic + static, MODELLED, "Loihi learning ops x Davies et al. 2018 + static power")

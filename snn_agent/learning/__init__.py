@@ -1,0 +1,5 @@
+"""Online learning while the robot runs: a plastic readout over the frozen converted network
+(readout.py), its product-series rule as Loihi runs it (rules.py), the CPU emulation of Lava's
+fixed-point learning (fixed_point.py), the same rule in Lava's LearningDense (lava_readout.py),
+the learner the agent holds (online.py) and its crash-safe checkpoints (checkpoint.py).
+"""
