@@ -46,7 +46,7 @@ sys.path.insert(0, ROOT)
 from snn_agent.backends import create_backend  # noqa: E402
 from snn_agent.data import datasets  # noqa: E402
 from snn_agent.energy.constants import CpuPower, LoihiEnergy  # noqa: E402
-from snn_agent.energy.models import loihi_learning_energy  # noqa: E402
+from snn_agent.energy.models import CpuEnergyMeter, loihi_learning_energy  # noqa: E402
 from snn_agent.engine.cpu_engine import SNNEngine  # noqa: E402
 from snn_agent.engine.loihi_engine import LoihiEngine  # noqa: E402
 from snn_agent.ir import SNNModel  # noqa: E402
@@ -251,10 +251,48 @@ def drift(rule: ReadoutRule, n_stream: int, n_eval: int) -> dict:
             "clean_accuracy_after_learning": accuracy(clean)}
 
 
+def feature_engines():
+    """The engines whose last hidden layer feeds the readout: the cpu backend (the ideal engine, its
+    BLAS on one thread as the node runs it) and the Loihi-exact engine."""
+    cpu = create_backend("cpu")
+    cpu.load(BUNDLED)
+    cpu.with_features = True
+    return cpu, LoihiEngine(SNNModel.load(os.path.join(BUNDLED, "loihi")))
+
+
+def cpu_features(cpu):
+    return lambda frame, timesteps: cpu.infer(frame, timesteps).hidden[0]
+
+
+def exact_features(exact):
+    return lambda frame, timesteps: exact.run(frame, timesteps, return_spikes=True)[1][-2][:-1, 0]
+
+
+def labelled_frame_runner(features, model, rule: ReadoutRule, meter, timesteps: int):
+    """run(frame) -> (latency_s, energy, label, None): the whole loop of one labelled frame, as
+    bench/backends.py times its runners: inference, the readout's scores, and a teaching run (the
+    label given is the runner-up's, so that every frame teaches). run.ops, run.teach_s and
+    run.teach_cpu add up the teaching alone."""
+    readout = PlasticReadout.from_layer(model.layers[-1], model.class_names, rule, EmulatedTrainer())
+
+    def run(frame):
+        reading, started = meter.read(), time.perf_counter()
+        pre = readout.inputs(features(frame, timesteps), timesteps)
+        scores = readout.scores(pre, timesteps)
+        runner_up = int(np.argsort(scores)[-2])
+        t0, c0 = time.perf_counter(), time.thread_time()
+        run.ops.add(readout.teach(pre, runner_up, timesteps).ops)
+        run.teach_s += time.perf_counter() - t0
+        run.teach_cpu += time.thread_time() - c0
+        return time.perf_counter() - started, meter.energy(reading, meter.read()), int(scores.argmax()), None
+
+    run.ops, run.teach_s, run.teach_cpu = LearningOps(), 0.0, 0.0
+    return run
+
+
 def cost(rule: ReadoutRule, n_frames: int, lava_updates: int) -> dict:
     """Per update and per labelled frame, on the bundled model (every frame misclassified on purpose:
     a label the readout does not give, so that each one teaches)."""
-    from snn_agent.energy.models import CpuEnergyMeter
     from snn_agent.learning.lava_readout import LavaTrainer
 
     model = SNNModel.load(BUNDLED)
@@ -262,27 +300,17 @@ def cost(rule: ReadoutRule, n_frames: int, lava_updates: int) -> dict:
     x = to_input(test.images)
     results = {}
     meter, power = CpuEnergyMeter(CpuPower()), CpuPower().core_power_w
-    cpu = create_backend("cpu")  # the ideal engine, its BLAS on one thread as the node runs it
-    cpu.load(BUNDLED)
-    cpu.with_features = True
-    exact = LoihiEngine(SNNModel.load(os.path.join(BUNDLED, "loihi")))
-    for name, features in (
-            ("ideal engine (cpu backend)", lambda frame: cpu.infer(frame, TIMESTEPS).hidden[0]),
-            ("Loihi-exact engine", lambda frame: exact.run(frame, TIMESTEPS, return_spikes=True)[1][-2][:-1, 0])):
-        readout = PlasticReadout.from_layer(model.layers[-1], model.class_names, rule, EmulatedTrainer())
-        features(x[:1])
-        ops, teach_s, teach_cpu = LearningOps(), 0.0, 0.0
+    cpu, exact = feature_engines()
+    for name, features in (("ideal engine (cpu backend)", cpu_features(cpu)), ("Loihi-exact engine", exact_features(exact))):
+        run = labelled_frame_runner(features, model, rule, meter, TIMESTEPS)
+        run(x[:1])  # warm-up, not counted
+        run.ops, run.teach_s, run.teach_cpu = LearningOps(), 0.0, 0.0
         started, reading = time.perf_counter(), meter.read()
         for i in range(n_frames):
-            hidden = features(x[i:i + 1])
-            pre = readout.inputs(hidden, TIMESTEPS)
-            scores = readout.scores(pre, TIMESTEPS)
-            wrong = int(np.argsort(scores)[-2])  # the runner-up: always a teaching run
-            t0, c0 = time.perf_counter(), time.thread_time()
-            ops.add(readout.teach(pre, wrong, TIMESTEPS).ops)
-            teach_s, teach_cpu = teach_s + time.perf_counter() - t0, teach_cpu + time.thread_time() - c0
+            run(x[i:i + 1])
         total_s = time.perf_counter() - started
         energy = meter.energy(reading, meter.read(), n_frames)
+        ops, teach_s, teach_cpu = run.ops, run.teach_s, run.teach_cpu
         loihi = loihi_learning_energy(ops.synaptic_updates, ops.synaptic_ops, ops.trace_updates, ops.steps, LoihiEnergy())
         results[name] = {"labelled_frames_per_s": n_frames / total_s, "updates_per_s": ops.runs / teach_s,
                          "ms_per_update_cpu_measured": 1e3 * teach_s / ops.runs,
