@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from snn_agent import cli
-from snn_agent.adaptation.operating_points import PointTable, decimation_points
+from snn_agent.adaptation.operating_points import PointTable, decimation_points, label_persistence
 from snn_agent.data import datasets
 
 BUNDLED_SNN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "fashion_cnn_snn")
@@ -76,6 +76,11 @@ def test_operating_points_per_backend(report, profiled):
     # openvino: decimation rates, energy falling as 1/rate, every frame classified when affordable
     assert [p.timesteps for p in openvino.points] == [0] * len(openvino.points)
     assert openvino.points[0].decimation == 1 and openvino.points[0].accuracy == pytest.approx(report[0]["dnn_accuracy"])
+    # a skipped frame is right as often as the replayed camera repeats a label: measured, and said
+    persistence = label_persistence(datasets.load(DATA, "test").labels[:150])
+    assert openvino.calibration["label_persistence"] == pytest.approx(persistence) and persistence < 0.3  # shuffled test images
+    assert openvino.points[1].accuracy == pytest.approx(report[0]["dnn_accuracy"] * (1 + persistence) / 2)
+    assert f"right with probability {persistence:.3f}" in report[1]
     assert all(a.energy_j > b.energy_j for a, b in zip(openvino.points, openvino.points[1:]))
     assert (profiled / "profile.png").stat().st_size > 10_000
 
@@ -89,7 +94,8 @@ def test_weights_option_is_checked():
 
 
 def test_decimation_accuracy_falls_with_the_rate():
-    points = decimation_points(0.9, 1.0, 1e-3, "modelled", rates=(1, 2, 4), persistence=0.5)
+    assert label_persistence([3, 3, 1, 1, 1, 2]) == pytest.approx(3 / 5)
+    points = decimation_points(0.9, 1.0, 1e-3, "modelled", persistence=0.5, rates=(1, 2, 4))
     assert [p.accuracy for p in points] == pytest.approx([0.9, 0.9 * 1.5 / 2, 0.9 * 2.5 / 4])
     assert all(p.pareto for p in points)
 
