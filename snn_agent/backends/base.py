@@ -75,7 +75,17 @@ class Backend(ABC):
             raise BackendError(f"backend {self.name!r} runs the model's own weights only, not {weights!r}")
 
     def close(self) -> None:
-        """Release devices and processes; a closed backend is not used again."""
+        """Release devices and processes; a closed backend is not used again. Must not hang on a
+        backend whose runtime has died (see failure)."""
+
+    def kill(self) -> None:
+        """Release what a dead or hung backend holds without waiting on it (close would)."""
+        self.close()
+
+    def failure(self) -> Optional[str]:
+        """Why this backend can no longer run (a runtime process that died), or None. Cheap: the
+        node's watchdog asks several times a second, while inference may be blocked on it."""
+        return None
 
     def describe(self) -> str:
         return self.name

@@ -158,10 +158,38 @@ class LavaNetwork:
         self.net.wait()
         return trains
 
+    def _actors(self) -> list:
+        """Lava's runtime processes (one per process model and runtime service)."""
+        runtime = getattr(self.net, "runtime", None)
+        infrastructure = getattr(runtime, "_messaging_infrastructure", None)
+        return list(getattr(infrastructure, "actors", []))
+
+    def dead_process(self) -> Optional[str]:
+        for actor in self._actors():
+            if actor.exitcode is not None:
+                return f"Lava runtime process {actor.pid} ended (exit code {actor.exitcode})"
+        return None
+
     def close(self) -> None:
-        if self.running:
+        if self.dead_process() is not None:
+            self.kill()
+        elif self.running:
             self.running = False
             self.net.stop()
+
+    def kill(self) -> None:
+        """Lava's stop is a handshake with every runtime process and waits forever on a dead or
+        hung one: end them all instead, and the shared memory they used."""
+        if not self.running:
+            return
+        self.running = False
+        for actor in self._actors():
+            if actor.exitcode is None:
+                actor.kill()
+            multiprocessing.Process.join(actor, timeout=2)  # Lava's own join takes no timeout
+        manager = getattr(self.net.runtime._messaging_infrastructure, "smm", None)
+        if manager is not None:
+            manager.shutdown()
 
 
 def _to_lava(flat: np.ndarray, shape: tuple) -> np.ndarray:
@@ -263,6 +291,15 @@ class LavaBackend(Backend):
         energy = loihi_energy(counted.ops.per_frame(), chip_steps, self.loihi_constants)
         energy = EnergyEstimate(energy.joules, energy.kind, energy.source + " (ops counted by our exact emulation)")
         return BackendResult(score_from_voltage(self.model, v, timesteps), watch.seconds, energy, counted.ops)
+
+    def failure(self) -> Optional[str]:
+        network = self._network
+        return network.dead_process() if network is not None and network.running else None
+
+    def kill(self) -> None:
+        if self._network is not None:
+            self._network.kill()
+        self.close()
 
     def _stop(self) -> None:
         if self._network is not None:

@@ -20,10 +20,10 @@ from ..conversion.export_openvino import IR_XML, OPENVINO_DIR, export_openvino
 from ..energy.constants import AcceleratorPower, CpuPower
 from ..energy.models import CpuEnergyMeter, accelerator_energy
 from ..ir import NeuronConfig
+from . import device_problem
 from .base import Backend, BackendError, BackendResult, Capabilities, Stopwatch
 
 log = logging.getLogger("snn_agent")
-DEVICES = ("CPU", "GPU", "NPU", "MYRIAD", "AUTO")
 # On the CPU: f32, as recent CPUs default to bf16, which would change the DNN's answers; one
 # thread, as a robot shares its cores, and so that the calling thread's CPU time is the
 # inference's (CpuEnergyMeter bills thread time).
@@ -76,8 +76,9 @@ class OpenVinoBackend(Backend):
     def _usable_device(self, available: list, version: str) -> str:
         """The requested device if OpenVINO has it; else CPU with allow_fallback, or an error."""
         device = self.requested_device
-        if device.split(".")[0] not in DEVICES:  # "GPU.1" names the second GPU
-            raise BackendError(f"unknown OpenVINO device {device!r}; choose one of {', '.join(DEVICES)}")
+        problem = device_problem(self.name, device)  # "GPU.1" names the second GPU
+        if problem:
+            raise BackendError(problem)
         if device == "AUTO" or device in available or any(d.startswith(device + ".") for d in available):
             return device
         problem = f"OpenVINO {version.split('-')[0]} has no device {device!r}; present: {', '.join(available) or 'none'}"
