@@ -17,7 +17,9 @@ frames alongside, at ~1 ms a frame.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
 import multiprocessing
 import os
@@ -53,6 +55,22 @@ def import_lava_runtime() -> None:
     import lava.magma.runtime.runtime  # noqa: F401 - the import that sets 'fork'
 
 
+def import_netx():
+    """lava-dl's netx. Its import prints torch's "No CUDA runtime is found" and a warning that
+    the Prophesee toolbox (for one lava-dl demo) is missing, on every start of the backend: kept
+    out of the node's output, in the debug log."""
+    if "lava.lib.dl.netx" in sys.modules:
+        return sys.modules["lava.lib.dl.netx"]
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+            from lava.lib.dl import netx
+    finally:
+        if said.getvalue().strip():
+            log.debug("importing lava-dl printed: %s", said.getvalue().strip())
+    return netx
+
+
 def loihi_hardware_available() -> bool:
     """Whether Intel's Lava-Loihi extension (needed by Loihi2HwCfg) is installed."""
     from lava.utils import loihi
@@ -76,7 +94,7 @@ class LavaNetwork:
             raise BackendError("Loihi2HwCfg needs Intel's Lava-Loihi extension (lava-loihi, for INRC members), "
                                "which is not installed; run on Lava's simulator (hardware=False) or on "
                                "the cpu backend")
-        from lava.lib.dl import netx
+        netx = import_netx()
         from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
         from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
         from lava.proc.io.injector import Injector, PyLoihiInjectorModel
