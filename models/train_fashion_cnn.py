@@ -137,6 +137,8 @@ def main() -> None:
                     help="train on these Fashion-MNIST classes only (indices; the outputs follow this order): "
                          "bench/learning.py holds two classes out to learn them online")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="torch threads (default: every core; 1 on a shared machine wastes less time in contention)")
     ap.add_argument("--val", type=int, default=VALIDATION_IMAGES,
                     help="training images held out as the validation split (the accuracy to choose by)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "fashion_cnn.onnx"))
@@ -144,7 +146,7 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     train, test = datasets.load("fashion-mnist", "train"), datasets.load("fashion-mnist", "test")
     if args.classes:
         train, test = only_classes(train, args.classes), only_classes(test, args.classes)

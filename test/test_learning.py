@@ -57,6 +57,12 @@ def test_lava_parses_the_rule_into_our_products():
         assert [(f, d) for _, _, f, d in parsed] == [(["y1"], "x0"), (["y0"], "x0")]
 
 
+def test_a_rate_that_is_not_a_power_of_two_is_refused_with_the_nearest():
+    with pytest.raises(ValueError, match="not a power of two.*nearest is 0.125"):
+        ReadoutRule(rate=0.1)
+    assert ReadoutRule(rate=2.0 ** -7).rate_exponent == 7
+
+
 def test_teaching_schedule():
     pre = np.eye(3, dtype=bool)
     pre_run, post_run = teaching_schedule(pre, 4, label=2, winner=0)

@@ -50,6 +50,9 @@ def test_learns_a_class_from_feedback_saves_resets_and_restores(rclpy_context, m
         values = probe.diagnostics(lambda v: v.get("learning updates") == str(len(teach)))
         assert values["learning kind"] == "emulated" and values["learning classes"] == "11"
         assert values["learning checkpoint age s"] == "never"
+        rejected = agent.set_parameters([Parameter("learning.rate", value=0.1)])[0]
+        assert not rejected.successful and "not a power of two" in rejected.reason, rejected.reason
+        assert agent.get_parameter("learning.rate").value == 0.125
         answer = call(probe, save, Trigger.Request())
         assert answer.success, answer.message
         assert os.path.isfile(checkpoints.path_in(directory))

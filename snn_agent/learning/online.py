@@ -28,7 +28,7 @@ log = logging.getLogger("snn_agent")
 @dataclass
 class LearningSettings:
     enabled: bool = False
-    rate: float = 0.125  # weight units per pre spike (the fixed-point rule: nearest power of two)
+    rate: float = 0.125  # weight units per pre spike, a power of two (rules.rate_problem)
     margin: float = 0.0  # see ReadoutRule
     max_repeats: int = 4
     max_classes: int = 0  # 0: the model's classes (then no class can be added)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -37,8 +38,8 @@ FACTORS = ("y1", "y0")  # the factor of each product, in the order of `products`
 class ReadoutRule:
     """The rule and how a frame is taught.
 
-    rate: weight units per pre spike; the fixed-point rule uses the nearest power of two 2^-k,
-    0 <= k <= 7 (`rate_exponent`). margin: a frame is taught while its label does not beat every
+    rate: weight units per pre spike, a power of two 2^-k, 0 <= k <= 7 (`rate_exponent`): Loihi's
+    fixed-point rule scales by a shift, so any other rate would be rounded behind the user's back. margin: a frame is taught while its label does not beat every
     other class by this much (score units: weight units x spikes per step). max_repeats: the most
     replays of one frame (each one a teaching run on the chip)."""
 
@@ -47,8 +48,9 @@ class ReadoutRule:
     max_repeats: int = 4
 
     def __post_init__(self):
-        if not 2.0 ** -MAX_RATE_EXPONENT <= self.rate <= 1.0:
-            raise ValueError(f"learning rate {self.rate}: choose 2^-{MAX_RATE_EXPONENT} <= rate <= 1")
+        problem = rate_problem(self.rate)
+        if problem:
+            raise ValueError(problem)
         if self.max_repeats < 1:
             raise ValueError(f"max_repeats {self.max_repeats}: at least one replay")
         if self.margin < 0:
@@ -56,7 +58,7 @@ class ReadoutRule:
 
     @property
     def rate_exponent(self) -> int:
-        return int(min(MAX_RATE_EXPONENT, max(0, round(-math.log2(self.rate)))))
+        return int(-math.log2(self.rate))
 
     @property
     def dw(self) -> str:
@@ -76,6 +78,17 @@ class ReadoutRule:
 
         return Loihi2FLearningRule(dw=self.dw, x1_impulse=0, x1_tau=0, y1_impulse=Y1_IMPULSE, y1_tau=0,
                                    t_epoch=T_EPOCH, rng_seed=0)
+
+
+def rate_problem(rate: float) -> Optional[str]:
+    """Why `rate` cannot be the rule's rate (a power of two, 2^-7..1), or None."""
+    if not 2.0 ** -MAX_RATE_EXPONENT <= rate <= 1.0:
+        return f"learning rate {rate}: choose 2^-{MAX_RATE_EXPONENT} <= rate <= 1"
+    if math.frexp(rate)[0] != 0.5:
+        k = min(MAX_RATE_EXPONENT, max(0, round(-math.log2(rate))))
+        return (f"learning rate {rate} is not a power of two: Loihi's fixed-point rule scales by a shift "
+                f"(2^-k, k = 0..{MAX_RATE_EXPONENT}); the nearest is {2.0 ** -k:g}")
+    return None
 
 
 def teaching_schedule(pre: np.ndarray, n_post: int, label: int, winner: int) -> tuple:

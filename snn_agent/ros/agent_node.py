@@ -41,7 +41,7 @@ from ..energy.constants import ENERGY_SECTIONS
 from ..graph import resolve_path
 from ..ir import SNNModel
 from ..learning.online import LearningSettings
-from ..learning.rules import MAX_RATE_EXPONENT
+from ..learning.rules import MAX_RATE_EXPONENT, rate_problem
 from ..sensing.images import ImageDecodeError, compressed_pixels, decode_compressed, decode_raw, to_network_input
 from .spin import spin_node
 from .vision import VISION_MSGS_MISSING, classification
@@ -92,8 +92,8 @@ PARAMETERS = {
 # from its checkpoint
 LEARNING_PARAMS = {
     "learning.enabled": (False, "learn from labelled frames on ~/feedback (the readout over the last hidden layer)", {}),
-    "learning.rate": (LearningSettings.rate, "weight units per pre-synaptic spike; Loihi's fixed-point rule uses "
-                                             "the nearest power of two",
+    "learning.rate": (LearningSettings.rate, "weight units per pre-synaptic spike: a power of two (Loihi's "
+                                             "fixed-point rule scales by a shift), others are rejected",
                       {"floating_point_range": _float_range(2.0 ** -MAX_RATE_EXPONENT, 1.0)}),
     "learning.max_classes": (0, "classes the readout can hold, added ones included; 0 = the model's (none added)",
                              {"integer_range": [IntegerRange(from_value=0, to_value=1024, step=1)]}),
@@ -446,6 +446,8 @@ class AgentNode(LifecycleNode):
             return f"battery_percentage_scale must be one of {', '.join(PERCENTAGE_SCALES)}, got {p.value!r}"
         if p.name == "policy" and p.value not in POLICIES:
             return f"policy must be one of {', '.join(POLICIES)}, got {p.value!r}"
+        if p.name == "learning.rate":
+            return rate_problem(p.value)
         if p.name == "model":
             return SNNModel.files_problem(resolve_path(p.value))
         if p.type_ == Parameter.Type.DOUBLE and not math.isfinite(p.value):
