@@ -82,10 +82,7 @@ def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_cou
     refractory, refractory_inh = int(p[REFRACTORY]), int(p[REFRACTORY_INH])
     v_rest_inh, v_reset_inh, v_thresh_inh, decay_inh = p[V_REST_INH], p[V_RESET_INH], p[V_THRESH_INH], p[DECAY_INH]
     w_exc_inh, w_inh_exc = p[W_EXC_INH], p[W_INH_EXC]
-    rule, nu_pre, nu_post, w_min, w_max = int(p[RULE]), p[NU_PRE], p[NU_POST], p[W_MIN], p[W_MAX]
-    additive = p[TRACE_ADDITIVE] != 0.0
-    pre_powers = p[DECAY_PRE] ** np.arange(timesteps + 1)
-    post_powers = p[DECAY_POST] ** np.arange(timesteps + 1)
+    pre_powers, post_powers = trace_powers(p, timesteps)
 
     times = np.empty(n_in * timesteps, np.int32)
     inputs = np.empty(n_in * timesteps, np.int32)
@@ -100,14 +97,7 @@ def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_cou
     exc_fired = np.empty(n, np.int32)  # this step's excitatory spikes (indices), and the last step's
     exc_fired_before = np.empty(n, np.int32)
     inh_fired = np.empty(n, np.int32)
-    pre_value = np.zeros(n_in, np.float64)
-    pre_last = np.full(n_in, -1, np.int64)
-    post_value = np.zeros(n, np.float64)
-    post_last = np.full(n, -1, np.int64)
-    active_post = np.empty(n, np.int32)  # neurons that have fired during this image
-    active_pre = np.empty(n_in, np.int32)
-    post_now = np.empty(n, np.float64)  # this step's traces of the active neurons and inputs, times nu
-    pre_now = np.empty(n_in, np.float64)
+    traces, trace_steps, active_pre, active_post, n_active, pre_now, post_now = learning_state(n_in, n)
     theta_decay = p[THETA_DECAY_PER_IMAGE]
 
     for image in range(n_images):
@@ -118,9 +108,9 @@ def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_cou
         v_inh[:] = v_rest_inh
         refractory_left[:] = 0
         refractory_left_inh[:] = 0
-        pre_last[:] = -1
-        post_last[:] = -1
-        n_active_post = n_active_pre = n_exc_before = n_inh = 0
+        trace_steps[:] = -1
+        n_active[:] = 0
+        n_exc_before = n_inh = 0
         synaptic_ops = synaptic_updates = exc_spikes = inh_spikes = 0
         for t in range(timesteps):
             # excitatory input: the previous step's input spikes and inhibitory spikes
@@ -175,48 +165,9 @@ def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_cou
             if learn:
                 for k in range(n_exc):
                     theta[exc_fired[k]] += p[THETA_PLUS]
-                # traces take this step's spikes
-                for e in range(starts[t], starts[t + 1]):
-                    i = order[e]
-                    if pre_last[i] < 0:
-                        active_pre[n_active_pre] = i
-                        n_active_pre += 1
-                    pre_value[i] = trace_now(pre_value[i], pre_last[i], t, pre_powers, additive)
-                    pre_last[i] = t
-                for k in range(n_exc):
-                    j = exc_fired[k]
-                    if post_last[j] < 0:
-                        active_post[n_active_post] = j
-                        n_active_post += 1
-                    post_value[j] = trace_now(post_value[j], post_last[j], t, post_powers, additive)
-                    post_last[j] = t
-                # depression at pre spikes, by the post traces (read once per step)
-                n_pre_now = starts[t + 1] - starts[t]
-                if n_pre_now > 0 and n_active_post > 0:
-                    for a in range(n_active_post):
-                        j = active_post[a]
-                        post_now[a] = nu_pre * post_value[j] * post_powers[t - post_last[j]]
-                    for e in range(starts[t], starts[t + 1]):
-                        row = weights[order[e]]
-                        for a in range(n_active_post):
-                            j = active_post[a]
-                            w = row[j]
-                            dw = post_now[a] * ((w - w_min) if rule == WEIGHT_DEPENDENT else 1.0)
-                            row[j] = max(w_min, w - dw)
-                    synaptic_updates += n_pre_now * n_active_post
-                # potentiation at post spikes, by the pre traces (read once per step)
-                if n_exc > 0:
-                    for a in range(n_active_pre):
-                        i = active_pre[a]
-                        pre_now[a] = nu_post * pre_value[i] * pre_powers[t - pre_last[i]]
-                    for k in range(n_exc):
-                        j = exc_fired[k]
-                        for a in range(n_active_pre):
-                            i = active_pre[a]
-                            w = weights[i, j]
-                            dw = pre_now[a] * ((w_max - w) if rule == WEIGHT_DEPENDENT else 1.0)
-                            weights[i, j] = min(w_max, w + dw)
-                    synaptic_updates += n_exc * n_active_pre
+                synaptic_updates += learn_step(weights, t, order[starts[t]:starts[t + 1]], exc_fired[:n_exc], p,
+                                               traces, trace_steps, active_pre, active_post, n_active,
+                                               pre_powers, post_powers, pre_now, post_now)
             exc_fired_before[:n_exc] = exc_fired[:n_exc]
             n_exc_before = n_exc
         if learn:
@@ -230,6 +181,89 @@ def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_cou
         counts[EXC_SPIKES] = exc_spikes
         counts[INH_SPIKES] = inh_spikes
         counts[INPUT_SPIKES] = starts[timesteps]
+
+
+@njit(cache=True)
+def trace_powers(p, timesteps):
+    """decay^k for k = 0..timesteps, of the pre and of the post trace."""
+    return p[DECAY_PRE] ** np.arange(timesteps + 1), p[DECAY_POST] ** np.arange(timesteps + 1)
+
+
+@njit(cache=True)
+def learning_state(n_in, n):
+    """Traces (inputs then neurons: each trace's value at its last spike), the steps of those spikes
+    (-1: none this image), the inputs and neurons that have fired this image (active) and how many
+    (n_active: inputs, neurons), and room for one step's traces of the active ones."""
+    traces = np.zeros(n_in + n, np.float64)
+    trace_steps = np.full(n_in + n, -1, np.int64)
+    return (traces, trace_steps, np.empty(n_in, np.int32), np.empty(n, np.int32), np.zeros(2, np.int64),
+            np.empty(n_in, np.float64), np.empty(n, np.float64))
+
+
+@njit(cache=True)
+def learn_step(weights, t, pre_fired, post_fired, p, traces, trace_steps, active_pre, active_post, n_active,
+               pre_powers, post_powers, pre_now, post_now):
+    """One step of the rule: traces take step t's spikes (pre_fired: inputs, post_fired: neurons),
+    then each pre spike depresses its synapses onto the active neurons by their post traces, and
+    each post spike potentiates its synapses from the active inputs by their pre traces. Weights
+    stay in [w_min, w_max]. Returns the number of synaptic updates."""
+    n_in = weights.shape[0]
+    rule, nu_pre, nu_post, w_min, w_max = int(p[RULE]), p[NU_PRE], p[NU_POST], p[W_MIN], p[W_MAX]
+    additive = p[TRACE_ADDITIVE] != 0.0
+    for i in pre_fired:
+        if trace_steps[i] < 0:
+            active_pre[n_active[0]] = i
+            n_active[0] += 1
+        traces[i] = trace_now(traces[i], trace_steps[i], t, pre_powers, additive)
+        trace_steps[i] = t
+    for j in post_fired:
+        if trace_steps[n_in + j] < 0:
+            active_post[n_active[1]] = j
+            n_active[1] += 1
+        traces[n_in + j] = trace_now(traces[n_in + j], trace_steps[n_in + j], t, post_powers, additive)
+        trace_steps[n_in + j] = t
+    n_active_pre, n_active_post = n_active[0], n_active[1]
+    updates = 0
+    if len(pre_fired) > 0 and n_active_post > 0:
+        for a in range(n_active_post):  # post traces read once per step
+            j = n_in + active_post[a]
+            post_now[a] = nu_pre * traces[j] * post_powers[t - trace_steps[j]]
+        for i in pre_fired:
+            row = weights[i]
+            for a in range(n_active_post):
+                j = active_post[a]
+                w = row[j]
+                dw = post_now[a] * ((w - w_min) if rule == WEIGHT_DEPENDENT else 1.0)
+                row[j] = max(w_min, w - dw)
+        updates += len(pre_fired) * n_active_post
+    if len(post_fired) > 0:
+        for a in range(n_active_pre):
+            i = active_pre[a]
+            pre_now[a] = nu_post * traces[i] * pre_powers[t - trace_steps[i]]
+        for j in post_fired:
+            for a in range(n_active_pre):
+                i = active_pre[a]
+                w = weights[i, j]
+                dw = pre_now[a] * ((w_max - w) if rule == WEIGHT_DEPENDENT else 1.0)
+                weights[i, j] = min(w_max, w + dw)
+        updates += len(post_fired) * n_active_pre
+    return updates
+
+
+@njit(cache=True)
+def learn_from_rasters(weights, pre_raster, post_raster, p):
+    """The rule alone on given spikes: pre_raster (T, inputs) and post_raster (T, neurons) bool;
+    changes weights in place, returns the number of synaptic updates (tests, Lava comparison)."""
+    timesteps = pre_raster.shape[0]
+    n_in, n = weights.shape
+    traces, trace_steps, active_pre, active_post, n_active, pre_now, post_now = learning_state(n_in, n)
+    pre_powers, post_powers = trace_powers(p, timesteps)
+    updates = 0
+    for t in range(timesteps):
+        updates += learn_step(weights, t, np.nonzero(pre_raster[t])[0].astype(np.int32),
+                              np.nonzero(post_raster[t])[0].astype(np.int32), p, traces, trace_steps,
+                              active_pre, active_post, n_active, pre_powers, post_powers, pre_now, post_now)
+    return updates
 
 
 @njit(cache=True)
