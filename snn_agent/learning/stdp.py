@@ -56,40 +56,36 @@ class StdpParams:
     n_neurons: int = 400
     timesteps: int = 250
     input_rate: float = 0.128  # spike probability per step of a white pixel (128 Hz at 1 ms)
+    # excitatory neurons: potentials in mV, times in steps
     v_rest: float = -65.0
     v_reset: float = -60.0
     v_thresh: float = -52.0
     tau_mem: float = 100.0
     refractory: int = 5
-    theta_plus: float = 0.05
+    theta_plus: float = 0.05  # homeostasis: the threshold's rise per spike, and its decay
     tau_theta: float = 1e7
+    # inhibitory neurons, one per excitatory neuron
     v_rest_inh: float = -60.0
     v_reset_inh: float = -45.0
     v_thresh_inh: float = -40.0
     tau_mem_inh: float = 10.0
     refractory_inh: int = 2
-    w_exc_inh: float = 22.5
-    w_inh_exc: float = 17.5
+    w_exc_inh: float = 22.5  # an excitatory spike into its inhibitory partner
+    w_inh_exc: float = 17.5  # an inhibitory spike into every other excitatory neuron
     weight_norm: float = 78.4
     initial_weight: float = 0.3  # initial weights uniform in [0, initial_weight)
     rule: StdpRule = field(default_factory=StdpRule)
 
     def as_array(self) -> np.ndarray:
-        """The layout run_images reads (stdp_kernels' column names)."""
-        a = np.zeros(kernels.N_PARAMS, np.float64)
+        """The layout run_images reads: values in the order of stdp_kernels' column names."""
         r = self.rule
-        a[[kernels.INPUT_RATE, kernels.V_REST, kernels.V_RESET, kernels.V_THRESH, kernels.DECAY,
-           kernels.REFRACTORY, kernels.THETA_PLUS, kernels.THETA_DECAY_PER_IMAGE]] = [
-            self.input_rate, self.v_rest, self.v_reset, self.v_thresh, math.exp(-1.0 / self.tau_mem),
-            self.refractory, self.theta_plus, math.exp(-self.timesteps / self.tau_theta)]
-        a[[kernels.V_REST_INH, kernels.V_RESET_INH, kernels.V_THRESH_INH, kernels.DECAY_INH,
-           kernels.REFRACTORY_INH, kernels.W_EXC_INH, kernels.W_INH_EXC, kernels.WEIGHT_NORM]] = [
-            self.v_rest_inh, self.v_reset_inh, self.v_thresh_inh, math.exp(-1.0 / self.tau_mem_inh),
-            self.refractory_inh, self.w_exc_inh, self.w_inh_exc, self.weight_norm]
-        a[[kernels.RULE, kernels.NU_PRE, kernels.NU_POST, kernels.DECAY_PRE, kernels.DECAY_POST,
-           kernels.W_MIN, kernels.W_MAX, kernels.TRACE_ADDITIVE]] = [
-            RULES[r.kind], r.nu_pre, r.nu_post, math.exp(-1.0 / r.tau_pre), math.exp(-1.0 / r.tau_post),
-            r.w_min, r.w_max, float(r.trace_additive)]
+        decay = [math.exp(-1.0 / tau) for tau in (self.tau_mem, self.tau_mem_inh, r.tau_pre, r.tau_post)]
+        a = np.array([self.input_rate, self.v_rest, self.v_reset, self.v_thresh, decay[0], self.refractory,
+                      self.theta_plus, math.exp(-self.timesteps / self.tau_theta), self.v_rest_inh,
+                      self.v_reset_inh, self.v_thresh_inh, decay[1], self.refractory_inh, self.w_exc_inh,
+                      self.w_inh_exc, self.weight_norm, RULES[r.kind], r.nu_pre, r.nu_post, decay[2], decay[3],
+                      r.w_min, r.w_max, float(r.trace_additive)], np.float64)
+        assert len(a) == kernels.N_PARAMS and kernels.TRACE_ADDITIVE == kernels.N_PARAMS - 1
         return a
 
     def to_dict(self) -> dict:
@@ -121,7 +117,8 @@ class RunRecord:
 
 OP_COLUMNS = {"synaptic_ops": kernels.SYNAPTIC_OPS, "synaptic_updates": kernels.SYNAPTIC_UPDATES,
               "neuron_updates": kernels.NEURON_UPDATES, "exc_spikes": kernels.EXC_SPIKES,
-              "inh_spikes": kernels.INH_SPIKES, "input_spikes": kernels.INPUT_SPIKES}
+              "inh_spikes": kernels.INH_SPIKES, "input_spikes": kernels.INPUT_SPIKES,
+              "weight_changes": kernels.WEIGHT_CHANGES}
 
 
 def as_pixels(images: np.ndarray) -> np.ndarray:

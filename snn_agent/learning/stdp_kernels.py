@@ -28,9 +28,11 @@ from numba import njit
  RULE, NU_PRE, NU_POST, DECAY_PRE, DECAY_POST, W_MIN, W_MAX, TRACE_ADDITIVE) = range(24)
 N_PARAMS = 24
 PAIR, WEIGHT_DEPENDENT = 0, 1  # rules: additive pair STDP; soft bounds (dw scaled by distance to the bound)
-# columns of the per-image operation counts
-SYNAPTIC_OPS, SYNAPTIC_UPDATES, NEURON_UPDATES, EXC_SPIKES, INH_SPIKES, INPUT_SPIKES = range(6)
-N_COUNTS = 6
+# columns of the per-image operation counts. SYNAPTIC_UPDATES counts as Loihi's learning engine works:
+# every synapse of a neuron that spiked (pre or post) is updated in that step, whatever the traces;
+# WEIGHT_CHANGES counts what this kernel does (only synapses whose other trace is non-zero).
+SYNAPTIC_OPS, SYNAPTIC_UPDATES, NEURON_UPDATES, EXC_SPIKES, INH_SPIKES, INPUT_SPIKES, WEIGHT_CHANGES = range(7)
+N_COUNTS = 7
 
 
 @njit(cache=True)
@@ -111,7 +113,7 @@ def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_cou
         trace_steps[:] = -1
         n_active[:] = 0
         n_exc_before = n_inh = 0
-        synaptic_ops = synaptic_updates = exc_spikes = inh_spikes = 0
+        synaptic_ops = synaptic_updates = weight_changes = exc_spikes = inh_spikes = 0
         for t in range(timesteps):
             # excitatory input: the previous step's input spikes and inhibitory spikes
             current[:] = 0.0
@@ -165,7 +167,8 @@ def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_cou
             if learn:
                 for k in range(n_exc):
                     theta[exc_fired[k]] += p[THETA_PLUS]
-                synaptic_updates += learn_step(weights, t, order[starts[t]:starts[t + 1]], exc_fired[:n_exc], p,
+                synaptic_updates += (starts[t + 1] - starts[t]) * n + n_exc * n_in
+                weight_changes += learn_step(weights, t, order[starts[t]:starts[t + 1]], exc_fired[:n_exc], p,
                                                traces, trace_steps, active_pre, active_post, n_active,
                                                pre_powers, post_powers, pre_now, post_now)
             exc_fired_before[:n_exc] = exc_fired[:n_exc]
@@ -181,6 +184,7 @@ def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_cou
         counts[EXC_SPIKES] = exc_spikes
         counts[INH_SPIKES] = inh_spikes
         counts[INPUT_SPIKES] = starts[timesteps]
+        counts[WEIGHT_CHANGES] = weight_changes
 
 
 @njit(cache=True)
@@ -206,7 +210,7 @@ def learn_step(weights, t, pre_fired, post_fired, p, traces, trace_steps, active
     """One step of the rule: traces take step t's spikes (pre_fired: inputs, post_fired: neurons),
     then each pre spike depresses its synapses onto the active neurons by their post traces, and
     each post spike potentiates its synapses from the active inputs by their pre traces. Weights
-    stay in [w_min, w_max]. Returns the number of synaptic updates."""
+    stay in [w_min, w_max]. Returns the number of weights changed."""
     n_in = weights.shape[0]
     rule, nu_pre, nu_post, w_min, w_max = int(p[RULE]), p[NU_PRE], p[NU_POST], p[W_MIN], p[W_MAX]
     additive = p[TRACE_ADDITIVE] != 0.0
@@ -253,7 +257,7 @@ def learn_step(weights, t, pre_fired, post_fired, p, traces, trace_steps, active
 @njit(cache=True)
 def learn_from_rasters(weights, pre_raster, post_raster, p):
     """The rule alone on given spikes: pre_raster (T, inputs) and post_raster (T, neurons) bool;
-    changes weights in place, returns the number of synaptic updates (tests, Lava comparison)."""
+    changes weights in place, returns the number of weights changed (tests, Lava comparison)."""
     timesteps = pre_raster.shape[0]
     n_in, n = weights.shape
     traces, trace_steps, active_pre, active_post, n_active, pre_now, post_now = learning_state(n_in, n)
