@@ -57,7 +57,7 @@ def options(baseline_t: int, timesteps: int) -> dict:
     about 2x and raised the learning rate)."""
     s = baseline_t / timesteps
     root = math.sqrt(s)
-    return {"time_compression": [root, s], "theta_plus_gain": [root, s, 2 * s],
+    return {"time_compression": [root, s], "theta_plus_gain": [1 / root, root, s],
             "inhibition_gain": [0.5, 2.0, 4.0], "learning_rate_gain": [root, s],
             "input_rate_gain": [0.5, root, s], "threshold_shift": [-4.0, 4.0, 12.0]}
 
