@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from snn_agent.data import datasets
-from snn_agent.learning import stdp, stdp_kernels, stdp_lava
+from snn_agent.learning import stdp, stdp_kernels, stdp_lava, stdp_topspark
 from snn_agent.learning.stdp import StdpNetwork, StdpParams, StdpRule
 
 
@@ -107,3 +107,31 @@ def test_unknown_rule_and_wrong_image_size_are_clear_errors():
     network = StdpNetwork.create(StdpParams(n_neurons=5))
     with pytest.raises(ValueError, match="784"):
         network.train(np.zeros((2, 10, 10), np.uint8))
+
+
+def test_enhancement_changes_the_parameters_it_names():
+    base = StdpParams()
+    e = stdp_topspark.Enhancement(input_rate_gain=2.0, threshold_shift=3.0, theta_plus_gain=4.0,
+                                  time_compression=2.5, inhibition_gain=0.5, learning_rate_gain=2.0)
+    p = stdp_topspark.enhance(base, 100, e)
+    assert p.timesteps == 100 and p.input_rate == pytest.approx(0.256) and p.v_thresh == -49.0
+    assert p.theta_plus == pytest.approx(0.2) and p.tau_mem == 40.0 and p.tau_mem_inh == 4.0
+    assert p.refractory == 2 and p.refractory_inh == 1 and p.w_inh_exc == 8.75
+    assert (p.rule.nu_pre, p.rule.nu_post, p.rule.tau_pre) == pytest.approx((2e-4, 2e-2, 8.0))
+    assert stdp_topspark.enhance(base, 250, stdp_topspark.NONE) == base
+
+
+def test_search_keeps_only_what_raises_the_validation_score():
+    # a score that rewards time compression near 2.5 and nothing else
+    def score(e):
+        return -abs(e.time_compression - 2.5) - 0.1 * abs(e.inhibition_gain - 1.0)
+    best, best_score, trials = stdp_topspark.search(score, 250, 100)
+    assert best == stdp_topspark.Enhancement(time_compression=2.5)
+    assert best_score == 0.0 and len(trials) == 1 + sum(len(v) for v in stdp_topspark.options(250, 100).values())
+
+
+def test_modelled_energy_prices_each_operation_with_loihis_figures():
+    ops = {"synaptic_ops": 1000, "synaptic_updates": 100, "neuron_updates": 50, "exc_spikes": 3, "inh_spikes": 2}
+    inference = 1000 * 23.6e-12 + 45 * 52e-12 + 5 * 81e-12
+    assert stdp_topspark.modelled_energy_j(ops, learning=False) == pytest.approx(inference)
+    assert stdp_topspark.modelled_energy_j(ops, learning=True) == pytest.approx(inference + 100 * 120e-12)
