@@ -72,6 +72,7 @@ class StdpParams:
     refractory_inh: int = 2
     w_exc_inh: float = 22.5  # an excitatory spike into its inhibitory partner
     w_inh_exc: float = 17.5  # an inhibitory spike into every other excitatory neuron
+    one_spike: bool = True  # at most one excitatory spike per step (BindsNET's DiehlAndCookNodes)
     weight_norm: float = 78.4
     initial_weight: float = 0.3  # initial weights uniform in [0, initial_weight)
     rule: StdpRule = field(default_factory=StdpRule)
@@ -84,8 +85,8 @@ class StdpParams:
                       self.theta_plus, math.exp(-self.timesteps / self.tau_theta), self.v_rest_inh,
                       self.v_reset_inh, self.v_thresh_inh, decay[1], self.refractory_inh, self.w_exc_inh,
                       self.w_inh_exc, self.weight_norm, RULES[r.kind], r.nu_pre, r.nu_post, decay[2], decay[3],
-                      r.w_min, r.w_max, float(r.trace_additive)], np.float64)
-        assert len(a) == kernels.N_PARAMS and kernels.TRACE_ADDITIVE == kernels.N_PARAMS - 1
+                      r.w_min, r.w_max, float(r.trace_additive), float(self.one_spike)], np.float64)
+        assert len(a) == kernels.N_PARAMS and kernels.ONE_SPIKE == kernels.N_PARAMS - 1
         return a
 
     def to_dict(self) -> dict:

@@ -10,7 +10,9 @@ Work follows spikes, not synapses:
 - traces are not decayed every step: each keeps its value at its last spike and the step of that
   spike, and is read as value * decay^(steps since) from a table;
 - the inhibitory population is one neuron per excitatory neuron (Diehl & Cook): an excitatory spike
-  drives its partner, whose spike inhibits every other excitatory neuron by a constant.
+  drives its partner, whose spike inhibits every other excitatory neuron by a constant;
+- with one_spike (BindsNET's DiehlAndCookNodes default), of the neurons that cross the threshold in a
+  step only one, drawn at random, spikes; all of them reset, turn refractory and raise theta.
 Timing as BindsNET's Network.run (so the peer comparison is like for like): every connection carries
 the previous step's spikes; traces decay, then take the step's spikes, then the rule uses them.
 
@@ -25,8 +27,8 @@ from numba import njit
 # columns of the parameter array (StdpParams.as_array)
 (INPUT_RATE, V_REST, V_RESET, V_THRESH, DECAY, REFRACTORY, THETA_PLUS, THETA_DECAY_PER_IMAGE,
  V_REST_INH, V_RESET_INH, V_THRESH_INH, DECAY_INH, REFRACTORY_INH, W_EXC_INH, W_INH_EXC, WEIGHT_NORM,
- RULE, NU_PRE, NU_POST, DECAY_PRE, DECAY_POST, W_MIN, W_MAX, TRACE_ADDITIVE) = range(24)
-N_PARAMS = 24
+ RULE, NU_PRE, NU_POST, DECAY_PRE, DECAY_POST, W_MIN, W_MAX, TRACE_ADDITIVE, ONE_SPIKE) = range(25)
+N_PARAMS = 25
 PAIR, WEIGHT_DEPENDENT = 0, 1  # rules: additive pair STDP; soft bounds (dw scaled by distance to the bound)
 # columns of the per-image operation counts. SYNAPTIC_UPDATES counts as Loihi's learning engine works:
 # every synapse of a neuron that spiked (pre or post) is updated in that step, whatever the traces;
@@ -84,6 +86,7 @@ def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_cou
     refractory, refractory_inh = int(p[REFRACTORY]), int(p[REFRACTORY_INH])
     v_rest_inh, v_reset_inh, v_thresh_inh, decay_inh = p[V_REST_INH], p[V_RESET_INH], p[V_THRESH_INH], p[DECAY_INH]
     w_exc_inh, w_inh_exc = p[W_EXC_INH], p[W_INH_EXC]
+    one_spike = p[ONE_SPIKE] != 0.0
     pre_powers, post_powers = trace_powers(p, timesteps)
 
     times = np.empty(n_in * timesteps, np.int32)
@@ -161,12 +164,16 @@ def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_cou
                     refractory_left[j] = refractory
                     exc_fired[n_exc] = j
                     n_exc += 1
+            if learn:  # every neuron that crossed, as BindsNET's DiehlAndCookNodes
+                for k in range(n_exc):
+                    theta[exc_fired[k]] += p[THETA_PLUS]
+            if one_spike and n_exc > 1:  # of those that crossed, one (at random) spikes
+                exc_fired[0] = exc_fired[np.random.randint(n_exc)]
+                n_exc = 1
             for k in range(n_exc):
                 spike_counts[image, exc_fired[k]] += 1
             exc_spikes += n_exc
             if learn:
-                for k in range(n_exc):
-                    theta[exc_fired[k]] += p[THETA_PLUS]
                 synaptic_updates += (starts[t + 1] - starts[t]) * n + n_exc * n_in
                 weight_changes += learn_step(weights, t, order[starts[t]:starts[t + 1]], exc_fired[:n_exc], p,
                                                traces, trace_steps, active_pre, active_post, n_active,

@@ -73,12 +73,13 @@ def lava_weight_change(weights: np.ndarray, pre_raster: np.ndarray, post_raster:
 def lava_params(params: StdpParams) -> StdpParams:
     """`params` with a rule Lava runs the same way: learning rates rounded to powers of two (at
     WEIGHT_SCALE), traces that add per spike, and no upper bound (Lava's float model has none;
-    normalization keeps every weight below weight_norm anyway)."""
+    normalization keeps every weight below weight_norm anyway); and every neuron that crosses its
+    threshold spikes (no one_spike: Lava's neurons cannot draw one of them)."""
     def rounded(nu):
         return 2.0 ** round(math.log2(nu * WEIGHT_SCALE)) / WEIGHT_SCALE
     rule = replace(params.rule, kind="pair", nu_pre=rounded(params.rule.nu_pre), nu_post=rounded(params.rule.nu_post),
                    trace_additive=True, w_max=params.weight_norm)
-    return replace(params, rule=rule)
+    return replace(params, rule=rule, one_spike=False)  # Lava's neurons have no one-spike rule
 
 
 def train_ours(params: StdpParams, images, seed: int = 0) -> tuple[StdpNetwork, dict]:
