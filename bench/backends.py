@@ -24,7 +24,8 @@ cpu, cpu-numpy, cpu-loihi and openvino take turns on the same blocks of 25 frame
 per block (this machine's speed drifts within a second; see run_side_by_side). Lava runs alone, after
 them (~0.5 s a frame).
 CPU energy (cpu, cpu-loihi, openvino, lava) is the CPU time of the inference x a per-core power
-(modelled) unless the machine exposes RAPL counters (measured). For `lava` it is the CPU time of
+(modelled), RAPL or not: one frame is far shorter than a window RAPL's counters can measure
+(snn_agent/energy/rapl.py). For `lava` it is the CPU time of
 this process and of every process the Lava runtime started, read from /proc: what simulating the
 chip costs on this host. (LavaBackend itself reports the chip's modelled energy; that figure is kept
 as `backend_reported_energy_j` and is the `loihi` row.)
@@ -57,6 +58,7 @@ from snn_agent.energy.constants import AcceleratorPower, CpuPower, LoihiEnergy  
 from snn_agent.energy.dnn_ops import dnn_macs  # noqa: E402
 from snn_agent.energy.models import (MODELLED, CpuEnergyMeter, accelerator_energy,  # noqa: E402
                                      accelerator_latency, loihi_energy)
+from snn_agent.energy.rapl import MIN_WINDOW_S as RAPL_MIN_WINDOW_S  # noqa: E402
 from snn_agent.engine.loihi_engine import LoihiEngine  # noqa: E402
 from snn_agent.progress import ProgressBar  # noqa: E402
 from results_file import output_path, write_results  # noqa: E402
@@ -488,8 +490,9 @@ def main() -> int:
                      "source": "Blouw et al. 2018 (Movidius NCS: 0.647 W running, 0.210 W idle); ops_per_s and "
                                "overhead_s: assumptions documented in snn_agent/energy/constants.py"},
             "cpu": {**asdict(cpu_power), "source": "typical mobile x86 core under load (snn_agent/energy/constants.py); "
-                                                   "used where RAPL is absent",
-                    "rapl": meter.kind == "measured"},
+                                                   "used where RAPL is absent and for windows under "
+                                                   f"{RAPL_MIN_WINDOW_S} s (every single frame here)",
+                    "rapl": meter.rapl.available},
         },
         "notes": [
             "latency: wall time of one frame (batch of 1); fps = 1 / mean latency; power_w = energy_j / mean latency",
