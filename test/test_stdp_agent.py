@@ -86,7 +86,12 @@ def test_corrupt_stdp_files_are_clear_errors(graph, trained, frames, tmp_path): 
     backend = create_backend("cpu")
     with pytest.raises(ModelFormatError, match="corrupt STDP model"):
         backend.load(str(broken))
+    with np.load(f"{trained}/{stdp.WEIGHTS_FILE}") as saved:
+        arrays = dict(saved)
+    np.savez(broken / stdp.WEIGHTS_FILE, **dict(arrays, theta=arrays["theta"][:3]))  # a kernel would overrun it
+    with pytest.raises(ModelFormatError, match="not one per neuron"):
+        backend.load(str(broken))
     assert agent.set_parameters([Parameter("model", value=str(broken))])[0].successful  # known only on loading
     values = probe.diagnostics(lambda v: "model_error" in v)
-    assert "corrupt STDP model" in values["model_error"]
+    assert "not one per neuron" in values["model_error"]
     assert probe.classify(frames[0][0]) in frames[2]  # still the trained network

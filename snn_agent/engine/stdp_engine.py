@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import zipfile
 from typing import Optional
 
 import numpy as np
@@ -45,11 +46,13 @@ def load(directory: str) -> tuple[SNNModel, "StdpEngine"]:
         raise ModelFormatError(problem)
     try:
         network, names = stdp.StdpNetwork.load_with_names(directory)
-    except (ValueError, OSError, EOFError, KeyError) as exc:  # npz, npy and shape errors
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # npz, npy and shape errors
         raise ModelFormatError(f"corrupt STDP model in {directory}: {exc}") from exc
     if not np.all(np.isfinite(network.weights)) or not np.all(np.isfinite(network.theta)):
         raise ModelFormatError(f"corrupt STDP model in {directory}: weights contain NaN or Inf")
-    if network.labels.shape != (network.params.n_neurons,) or network.labels.max(initial=-1) < 0:
+    if network.theta.shape != (network.params.n_neurons,) or network.labels.shape != network.theta.shape:
+        raise ModelFormatError(f"corrupt STDP model in {directory}: thresholds or labels not one per neuron")
+    if network.labels.max(initial=-1) < 0:
         raise ModelFormatError(f"STDP model in {directory} has no labelled neurons (assign_labels after training)")
     side = math.isqrt(network.params.n_inputs)
     if side * side != network.params.n_inputs:
