@@ -317,23 +317,44 @@ def load_netx(path: str, input_shape: Optional[tuple] = None) -> SNNModel:
             if kind == "flatten":
                 continue  # our dense layers take (C, H, W) in netx's flatten order already
             if kind not in ("conv", "dense"):
-                raise ValueError(f"{path}: layer {i} is a '{kind}' layer; supported are CUBA dense and conv "
-                                 f"layers, flatten, and an input layer without neurons")
-            if "delay" in handle:
-                raise ValueError(f"{path}: layer {i} ({kind}) has synaptic delays, which are not supported")
-            if "neuron" in handle and _text(handle["neuron/type"]) != "CUBA":
-                raise ValueError(f"{path}: layer {i} ({kind}) has {_text(handle['neuron/type'])} neurons; "
-                                 f"only CUBA neurons are supported")
+                raise ValueError(f"{path}: layer {i} is a '{kind}' layer; supported: {NETX_SUPPORTED}")
+            _check_netx_layer(handle, kind, f"{path}: layer {i} ({kind})")
             if shape is None and kind == "dense":  # a dense first layer's weights give its input
                 shape = (int(handle["weight"].size // np.prod(handle["shape"][()])),)
             if shape is None:
                 raise ValueError(f"{path}: pass input_shape=(C, H, W); the file has no input layer")
-            layers.append(_netx_layer(handle, kind, i, shape))
+            try:
+                layers.append(_netx_layer(handle, kind, i, shape))
+            except KeyError as exc:  # h5py's word for a missing field
+                raise ValueError(f"{path}: layer {i} ({kind}) lacks a field netx writes ({exc}); "
+                                 f"supported: {NETX_SUPPORTED}") from exc
             shape = tuple(layers[-1].output_shape)
     preprocessing = Preprocessing(input_shape=tuple(layers[0].input_shape), scale=1.0)
     network = Network(layers, preprocessing)
     thresholds = [float(layer.fixed_point.vth) for layer in layers if layer.spiking]
     return SNNModel(network, thresholds, NeuronConfig("zero", 0.0, 1.0), "loihi", {"source": path})
+
+
+NETX_SUPPORTED = ("dense and conv layers of CUBA neurons (or none) with real weights, no synaptic delays and "
+                  "one neuron parameter set per layer; flatten; an input layer without neurons")
+
+
+def _check_netx_layer(handle, kind: str, where: str) -> None:
+    """What the engine cannot run in a dense or conv layer, named before anything is read."""
+    import h5py
+
+    if "weight" not in handle:
+        raise ValueError(f"{where} has no weights; supported: {NETX_SUPPORTED}")
+    if isinstance(handle["weight"], h5py.Group):  # lava-dl writes complex synapses as weight/real, weight/imag
+        raise ValueError(f"{where} has complex synapses ({', '.join(f'weight/{k}' for k in handle['weight'])}), "
+                         f"which are not supported; supported: {NETX_SUPPORTED}")
+    if "delay" in handle:
+        raise ValueError(f"{where} has synaptic delays, which are not supported; supported: {NETX_SUPPORTED}")
+    if "neuron" in handle:
+        neuron_type = _text(handle["neuron/type"]) if "type" in handle["neuron"] else "untyped"
+        if neuron_type != "CUBA":
+            raise ValueError(f"{where} has {neuron_type} neurons; only CUBA neurons are supported; "
+                             f"supported: {NETX_SUPPORTED}")
 
 
 def _netx_layer(handle, kind: str, index: int, input_shape: tuple) -> Layer:
