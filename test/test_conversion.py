@@ -161,10 +161,9 @@ def test_scikit_learn_mlp_through_skl2onnx(tmp_path):
     assert (snn_pred == test_y).mean() >= clf.score(test_x, test_y) - 0.03
 
 
-def test_skl2onnx_default_export_converts_with_every_artifact(tmp_path, capsys):
-    """skl2onnx's default options append ZipMap (a sequence of maps, which OpenVINO cannot read):
-    `snn-agent convert` with its default options drops it for every format, the OpenVINO IR gives
-    the DNN's scores, and the SNN agrees with the DNN."""
+def skl2onnx_digits_mlp(tmp_path):
+    """A scikit-learn MLP on the 8x8 digits (features in [0, 1]), exported by skl2onnx with its
+    default options (ZipMap post-processing) -> (ONNX path, classifier, x, labels)."""
     from skl2onnx import to_onnx
     from sklearn.datasets import load_digits
     from sklearn.neural_network import MLPClassifier
@@ -174,9 +173,17 @@ def test_skl2onnx_default_export_converts_with_every_artifact(tmp_path, capsys):
     clf = MLPClassifier((32,), max_iter=400, random_state=0).fit(x[:1200], digits.target[:1200])
     onnx_path = tmp_path / "mlp.onnx"
     onnx_path.write_bytes(to_onnx(clf, x[:1]).SerializeToString())
+    return onnx_path, clf, x, digits.target
+
+
+def test_skl2onnx_default_export_converts_with_every_artifact(tmp_path, capsys):
+    """skl2onnx's default options append ZipMap (a sequence of maps, which OpenVINO cannot read):
+    `snn-agent convert` with its default options drops it for every format, the OpenVINO IR gives
+    the DNN's scores, and the SNN agrees with the DNN."""
+    onnx_path, clf, x, labels = skl2onnx_digits_mlp(tmp_path)
     assert "ZipMap" in [n.op_type for n in onnx.load(str(onnx_path)).graph.node]
     calib = tmp_path / "digits_train.npz"
-    np.savez(calib, x=x[:1200], y=digits.target[:1200])
+    np.savez(calib, x=x[:1200], y=labels[:1200])
     out = tmp_path / "out"
     assert cli_main(["convert", str(onnx_path), "--calib", str(calib), "-o", str(out),
                      "--preprocessing", '{"scale": 1.0}']) == 0
@@ -186,7 +193,7 @@ def test_skl2onnx_default_export_converts_with_every_artifact(tmp_path, capsys):
     assert report["exports"] == {"openvino": "openvino/model.xml", "nir": "model.nir", "netx": "loihi.net"}
     assert "openvino: openvino/model.xml" in printed
 
-    test_x, test_y = x[1200:], digits.target[1200:]
+    test_x, test_y = x[1200:], labels[1200:]
     network = load_onnx(str(onnx_path), {"scale": 1.0})
     dnn = forward(network, test_x)
     backend = OpenVinoBackend(device="CPU")  # what the node runs: the IR, its one output the scores
