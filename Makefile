@@ -12,6 +12,7 @@ run: setup
 test: setup
 	$(PY) -m pytest -q test
 
+# quick runs write to bench/results/quick/; the full results (bench/results/*.json) come from each bench without --quick
 bench: setup
 	$(PY) bench/conversion.py --quick
 	$(PY) bench/backends.py --quick

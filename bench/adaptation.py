@@ -30,7 +30,7 @@
    The battery is sized so that the mission is just affordable at an energy per frame halfway
    between the cheapest point's and the baseline's.
    Table and PNG.
-Writes bench/results/adaptation.json and bench/results/adaptation_mission.png.
+Writes bench/results/adaptation.json and adaptation_mission.png (in bench/results/quick/ with --quick).
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ from snn_agent.engine.loihi_engine import LoihiEngine  # noqa: E402
 from snn_agent.evaluation import accuracy, accuracy_vs_timesteps  # noqa: E402
 from snn_agent.ir import SNNModel  # noqa: E402
 from snn_agent.progress import ProgressBar  # noqa: E402
-from results_file import write_json  # noqa: E402
+from results_file import output_path, write_results  # noqa: E402
 
 GRID = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 MODEL_DIR = os.path.join(ROOT, "models", "fashion_cnn_snn")
@@ -234,8 +234,9 @@ def best_fixed_in_hindsight(points, mission):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1,000 test images (instead of all 10,000)")
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "adaptation.json"))
+    ap.add_argument("--out", help="the JSON file (default: bench/results/adaptation.json, or bench/results/quick/ with --quick)")
     args = ap.parse_args()
+    out = output_path("adaptation.json", args.quick, args.out)
 
     model = SNNModel.load(MODEL_DIR)
     # 2,000 calibration images: the search sees half, the other half decides what is kept
@@ -345,10 +346,10 @@ def main() -> int:
               f"T={baseline_t}, at {100 * (adaptive['accuracy'] - fixed['accuracy']):+.2f} points of expected accuracy")
     print(f"(on Loihi the SNN at T={baseline_t} would draw {1e3 * result['mission']['loihi_compute_w_at_baseline']:.2f} mW "
           f"(modelled) at 30 frames/s beside the robot's ~0.4 W: no policy changes the mission there)")
-    write_json(args.out, result)
-    plot = os.path.join(os.path.dirname(args.out), "adaptation_mission.png")
+    write_results(out, result, args.quick)
+    plot = os.path.join(os.path.dirname(out), "adaptation_mission.png")
     _plot_mission(all_runs, 0.2, plot)
-    print(f"wrote {args.out} and {plot}")
+    print(f"wrote {out} and {plot}")
     return 0
 
 

@@ -33,13 +33,12 @@ Also: the CPU engines' speed-up over Lava's simulation at T=16 (issue targets: >
 one core and >= 250x Lava), whether every layer's spike trains recorded from Lava equal the
 emulation's on every frame compared, and a table in the spirit of the seed paper (Chandarana et al.
 2022: Loihi up to 27x less power and 5x less energy than the NCS2) with our modelled ratios.
-Writes bench/results/backends.json and bench/results/backends.png.
+Writes bench/results/backends.json and backends.png (in bench/results/quick/ with --quick).
 """
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from dataclasses import asdict
@@ -60,7 +59,7 @@ from snn_agent.energy.models import (MODELLED, CpuEnergyMeter, accelerator_energ
                                      accelerator_latency, loihi_energy)
 from snn_agent.engine.loihi_engine import LoihiEngine  # noqa: E402
 from snn_agent.progress import ProgressBar  # noqa: E402
-from results_file import write_json  # noqa: E402
+from results_file import output_path, write_results  # noqa: E402
 
 TIMESTEPS = (8, 16, 32)
 SPEEDUP_T = 16
@@ -322,7 +321,7 @@ def print_tables(results):
               f"{r['energy_ratio']:>10.1f}{PAPER['energy_ratio']:>7.0f}")
 
 
-def plot(results, path):
+def plot(results, quick, path):
     """Latency and energy per inference of every backend at each T (log scales)."""
     import matplotlib
     matplotlib.use("Agg")
@@ -343,7 +342,7 @@ def plot(results, path):
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"Backends on {results['model']} ({'quick' if results['quick'] else 'full'} run; openvino and ncs2 "
+    fig.suptitle(f"Backends on {results['model']} ({'quick' if quick else 'full'} run; openvino and ncs2 "
                  "do not depend on T; all energies modelled unless RAPL)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -359,8 +358,9 @@ def main() -> int:
                                                            "(default 1000; 300 with --quick)")
     ap.add_argument("--lava-frames", type=int, default=None, help="frames per T through Lava, timed and "
                                                                   "spike-compared (default 20; 5 with --quick)")
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "backends.json"))
+    ap.add_argument("--out", help="the JSON file (default: bench/results/backends.json, or bench/results/quick/ with --quick)")
     args = ap.parse_args()
+    out = output_path("backends.json", args.quick, args.out)
     n_test = args.test or (300 if args.quick else 1000)
     n_lava = args.lava_frames or (5 if args.quick else 20)
 
@@ -465,7 +465,6 @@ def main() -> int:
                               "energy_kind": MODELLED}
 
     results = {
-        "quick": bool(args.quick),
         "model": os.path.relpath(MODEL_DIR, ROOT),
         "dataset": "fashion-mnist test",
         "n_test": int(n_test),
@@ -503,15 +502,13 @@ def main() -> int:
             "lava energy is what the simulation costs this host (CPU time x core power); the chip's is the loihi row",
             "openvino and ncs2 rows do not depend on T (a DNN has no timesteps)",
         ],
-        "host": {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                 "python": platform.python_version()},
         "seconds": round(time.perf_counter() - began, 1),
     }
     print_tables(results)
-    write_json(args.out, results)
-    png = os.path.splitext(args.out)[0] + ".png"
-    plot(results, png)
-    print(f"\nwrote {args.out} and {png} ({results['seconds']} s)")
+    write_results(out, results, args.quick)
+    png = os.path.splitext(out)[0] + ".png"
+    plot(results, args.quick, png)
+    print(f"\nwrote {out} and {png} ({results['seconds']} s)")
     return 0
 
 

@@ -10,7 +10,7 @@ Targets:
             LIF, emulated bit-exactly by our engine)
   baseline  the classic recipe: max normalization, reset to zero, no initial potential, no
             calibration: what each of our techniques buys is the gap to it
-Writes bench/results/conversion.json.
+Writes bench/results/conversion.json (bench/results/quick/ with --quick).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from snn_agent.engine.dnn import predict  # noqa: E402
 from snn_agent.evaluation import accuracy  # noqa: E402
 from snn_agent.ir import NeuronConfig  # noqa: E402
 from snn_agent.progress import ProgressBar  # noqa: E402
-from results_file import write_json  # noqa: E402
+from results_file import output_path, write_results  # noqa: E402
 
 GRID = (4, 8, 16, 32, 64, 128)
 GOALS = {"ideal": {8: 1.0, 16: 0.5}, "loihi": {16: 2.0, 32: 1.0}}  # max points below the DNN
@@ -59,8 +59,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1,000 test images instead of 10,000")
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "fashion_cnn.onnx"))
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "conversion.json"))
+    ap.add_argument("--out", help="the JSON file (default: bench/results/conversion.json, or bench/results/quick/ with --quick)")
     args = ap.parse_args()
+    out = output_path("conversion.json", args.quick, args.out)
 
     if not datasets.fashion_mnist_available():
         sys.exit("bench/conversion.py needs Fashion-MNIST: apt-get install dataset-fashion-mnist")
@@ -100,8 +101,8 @@ def main() -> int:
                 met = gap <= limit
                 results["goals"][f"{name}@T={t}"] = {"gap_points": round(gap, 3), "limit": limit, "met": met}
                 print(f"  {name:<6} T={t:<4} gap {gap:+.2f} (limit {limit}) {'MET' if met else 'MISSED'}")
-    write_json(args.out, results)
-    print(f"wrote {args.out}")
+    write_results(out, results, args.quick)
+    print(f"wrote {out}")
     return 0
 
 

@@ -14,7 +14,7 @@
    called bare), numba's dispatch of a call with run_chain's arguments (a kernel that returns at
    once), and both convolutions gathered by index and by runs (what frame_kernels.MIN_MEAN_RUN
    chooses between): the first on the image, the second on the first layer's spikes at T=2 and T=12.
-Latency measured (wall time); nothing here is an energy figure. Writes bench/results/frame_parts.json.
+Latency measured (wall time); nothing here is an energy figure. Writes bench/results/frame_parts.json (bench/results/quick/ with --quick).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from snn_agent.adaptation.operating_points import BLOCK_FRAMES, MeasuredCost, Po
 from snn_agent.adaptation.profiling import split_data  # noqa: E402
 from snn_agent.backends.cpu import CpuBackend  # noqa: E402
 from snn_agent.engine import frame_kernels  # noqa: E402
-from results_file import write_json  # noqa: E402
+from results_file import output_path, write_results  # noqa: E402
 
 MODEL_DIR = os.path.join(ROOT, "models", "fashion_cnn_snn")
 BASELINE_T = 12  # bench/adaptation.py's baseline for the bundled model
@@ -120,8 +120,9 @@ def spikes_of_first_layer(image_row, plan, threshold, bias, timesteps, v_init):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="60 frames, 1 round, 1 measurement (instead of 200 x 2, 3 times)")
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "frame_parts.json"))
+    ap.add_argument("--out", help="the JSON file (default: bench/results/frame_parts.json, or bench/results/quick/ with --quick)")
     args = ap.parse_args()
+    out = output_path("frame_parts.json", args.quick, args.out)
     n_frames, rounds, repeats = (60, 1, 1) if args.quick else (200, 2, REPEATS)
 
     started = time.time()
@@ -153,8 +154,8 @@ def main() -> int:
     result = {"model": "models/fashion_cnn_snn", "backend": "cpu", "frames": n_frames, "rounds": rounds,
               "latency": "measured (median single-frame wall time)", "held_repeats": held, "pieces_us": parts,
               "seconds": time.time() - started}
-    write_json(args.out, result)
-    print(f"wrote {args.out} ({result['seconds']:.0f} s)")
+    write_results(out, result, args.quick)
+    print(f"wrote {out} ({result['seconds']:.0f} s)")
     return 0
 
 

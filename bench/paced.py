@@ -10,7 +10,7 @@ baseline (T=12, plain conversion) each run on the same test frames, all configur
 in blocks of 64 frames in a random order (MeasuredCost.interleaved; a configuration's cost is that of
 the frames it runs after its own), twice: back to back, and with an idle gap of 1/rate before every
 frame. Latency measured (median), energy = CPU time x 5 W (modelled).
-Writes bench/results/paced.json.
+Writes bench/results/paced.json (bench/results/quick/ with --quick).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ sys.path.insert(0, ROOT)
 from snn_agent.adaptation.operating_points import MeasuredCost, PointTable  # noqa: E402
 from snn_agent.adaptation.profiling import split_data  # noqa: E402
 from snn_agent.backends.cpu import CpuBackend  # noqa: E402
-from results_file import write_json  # noqa: E402
+from results_file import output_path, write_results  # noqa: E402
 
 MODEL_DIR = os.path.join(ROOT, "models", "fashion_cnn_snn")
 BASELINE_T = 12  # bench/adaptation.py's baseline for the bundled model
@@ -35,8 +35,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="40 frames, 1 round (instead of 100 x 2)")
     ap.add_argument("--rate", type=float, default=30.0, help="camera frames per second (the idle gap is 1/rate)")
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "paced.json"))
+    ap.add_argument("--out", help="the JSON file (default: bench/results/paced.json, or bench/results/quick/ with --quick)")
     args = ap.parse_args()
+    out = output_path("paced.json", args.quick, args.out)
     if not args.rate > 0:
         ap.error(f"--rate must be > 0, got {args.rate}")
 
@@ -76,8 +77,8 @@ def main() -> int:
     result = {"model": "models/fashion_cnn_snn", "backend": "cpu", "frames": frames, "rounds": rounds,
               "rate_hz": args.rate, "latency": "measured (median single-frame wall time)",
               "energy": "modelled: CPU time x 5 W per core", "rows": rows, "seconds": time.time() - started}
-    write_json(args.out, result)
-    print(f"wrote {args.out} ({result['seconds']:.0f} s)")
+    write_results(out, result, args.quick)
+    print(f"wrote {out} ({result['seconds']:.0f} s)")
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -46,42 +47,45 @@ class FrameResult:
 
 
 class FrameStats:
-    """Counters and recent latencies for /diagnostics and the run summary."""
+    """Counters and recent latencies for /diagnostics and the run summary.
 
-    def __init__(self, window: int = 1000):
-        self.start = time.monotonic()
+    `clock` gives seconds on the node's clock (simulated time under use_sim_time), so the frame
+    rates are frames per second of the robot's time; latencies are durations of computation,
+    measured on the steady clock by whoever reports them."""
+
+    RECENT_WINDOW_S = 5.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window: int = 1000):
+        self.clock = clock
+        self.start_s = clock()
         self.frames = 0
         self.dropped = 0
         self.skipped = 0  # frames the DNN backend's decimation left out on purpose
         self.bad_input: Counter = Counter()
         self.correct = 0
         self.labelled = 0
-        self.latencies_s: deque = deque(maxlen=window)
-        self.timesteps: deque = deque(maxlen=window)
-        self.energy_j: deque = deque(maxlen=window)
+        self.backend_latencies_s: deque = deque(maxlen=window)  # the backend's inference alone
+        self.node_latencies_s: deque = deque(maxlen=window)  # message received to results published
         self.energy_kind = ""
         self.timesteps_sum = 0
         self.energy_sum_j = 0.0
-        self._recent: deque = deque(maxlen=window)  # completion times, for fps
+        self._completions_s: deque = deque(maxlen=window)  # on the clock, for fps_last_5s
 
     def add(self, result: FrameResult) -> None:
-        now = time.monotonic()
         self.frames += 1
-        self.latencies_s.append(result.latency_s)
-        self.timesteps.append(result.timesteps)
+        self.backend_latencies_s.append(result.latency_s)
         self.timesteps_sum += result.timesteps
-        self.energy_j.append(result.energy.joules)
         self.energy_sum_j += result.energy.joules
         self.energy_kind = result.energy.kind
-        self._recent.append(now)
+        self._completions_s.append(self.clock())
         if result.correct is not None:
             self.labelled += 1
             self.correct += int(result.correct)
 
-    @property
-    def fps(self) -> float:
-        now = time.monotonic()
-        recent = [t for t in self._recent if now - t <= 5.0]
+    def fps_last_5s(self) -> float:
+        """Frames per second over the last RECENT_WINDOW_S: what the governor spreads a budget over."""
+        now = self.clock()
+        recent = [t for t in self._completions_s if now - t <= self.RECENT_WINDOW_S]
         if len(recent) < 2:
             return 0.0
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
@@ -90,15 +94,20 @@ class FrameStats:
     def accuracy(self) -> Optional[float]:
         return self.correct / self.labelled if self.labelled else None
 
-    def latency_ms(self, q: float) -> float:
-        return 1e3 * float(np.percentile(self.latencies_s, q)) if self.latencies_s else math.nan
+    @staticmethod
+    def _percentile_ms(latencies_s: deque, q: float) -> float:
+        return 1e3 * float(np.percentile(latencies_s, q)) if latencies_s else math.nan
 
     def summary(self) -> dict:
         return {
             "frames": self.frames, "dropped": self.dropped, "skipped": self.skipped,
             "bad_input": sum(self.bad_input.values()), "accuracy": self.accuracy, "labelled": self.labelled,
-            "fps": self.frames / max(time.monotonic() - self.start, 1e-9),
-            "latency_ms_p50": self.latency_ms(50), "latency_ms_p99": self.latency_ms(99),
+            "fps_mean": self.frames / max(self.clock() - self.start_s, 1e-9),
+            "fps_last_5s": self.fps_last_5s(),
+            "backend_latency_ms_p50": self._percentile_ms(self.backend_latencies_s, 50),
+            "backend_latency_ms_p99": self._percentile_ms(self.backend_latencies_s, 99),
+            "node_latency_ms_p50": self._percentile_ms(self.node_latencies_s, 50),
+            "node_latency_ms_p99": self._percentile_ms(self.node_latencies_s, 99),
             "timesteps_mean": self.timesteps_sum / self.frames if self.frames else math.nan,
             "energy_j_per_inference": self.energy_sum_j / self.frames if self.frames else math.nan,
             "energy_kind": self.energy_kind,
@@ -106,13 +115,21 @@ class FrameStats:
 
 
 class AgentCore:
-    """A backend, its operating points and the governor choosing among them."""
+    """A backend, its operating points and the governor choosing among them.
+
+    Thread safety: `lock` guards the governor, the settings, the statistics and the backend in
+    use; inference itself runs outside it. Whoever else touches those (the ROS node's callbacks)
+    takes the same lock. `clock` gives the robot's time in seconds (the node's clock)."""
 
     def __init__(self, choice: BackendChoice, settings: GovernorSettings,
-                 backend_factory: Callable[..., Backend] = create_backend):
+                 backend_factory: Callable[..., Backend] = create_backend,
+                 clock: Callable[[], float] = time.monotonic, lock: Optional[threading.RLock] = None,
+                 stats: Optional[FrameStats] = None):
         self.settings = settings
         self.backend_factory = backend_factory
-        self.stats = FrameStats()
+        self.clock = clock
+        self.lock = lock or threading.RLock()
+        self.stats = stats or FrameStats(clock)
         self.backend: Optional[Backend] = None
         self.choice: Optional[BackendChoice] = None
         self.fallback_reason: Optional[str] = None  # why the backend in use is not the one asked for
@@ -157,12 +174,14 @@ class AgentCore:
         return backend
 
     def _install(self, backend: Backend, choice: BackendChoice, reason: Optional[str]) -> None:
-        old = self.backend
-        self.backend, self.choice, self.fallback_reason = backend, choice, reason
-        governor = Governor(self._points(choice.model_dir, backend), self.settings)
-        if self.governor is not None:  # a new backend keeps what the robot has said so far
-            governor.inherit(self.governor)
-        self.governor = governor
+        points = self._points(choice.model_dir, backend)
+        with self.lock:
+            old = self.backend
+            self.backend, self.choice, self.fallback_reason = backend, choice, reason
+            governor = Governor(points, self.settings)
+            if self.governor is not None:  # a new backend keeps what the robot has said so far
+                governor.inherit(self.governor)
+            self.governor = governor
         if old is not None and old is not backend:
             old.close()
 
@@ -205,37 +224,43 @@ class AgentCore:
     def classify(self, x: np.ndarray, ground_truth: Optional[int] = None) -> Optional[FrameResult]:
         """x: (1, C, H, W) network input. None when the DNN backend's decimation skips the frame.
         A backend that fails mid-run is replaced by the CPU engine and the frame is retried."""
-        decision = self.governor.choose(time.monotonic())
-        point = decision.point
-        self._frame_counter += 1
-        if point.decimation > 1 and self._frame_counter % point.decimation:
-            self.stats.skipped += 1
-            return None
-        timesteps = point.timesteps or self.settings.timesteps
+        with self.lock:
+            decision = self.governor.choose(self.clock())
+            point = decision.point
+            self._frame_counter += 1
+            if point.decimation > 1 and self._frame_counter % point.decimation:
+                self.stats.skipped += 1
+                return None
+            timesteps = point.timesteps or self.settings.timesteps
+            backend = self.backend
         if point is not self._neuron_of_point[0]:  # built once per point, not per frame
             neuron = point.neuron(self.model.neuron.reset) if point.energy_kind != "unknown" else None
             self._neuron_of_point = (point, neuron)
         neuron = self._neuron_of_point[1]
         try:
-            result = self.backend.infer(x, timesteps, neuron, point.weights)
+            result = backend.infer(x, timesteps, neuron, point.weights)
         except Exception as exc:  # noqa: BLE001
-            if self.backend.name == "cpu" or not self.choice.allow_fallback:
+            if backend.name == "cpu" or not self.choice.allow_fallback:
                 raise
-            reason = f"backend {self.backend.name!r} failed while running ({exc}); switched to the CPU engine"
-            log.error(reason)
-            cpu = self._open("cpu", self.choice)
-            self._install(cpu, self.choice, reason)
+            self.fall_back_to_cpu(f"backend {backend.name!r} failed while running ({exc})")
             return self.classify(x, ground_truth)
         scores = result.scores[0]
         class_id = int(np.argmax(scores))
         names = self.model.class_names
         frame = FrameResult(class_id, names[class_id] if class_id < len(names) else str(class_id), scores,
-                            timesteps if self.backend.capabilities.adapt_timesteps else 0, result.energy,
+                            timesteps if backend.capabilities.adapt_timesteps else 0, result.energy,
                             result.latency_s, decision,
                             None if ground_truth is None else class_id == ground_truth)
-        self.stats.add(frame)
-        self.governor.add_compute_energy(frame.energy.joules)
-        fps = self.stats.fps
-        if fps > 0:  # the battery budget spreads energy over the frames actually coming
-            self.settings.frame_rate_hz = fps
+        with self.lock:
+            self.stats.add(frame)
+            self.governor.add_compute_energy(frame.energy.joules)
+            fps = self.stats.fps_last_5s()
+            if fps > 0:  # the battery budget spreads energy over the frames actually coming
+                self.settings.frame_rate_hz = fps
         return frame
+
+    def fall_back_to_cpu(self, why: str) -> None:
+        """Replace a failing backend by the CPU engine on the same model, saying why."""
+        reason = f"{why}; switched to the CPU engine"
+        log.error(reason)
+        self._install(self._open("cpu", self.choice), self.choice, reason)

@@ -22,13 +22,15 @@ def test_run_classifies_the_replayed_camera():
     assert len(re.findall(r"frames +\d+ +acc", proc.stderr)) >= 8  # the live status line, ~2 Hz
     assert "snn-agent run summary" in proc.stdout
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    for key in ("frames", "accuracy", "fps", "latency_ms_p50", "latency_ms_p99", "timesteps_mean",
+    for key in ("frames", "accuracy", "fps_mean", "backend_latency_ms_p50", "backend_latency_ms_p99",
+                "node_latency_ms_p50", "node_latency_ms_p99", "timesteps_mean",
                 "energy_j_per_inference", "energy_kind", "dropped", "backend"):
         assert key in summary, key
     assert summary["frames"] >= 60  # 30 Hz for 6 s, minus start-up
     assert summary["labelled"] >= summary["frames"] - 2  # every frame paired with its label
     assert summary["backend"] == "cpu" and summary["energy_kind"] in ("modelled", "measured")
-    assert summary["energy_j_per_inference"] > 0 and summary["latency_ms_p99"] >= summary["latency_ms_p50"] > 0
+    assert summary["energy_j_per_inference"] > 0 and summary["backend_latency_ms_p99"] >= summary["backend_latency_ms_p50"] > 0
+    assert summary["node_latency_ms_p50"] > summary["backend_latency_ms_p50"]
     assert summary["battery_percentage"] < 1.0  # the battery drained
     if datasets.fashion_mnist_available():
         assert summary["dataset"] == "fashion-mnist" and summary["accuracy"] > 0.8

@@ -47,7 +47,8 @@ class Decision:
 
 
 @dataclass
-class BatteryReading:
+class DrainSample:
+    """One point of the drain window (a battery_input.BatteryReading, placed in time)."""
     time_s: float
     energy_j: float  # energy left in the battery
     capacity_j: float
@@ -80,7 +81,7 @@ class Governor:
         """fraction of charge in 0..1 (callers convert Gazebo's 0..100), capacity in joules."""
         if self._start_s is None:
             self._start_s = time_s
-        self._battery.append(BatteryReading(time_s, fraction * capacity_j, capacity_j, self._compute_j))
+        self._battery.append(DrainSample(time_s, fraction * capacity_j, capacity_j, self._compute_j))
         while len(self._battery) > 2 and self._battery[-1].time_s - self._battery[0].time_s > 60.0:
             self._battery.pop(0)  # a one-minute window follows load changes without chasing noise
 
@@ -91,6 +92,10 @@ class Governor:
     def start(self, time_s: float) -> None:
         self._start_s = time_s
 
+    @property
+    def mission_started(self) -> bool:
+        return self._start_s is not None
+
     def inherit(self, previous: "Governor") -> None:
         """Take over the budget, battery history and mission clock of the governor replaced."""
         self.published_budget_j = previous.published_budget_j
@@ -99,19 +104,28 @@ class Governor:
         self._start_s = previous._start_s
 
     # --- the choice ----------------------------------------------------------------------------
-    def battery_budget(self, now_s: float) -> Optional[float]:
-        """J per inference the battery can afford, or None before readings span MIN_DRAIN_WINDOW_S."""
-        if len(self._battery) < 2 or self._start_s is None:
+    def other_power_w(self) -> Optional[float]:
+        """[W] what the rest of the robot (motors, sensors) draws, from the drain window; None
+        before readings span MIN_DRAIN_WINDOW_S. The window's times are the caller's clock: on
+        simulated time, watts of simulated time."""
+        if len(self._battery) < 2:
             return None
         first, last = self._battery[0], self._battery[-1]
         elapsed = last.time_s - first.time_s
         if elapsed < MIN_DRAIN_WINDOW_S:
             return None
-        # motors, sensors: the drain over the window less our own compute in the same window (not
-        # the compute power now: after a switch the window still holds the old point's share, and
-        # subtracting the new one misjudges the rest of the robot and flaps between points)
+        # the drain over the window less our own compute in the same window (not the compute
+        # power now: after a switch the window still holds the old point's share, and subtracting
+        # the new one misjudges the rest of the robot and flaps between points)
         compute_j = last.compute_j - first.compute_j
-        other_w = max(0.0, (first.energy_j - last.energy_j - compute_j) / elapsed)
+        return max(0.0, (first.energy_j - last.energy_j - compute_j) / elapsed)
+
+    def battery_budget(self, now_s: float) -> Optional[float]:
+        """J per inference the battery can afford, or None before readings span MIN_DRAIN_WINDOW_S."""
+        other_w = self.other_power_w()
+        if other_w is None or self._start_s is None:
+            return None
+        last = self._battery[-1]
         time_left = max(self.settings.mission_time_s - (now_s - self._start_s), 1.0)
         spendable = last.energy_j - self.settings.battery_reserve * last.capacity_j - other_w * time_left
         frames_left = time_left * self.settings.frame_rate_hz

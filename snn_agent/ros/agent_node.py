@@ -1,12 +1,18 @@
 """The `agent` node: camera frames in, class, scores, timesteps, energy and /diagnostics out.
 
-Thin over snn_agent.agent_core: this file only moves messages and parameters. Frames are decoded in
-the subscription callback (cheap, and every bad frame gets counted) and classified in a worker
-thread, which always takes the newest frame: when inference falls behind, older frames are dropped
-and counted, never queued.
+Thin over snn_agent.agent_core: this file only moves messages and parameters. A managed (lifecycle)
+node: `configure` validates the parameters and loads the model and backend, `activate` starts
+classifying, `deactivate` stops without unloading, `cleanup` frees the backend; with `autostart`
+it configures and activates itself.
+
+Threads: the executor runs the callbacks; one worker thread decodes and classifies. A callback only
+keeps the newest raw message (cheap checks first: size limits); the worker decodes that one alone,
+so a frame dropped because inference fell behind costs nothing. One lock (`self._lock`, shared
+with the core) guards everything both threads touch.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -16,10 +22,9 @@ from collections import OrderedDict
 from dataclasses import fields
 from typing import Optional
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import BatteryState, CompressedImage, Image
@@ -27,12 +32,12 @@ from std_msgs.msg import Float32, Float32MultiArray, Int32, MultiArrayDimension,
 
 from ..adaptation.battery_input import read_battery
 from ..adaptation.governor import POLICIES, GovernorSettings
-from ..agent_core import AgentCore, BackendChoice
+from ..agent_core import AgentCore, BackendChoice, FrameStats
 from ..backends import BACKENDS
 from ..energy.constants import ENERGY_SECTIONS
 from ..graph import resolve_path
 from ..ir import MODEL_JSON
-from ..sensing.images import ImageDecodeError, decode_compressed, decode_raw, to_network_input
+from ..sensing.images import ImageDecodeError, compressed_pixels, decode_compressed, decode_raw, to_network_input
 from .spin import spin_node
 
 LOG_THROTTLE_S = 5.0
@@ -65,6 +70,10 @@ PARAMETERS = {
                    {"floating_point_range": _float_range(0, 1)}),
     "diagnostics_period_s": (1.0, "[s] /diagnostics period (read at start)",
                              {"floating_point_range": _float_range(0.1, 60), "read_only": True}),
+    "autostart": (True, "configure and activate at start (false: a lifecycle manager drives the node)",
+                  {"read_only": True}),
+    "max_image_pixels": (10_000_000, "images with more pixels are refused (bad_input_too_large)",
+                         {"integer_range": [IntegerRange(from_value=1, to_value=1_000_000_000, step=1)]}),
 }
 # energy.<section>.<field>: the published constants (energy/constants.py, with their sources),
 # overridable for the robot at hand; a change reloads the backend so that its figures use them
@@ -160,55 +169,155 @@ class LabelPairing:
         return None if entry[1] is None or entry[2] is None else (entry[2], entry[1])
 
 
-class AgentNode(Node):
+def never_raises(callback):
+    """An exception out of a callback would end the executor's spin and with it the node: count it
+    (bad_input_internal), log it, carry on."""
+    @functools.wraps(callback)
+    def guarded(self, *args):
+        try:
+            return callback(self, *args)
+        except Exception as exc:  # noqa: BLE001 - the node must outlive any one message
+            if self.context.ok():  # at shutdown, ROS going away under a publish is nobody's fault
+                self._bad_input("internal", f"{callback.__name__} failed: {exc!r}", error=True)
+            return None
+    return guarded
+
+
+class AgentNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("agent", **kwargs)
-        self._wake = threading.Condition()  # guards the frame hand-over, the pairing and the counters
-        self._running = True
-        self._worker: Optional[threading.Thread] = None  # started last: destroy_node may see a half-built node
+        self._lock = threading.RLock()  # the one lock: frame hand-over, pairing, statistics, governor
+        self._wake = threading.Condition(self._lock)
+        self._worker: Optional[threading.Thread] = None
+        self._running = False  # the worker's life: configure to cleanup
+        self._active = False  # classifying: activate to deactivate
         self._log_handler = RosLogHandler(self.get_logger())
         self._complaints: dict = {}  # bad-input kind -> when it was last logged
         for name, (default, description, extra) in PARAMETERS.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=description, **extra))
-        for name in PARAMETERS:
-            # a bad model or backend is survivable (no model yet, or the CPU fallback); a bad policy is a typo
-            problem = None if name in BACKEND_PARAMS else self._problem(self.get_parameter(name))
-            if problem:
-                raise ValueError(f"parameter {name}: {problem}")
-        logging.getLogger("snn_agent").addHandler(self._log_handler)
-        self.core = AgentCore(self._backend_choice(), self._governor_settings())
-        self._start_time = time.monotonic()
-        if self.core.ready:
-            self.core.governor.start(self._start_time)
-        else:  # the library has logged why
-            self._bad_input("model", "no model to classify with: set the `model` parameter to a converted "
-                                     "model directory (snn-agent convert MODEL.onnx -o DIR)", error=True)
+        self.stats = FrameStats(self.now_s)  # the node's lifetime, across configure/cleanup
+        self.core: Optional[AgentCore] = None  # from configure to cleanup
+        self.configure_error: Optional[str] = None  # why the last configure failed
         self.last_decision = None  # the governor's latest choice, for /diagnostics and `snn-agent run`
         self._battery_note_logged = False
         self.pairing = LabelPairing()
-        self._newest = None  # (frame id, network input) of the newest frame not yet classified
+        self._newest = None  # (frame id, message, decoder, receipt time) of the newest frame not yet classified
         self._pending_reload: Optional[BackendChoice] = None
+        self._result_pubs: dict = {}  # lifecycle publishers, from configure to cleanup
+        logging.getLogger("snn_agent").addHandler(self._log_handler)
 
-        self.pub_label = self.create_publisher(String, "~/label", 10)
-        self.pub_class = self.create_publisher(Int32, "~/class_id", 10)
-        self.pub_scores = self.create_publisher(Float32MultiArray, "~/scores", 10)
-        self.pub_timesteps = self.create_publisher(UInt16, "~/timesteps", 10)
-        self.pub_energy = self.create_publisher(Float32, "~/energy", 10)
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        # Subscriptions live as long as the node, so that discovery is done before activation;
+        # frames that arrive while not active are counted, not classified.
+        self.frames_not_active = 0
         self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
         self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, qos_profile_sensor_data)
         self.create_subscription(Int32, "ground_truth", self._on_ground_truth, 10)
         self.create_subscription(BatteryState, "battery_state", self._on_battery, 10)
         self.create_subscription(Float32, "~/energy_budget", self._on_budget, 10)
+        # /diagnostics in every state: a node that failed to configure says why there too
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.add_on_set_parameters_callback(self._validate_parameters)
         if hasattr(self, "add_post_set_parameters_callback"):  # rclpy >= Iron: validate, then apply
             self.add_post_set_parameters_callback(self._apply_parameters)
         self.create_timer(self.get_parameter("diagnostics_period_s").value, self._publish_diagnostics)
+        if self.get_parameter("autostart").value:
+            self._autostart()
+
+    def now_s(self) -> float:
+        """The node's clock in seconds: simulated time under use_sim_time (0 before the first /clock)."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    @property
+    def state(self) -> str:
+        """The lifecycle state's label: unconfigured, inactive, active, finalized."""
+        return self._state_machine.current_state[1]
+
+    def _autostart(self) -> None:
+        if self.state == "unconfigured" and self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return  # on_configure has logged why; setting the parameter at fault tries again
+        if self.state == "inactive":
+            self.trigger_activate()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Validate the parameters, load the model and backend. FAILURE, with the reason logged and on
+        /diagnostics, leaves the node unconfigured and unchanged."""
+        try:
+            problem = next((f"parameter {name}: {reason}" for name in PARAMETERS
+                            if (reason := self._problem(self.get_parameter(name)))), None)
+            if problem is None:
+                core = AgentCore(self._backend_choice(), self._governor_settings(), clock=self.now_s,
+                                 lock=self._lock, stats=self.stats)
+                if not core.ready:  # the library has logged the details
+                    problem = core.fallback_reason
+        except Exception as exc:  # noqa: BLE001 - a transition reports failure, it does not raise
+            problem = f"unexpected error: {exc!r}"
+        if problem:
+            self.configure_error = problem
+            self.get_logger().error(f"configure failed: {problem}")
+            return TransitionCallbackReturn.FAILURE
+        self.configure_error = None
+        self.core = core
+        self._result_pubs = {
+            "label": self.create_lifecycle_publisher(String, "~/label", 10),
+            "class_id": self.create_lifecycle_publisher(Int32, "~/class_id", 10),
+            "scores": self.create_lifecycle_publisher(Float32MultiArray, "~/scores", 10),
+            "timesteps": self.create_lifecycle_publisher(UInt16, "~/timesteps", 10),
+            "energy": self.create_lifecycle_publisher(Float32, "~/energy", 10),
+        }
+        self._running = True
         self._worker = threading.Thread(target=self._work, name="snn_agent_inference", daemon=True)
         self._worker.start()
-        if self.core.ready:
-            self.get_logger().info(f"classifying with backend {self.core.backend.describe()} on "
-                                   f"{self.core.choice.model_dir}; policy {self.core.settings.policy}")
+        self.get_logger().info(f"configured: backend {core.backend.describe()} on {core.choice.model_dir}; "
+                               f"policy {core.settings.policy}")
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        now = self.now_s()
+        with self._lock:
+            if now > 0 and not self.core.governor.mission_started:  # else the first battery reading starts it
+                self.core.governor.start(now)
+            self._active = True
+        self.get_logger().info("active: classifying")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self._lock:
+            self._active = False
+            self._newest = None
+        self.get_logger().info("inactive: frames are not classified")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unload()
+        self.get_logger().info("cleaned up: backend closed")
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unload()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unload()  # back to unconfigured, with nothing held
+        return TransitionCallbackReturn.SUCCESS
+
+    def _unload(self) -> None:
+        """Stop the worker, close the backend (Lava processes stopped), drop the result publishers."""
+        with self._wake:
+            self._active = False
+            self._running = False
+            self._newest = None
+            self._pending_reload = None
+            self._wake.notify()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+            self._worker = None
+        if self.core is not None:
+            self.core.close()
+            self.core = None
+        for pub in self._result_pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._result_pubs = {}
 
     # --- parameters ----------------------------------------------------------------------------
     def _backend_choice(self, overrides: Optional[dict] = None) -> BackendChoice:
@@ -240,35 +349,44 @@ class AgentNode(Node):
         return None
 
     def _validate_parameters(self, params) -> SetParametersResult:
-        for p in params:
-            reason = self._problem(p)
-            if reason:
-                self._bad_input("model" if p.name == "model" else "parameter", f"parameter rejected: {reason}")
-                return SetParametersResult(successful=False, reason=reason)
-        if not hasattr(self, "add_post_set_parameters_callback"):  # Humble: apply here, after validating all
-            self._apply_parameters(params)
-        return SetParametersResult(successful=True)
+        try:
+            for p in params:
+                reason = self._problem(p)
+                if reason:
+                    self._bad_input("model" if p.name == "model" else "parameter", f"parameter rejected: {reason}")
+                    return SetParametersResult(successful=False, reason=reason)
+            if not hasattr(self, "add_post_set_parameters_callback"):  # Humble: apply here, after validating all
+                self._apply_parameters(params)
+            return SetParametersResult(successful=True)
+        except Exception as exc:  # noqa: BLE001 - a parameter service call must not end the node
+            return SetParametersResult(successful=False, reason=f"internal error: {exc!r}")
 
+    @never_raises
     def _apply_parameters(self, params) -> None:
         names = {p.name for p in params}
         values = {p.name: p.value for p in params}
+        if self.core is None:  # unconfigured: configure reads the parameters
+            if names & set(BACKEND_PARAMS) and self.configure_error and self.get_parameter("autostart").value:
+                self._autostart()  # the parameter at fault may have been fixed
+            return
         if names & set(BACKEND_PARAMS):
             with self._wake:  # the worker reloads between frames, never under a running inference
                 self._pending_reload = self._backend_choice(values)
                 self._wake.notify()
         if names & set(GOVERNOR_PARAMS):
-            settings = self._governor_settings(values)
-            settings.frame_rate_hz = self.core.settings.frame_rate_hz  # measured by the core, not a parameter
-            vars(self.core.settings).update(vars(settings))  # in place: the governor holds this object
-            self.get_logger().info(f"governor settings now {self.core.settings}")
+            with self._lock:
+                settings = self._governor_settings(values)
+                settings.frame_rate_hz = self.core.settings.frame_rate_hz  # measured by the core, not a parameter
+                vars(self.core.settings).update(vars(settings))  # in place: the governor holds this object
+            self.get_logger().info(f"governor settings now {settings}")
 
     def _bad_input(self, kind: str, text: str, error: bool = False) -> None:
         """Count it for /diagnostics and log it, at most once per LOG_THROTTLE_S for each kind, so
         that one broken publisher neither floods the log nor hides a different problem."""
-        now = time.monotonic()
-        with self._wake:
-            self.core.stats.bad_input[kind] += 1
-            count = self.core.stats.bad_input[kind]
+        now = time.monotonic()  # log throttling is about the console, in real time
+        with self._lock:
+            self.stats.bad_input[kind] += 1
+            count = self.stats.bad_input[kind]
             if now - self._complaints.get(kind, -math.inf) < LOG_THROTTLE_S:
                 return
             self._complaints[kind] = now
@@ -279,52 +397,59 @@ class AgentNode(Node):
             self.get_logger().warning(text)
 
     # --- inputs --------------------------------------------------------------------------------
+    @never_raises
     def _on_image(self, msg: Image) -> None:
-        self._accept(msg.header.stamp, lambda: decode_raw(msg.encoding, msg.width, msg.height, msg.step,
-                                                          msg.data, bool(msg.is_bigendian)))
+        self._accept(msg, msg.width * msg.height, lambda: decode_raw(
+            msg.encoding, msg.width, msg.height, msg.step, msg.data, bool(msg.is_bigendian)))
 
+    @never_raises
     def _on_compressed(self, msg: CompressedImage) -> None:
-        self._accept(msg.header.stamp, lambda: decode_compressed(msg.format, msg.data))
+        self._accept(msg, compressed_pixels(msg.data) or 0, lambda: decode_compressed(msg.format, msg.data))
 
-    def _accept(self, stamp, decode) -> None:
+    def _accept(self, msg, pixels: int, decode) -> None:
+        """Keep the newest frame for the worker; decoding waits until the worker takes it."""
+        received_s = time.perf_counter()
+        stamp = msg.header.stamp
         with self._wake:  # every frame, even a bad one, so that its label cannot go to another
             frame_id = self.pairing.image(stamp.sec * 10**9 + stamp.nanosec)
-        if not self.core.ready:
-            self._bad_input("no_model", f"frame ignored: {self.core.fallback_reason}", error=True)
-            return
-        try:
-            image, order = decode()
-            x = to_network_input(image, order, self.core.model.network.preprocessing)
-        except ImageDecodeError as exc:
-            self._bad_input(exc.kind, f"bad image: {exc}")
+            if not self._active:
+                self.frames_not_active += 1
+                return
+        limit = self.get_parameter("max_image_pixels").value
+        if pixels > limit:
+            self._bad_input("too_large", f"image of {pixels} pixels refused: max_image_pixels is {limit}")
             return
         with self._wake:
             if self._newest is not None:
-                self.core.stats.dropped += 1
-            self._newest = (frame_id, x)
+                self.stats.dropped += 1
+            self._newest = (frame_id, decode, received_s)
             self._wake.notify()
 
+    @never_raises
     def _on_ground_truth(self, msg: Int32) -> None:
         arrival_ns = self.get_clock().now().nanoseconds
-        with self._wake:
+        with self._lock:
             self._count(self.pairing.label(arrival_ns, int(msg.data)))
 
     def _count(self, pair: Optional[tuple]) -> None:
-        """Running accuracy; call with self._wake held."""
+        """Running accuracy; call with self._lock held."""
         if pair is not None:
             predicted, label = pair
-            self.core.stats.labelled += 1
-            self.core.stats.correct += int(predicted == label)
+            self.stats.labelled += 1
+            self.stats.correct += int(predicted == label)
 
+    @never_raises
     def _on_budget(self, msg: Float32) -> None:
-        if not self.core.ready:
-            return
-        problem = self.core.governor.set_budget(float(msg.data))
+        with self._lock:
+            if self.core is None:
+                return
+            problem = self.core.governor.set_budget(float(msg.data))
         if problem:
             self._bad_input("budget", problem + "; keeping the previous budget")
         else:
             self.get_logger().info(f"energy budget {msg.data:.4g} J per inference")
 
+    @never_raises
     def _on_battery(self, msg: BatteryState) -> None:
         fallback_j = self.get_parameter("battery_capacity_wh").value * 3600.0
         reading = read_battery(msg.percentage, msg.voltage, msg.charge, msg.capacity, msg.design_capacity, fallback_j)
@@ -334,15 +459,18 @@ class AgentNode(Node):
         if reading.problem:
             self._bad_input("battery", f"battery state unusable: {reading.problem}")
             return
-        if self.core.ready:
-            self.core.governor.update_battery(time.monotonic(), reading.fraction, reading.capacity_j)
+        with self._lock:
+            if self.core is not None:
+                self.core.governor.update_battery(self.now_s(), reading.fraction, reading.capacity_j)
 
-    # --- inference -----------------------------------------------------------------------------
+    # --- inference (the worker thread) ---------------------------------------------------------
     def _work(self) -> None:
-        while self._running:
+        while True:
             with self._wake:
                 while self._running and self._newest is None and self._pending_reload is None:
                     self._wake.wait(0.5)
+                if not self._running:
+                    return
                 frame, self._newest = self._newest, None
                 reload, self._pending_reload = self._pending_reload, None
             try:
@@ -356,18 +484,26 @@ class AgentNode(Node):
                 self._bad_input("internal", f"frame handling failed: {exc!r}", error=True)
 
     def _reload(self, choice: BackendChoice) -> None:
-        was_ready = self.core.ready
         try:
             self.core.load(choice)
         except Exception as exc:  # noqa: BLE001 - the node keeps running on the previous backend
-            self.core.fallback_reason = f"could not load {choice.backend!r} from {choice.model_dir}: {exc}"
+            with self._lock:
+                self.core.fallback_reason = f"could not load {choice.backend!r} from {choice.model_dir}: {exc}"
             self._bad_input("model", self.core.fallback_reason + "; keeping the previous backend", error=True)
             return
-        if not was_ready:
-            self.core.governor.start(self._start_time)
         self.get_logger().info(f"backend now {self.core.backend.describe()} on {choice.model_dir}")
 
-    def _classify(self, frame_id: int, x: np.ndarray) -> None:
+    def _classify(self, frame_id: int, decode, received_s: float) -> None:
+        try:
+            image, order = decode()
+            limit = self.get_parameter("max_image_pixels").value
+            if image.shape[0] * image.shape[1] > limit:  # a compressed header that did not say
+                raise ImageDecodeError("too_large", f"image of {image.shape[1]}x{image.shape[0]} pixels refused: "
+                                                    f"max_image_pixels is {limit}")
+            x = to_network_input(image, order, self.core.model.network.preprocessing)
+        except ImageDecodeError as exc:
+            self._bad_input(exc.kind, f"bad image: {exc}")
+            return
         try:
             result = self.core.classify(x)
         except Exception as exc:  # noqa: BLE001 - a failing frame must not end the node
@@ -375,79 +511,97 @@ class AgentNode(Node):
             return
         if result is None:
             return
-        with self._wake:
-            self._count(self.pairing.prediction(frame_id, result.class_id))
         decision = result.decision
         if self.last_decision is None or decision.point is not self.last_decision.point:
-            point = decision.point
-            what = f"T={point.timesteps} ({point.enhancement})" if point.timesteps else \
-                f"DNN on 1 frame in {point.decimation}"
-            profile = "not profiled" if math.isnan(point.accuracy) else \
-                f"expected accuracy {point.accuracy:.3f}, {point.energy_j:.3g} J"
-            text = f"operating point {what} ({profile}): {decision.reason}"
-            if decision.over_budget:  # two call sites: rclpy fixes a call site's severity
-                self.get_logger().warning(text)
-            else:
-                self.get_logger().info(text)
+            self._log_decision(decision)
         self.last_decision = decision
-        self.pub_label.publish(String(data=result.label))
-        self.pub_class.publish(Int32(data=result.class_id))
+        pubs = self._result_pubs
+        pubs["label"].publish(String(data=result.label))
+        pubs["class_id"].publish(Int32(data=result.class_id))
         n = len(result.scores)
-        self.pub_scores.publish(Float32MultiArray(
+        pubs["scores"].publish(Float32MultiArray(
             layout=MultiArrayLayout(dim=[MultiArrayDimension(label="class", size=n, stride=n)]),
             data=[float(s) for s in result.scores]))
-        self.pub_timesteps.publish(UInt16(data=int(result.timesteps)))
-        self.pub_energy.publish(Float32(data=float(result.energy.joules)))
+        pubs["timesteps"].publish(UInt16(data=int(result.timesteps)))
+        pubs["energy"].publish(Float32(data=float(result.energy.joules)))
+        with self._lock:
+            self.stats.node_latencies_s.append(time.perf_counter() - received_s)
+            self._count(self.pairing.prediction(frame_id, result.class_id))
 
+    def _log_decision(self, decision) -> None:
+        point = decision.point
+        what = f"T={point.timesteps} ({point.enhancement})" if point.timesteps else \
+            f"DNN on 1 frame in {point.decimation}"
+        profile = "not profiled" if math.isnan(point.accuracy) else \
+            f"expected accuracy {point.accuracy:.3f}, {point.energy_j:.3g} J"
+        text = f"operating point {what} ({profile}): {decision.reason}"
+        if decision.over_budget:  # two call sites: rclpy fixes a call site's severity
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().info(text)
+
+    # --- diagnostics ---------------------------------------------------------------------------
+    @never_raises
     def _publish_diagnostics(self) -> None:
-        s = self.core.stats.summary()
-        decision = self.last_decision
-        values = {
-            "frames": s["frames"], "dropped": s["dropped"], "skipped_by_decimation": s["skipped"],
-            "fps": f"{self.core.stats.fps:.2f}",
-            "latency_ms_p50": f"{s['latency_ms_p50']:.3f}", "latency_ms_p99": f"{s['latency_ms_p99']:.3f}",
-            "backend": self.core.backend.describe() if self.core.ready else "none",
-            "model": self.core.choice.model_dir,
-            "timesteps": decision.point.timesteps if decision else "",
-            "neuron_parameters": decision.point.enhancement if decision and decision.point.timesteps else "",
-            "energy_j_per_inference": f"{s['energy_j_per_inference']:.4g}", "energy_kind": s["energy_kind"],
-            "accuracy": "" if s["accuracy"] is None else f"{s['accuracy']:.4f}",
-            "policy": self.core.settings.policy,
-            "budget_j": "" if decision is None or decision.budget_j is None else f"{decision.budget_j:.4g}",
-            "decision": decision.reason if decision else "",
-            "expected_accuracy": f"{decision.point.accuracy:.4f}" if decision else "",
-            "bad_input": s["bad_input"], "labels_unpaired": self.pairing.unpaired,
-        }
-        values.update({f"bad_input_{kind}": n for kind, n in self.core.stats.bad_input.items()})
-        if self.core.fallback_reason:
-            values["fallback"] = self.core.fallback_reason
-        if self.core.points_left_out:
-            values["points_left_out"] = "; ".join(self.core.points_left_out)
-        level = DiagnosticStatus.OK
-        message = "classifying"
-        if self.core.fallback_reason:
-            level, message = DiagnosticStatus.ERROR, self.core.fallback_reason
-        elif decision is not None and decision.over_budget:
-            level, message = DiagnosticStatus.WARN, decision.reason
-        elif self.core.points_left_out:
-            level, message = DiagnosticStatus.WARN, self.core.points_left_out[0]
-        elif s["bad_input"]:
-            level, message = DiagnosticStatus.WARN, f"{s['bad_input']} bad inputs so far"
+        with self._lock:  # one consistent snapshot; formatting and publishing happen outside
+            level, message, values = self._diagnostics_values()
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: snn_agent", hardware_id=values["backend"],
                                   message=message, values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
 
+    def _diagnostics_values(self) -> tuple:
+        """(level, message, key -> value); call with self._lock held."""
+        s = self.stats.summary()
+        core, decision = self.core, self.last_decision
+        values = {
+            "state": self.state,
+            "frames": s["frames"], "dropped": s["dropped"], "skipped_by_decimation": s["skipped"],
+            "frames_not_active": self.frames_not_active,
+            "fps_last_5s": f"{s['fps_last_5s']:.2f}",
+            "backend_latency_ms_p50": f"{s['backend_latency_ms_p50']:.3f}",
+            "backend_latency_ms_p99": f"{s['backend_latency_ms_p99']:.3f}",
+            "node_latency_ms_p50": f"{s['node_latency_ms_p50']:.3f}",
+            "node_latency_ms_p99": f"{s['node_latency_ms_p99']:.3f}",
+            "backend": core.backend.describe() if core else "none",
+            "model": core.choice.model_dir if core else self.get_parameter("model").value,
+            "timesteps": decision.point.timesteps if decision else "",
+            "neuron_parameters": decision.point.enhancement if decision and decision.point.timesteps else "",
+            "energy_j_per_inference": f"{s['energy_j_per_inference']:.4g}", "energy_kind": s["energy_kind"],
+            "accuracy": "" if s["accuracy"] is None else f"{s['accuracy']:.4f}",
+            "policy": self.get_parameter("policy").value,
+            "budget_j": "" if decision is None or decision.budget_j is None else f"{decision.budget_j:.4g}",
+            "decision": decision.reason if decision else "",
+            "expected_accuracy": f"{decision.point.accuracy:.4f}" if decision else "",
+            "bad_input": s["bad_input"], "labels_unpaired": self.pairing.unpaired,
+        }
+        other_w = core.governor.other_power_w() if core else None
+        values["battery_other_power_w"] = "" if other_w is None else f"{other_w:.4g}"
+        values.update({f"bad_input_{kind}": n for kind, n in self.stats.bad_input.items()})
+        if core and core.fallback_reason:
+            values["fallback"] = core.fallback_reason
+        if core and core.points_left_out:
+            values["points_left_out"] = "; ".join(core.points_left_out)
+        if self.configure_error:
+            values["configure_error"] = self.configure_error
+        if core is None and self.configure_error:
+            return DiagnosticStatus.ERROR, f"not configured: {self.configure_error}", values
+        if core is None:
+            return DiagnosticStatus.OK, f"{self.state}: not configured", values
+        if core.fallback_reason:
+            return DiagnosticStatus.ERROR, core.fallback_reason, values
+        if decision is not None and decision.over_budget:
+            return DiagnosticStatus.WARN, decision.reason, values
+        if core.points_left_out:
+            return DiagnosticStatus.WARN, core.points_left_out[0], values
+        if s["bad_input"]:
+            return DiagnosticStatus.WARN, f"{s['bad_input']} bad inputs so far", values
+        return DiagnosticStatus.OK, "classifying" if self._active else f"{self.state}: not classifying", values
+
     def destroy_node(self):
         logging.getLogger("snn_agent").removeHandler(self._log_handler)
-        if self._worker is not None:
-            with self._wake:
-                self._running = False
-                self._wake.notify()
-            self._worker.join(timeout=5)
-            self._worker = None
-            self.core.close()
+        self._unload()
         return super().destroy_node()
 
 

@@ -91,23 +91,26 @@ def main(args) -> int:
 
 
 def _status_line(agent, battery: float) -> None:
-    s = agent.core.stats.summary()
+    with agent._lock:
+        s = agent.stats.summary()
     decision = agent.last_decision
     acc = "-" if s["accuracy"] is None else f"{100 * s['accuracy']:.1f}%"
-    sys.stderr.write(f"\rframes {s['frames']:6d}  acc {acc:>6}  fps {agent.core.stats.fps:6.1f}  "
-                     f"lat p50 {s['latency_ms_p50']:6.2f} ms  T {decision.point.timesteps if decision else '-':>3}  "
+    sys.stderr.write(f"\rframes {s['frames']:6d}  acc {acc:>6}  fps {s['fps_last_5s']:6.1f}  "
+                     f"lat p50 {s['node_latency_ms_p50']:6.2f} ms  T {decision.point.timesteps if decision else '-':>3}  "
                      f"E {s['energy_j_per_inference']:.2e} J ({s['energy_kind']})  battery {100 * battery:5.1f}%  "
                      f"dropped {s['dropped']}   ")
     sys.stderr.flush()
 
 
 def _summary(agent, replay, battery: float) -> dict:
-    s = agent.core.stats.summary()
-    s["backend"] = agent.core.backend.describe() if agent.core.ready else "none"
-    s["fallback"] = agent.core.fallback_reason
-    s["policy"] = agent.core.settings.policy
+    with agent._lock:
+        s = agent.stats.summary()
+    core = agent.core
+    s["backend"] = core.backend.describe() if core else "none"
+    s["fallback"] = core.fallback_reason if core else agent.configure_error
+    s["policy"] = agent.get_parameter("policy").value
     s["dataset"] = replay.data.name
-    s["model_calibrated_on"] = agent.core.model.info.get("calibration_data") if agent.core.ready else None
+    s["model_calibrated_on"] = core.model.info.get("calibration_data") if core else None
     s["battery_percentage"] = battery
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()}
 
@@ -120,15 +123,18 @@ def _print_summary(s: dict) -> None:
             ("bad inputs", s["bad_input"]),
             ("accuracy", "-" if s["accuracy"] is None else f"{100 * s['accuracy']:.2f} % of {s['labelled']} "
                                                           f"({s['dataset']})"),
-            ("frames/s", number(s["fps"], ".1f")),
-            ("latency p50 / p99", f"{number(s['latency_ms_p50'], '.3f')} / {number(s['latency_ms_p99'], '.3f')} ms"),
+            ("frames/s (mean)", number(s["fps_mean"], ".1f")),
+            ("backend latency p50 / p99", f"{number(s['backend_latency_ms_p50'], '.3f')} / "
+                                          f"{number(s['backend_latency_ms_p99'], '.3f')} ms"),
+            ("node latency p50 / p99", f"{number(s['node_latency_ms_p50'], '.3f')} / "
+                                       f"{number(s['node_latency_ms_p99'], '.3f')} ms"),
             ("mean timesteps", number(s["timesteps_mean"], ".1f")),
             ("energy per inference", f"{number(s['energy_j_per_inference'], '.3e')} J ({s['energy_kind'] or '-'})"),
             ("backend", s["backend"] + (f" (fallback: {s['fallback']})" if s["fallback"] else "")),
             ("policy", s["policy"]), ("battery left", f"{100 * s['battery_percentage']:.2f} %")]
     print("\nsnn-agent run summary")
     for name, value in rows:
-        print(f"  {name:<22} {value}")
+        print(f"  {name:<28} {value}")
     if s["model_calibrated_on"] and s["model_calibrated_on"] != s["dataset"]:
         print(f"  note: the camera replayed {s['dataset']}, but the model was calibrated on "
               f"{s['model_calibrated_on']}: its accuracy on these images says little")

@@ -90,3 +90,23 @@ def to_network_input(image: np.ndarray, order: str, pre: Preprocessing) -> np.nd
         if image.ndim == 2:
             image = image[..., None]
     return pre.apply(image[None])
+
+
+def compressed_pixels(data: bytes):
+    """Width x height a PNG or JPEG header declares, read without decoding (so that a small file
+    declaring an enormous image is refused before it is inflated); None when the header says nothing.
+    `data`: bytes, or the array.array a ROS message holds (only the header is copied)."""
+    data = bytes(data[:65536])  # a JPEG's size marker comes after its metadata segments
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:  # the IHDR chunk comes first
+        return int.from_bytes(data[16:20], "big") * int.from_bytes(data[20:24], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 <= len(data):  # JPEG segments: 0xFF, marker, 2-byte length; SOFn holds the size
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(data[i + 5:i + 7], "big") * int.from_bytes(data[i + 7:i + 9], "big")
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
