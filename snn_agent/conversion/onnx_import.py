@@ -190,6 +190,7 @@ class _GraphBuilder:
         self.constants = constants
         self.layers: list = []
         self.sources: list = []  # per layer: the indices it reads, one per weight block
+        self.pooling: set = set()  # indices of the layers made of pooling
         shape = tuple(pre.input_shape)
         self.values = {input_name: _Act([_Part([_Ref(-1)], shape)], flat=len(shape) == 1)}
 
@@ -206,7 +207,9 @@ class _GraphBuilder:
     def activated(self, layer_template: Layer, part: _Part) -> int:
         """A pooling layer (spiking: exact on non-negative inputs) on one part of an activation."""
         blocks = _blocks(layer_template, _Act([part]), layer_template.name)
-        return self.close(_Pending(layer_template.name, blocks, layer_template.bias, layer_template.output_shape))
+        index = self.close(_Pending(layer_template.name, blocks, layer_template.bias, layer_template.output_shape))
+        self.pooling.add(index)
+        return index
 
     def closed(self, pending: _Pending, activation_max=None) -> _Act:
         """The activation of a pending layer: the layer closed, read as one part."""
@@ -258,7 +261,7 @@ def _build_graph(nodes, constants, input_name, pre, metadata, path) -> Network:
     _name_sources(layers, sources)
     class_names = json.loads(metadata["snn_agent.class_names"]) if "snn_agent.class_names" in metadata \
         else [str(i) for i in range(layers[-1].output_shape[0])]
-    network = Network(layers, pre, class_names, dropped)
+    network = Network(layers, pre, class_names, dropped, [layers[i].name for i in sorted(builder.pooling)])
     validate_network(network)
     return network
 
