@@ -156,7 +156,8 @@ def suite(quick: bool, out: str) -> int:
     test = datasets.load("fashion-mnist", "test").subset(1000 if quick else 0)
     results = {"n_test": int(len(test.labels)), "grid": list(SUITE_GRID), "models": {}, "goals": {}}
     for name in ARCHITECTURES:
-        results["models"][name] = convert_and_measure(name, test)
+        row = results["models"][name] = convert_and_measure(name, test)
+        print(f"\n{name}: {row}", flush=True)  # each model as it finishes: the whole suite takes a while
     print(f"\nFashion-MNIST test, {len(test.labels)} images; points against each model's DNN "
           f"(machine shared with other work: convert times are wall clock under load)")
     print(f"{'model':<8}{'DNN %':>7}" + "".join(f"{'T=' + str(t):>8}" for t in SUITE_GRID) + f"{'loihi32':>9}{'convert s':>11}")
