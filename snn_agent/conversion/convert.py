@@ -35,8 +35,9 @@ class ConversionOptions:
     batch_size: int = 250
     # one scale per output channel (conv) / neuron (dense) instead of one per layer
     per_channel: bool = False
-    # pooling layers (lowered MaxPool, AveragePool) take their source's scale, which bounds their
-    # output, instead of a percentile of their own, which clips it a second time (False: baselines)
+    # the layers of a lowered MaxPool take their source's scale, which bounds their output, instead
+    # of a percentile of their own, which clips it a second time (False: baselines). Not an average
+    # pool's: a mean lies far below its source's largest values, and that scale would starve it of spikes
     pooling_source_scale: bool = True
 
 
@@ -189,12 +190,12 @@ def _convert_per_channel(network: Network, calib_x: np.ndarray, options: Convers
 
 
 def _pooling_scales(network: Network, scales: list) -> list:
-    """`scales` (per spiking layer: a float, or one per output channel) with every pooling layer's
-    replaced by its source's: a max or a mean of non-negative inputs never exceeds the largest of
-    them, so the source's scale bounds the output exactly (no clipping), whatever T. Per channel,
-    output o of a grouped pooling convolution reads only its group's input channels, which share
-    one scale (the lowering keeps each source channel in its group)."""
-    pooling, result, by_layer, spiking_index = set(network.pooling_layers), [], [], 0
+    """`scales` (per spiking layer: a float, or one per output channel) with every MaxPool layer's
+    replaced by its source's: a max of non-negative inputs never exceeds the largest of them, so
+    the source's scale bounds the output exactly (no clipping), whatever T. Per channel, output o
+    of a grouped pooling convolution reads only its group's input channels, which share one scale
+    (the lowering keeps each source channel in its group)."""
+    pooling, result, by_layer, spiking_index = set(network.max_pool_layers), [], [], 0
     for layer, sources in zip(network.layers, network.source_indices()):
         if not layer.spiking:
             by_layer.append(None)
@@ -252,7 +253,7 @@ def layer_report(network: Network, scales, sparsity, options: ConversionOptions 
         if layer.spiking:
             row["scale"] = float(scales[spiking_index])
             row["scale_from"] = "clip ceiling" if layer.activation_max is not None and options.use_clip_ceiling \
-                else "source (pool)" if options.pooling_source_scale and layer.name in network.pooling_layers \
+                else "source (max pool)" if options.pooling_source_scale and layer.name in network.max_pool_layers \
                 else "percentile"
             row["dnn_sparsity"] = float(sparsity[spiking_index])
             spiking_index += 1

@@ -190,7 +190,7 @@ class _GraphBuilder:
         self.constants = constants
         self.layers: list = []
         self.sources: list = []  # per layer: the indices it reads, one per weight block
-        self.pooling: set = set()  # indices of the layers made of pooling
+        self.max_pool: set = set()  # indices of the layers made of a MaxPool
         shape = tuple(pre.input_shape)
         self.values = {input_name: _Act([_Part([_Ref(-1)], shape)], flat=len(shape) == 1)}
 
@@ -204,11 +204,12 @@ class _GraphBuilder:
         self.sources.append([ref for ref, _ in pending.blocks])
         return len(self.layers) - 1
 
-    def activated(self, layer_template: Layer, part: _Part) -> int:
+    def activated(self, layer_template: Layer, part: _Part, max_pool: bool = False) -> int:
         """A pooling layer (spiking: exact on non-negative inputs) on one part of an activation."""
         blocks = _blocks(layer_template, _Act([part]), layer_template.name)
         index = self.close(_Pending(layer_template.name, blocks, layer_template.bias, layer_template.output_shape))
-        self.pooling.add(index)
+        if max_pool:
+            self.max_pool.add(index)
         return index
 
     def closed(self, pending: _Pending, activation_max=None) -> _Act:
@@ -261,7 +262,7 @@ def _build_graph(nodes, constants, input_name, pre, metadata, path) -> Network:
     _name_sources(layers, sources)
     class_names = json.loads(metadata["snn_agent.class_names"]) if "snn_agent.class_names" in metadata \
         else [str(i) for i in range(layers[-1].output_shape[0])]
-    network = Network(layers, pre, class_names, dropped, [layers[i].name for i in sorted(builder.pooling)])
+    network = Network(layers, pre, class_names, dropped, [layers[i].name for i in sorted(builder.max_pool)])
     validate_network(network)
     return network
 
@@ -419,8 +420,8 @@ def _max_pool(builder: _GraphBuilder, node: _Node) -> _Act:
     for j, part in enumerate(x.parts):
         base = node.name("maxpool", builder) + (f"/{j}" if len(x.parts) > 1 else "")
         first, second = _max_pool_as_relu_layers(base, part.shape, tuple(a.get("strides", [1, 1])))
-        pairs = builder.activated(first, part)
-        top = builder.activated(second, _Part([_Ref(pairs)], first.output_shape))
+        pairs = builder.activated(first, part, max_pool=True)
+        top = builder.activated(second, _Part([_Ref(pairs)], first.output_shape), max_pool=True)
         pooled.append(_Part([_Ref(top, pairs=part.shape[0])], (part.shape[0],) + second.output_shape[1:]))
     return _Act(pooled)
 
