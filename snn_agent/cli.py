@@ -3,6 +3,7 @@
     snn-agent convert MODEL.onnx --calib DATASET -o OUT/
     snn-agent profile OUT/ --data DATASET [--weights DIR:T[,T...]] [--json]
     snn-agent run [--config config/agent.yaml] [--duration S] [--json]
+    snn-agent run --sim mujoco [--duration S] [--json]     (the closed-loop mission, docs/simulation.md)
 """
 from __future__ import annotations
 
@@ -165,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         run = sub.add_parser("run", help="(unavailable: rclpy cannot be imported)")
         run.set_defaults(func=lambda _args, _exc=exc: sys.exit(f"snn-agent run needs ROS 2 (rclpy): {_exc}"))
     else:
-        run = sub.add_parser("run", help="bring up the agent with a replayed camera and a simulated battery")
+        run = sub.add_parser("run", help="bring up the agent with a replayed camera and a simulated battery "
+                                         "(--sim mujoco: the closed-loop mission in the arena's MuJoCo twin)")
         run_graph.add_arguments(run)
         run.set_defaults(func=run_graph.main)
     return parser

@@ -1,4 +1,5 @@
-"""The node graph, described once: launch/agent.launch.py and `snn-agent run` both build it from here."""
+"""The node graph, described once: launch/agent.launch.py and `snn-agent run` both build it from here
+(the nodes, their remappings, what the arguments override); the parameters file goes to ROS as it is."""
 from __future__ import annotations
 
 import os
@@ -25,18 +26,45 @@ CAMERA_REPLAY = NodeSpec("camera_replay")
 BATTERY_SIM = NodeSpec("battery_sim")
 
 
+# The closed loop in a simulator: the MuJoCo twin (or Gazebo through its bridge), the patrol, and the
+# agent scored against the twin's ground truth
+SIM = NodeSpec("sim")
+PATROL = NodeSpec("patrol")
+AGENT_IN_SIM = NodeSpec("agent", (("ground_truth", "sim/ground_truth"),))
+
+
 def node_specs(use_sim: bool) -> list:
     """The agent alone on a robot; with use_sim, a replayed camera and a simulated battery too."""
     return [AGENT, CAMERA_REPLAY, BATTERY_SIM] if use_sim else [AGENT]
 
 
-def graph_nodes(config_path: str, use_sim: bool, backend: str = "") -> list:
-    """(NodeSpec, parameters) for each node: what the launch file and `snn-agent run` both start.
-    A non-empty `backend` overrides the agent's configured one."""
-    params = load_config(config_path)
-    if backend:
-        params.setdefault(AGENT.name, {})["backend"] = backend
-    return [(spec, params.get(spec.name, {})) for spec in node_specs(use_sim)]
+def node_overrides(spec: NodeSpec, backend: str = "", autostart: bool = True, use_sim_time: bool = False) -> dict:
+    """What the launch arguments (and `snn-agent run`'s options) set over the parameters file:
+    use_sim_time on every node; autostart and, when non-empty, backend on the agent."""
+    overrides = {"use_sim_time": use_sim_time}
+    if spec.name == AGENT.name:
+        overrides["autostart"] = autostart
+        if backend:
+            overrides["backend"] = backend
+    return overrides
+
+
+def sim_node_specs() -> list:
+    """The mission in a simulator: the agent, the MuJoCo twin (in Gazebo: gz sim and its bridge), the patrol."""
+    return [AGENT_IN_SIM, SIM, PATROL]
+
+
+def sim_overrides(spec: NodeSpec, sim_config_path: str, backend: str = "") -> dict:
+    """What the simulated mission sets over the parameters files: simulated time on every node, and
+    the agent's mission time (with the arena's planning margin) and reserve those of the arena that
+    the sim loads."""
+    overrides = node_overrides(spec, backend, use_sim_time=True)
+    if spec.name == AGENT.name:
+        from .sim.arena import load_arena
+
+        arena = load_arena(load_config(sim_config_path).get(SIM.name, {}).get("arena", ""))
+        overrides.update(mission_time_s=arena.agent_mission_s, battery_reserve=arena.battery.reserve)
+    return overrides
 
 
 def share_dir() -> str:
@@ -52,8 +80,8 @@ def share_dir() -> str:
     return SOURCE_ROOT
 
 
-def default_config_path() -> str:
-    return os.path.join(share_dir(), "config", "agent.yaml")
+def default_config_path(name: str = "agent.yaml") -> str:
+    return os.path.join(share_dir(), "config", name)
 
 
 def resolve_path(path: str) -> str:
@@ -73,8 +101,9 @@ class ConfigError(ValueError):
 
 
 def load_config(path: str) -> dict:
-    """node name -> parameter dict, from a `node_name: ros__parameters:` file (a section may name
-    the node with its namespace, `/robot/agent`).
+    """Checks a parameters file before it is handed to ROS, which reads it itself (wildcards such as
+    `/**` and namespaces as ROS defines them; rcl's own error names neither file nor section).
+    Returns section name's last part -> parameter dict (`/**/agent` and `/robot/agent` -> `agent`).
 
     Paths stay as written: the nodes resolve them with resolve_path, so a path set at run time
     (`ros2 param set /agent model ...`) follows the same rule as one from this file."""

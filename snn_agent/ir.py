@@ -263,6 +263,25 @@ class SNNModel:
         with open(os.path.join(directory, MODEL_JSON), "w") as f:
             json.dump(doc, f, indent=1, default=_json_default)
 
+    @staticmethod
+    def files_problem(directory: str) -> Optional[str]:
+        """What can be told about a model directory without loading its arrays: that it is one, has
+        both files, and a readable snn.json of a known format. None when nothing is wrong so far."""
+        if not os.path.isdir(directory):
+            return f"{directory} is {'a file' if os.path.exists(directory) else 'missing'}, not a model directory"
+        json_path = os.path.join(directory, MODEL_JSON)
+        for path in (json_path, os.path.join(directory, MODEL_ARRAYS)):
+            if not os.path.isfile(path):
+                return f"model file missing: {path}"
+        try:
+            with open(json_path) as f:
+                version = json.load(f).get("format_version")
+        except (ValueError, OSError, AttributeError) as exc:
+            return f"{json_path} is not a model description: {exc}"
+        if version not in READABLE_VERSIONS:
+            return f"{json_path}: format_version {version!r}, this snn_agent reads {', '.join(map(str, READABLE_VERSIONS))}"
+        return None
+
     @classmethod
     def load(cls, directory: str) -> "SNNModel":
         json_path = os.path.join(directory, MODEL_JSON)

@@ -34,8 +34,8 @@ class Spinning:
         self.thread.start()
 
     def close(self):
-        self.executor.shutdown(timeout_sec=2)
-        self.thread.join(timeout=2)
+        self.executor.shutdown(timeout_sec=5)
+        self.thread.join(timeout=5)
         for node in reversed(self.nodes):
             node.destroy_node()
 
@@ -85,14 +85,15 @@ def test_lifecycle_driven_over_the_standard_services(rclpy_context, model_dir, s
         assert transition(probe, change, Transition.TRANSITION_ACTIVATE)
         assert probe.classify(image) == label
         assert transition(probe, change, Transition.TRANSITION_DEACTIVATE)
+        worker = agent._worker
         assert transition(probe, change, Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
-        assert agent.core is None
-        assert not [t for t in threading.enumerate() if t.name == "snn_agent_inference"]
+        assert agent.core is None and not worker.is_alive()
 
         # configure with a model that cannot load: FAILURE, the reason logged and on /diagnostics
         broken = tmp_path / "broken"
         broken.mkdir()
-        (broken / "snn.json").write_text("{ not json")
+        (broken / "snn.json").write_text('{"format_version": 1}')
+        (broken / "weights.npz").write_bytes(b"junk")
         assert agent.set_parameters([Parameter("model", value=str(broken))])[0].successful
         assert not transition(probe, change, Transition.TRANSITION_CONFIGURE)
         assert state() == "unconfigured"
@@ -188,3 +189,70 @@ def test_flood_with_concurrent_diagnostics_and_parameter_changes(rclpy_context, 
         assert int(values["frames"]) + int(values["dropped"]) <= sent + 1
     finally:
         graph.close()
+
+
+def test_battery_scale_is_decided_once_per_publisher_and_any_reliability_connects(rclpy_context, model_dir):
+    """A Gazebo battery (0..100) at 0.5 % must read as nearly flat, not as half full; a ROS battery
+    publishing best effort connects too; an image subscription's reliability can be overridden."""
+    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+    from sensor_msgs.msg import BatteryState
+
+    agent = AgentNode(parameter_overrides=[
+        Parameter("model", value=model_dir), Parameter("diagnostics_period_s", value=0.1),
+        Parameter("qos_overrides./image.subscription.reliability", value="reliable")])
+    probe = Probe()
+    gazebo = probe.create_publisher(BatteryState, "battery_state", 10)  # reliable, as ros_gz_bridge
+    best_effort = probe.create_publisher(BatteryState, "battery_state",
+                                         QoSProfile(depth=10, reliability=QoSReliabilityPolicy.BEST_EFFORT))
+    graph = Spinning(agent, probe)
+    nan = float("nan")
+
+    def fraction_after(publisher, **fields):
+        message = BatteryState(voltage=12.0, capacity=2.0, design_capacity=nan, charge=nan, **fields)
+        for _ in range(3):  # best effort may lose one
+            publisher.publish(message)
+            time.sleep(0.05)
+        expected = fields["percentage"] / (100 if publisher is gazebo else 1)
+        return float(probe.diagnostics(lambda v: v["battery_fraction"] != "" and
+                                       abs(float(v["battery_fraction"]) - expected) < 1e-4)["battery_fraction"])
+
+    try:
+        assert probe.wait(lambda: probe.count_subscribers("battery_state") > 0)
+        time.sleep(0.5)
+        assert fraction_after(gazebo, percentage=80.0) == pytest.approx(0.8)  # > 1: percent, decided
+        assert fraction_after(gazebo, percentage=0.5) == pytest.approx(0.005)  # and it stays percent
+        assert fraction_after(best_effort, percentage=0.5) == pytest.approx(0.5)  # another publisher, ROS scale
+        info = probe.get_subscriptions_info_by_topic("/image")
+        assert [i.qos_profile.reliability for i in info] == [QoSReliabilityPolicy.RELIABLE]
+        assert agent.get_parameter("qos_overrides./battery_state.subscription.reliability").value == "best_effort"
+    finally:
+        graph.close()
+
+
+def test_library_log_follows_the_node_log_level(rclpy_context, model_dir):
+    import logging
+
+    from rcl_interfaces.msg import Log
+    from rclpy.logging import LoggingSeverity
+
+    # a name of its own: rcl shares one /rosout publisher among nodes of one name, and drops it with the first
+    agent = AgentNode(parameter_overrides=[Parameter("model", value=model_dir), Parameter("autostart", value=False)],
+                      cli_args=["--ros-args", "-r", "__node:=agent_log_level"])
+    probe = Probe()
+    logged = []
+    probe.create_subscription(Log, "/rosout", lambda m: logged.append(m.msg) if m.name == "agent_log_level" else None,
+                              100)
+    graph = Spinning(agent, probe)
+    library = logging.getLogger("snn_agent")
+    try:
+        assert probe.wait(lambda: probe.count_publishers("/rosout") >= 1)
+        time.sleep(0.3)
+        library.debug("hidden at info")
+        agent.get_logger().set_level(LoggingSeverity.DEBUG)
+        library.debug("shown at debug")
+        assert probe.wait(lambda: "shown at debug" in logged)
+        assert "hidden at info" not in logged and not library.propagate
+    finally:
+        agent.get_logger().set_level(LoggingSeverity.INFO)
+        graph.close()
+    assert library.propagate

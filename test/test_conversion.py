@@ -218,12 +218,15 @@ def test_a_failing_export_is_reported_not_raised():
 
 def test_bundled_model_converts_and_classifies_at_t32():
     test = datasets.load(datasets.default_dataset_name(), "test").subset(1000)
-    if test.name != "fashion-mnist":
-        pytest.skip("the bundled model is a Fashion-MNIST model; dataset-fashion-mnist is not installed")
     model = SNNModel.load(BUNDLED_SNN)
     x = model_input(test, model.network.preprocessing)
-    accuracy = (SNNEngine(model).run(x, 32).labels == test.labels).mean()
-    assert accuracy >= 0.85, accuracy
+    labels = SNNEngine(model).run(x, 32).labels
+    # on any images (the digits fallback too), the SNN answers as the DNN it was converted from
+    agreement = (labels == forward(load_onnx(BUNDLED_ONNX), x).argmax(1)).mean()
+    assert agreement >= 0.95, agreement
+    if test.name == "fashion-mnist":  # the data set it was trained for
+        accuracy = (labels == test.labels).mean()
+        assert accuracy >= 0.85, accuracy
 
 
 def test_committed_conversion_is_reproducible(tmp_path):

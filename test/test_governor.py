@@ -105,9 +105,13 @@ def test_battery_reading_accepts_gazebo_percent_and_nan_fields():
 
     nan = float("nan")
     ros = read_battery(0.5, 12.0, nan, 2.0, nan, 0.0)
-    assert ros.fraction == 0.5 and ros.capacity_j == 2.0 * 3600 * 12 and not ros.percent_scale
-    gazebo = read_battery(75.0, 12.0, nan, 2.0, nan, 0.0)
-    assert gazebo.fraction == 0.75 and gazebo.percent_scale
+    assert ros.fraction == 0.5 and ros.capacity_j == 2.0 * 3600 * 12
+    gazebo = read_battery(75.0, 12.0, nan, 2.0, nan, 0.0, scale="percent")
+    assert gazebo.fraction == 0.75
+    assert read_battery(0.5, 12.0, nan, 2.0, nan, 0.0, scale="percent").fraction == 0.005  # nearly flat
+    assert "read as fraction" in read_battery(75.0, 12.0, nan, 2.0, nan, 0.0).problem
+    from_voltage = read_battery(nan, 12.0, 1.5, nan, nan, 2.0 * 3600 * 12)  # capacity from the parameter
+    assert from_voltage.fraction == 0.75
     from_charge = read_battery(nan, 12.0, 1.5, nan, 2.0, 0.0)
     assert from_charge.fraction == 0.75 and from_charge.capacity_j == 2.0 * 3600 * 12
     unknown = read_battery(nan, nan, nan, nan, nan, 0.0)
@@ -116,6 +120,17 @@ def test_battery_reading_accepts_gazebo_percent_and_nan_fields():
     assert no_capacity.problem.startswith("capacity unknown")
     assert read_battery(0.4, nan, nan, nan, nan, 1000.0).capacity_j == 1000.0
     assert "outside" in read_battery(-0.3, 12.0, nan, 2.0, nan, 0.0).problem
+
+
+def test_percentage_scale_evidence():
+    from snn_agent.adaptation.battery_input import scale_evidence
+
+    nan = float("nan")
+    assert scale_evidence(75.0, nan, nan) == "percent"
+    assert scale_evidence(0.5, nan, nan) is None  # half full, or nearly flat: cannot tell
+    assert scale_evidence(0.5, 0.01, 2.0) == "percent"  # 0.5 % of 2 Ah is 0.01 Ah
+    assert scale_evidence(0.5, 1.0, 2.0) == "fraction"
+    assert scale_evidence(nan, 1.0, 2.0) is None
 
 
 def test_steady_load_settles_instead_of_flapping():

@@ -103,6 +103,11 @@ class Governor:
         self._compute_j = previous._compute_j
         self._start_s = previous._start_s
 
+    def charge_fraction(self) -> Optional[float]:
+        """The latest battery reading's charge, 0..1; None before any."""
+        last = self._battery[-1] if self._battery else None
+        return last.energy_j / last.capacity_j if last and last.capacity_j > 0 else None
+
     # --- the choice ----------------------------------------------------------------------------
     def other_power_w(self) -> Optional[float]:
         """[W] what the rest of the robot (motors, sensors) draws, from the drain window; None

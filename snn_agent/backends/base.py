@@ -15,7 +15,7 @@ import numpy as np
 
 from ..energy.models import EnergyEstimate
 from ..engine.cpu_engine import OpCounts
-from ..ir import NeuronConfig, SNNModel
+from ..ir import Layer, NeuronConfig, SNNModel
 
 
 class BackendError(RuntimeError):
@@ -26,6 +26,9 @@ class BackendError(RuntimeError):
 class Capabilities:
     adapt_timesteps: bool  # False for a DNN: the governor decimates frames instead
     learn_online: bool
+    # how its readout learns (learning.readout): "emulated" (Lava's fixed point on the CPU), "on-chip"
+    # (Lava's LearningDense, simulated or on Loihi), "host" (float, beside an accelerator); "": not at all
+    learning: str = ""
     # runs operating points that bring their own weights (OperatingPoint.weights)
     switch_weights: bool = False
 
@@ -36,6 +39,9 @@ class BackendResult:
     latency_s: float  # wall time of the whole batch
     energy: EnergyEstimate  # per frame
     ops: Optional[OpCounts] = None  # None where the backend cannot count spikes (a DNN)
+    # the last hidden layer's output per frame, (frames, steps, n): spikes, or a DNN's activations
+    # (one step); given where Backend.with_features is set (a learning readout reads it)
+    hidden: Optional[np.ndarray] = None
 
     @property
     def labels(self) -> np.ndarray:
@@ -48,6 +54,7 @@ class Backend(ABC):
 
     def __init__(self):
         self.model: Optional[SNNModel] = None
+        self.with_features = False  # give each result's hidden layer output (BackendResult.hidden)
 
     def load(self, model_dir: str) -> None:
         """Read the converted model; raises ModelFormatError or BackendError."""
@@ -74,8 +81,22 @@ class Backend(ABC):
         if weights:
             raise BackendError(f"backend {self.name!r} runs the model's own weights only, not {weights!r}")
 
+    def score_layer(self) -> Layer:
+        """The layer that maps BackendResult.hidden to the scores: what a learning readout starts from."""
+        return self.model.layers[-1]
+
     def close(self) -> None:
-        """Release devices and processes; a closed backend is not used again."""
+        """Release devices and processes; a closed backend is not used again. Must not hang on a
+        backend whose runtime has died (see failure)."""
+
+    def kill(self) -> None:
+        """Release what a dead or hung backend holds without waiting on it (close would)."""
+        self.close()
+
+    def failure(self) -> Optional[str]:
+        """Why this backend can no longer run (a runtime process that died), or None. Cheap: the
+        node's watchdog asks several times a second, while inference may be blocked on it."""
+        return None
 
     def describe(self) -> str:
         return self.name

@@ -24,23 +24,30 @@ from typing import Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import BatteryState, CompressedImage, Image
 from std_msgs.msg import Float32, Float32MultiArray, Int32, MultiArrayDimension, MultiArrayLayout, String, UInt16
+from std_srvs.srv import Trigger
 
-from ..adaptation.battery_input import read_battery
+from ..adaptation.battery_input import PERCENTAGE_SCALES, read_battery, scale_evidence
 from ..adaptation.governor import POLICIES, GovernorSettings
 from ..agent_core import AgentCore, BackendChoice, FrameStats
-from ..backends import BACKENDS
+from ..backends import BACKENDS, create_backend, device_problem
 from ..energy.constants import ENERGY_SECTIONS
 from ..graph import resolve_path
-from ..ir import MODEL_JSON
+from ..ir import SNNModel
+from ..learning.online import LearningSettings
+from ..learning.rules import MAX_RATE_EXPONENT, rate_problem
 from ..sensing.images import ImageDecodeError, compressed_pixels, decode_compressed, decode_raw, to_network_input
 from .spin import spin_node
+from .vision import VISION_MSGS_MISSING, classification
 
 LOG_THROTTLE_S = 5.0
+WATCHDOG_PERIOD_S = 0.25  # how often the backend's health is checked (steady clock)
 
 
 def _float_range(lo, hi):
@@ -64,6 +71,9 @@ PARAMETERS = {
     "mission_time_s": (3600.0, "[s] how long the battery must last, from node start",
                        {"floating_point_range": _float_range(1, 1e7)}),
     "battery_reserve": (0.2, "charge fraction never to spend", {"floating_point_range": _float_range(0, 1)}),
+    "battery_percentage_scale": ("auto", "BatteryState.percentage: fraction (0..1, ROS), percent (0..100, "
+                                         "Gazebo), auto (decided once per publisher from what it sends)",
+                                 {"additional_constraints": f"one of {', '.join(PERCENTAGE_SCALES)}"}),
     "battery_capacity_wh": (0.0, "[Wh] battery capacity when BatteryState has none, 0 = from the message",
                             {"floating_point_range": _float_range(0, 1e6)}),
     "hysteresis": (0.1, "relative budget margin before a costlier operating point",
@@ -72,9 +82,28 @@ PARAMETERS = {
                              {"floating_point_range": _float_range(0.1, 60), "read_only": True}),
     "autostart": (True, "configure and activate at start (false: a lifecycle manager drives the node)",
                   {"read_only": True}),
+    "stall_timeout_s": (10.0, "[s] a frame unfinished this long (steady clock) means a stalled backend: it is "
+                              "closed and replaced (the CPU engine when allow_fallback)",
+                        {"floating_point_range": _float_range(0.5, 3600)}),
     "max_image_pixels": (10_000_000, "images with more pixels are refused (bad_input_too_large)",
                          {"integer_range": [IntegerRange(from_value=1, to_value=1_000_000_000, step=1)]}),
 }
+# learning.*: online learning from ~/feedback (learning/online.py); a change rebuilds the learner
+# from its checkpoint
+LEARNING_PARAMS = {
+    "learning.enabled": (False, "learn from labelled frames on ~/feedback (the readout over the last hidden layer)", {}),
+    "learning.rate": (LearningSettings.rate, "weight units per pre-synaptic spike: a power of two (Loihi's "
+                                             "fixed-point rule scales by a shift), others are rejected",
+                      {"floating_point_range": _float_range(2.0 ** -MAX_RATE_EXPONENT, 1.0)}),
+    "learning.max_classes": (0, "classes the readout can hold, added ones included; 0 = the model's (none added)",
+                             {"integer_range": [IntegerRange(from_value=0, to_value=1024, step=1)]}),
+    "learning.class_names": ([""], "names of the classes by index (added ones: else class_<index>); '' keeps "
+                                   "the model's name", {}),
+    "learning.checkpoint_dir": ("", "directory of the learning checkpoint ('' = none: learning is lost at exit)", {}),
+    "learning.checkpoint_every": (50, "updates between checkpoints (and one at shutdown)",
+                                  {"integer_range": [IntegerRange(from_value=1, to_value=1_000_000, step=1)]}),
+}
+PARAMETERS.update(LEARNING_PARAMS)
 # energy.<section>.<field>: the published constants (energy/constants.py, with their sources),
 # overridable for the robot at hand; a change reloads the backend so that its figures use them
 ENERGY_PARAMS = {f"energy.{section}.{f.name}": float(getattr(constants(), f.name))
@@ -92,13 +121,16 @@ GOVERNOR_PARAMS = ("policy", "timesteps", "min_accuracy", "max_latency_ms", "mis
 
 class RosLogHandler(logging.Handler):
     """Sends the library's log records (logger "snn_agent": backend fallbacks, device problems) to
-    the node's ROS logger, so they reach the console and /rosout like the node's own."""
+    the node's ROS logger, so they reach the console and /rosout like the node's own, at the level
+    the node's logger has now (rcutils and logging share the severity numbers)."""
 
     def __init__(self, ros_logger):
         super().__init__()
         self.ros_logger = ros_logger
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < int(self.ros_logger.get_effective_level()):
+            return
         text = self.format(record)
         if record.levelno >= logging.ERROR:  # one call site per severity, as rclpy requires
             self.ros_logger.error(text)
@@ -184,13 +216,27 @@ def never_raises(callback):
 
 
 class AgentNode(LifecycleNode):
-    def __init__(self, **kwargs):
+    def __init__(self, backend_factory=create_backend, **kwargs):
+        """backend_factory: how a backend is made from its name (snn_agent.backends.create_backend),
+        for a backend of one's own."""
         super().__init__("agent", **kwargs)
+        self._backend_factory = backend_factory
         self._lock = threading.RLock()  # the one lock: frame hand-over, pairing, statistics, governor
         self._wake = threading.Condition(self._lock)
         self._worker: Optional[threading.Thread] = None
         self._running = False  # the worker's life: configure to cleanup
         self._active = False  # classifying: activate to deactivate
+        # Liveness, on the steady clock (a hung backend is a matter of real time, simulated or not).
+        # A worker stuck in a backend cannot be stopped: it is abandoned (its generation is no longer
+        # the current one) and a new worker carries on with a replaced backend.
+        self._generation = 0
+        self._busy_since: Optional[float] = None  # when the worker's current frame went to the backend
+        self._last_classified: Optional[float] = None
+        self._last_received: Optional[float] = None
+        self._active_since: Optional[float] = None
+        self._pending_replacement: Optional[str] = None  # why the backend must be replaced
+        self._replacing = False  # from the watchdog's finding until the worker has replaced it
+        self.abandoned_workers = 0
         self._log_handler = RosLogHandler(self.get_logger())
         self._complaints: dict = {}  # bad-input kind -> when it was last logged
         for name, (default, description, extra) in PARAMETERS.items():
@@ -198,30 +244,51 @@ class AgentNode(LifecycleNode):
         self.stats = FrameStats(self.now_s)  # the node's lifetime, across configure/cleanup
         self.core: Optional[AgentCore] = None  # from configure to cleanup
         self.configure_error: Optional[str] = None  # why the last configure failed
+        self.model_error: Optional[str] = None  # why the last model or backend set live did not load
         self.last_decision = None  # the governor's latest choice, for /diagnostics and `snn-agent run`
-        self._battery_note_logged = False
+        self._battery_scales: dict = {}  # publisher gid -> "fraction" | "percent", decided once (auto)
         self.pairing = LabelPairing()
         self._newest = None  # (frame id, message, decoder, receipt time) of the newest frame not yet classified
         self._pending_reload: Optional[BackendChoice] = None
         self._result_pubs: dict = {}  # lifecycle publishers, from configure to cleanup
-        logging.getLogger("snn_agent").addHandler(self._log_handler)
+        self._attach_library_log()
 
         # Subscriptions live as long as the node, so that discovery is done before activation;
         # frames that arrive while not active are counted, not classified.
         self.frames_not_active = 0
-        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
-        self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, qos_profile_sensor_data)
-        self.create_subscription(Int32, "ground_truth", self._on_ground_truth, 10)
-        self.create_subscription(BatteryState, "battery_state", self._on_battery, 10)
-        self.create_subscription(Float32, "~/energy_budget", self._on_budget, 10)
+        # QoS: the defaults below, overridable per topic at start (qos_overrides.<topic>.subscription.*)
+        overridable = QoSOverridingOptions.with_default_policies()
+        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data,
+                                 qos_overriding_options=overridable)
+        self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, qos_profile_sensor_data,
+                                 qos_overriding_options=overridable)
+        self.create_subscription(Int32, "ground_truth", self._on_ground_truth, 10, qos_overriding_options=overridable)
+        # best effort takes messages from reliable and best-effort publishers alike (battery drivers differ)
+        self.create_subscription(BatteryState, "battery_state", self._on_battery,
+                                 QoSProfile(depth=10, reliability=QoSReliabilityPolicy.BEST_EFFORT),
+                                 qos_overriding_options=overridable)
+        self.create_subscription(Float32, "~/energy_budget", self._on_budget, 10, qos_overriding_options=overridable)
+        self.create_subscription(Int32, "~/feedback", self._on_feedback, 10, qos_overriding_options=overridable)
+        self.create_service(Trigger, "~/save_learning", self._on_save_learning)
+        self.create_service(Trigger, "~/reset_learning", self._on_reset_learning)
         # /diagnostics in every state: a node that failed to configure says why there too
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.add_on_set_parameters_callback(self._validate_parameters)
         if hasattr(self, "add_post_set_parameters_callback"):  # rclpy >= Iron: validate, then apply
             self.add_post_set_parameters_callback(self._apply_parameters)
         self.create_timer(self.get_parameter("diagnostics_period_s").value, self._publish_diagnostics)
+        self.create_timer(WATCHDOG_PERIOD_S, self._watch_backend, clock=Clock(clock_type=ClockType.STEADY_TIME))
         if self.get_parameter("autostart").value:
             self._autostart()
+
+    def _attach_library_log(self) -> None:
+        """The library's log ("snn_agent": backend loads, fallbacks) goes to the ROS log at the node's
+        level, and only there: Lava puts a console handler on the root logger for every Lava process
+        it creates, which would print each line again once per process."""
+        library = logging.getLogger("snn_agent")
+        library.addHandler(self._log_handler)
+        library.setLevel(logging.DEBUG)  # the handler filters, at the node's level of the moment
+        library.propagate = False
 
     def now_s(self) -> float:
         """The node's clock in seconds: simulated time under use_sim_time (0 before the first /clock)."""
@@ -246,8 +313,9 @@ class AgentNode(LifecycleNode):
             problem = next((f"parameter {name}: {reason}" for name in PARAMETERS
                             if (reason := self._problem(self.get_parameter(name)))), None)
             if problem is None:
-                core = AgentCore(self._backend_choice(), self._governor_settings(), clock=self.now_s,
-                                 lock=self._lock, stats=self.stats)
+                core = AgentCore(self._backend_choice(), self._governor_settings(), self._backend_factory, clock=self.now_s,
+                                 lock=self._lock, stats=self.stats,
+                                 learning=self._learning_settings())
                 if not core.ready:  # the library has logged the details
                     problem = core.fallback_reason
         except Exception as exc:  # noqa: BLE001 - a transition reports failure, it does not raise
@@ -259,6 +327,7 @@ class AgentNode(LifecycleNode):
         self.configure_error = None
         self.core = core
         self._result_pubs = {
+            "classification": self._classification_publisher(),
             "label": self.create_lifecycle_publisher(String, "~/label", 10),
             "class_id": self.create_lifecycle_publisher(Int32, "~/class_id", 10),
             "scores": self.create_lifecycle_publisher(Float32MultiArray, "~/scores", 10),
@@ -266,8 +335,7 @@ class AgentNode(LifecycleNode):
             "energy": self.create_lifecycle_publisher(Float32, "~/energy", 10),
         }
         self._running = True
-        self._worker = threading.Thread(target=self._work, name="snn_agent_inference", daemon=True)
-        self._worker.start()
+        self._start_worker()
         self.get_logger().info(f"configured: backend {core.backend.describe()} on {core.choice.model_dir}; "
                                f"policy {core.settings.policy}")
         return super().on_configure(state)
@@ -278,6 +346,7 @@ class AgentNode(LifecycleNode):
             if now > 0 and not self.core.governor.mission_started:  # else the first battery reading starts it
                 self.core.governor.start(now)
             self._active = True
+            self._active_since = time.monotonic()
         self.get_logger().info("active: classifying")
         return super().on_activate(state)
 
@@ -301,6 +370,23 @@ class AgentNode(LifecycleNode):
         self._unload()  # back to unconfigured, with nothing held
         return TransitionCallbackReturn.SUCCESS
 
+    def _classification_publisher(self):
+        if VISION_MSGS_MISSING:
+            self.get_logger().info(f"{VISION_MSGS_MISSING}: ~/classification is not published, the std_msgs "
+                                   f"topics are", once=True)
+            return None
+        from vision_msgs.msg import Classification
+
+        return self.create_lifecycle_publisher(Classification, "~/classification", 10)
+
+    def _start_worker(self) -> None:
+        """A new worker thread; call with self._lock held, or before anything else can run."""
+        self._generation += 1
+        self._busy_since = None
+        self._worker = threading.Thread(target=self._work, args=(self._generation,), name="snn_agent_inference",
+                                        daemon=True)
+        self._worker.start()
+
     def _unload(self) -> None:
         """Stop the worker, close the backend (Lava processes stopped), drop the result publishers."""
         with self._wake:
@@ -308,15 +394,18 @@ class AgentNode(LifecycleNode):
             self._running = False
             self._newest = None
             self._pending_reload = None
-            self._wake.notify()
+            self._pending_replacement, self._replacing = None, False
+            self._wake.notify_all()
+            stuck = self._busy_since is not None and self.core is not None and self.core.backend.failure()
         if self._worker is not None:
-            self._worker.join(timeout=10)
+            self._worker.join(timeout=0 if stuck else 10)
             self._worker = None
         if self.core is not None:
             self.core.close()
             self.core = None
         for pub in self._result_pubs.values():
-            self.destroy_lifecycle_publisher(pub)
+            if pub is not None:
+                self.destroy_lifecycle_publisher(pub)
         self._result_pubs = {}
 
     # --- parameters ----------------------------------------------------------------------------
@@ -335,23 +424,41 @@ class AgentNode(LifecycleNode):
                                 max_latency_ms=p["max_latency_ms"] or math.inf, mission_time_s=p["mission_time_s"],
                                 battery_reserve=p["battery_reserve"], hysteresis=p["hysteresis"])
 
-    @staticmethod
-    def _problem(p: Parameter) -> Optional[str]:
-        """Why a value cannot be used, or None; the ranges in the descriptors rclpy checks itself."""
+    def _learning_settings(self, overrides: Optional[dict] = None) -> LearningSettings:
+        p = {name: self.get_parameter(name).value for name in LEARNING_PARAMS}
+        p.update({name: value for name, value in (overrides or {}).items() if name in LEARNING_PARAMS})
+        directory = p["learning.checkpoint_dir"]
+        return LearningSettings(enabled=p["learning.enabled"], rate=p["learning.rate"],
+                                max_classes=p["learning.max_classes"], class_names=list(p["learning.class_names"]),
+                                checkpoint_dir=resolve_path(directory) if directory else "",
+                                checkpoint_every=p["learning.checkpoint_every"])
+
+    def _problem(self, p: Parameter, pending: Optional[dict] = None) -> Optional[str]:
+        """Why a value cannot be used, or None; the ranges in the descriptors rclpy checks itself.
+        pending: the other values being set with it (backend and device are judged together)."""
         if p.name == "backend" and p.value not in BACKENDS:
             return f"backend must be one of {', '.join(BACKENDS)}, got {p.value!r}"
+        if p.name in ("backend", "device"):
+            values = {name: self.get_parameter(name).value for name in ("backend", "device")}
+            values.update({k: v for k, v in (pending or {}).items() if k in values})
+            return device_problem(values["backend"], values["device"])
+        if p.name == "battery_percentage_scale" and p.value not in PERCENTAGE_SCALES:
+            return f"battery_percentage_scale must be one of {', '.join(PERCENTAGE_SCALES)}, got {p.value!r}"
         if p.name == "policy" and p.value not in POLICIES:
             return f"policy must be one of {', '.join(POLICIES)}, got {p.value!r}"
-        if p.name == "model" and not os.path.isfile(os.path.join(resolve_path(p.value), MODEL_JSON)):
-            return f"no converted model at {p.value!r} ({MODEL_JSON} missing)"
+        if p.name == "learning.rate":
+            return rate_problem(p.value)
+        if p.name == "model":
+            return SNNModel.files_problem(resolve_path(p.value))
         if p.type_ == Parameter.Type.DOUBLE and not math.isfinite(p.value):
             return f"{p.name} must be finite, got {p.value}"
         return None
 
     def _validate_parameters(self, params) -> SetParametersResult:
         try:
+            pending = {p.name: p.value for p in params}
             for p in params:
-                reason = self._problem(p)
+                reason = self._problem(p, pending)
                 if reason:
                     self._bad_input("model" if p.name == "model" else "parameter", f"parameter rejected: {reason}")
                     return SetParametersResult(successful=False, reason=reason)
@@ -379,6 +486,9 @@ class AgentNode(LifecycleNode):
                 settings.frame_rate_hz = self.core.settings.frame_rate_hz  # measured by the core, not a parameter
                 vars(self.core.settings).update(vars(settings))  # in place: the governor holds this object
             self.get_logger().info(f"governor settings now {settings}")
+        if names & set(LEARNING_PARAMS):
+            self.core.set_learning(self._learning_settings(values))
+            self.get_logger().info(f"learning settings now {self.core.learning}")
 
     def _bad_input(self, kind: str, text: str, error: bool = False) -> None:
         """Count it for /diagnostics and log it, at most once per LOG_THROTTLE_S for each kind, so
@@ -420,9 +530,10 @@ class AgentNode(LifecycleNode):
             self._bad_input("too_large", f"image of {pixels} pixels refused: max_image_pixels is {limit}")
             return
         with self._wake:
+            self._last_received = time.monotonic()
             if self._newest is not None:
                 self.stats.dropped += 1
-            self._newest = (frame_id, decode, received_s)
+            self._newest = (frame_id, msg.header, decode, received_s)
             self._wake.notify()
 
     @never_raises
@@ -438,6 +549,42 @@ class AgentNode(LifecycleNode):
             self.stats.labelled += 1
             self.stats.correct += int(predicted == label)
 
+    # --- learning ------------------------------------------------------------------------------
+    @never_raises
+    def _on_feedback(self, msg: Int32) -> None:
+        """The true class of the most recently classified frame."""
+        with self._lock:
+            core = self.core
+        if core is None:
+            self._bad_input("feedback", "feedback while not configured: dropped")
+            return
+        outcome = core.feedback(int(msg.data))
+        if not outcome.applied:
+            self._bad_input("feedback", f"feedback {msg.data} dropped: {outcome.reason}")
+        elif outcome.teach.added_class:
+            self.get_logger().info(f"learning: class {msg.data} ({core.learner.readout.class_names[msg.data]}) added")
+
+    def _on_save_learning(self, request, response):
+        return self._trigger(response, lambda learner: learner.save(), "learning checkpoint written")
+
+    def _on_reset_learning(self, request, response):
+        return self._trigger(response, lambda learner: learner.reset() or True, "learning reset to the model's readout")
+
+    def _trigger(self, response, action, done: str):
+        """A learning service: the learner's action under the lock; the answer says what happened."""
+        try:
+            with self._lock:
+                learner = self.core.learner if self.core is not None else None
+                if learner is None:
+                    response.success, response.message = False, (self.core.learning_problem if self.core else None) \
+                        or "learning is not running (learning.enabled, a configured node)"
+                    return response
+                response.success = bool(action(learner))
+                response.message = done if response.success else (learner.checkpoint_errors or ["failed"])[-1]
+        except Exception as exc:  # noqa: BLE001 - a service call must not end the node
+            response.success, response.message = False, f"internal error: {exc!r}"
+        return response
+
     @never_raises
     def _on_budget(self, msg: Float32) -> None:
         with self._lock:
@@ -450,12 +597,10 @@ class AgentNode(LifecycleNode):
             self.get_logger().info(f"energy budget {msg.data:.4g} J per inference")
 
     @never_raises
-    def _on_battery(self, msg: BatteryState) -> None:
+    def _on_battery(self, msg: BatteryState, info: dict) -> None:
         fallback_j = self.get_parameter("battery_capacity_wh").value * 3600.0
-        reading = read_battery(msg.percentage, msg.voltage, msg.charge, msg.capacity, msg.design_capacity, fallback_j)
-        if reading.percent_scale and not self._battery_note_logged:
-            self._battery_note_logged = True
-            self.get_logger().info("battery percentage arrives as 0..100 (Gazebo style); reading it as such")
+        reading = read_battery(msg.percentage, msg.voltage, msg.charge, msg.capacity, msg.design_capacity, fallback_j,
+                               self._percentage_scale(msg, info))
         if reading.problem:
             self._bad_input("battery", f"battery state unusable: {reading.problem}")
             return
@@ -463,21 +608,42 @@ class AgentNode(LifecycleNode):
             if self.core is not None:
                 self.core.governor.update_battery(self.now_s(), reading.fraction, reading.capacity_j)
 
+    def _percentage_scale(self, msg: BatteryState, info: dict) -> str:
+        """The configured scale, or the one decided (and logged) once for this publisher; a publisher
+        that has not yet shown its scale is read as ROS defines it (0..1)."""
+        configured = self.get_parameter("battery_percentage_scale").value
+        if configured != "auto":
+            return configured
+        gid = bytes((info.get("publisher_gid") or {}).get("data", b""))
+        scale = self._battery_scales.get(gid)
+        if scale is None:
+            scale = scale_evidence(msg.percentage, msg.charge, msg.capacity)
+            if scale is None:
+                return "fraction"
+            self._battery_scales[gid] = scale
+            self.get_logger().info(f"battery_state publisher {gid.hex()[:16]}: percentage read as {scale} "
+                                   f"({'0..1' if scale == 'fraction' else '0..100'}) from now on")
+        return scale
+
     # --- inference (the worker thread) ---------------------------------------------------------
-    def _work(self) -> None:
+    def _work(self, generation: int) -> None:
         while True:
             with self._wake:
-                while self._running and self._newest is None and self._pending_reload is None:
+                while self._running and generation == self._generation and self._newest is None \
+                        and self._pending_reload is None and self._pending_replacement is None:
                     self._wake.wait(0.5)
-                if not self._running:
+                if not self._running or generation != self._generation:
                     return
-                frame, self._newest = self._newest, None
+                replacement, self._pending_replacement = self._pending_replacement, None
+                frame, self._newest = (None, self._newest) if replacement else (self._newest, None)
                 reload, self._pending_reload = self._pending_reload, None
             try:
+                if replacement is not None:
+                    self._replace_backend(replacement)
                 if reload is not None:
                     self._reload(reload)
                 if frame is not None:
-                    self._classify(*frame)
+                    self._classify(generation, *frame)
             except Exception as exc:  # noqa: BLE001 - the inference thread must outlive any one frame
                 if not self.context.ok():  # Ctrl-C shut ROS down under a publish: not the frame's fault
                     return
@@ -488,12 +654,43 @@ class AgentNode(LifecycleNode):
             self.core.load(choice)
         except Exception as exc:  # noqa: BLE001 - the node keeps running on the previous backend
             with self._lock:
-                self.core.fallback_reason = f"could not load {choice.backend!r} from {choice.model_dir}: {exc}"
-            self._bad_input("model", self.core.fallback_reason + "; keeping the previous backend", error=True)
+                self.model_error = f"could not load {choice.backend!r} from {choice.model_dir}: {exc}"
+            self._bad_input("model", f"{self.model_error}; still running {self.core.backend.describe()} on "
+                                     f"{self.core.choice.model_dir}", error=True)
             return
+        with self._lock:
+            self.model_error = None
         self.get_logger().info(f"backend now {self.core.backend.describe()} on {choice.model_dir}")
 
-    def _classify(self, frame_id: int, decode, received_s: float) -> None:
+    def _replace_backend(self, reason: str) -> None:
+        try:
+            self.core.replace_backend(reason)
+        finally:
+            with self._lock:
+                self._replacing = False
+        self.get_logger().info(f"backend now {self.core.backend.describe()}")
+
+    @never_raises
+    def _watch_backend(self) -> None:
+        """Replace a backend whose runtime died or that has not finished a frame in stall_timeout_s."""
+        with self._wake:
+            core, busy_since = self.core, self._busy_since
+            if core is None or not self._running or self._replacing:
+                return
+            failure = core.backend.failure()
+            timeout = self.get_parameter("stall_timeout_s").value
+            if failure is None and (busy_since is None or time.monotonic() - busy_since <= timeout):
+                return
+            reason = failure or f"backend {core.backend.name!r} has not finished a frame in " \
+                                f"{time.monotonic() - busy_since:.1f} s (stall_timeout_s {timeout:g})"
+            if busy_since is not None:  # stuck in the backend: leave it, a new worker takes over
+                self.abandoned_workers += 1
+                self._start_worker()
+            self._pending_replacement, self._replacing = reason, True
+            self._wake.notify_all()
+        self._bad_input("stall", f"{reason}: replacing the backend", error=True)
+
+    def _classify(self, generation: int, frame_id: int, header, decode, received_s: float) -> None:
         try:
             image, order = decode()
             limit = self.get_parameter("max_image_pixels").value
@@ -504,18 +701,26 @@ class AgentNode(LifecycleNode):
         except ImageDecodeError as exc:
             self._bad_input(exc.kind, f"bad image: {exc}")
             return
+        with self._lock:
+            self._busy_since = time.monotonic()
         try:
-            result = self.core.classify(x)
+            result = self.core.classify(x, frame_id=frame_id)
         except Exception as exc:  # noqa: BLE001 - a failing frame must not end the node
             self._bad_input("inference", f"inference failed: {exc}", error=True)
             return
-        if result is None:
+        finally:
+            with self._lock:
+                if generation == self._generation:
+                    self._busy_since = None
+        if result is None or generation != self._generation:  # skipped, or abandoned as stalled
             return
         decision = result.decision
         if self.last_decision is None or decision.point is not self.last_decision.point:
             self._log_decision(decision)
         self.last_decision = decision
         pubs = self._result_pubs
+        if pubs["classification"] is not None:
+            pubs["classification"].publish(classification(header, self.core.model.class_names, result.scores))
         pubs["label"].publish(String(data=result.label))
         pubs["class_id"].publish(Int32(data=result.class_id))
         n = len(result.scores)
@@ -525,6 +730,7 @@ class AgentNode(LifecycleNode):
         pubs["timesteps"].publish(UInt16(data=int(result.timesteps)))
         pubs["energy"].publish(Float32(data=float(result.energy.joules)))
         with self._lock:
+            self._last_classified = time.monotonic()
             self.stats.node_latencies_s.append(time.perf_counter() - received_s)
             self._count(self.pairing.prediction(frame_id, result.class_id))
 
@@ -576,31 +782,57 @@ class AgentNode(LifecycleNode):
             "expected_accuracy": f"{decision.point.accuracy:.4f}" if decision else "",
             "bad_input": s["bad_input"], "labels_unpaired": self.pairing.unpaired,
         }
+        now = time.monotonic()
+        since = self._last_classified or self._active_since
+        values["last_frame_age_s"] = "" if since is None else f"{now - since:.3f}"
+        values["abandoned_workers"] = self.abandoned_workers
+        timeout = self.get_parameter("stall_timeout_s").value
+        stalled = self._active and since is not None and now - since > timeout and \
+            self._last_received is not None and now - self._last_received < timeout
         other_w = core.governor.other_power_w() if core else None
         values["battery_other_power_w"] = "" if other_w is None else f"{other_w:.4g}"
+        charge = core.governor.charge_fraction() if core else None
+        values["battery_fraction"] = "" if charge is None else f"{charge:.4f}"
         values.update({f"bad_input_{kind}": n for kind, n in self.stats.bad_input.items()})
         if core and core.fallback_reason:
             values["fallback"] = core.fallback_reason
         if core and core.points_left_out:
             values["points_left_out"] = "; ".join(core.points_left_out)
+        if core and core.learner is not None:
+            values.update(core.learner.diagnostics())
+        if core and core.learning_problem:
+            values["learning_problem"] = core.learning_problem
         if self.configure_error:
             values["configure_error"] = self.configure_error
+        if self.model_error:
+            values["model_error"] = self.model_error
         if core is None and self.configure_error:
             return DiagnosticStatus.ERROR, f"not configured: {self.configure_error}", values
         if core is None:
             return DiagnosticStatus.OK, f"{self.state}: not configured", values
+        if stalled:
+            return DiagnosticStatus.ERROR, f"stalled: frames arrive, none classified for {now - since:.1f} s", values
         if core.fallback_reason:
             return DiagnosticStatus.ERROR, core.fallback_reason, values
+        if self.model_error:
+            return DiagnosticStatus.ERROR, self.model_error, values
         if decision is not None and decision.over_budget:
             return DiagnosticStatus.WARN, decision.reason, values
         if core.points_left_out:
             return DiagnosticStatus.WARN, core.points_left_out[0], values
+        if core.learning_problem:
+            return DiagnosticStatus.WARN, core.learning_problem, values
+        if core.learner is not None and core.learner.checkpoint_errors:
+            return DiagnosticStatus.WARN, core.learner.checkpoint_errors[-1], values
         if s["bad_input"]:
             return DiagnosticStatus.WARN, f"{s['bad_input']} bad inputs so far", values
         return DiagnosticStatus.OK, "classifying" if self._active else f"{self.state}: not classifying", values
 
     def destroy_node(self):
-        logging.getLogger("snn_agent").removeHandler(self._log_handler)
+        library = logging.getLogger("snn_agent")
+        library.removeHandler(self._log_handler)
+        if not library.handlers:
+            library.propagate = True
         self._unload()
         return super().destroy_node()
 

@@ -2,7 +2,9 @@
 
 Publishes `image` (sensor_msgs/Image, mono8 or rgb8, stamped) and then its class on `~/ground_truth`
 (std_msgs/Int32, which has no header): the agent pairs each label with the newest image stamped
-before the label arrived (see LabelPairing in agent_node.py).
+before the label arrived (see LabelPairing in agent_node.py). Where vision_msgs is importable, the
+class also goes out on `~/ground_truth_stamped` (vision_msgs/Classification under the image's own
+header), which any consumer pairs with its frame by stamp.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from std_msgs.msg import Int32
 from ..data import datasets
 from ..graph import resolve_path
 from .spin import spin_node
+from .vision import VISION_MSGS_MISSING, classification
 
 
 class CameraReplayNode(Node):
@@ -44,6 +47,12 @@ class CameraReplayNode(Node):
         self.index = 0
         self.pub_image = self.create_publisher(Image, "image", qos_profile_sensor_data)
         self.pub_truth = self.create_publisher(Int32, "~/ground_truth", 10)
+        self.pub_truth_stamped = None
+        if VISION_MSGS_MISSING:
+            self.get_logger().info(f"{VISION_MSGS_MISSING}: ~/ground_truth_stamped is not published")
+        else:
+            from vision_msgs.msg import Classification
+            self.pub_truth_stamped = self.create_publisher(Classification, "~/ground_truth_stamped", 10)
         self.create_timer(1.0 / self.get_parameter("rate_hz").value, self._publish)
         self.get_logger().info(f"replaying {len(self.data)} images of {self.data.name} at "
                                f"{self.get_parameter('rate_hz').value} Hz")
@@ -60,7 +69,11 @@ class CameraReplayNode(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = "camera"
         self.pub_image.publish(msg)
-        self.pub_truth.publish(Int32(data=int(self.data.labels[self.index])))
+        label = int(self.data.labels[self.index])
+        self.pub_truth.publish(Int32(data=label))
+        if self.pub_truth_stamped is not None:
+            scores = [1.0 if i == label else 0.0 for i in range(len(self.data.class_names))]
+            self.pub_truth_stamped.publish(classification(msg.header, self.data.class_names, scores))
         self.index += 1
 
 
