@@ -127,6 +127,14 @@ class Served:
                 pass
         return sorted(found)
 
+    @staticmethod
+    def command_of(pid: int) -> str:
+        try:
+            with open(f"/proc/{pid}/cmdline") as f:
+                return f.read().replace("\0", " ").strip()[:120]
+        except OSError:
+            return f"{pid} (gone)"
+
     def stop(self) -> int:
         if self.alive():
             self.proc.send_signal(signal.SIGINT)
@@ -228,6 +236,13 @@ class Client:
             raise RuntimeError(f"no label from {served.log_path}")
         return self.labels[before][0] - (served.started - time.monotonic() + time.perf_counter())
 
+    def wait_for_state(self, served: Served, state: str, timeout: float = 120.0) -> None:
+        """Until /diagnostics from this process (not one before it) reports the lifecycle state."""
+        if not self.wait(lambda: self.diag.get("_arrival", 0) > served.started and self.diag.get("state") == state,
+                         timeout):
+            raise RuntimeError(f"the agent did not reach {state!r}; see {served.log_path}")
+        self.wait(self.change_state.service_is_ready, 10)
+
     def set_parameter(self, name: str, value) -> tuple:
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
@@ -243,8 +258,7 @@ class Client:
         from lifecycle_msgs.srv import ChangeState
 
         future = self.change_state.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
-        self.wait(future.done, 60)
-        return future.result().success
+        return self.wait(future.done, 60) and future.result().success
 
 
 def percentiles_ms(seconds: list) -> dict:
@@ -445,14 +459,14 @@ def part_faults(client, images, log_dir, cycles: int) -> dict:
                               "fallback_seen_after_s": fallback_s, "labels_after": len(client.labels) - labels,
                               "alive": served.alive(), "level": client.diag.get("_level"),
                               "message": client.diag.get("_message"),
-                              "lava_processes_left": len(served.children())}
+                              "processes_left": [served.command_of(pid) for pid in served.children()]}
     finally:
         served.stop()
     # a backend that raises on every frame
     served = Served("raising", AGENT_PARAMS, log_dir)
     try:
-        client.wait(lambda: client.change_state.service_is_ready(), 60)
-        time.sleep(2.0)
+        client.wait_for_state(served, "active")
+        time.sleep(1.0)
         labels = len(client.labels)
         for i in range(50):
             client.send(images[i % len(images)])
@@ -467,7 +481,8 @@ def part_faults(client, images, log_dir, cycles: int) -> dict:
     # lifecycle cycled
     served = Served("agent", {**AGENT_PARAMS, "autostart": False}, log_dir)
     try:
-        client.wait(lambda: client.change_state.service_is_ready(), 60)
+        client.wait_for_state(served, "unconfigured")
+        time.sleep(1.0)
         steps = (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE,
                  Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_CLEANUP)
         assert all(client.transition(t) for t in steps)  # one cycle first: lazy imports, pools
@@ -546,6 +561,10 @@ def part_corrupt(client, images, log_dir) -> dict:
 
 # --- report --------------------------------------------------------------------------------------
 def print_report(results: dict) -> None:
+    for part in PARTS:
+        if "error" in results.get(part, {}):
+            print(f"\n{part}: FAILED: {results[part]['error']}")
+            results = {k: v for k, v in results.items() if k != part}
     if "latency" in results:
         r = results["latency"]
         print(f"\nlatency, one frame in flight, client publish -> label ({r['frames_per_run']} frames a run, "
@@ -575,7 +594,8 @@ def print_report(results: dict) -> None:
     if "faults" in results:
         r = results["faults"]
         for name, values in r.items():
-            print(f"\nfault {name}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
+            if isinstance(values, dict):
+                print(f"\nfault {name}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
     if "corrupt" in results:
         print(f"\n{'corrupt model':<22}{'up front':>9}{'names file':>11}{'old model runs':>15}  error")
         for name, r in results["corrupt"].items():
@@ -590,6 +610,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="CI-sized: short phases, soak of 2 minutes")
     ap.add_argument("--only", default=",".join(PARTS), help=f"parts to run, of {','.join(PARTS)}")
     ap.add_argument("--soak-s", type=float, help="soak duration (default 3600, 120 with --quick)")
+    ap.add_argument("--flood-s", type=float, help="flood duration (default 60, 10 with --quick)")
     ap.add_argument("--out", help="the JSON file (default bench/results/reliability.json, quick/ with --quick)")
     args = ap.parse_args()
     parts = [p for p in args.only.split(",") if p]
@@ -598,7 +619,7 @@ def main() -> int:
         ap.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
     out = output_path("reliability.json", args.quick, args.out)
     quick = args.quick
-    sizes = {"latency_frames": 300 if quick else 2000, "rounds": 2 if quick else 3, "flood_s": 10 if quick else 60,
+    sizes = {"latency_frames": 300 if quick else 2000, "rounds": 2 if quick else 3, "flood_s": args.flood_s or (10 if quick else 60),
              "hostile_s": 10 if quick else 30, "soak_s": args.soak_s or (120 if quick else 3600),
              "cycles": 20 if quick else 100}
     images, dataset = test_images()
@@ -610,18 +631,10 @@ def main() -> int:
         for part in parts:
             print(f"{part}...", flush=True)
             started = time.monotonic()
-            if part == "latency":
-                results[part] = part_latency(client, images, log_dir, sizes["latency_frames"], sizes["rounds"])
-            elif part == "flood":
-                results[part] = part_flood(client, images, log_dir, sizes["flood_s"])
-            elif part == "hostile":
-                results[part] = part_hostile(client, images, log_dir, sizes["hostile_s"])
-            elif part == "soak":
-                results[part] = part_soak(client, images, log_dir, sizes["soak_s"])
-            elif part == "faults":
-                results[part] = part_faults(client, images, log_dir, sizes["cycles"])
-            elif part == "corrupt":
-                results[part] = part_corrupt(client, images, log_dir)
+            try:
+                results[part] = run_part(part, client, images, log_dir, sizes)
+            except Exception as exc:  # noqa: BLE001 - a part that fails is reported, the others still run
+                results[part] = {"error": repr(exc)}
             results[part]["part_seconds"] = time.monotonic() - started
     finally:
         client.close()
@@ -629,6 +642,20 @@ def main() -> int:
     write_results(out, results, quick)
     print(f"\nwrote {os.path.relpath(out, ROOT)} (process logs in {log_dir})")
     return 0
+
+
+def run_part(part: str, client, images, log_dir, sizes) -> dict:
+    if part == "latency":
+        return part_latency(client, images, log_dir, sizes["latency_frames"], sizes["rounds"])
+    if part == "flood":
+        return part_flood(client, images, log_dir, sizes["flood_s"])
+    if part == "hostile":
+        return part_hostile(client, images, log_dir, sizes["hostile_s"])
+    if part == "soak":
+        return part_soak(client, images, log_dir, sizes["soak_s"])
+    if part == "faults":
+        return part_faults(client, images, log_dir, sizes["cycles"])
+    return part_corrupt(client, images, log_dir)
 
 
 if __name__ == "__main__":
