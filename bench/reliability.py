@@ -333,7 +333,8 @@ def part_flood(client, images, log_dir, seconds: float) -> dict:
         latencies = []
         sent_at = np.array([t for t, _ in sends])
         for arrival, label in received:
-            earlier = [t for t, lab in sends[:int(np.searchsorted(sent_at, arrival))][-len(rotation):] if lab == label]
+            before = int(np.searchsorted(sent_at, arrival))
+            earlier = [t for t, lab in sends[max(0, before - len(rotation)):before] if lab == label]
             if earlier:
                 latencies.append(arrival - earlier[-1])
         return {"seconds": seconds, "frames_sent": len(sends), "send_rate_hz": len(sends) / seconds,

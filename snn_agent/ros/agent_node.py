@@ -230,7 +230,7 @@ class AgentNode(LifecycleNode):
         self.last_decision = None  # the governor's latest choice, for /diagnostics and `snn-agent run`
         self._battery_scales: dict = {}  # publisher gid -> "fraction" | "percent", decided once (auto)
         self.pairing = LabelPairing()
-        self._newest = None  # (frame id, message, decoder, receipt time) of the newest frame not yet classified
+        self._newest = None  # (frame id, header, decoder, receipt time) of the newest frame not yet classified
         self._pending_reload: Optional[BackendChoice] = None
         self._result_pubs: dict = {}  # lifecycle publishers, from configure to cleanup
         self._attach_library_log()
