@@ -534,6 +534,8 @@ def corrupt_models(base: str) -> dict:
 
 
 def part_corrupt(client, images, log_dir) -> dict:
+    from snn_agent.ir import MODEL_ARRAYS, MODEL_JSON
+
     served = Served("agent", AGENT_PARAMS, log_dir)
     base = tempfile.mkdtemp(prefix="snn_agent_corrupt_")
     try:
@@ -549,7 +551,8 @@ def part_corrupt(client, images, log_dir) -> dict:
             still = client.round_trip(images[1]) is not None
             diag = client.fresh_diag()
             results[name] = {"rejected_up_front": not accepted, "error": error,
-                             "names_the_file": os.path.basename(path) in error,
+                             "names_the_file": any(os.path.join(path, f) in error for f in (MODEL_ARRAYS, MODEL_JSON))
+                             or f"{path} is a file" in error,
                              "still_classifying": still, "model_in_use": diag.get("model"),
                              "previous_model_running": diag.get("model") == MODEL_DIR, "alive": served.alive()}
             client.set_parameter("model", MODEL_DIR)  # clears model_error for the next case

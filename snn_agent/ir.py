@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
@@ -294,7 +295,7 @@ class SNNModel:
             raise ModelFormatError(f"corrupt model in {directory}: {json_path}: {exc}") from exc
         try:
             arrays = dict(np.load(npz_path, allow_pickle=False))
-        except (ValueError, OSError, EOFError) as exc:  # zip and npy errors
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # zip and npy errors
             raise ModelFormatError(f"corrupt model in {directory}: {npz_path}: {exc}") from exc
         if doc.get("format_version") not in READABLE_VERSIONS:
             raise ModelFormatError(f"{json_path}: format_version {doc.get('format_version')!r}, "
