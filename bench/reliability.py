@@ -9,11 +9,11 @@ measurement: a trivial rclpy node (`--serve echo`) that answers each image with 
 
   latency   one frame in flight at a time (client publish -> label received), agent (cpu backend,
             T=16, fixed policy) and echo alternately (A B A B), and the first label after start
-  flood     frames as fast as one publisher sends them: rate, labels/s, RSS growth, latency of
+  flood     frames as fast as one publisher sends them: rate, labels/s, RSS growth (anonymous), latency of
             classified frames (a lower bound: a label is matched to the newest frame of its class
             sent before it, 10 images of distinct classes in rotation), the node's own p99
   hostile   malformed Image and CompressedImage messages of every kind at full rate with valid ones
-  soak      30 frames/s: RSS slope, p99 latency in the first and the last window
+  soak      30 frames/s: RSS slope (anonymous), p99 latency in the first and the last window
   faults    a Lava runtime process killed mid-run; a backend that raises on every frame; lifecycle
             cycled (configure/activate/deactivate/cleanup) with threads, fds and child processes counted
   corrupt   model files: truncated weights, wrong shapes, NaN weights, garbage snn.json, a missing
@@ -108,8 +108,11 @@ class Served:
         return self.proc.poll() is None
 
     def rss_mb(self) -> float:
+        """The process's anonymous resident memory (RssAnon: heap, stacks), where a leak grows. The
+        file-backed part of VmRSS (mapped libraries) is left out: the kernel drops and reloads it
+        under other processes' memory pressure (seen here: VmRSS fell by 100 MB mid-run)."""
         with open(f"/proc/{self.pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+            return next(int(line.split()[1]) for line in f if line.startswith("RssAnon:")) / 1024
 
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/task"))
