@@ -22,3 +22,19 @@ def test_short_flood_and_soak(tmp_path):
     assert soak["alive"] and soak["internal_errors"] == 0 and soak["frames"] >= 0.8 * 15 * 30
     assert soak["lost_or_late"] < 0.2 * soak["frames"]  # a shared machine: some frames answer after 33 ms
     assert soak["rss_slope_mb_per_hour"] is not None and soak["first_window"]["n"] > 0
+
+
+def test_each_corrupt_model_is_refused_with_the_file_named_and_the_old_model_kept(tmp_path):
+    out = tmp_path / "reliability.json"
+    proc = subprocess.run([sys.executable, "bench/reliability.py", "--quick", "--only", "corrupt", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    cases = {k: v for k, v in json.loads(out.read_text())["corrupt"].items() if isinstance(v, dict)}
+    assert set(cases) == {"truncated_weights", "wrong_shapes", "nan_weights", "garbage_snn_json", "missing_file",
+                          "directory_is_a_file"}
+    for name, case in cases.items():
+        assert case["names_the_file"] and case["previous_model_running"] and case["still_classifying"], (name, case)
+        assert case["alive"], name
+    # what the files alone tell is refused when the parameter is set; the rest when the model loads
+    assert [n for n, c in cases.items() if c["rejected_up_front"]] == ["garbage_snn_json", "missing_file",
+                                                                       "directory_is_a_file"]
