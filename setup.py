@@ -9,6 +9,8 @@ NODES = {
     "agent": "snn_agent.ros.agent_node:main",
     "camera_replay": "snn_agent.ros.camera_replay_node:main",
     "battery_sim": "snn_agent.ros.battery_sim_node:main",
+    "sim": "snn_agent.ros.sim_node:main",
+    "patrol": "snn_agent.ros.patrol_node:main",
 }
 
 setup(
@@ -21,6 +23,9 @@ setup(
         (os.path.join("share", PACKAGE, "launch"), glob("launch/*.launch.py")),
         (os.path.join("share", PACKAGE, "config"), glob("config/*.yaml")),
         (os.path.join("share", PACKAGE, "models"), glob("models/*.onnx")),
+        # the arena and its Gazebo world; textures exist once written (python -m snn_agent.sim.gazebo)
+        (os.path.join("share", PACKAGE, "worlds"), glob("worlds/*.yaml") + glob("worlds/*.sdf")),
+        (os.path.join("share", PACKAGE, "worlds", "textures"), glob("worlds/textures/*.png")),
     ] + [
         # converted model directories ship with the package so the launch file works as installed
         (os.path.join("share", PACKAGE, d), [f for f in glob(os.path.join(d, "*.*")) if os.path.isfile(f)])

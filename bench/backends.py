@@ -24,10 +24,17 @@ cpu, cpu-numpy, cpu-loihi and openvino take turns on the same blocks of 25 frame
 per block (this machine's speed drifts within a second; see run_side_by_side). Lava runs alone, after
 them (~0.5 s a frame).
 CPU energy (cpu, cpu-loihi, openvino, lava) is the CPU time of the inference x a per-core power
-(modelled) unless the machine exposes RAPL counters (measured). For `lava` it is the CPU time of
+(modelled), RAPL or not: one frame is far shorter than a window RAPL's counters can measure
+(snn_agent/energy/rapl.py). For `lava` it is the CPU time of
 this process and of every process the Lava runtime started, read from /proc: what simulating the
 chip costs on this host. (LavaBackend itself reports the chip's modelled energy; that figure is kept
 as `backend_reported_energy_j` and is the `loihi` row.)
+
+Learning speed (issue 19): at T=16, the cpu backend and the Loihi-exact engine classifying, and the
+same two learning from every frame (inference, the plastic readout's scores, teaching runs of
+Lava's fixed-point rule emulated: bench/learning.py's labelled_frame_runner), take turns on the
+same blocks: frames/s side by side (targets: >= 500 labelled frames/s; the exact engine >= 1,000
+frames/s inference, >= 500 learning).
 
 Also: the CPU engines' speed-up over Lava's simulation at T=16 (issue targets: >= 1,000 frames/s on
 one core and >= 250x Lava), whether every layer's spike trains recorded from Lava equal the
@@ -57,11 +64,14 @@ from snn_agent.energy.constants import AcceleratorPower, CpuPower, LoihiEnergy  
 from snn_agent.energy.dnn_ops import dnn_macs  # noqa: E402
 from snn_agent.energy.models import (MODELLED, CpuEnergyMeter, accelerator_energy,  # noqa: E402
                                      accelerator_latency, loihi_energy)
+from snn_agent.energy.rapl import MIN_WINDOW_S as RAPL_MIN_WINDOW_S  # noqa: E402
 from snn_agent.engine.loihi_engine import LoihiEngine  # noqa: E402
 from snn_agent.progress import ProgressBar  # noqa: E402
 from results_file import output_path, write_results  # noqa: E402
 
 TIMESTEPS = (8, 16, 32)
+LEARNING_T = 16  # issue 19's speed targets are at T=16
+LEARNING_TARGETS = {"labelled_frames_per_s": 500, "exact_inference_frames_per_s": 1000}
 SPEEDUP_T = 16
 TARGET_FPS = 1000.0  # issue #4: the CPU engine at T=16, one core
 TARGET_SPEEDUP = 250.0  # issue #4: CPU engine vs Lava's CPU simulation
@@ -241,6 +251,35 @@ def ncs2_row(macs, dnn_correct, constants: AcceleratorPower):
 
 # --- spike trains: Lava against the emulation ----------------------------------------------------
 
+def measure_learning_speed(x, labels, meter) -> dict:
+    """Frames/s of the cpu backend and the Loihi-exact engine, classifying and learning from every
+    frame (one teaching run each), in turns on the same blocks (run_side_by_side)."""
+    from learning import cpu_features, exact_features, feature_engines, labelled_frame_runner
+    from snn_agent.learning.rules import ReadoutRule
+
+    cpu, exact = feature_engines()
+    model = cpu.model
+    rule = ReadoutRule()  # the node's default rate; a teaching run costs the same at any rate
+    runners = {"cpu": cpu_runner(cpu, LEARNING_T), "cpu learning": labelled_frame_runner(
+        cpu_features(cpu), model, rule, meter, LEARNING_T),
+               "cpu-loihi": loihi_engine_runner(exact, meter, LEARNING_T), "cpu-loihi learning": labelled_frame_runner(
+        exact_features(exact), model, rule, meter, LEARNING_T)}
+    measured = run_side_by_side(runners, x, labels, LEARNING_T)
+    cpu.close()
+    rows = {name: {"fps": r["fps"], "latency_ms_p50": r["latency_ms_p50"], "n_frames": r["n_frames"]}
+            for name, (r, _, _) in measured.items()}
+    rows["cpu learning"]["teaching_runs"] = runners["cpu learning"].ops.runs
+    rows["cpu-loihi learning"]["teaching_runs"] = runners["cpu-loihi learning"].ops.runs
+    return {"T": LEARNING_T, "frames_per_s": rows, "targets": LEARNING_TARGETS,
+            "cpu_learning_target_met": rows["cpu learning"]["fps"] >= LEARNING_TARGETS["labelled_frames_per_s"],
+            "exact_learning_target_met": rows["cpu-loihi learning"]["fps"] >= LEARNING_TARGETS["labelled_frames_per_s"],
+            "exact_inference_target_met": rows["cpu-loihi"]["fps"] >= LEARNING_TARGETS["exact_inference_frames_per_s"],
+            "how": "learning: inference + the readout's scores + teaching (Lava's fixed-point rule emulated) until the label wins, "
+                   "at most max_repeats (4) runs "
+                   "per frame, every frame taught (the runner-up's label); the four take turns on the same blocks; "
+                   "the cpu rows' backend also returns the hidden layer (as with learning on)"}
+
+
 def compare_spikes(model, netx_path, engine, x, grid):
     from snn_agent.backends.lava import LavaNetwork
 
@@ -305,6 +344,12 @@ def print_tables(results):
               f"{entry['speedup_vs_issue_reference']:.0f}x the issue's {s['issue_reference_lava_ms']['ms']:.0f} ms")
     print("CPU engine, one frame: compiled path vs numpy path (p50): "
           + ", ".join(f"T={t} {ratio:.1f}x faster" for t, ratio in results["cpu_compiled_vs_numpy"].items()))
+    ls = results["learning_speed"]
+    print(f"\nLearning speed at T={ls['T']} (frames/s, side by side; learning: every frame taught; targets "
+          f">= {ls['targets']['labelled_frames_per_s']} labelled frames/s, exact engine inference "
+          f">= {ls['targets']['exact_inference_frames_per_s']}):")
+    for name, r in ls["frames_per_s"].items():
+        print(f"  {name:<20} {r['fps']:>8.0f} frames/s  p50 {r['latency_ms_p50']:.3f} ms")
     c = results["spike_check"]
     print(f"\nspike_counts_identical: {results['spike_counts_identical']} ({c['frames']} frames x "
           f"{len(c['T'])} T = {c['frame_T_pairs']} frame runs, {c['layers']} layers each, {c['layer_trains']} spike "
@@ -400,6 +445,7 @@ def main() -> int:
     cpu_numpy.close()
     openvino.close()
     macs = dnn_macs(cpu.model)
+    learning_speed = measure_learning_speed(x, labels, meter)
 
     for t in TIMESTEPS:
         ops, correct = engine_ops[t]
@@ -472,6 +518,7 @@ def main() -> int:
         "timesteps": list(TIMESTEPS),
         "backends": backends,
         "cpu_vs_lava_speedup": speedup,
+        "learning_speed": learning_speed,
         # single frames: the engine's compiled path against its numpy path, same images, same run
         "cpu_compiled_vs_numpy": {str(t): backends["cpu-numpy"]["T"][str(t)]["latency_ms_p50"]
                                   / backends["cpu"]["T"][str(t)]["latency_ms_p50"] for t in TIMESTEPS},
@@ -488,8 +535,9 @@ def main() -> int:
                      "source": "Blouw et al. 2018 (Movidius NCS: 0.647 W running, 0.210 W idle); ops_per_s and "
                                "overhead_s: assumptions documented in snn_agent/energy/constants.py"},
             "cpu": {**asdict(cpu_power), "source": "typical mobile x86 core under load (snn_agent/energy/constants.py); "
-                                                   "used where RAPL is absent",
-                    "rapl": meter.kind == "measured"},
+                                                   "used where RAPL is absent and for windows under "
+                                                   f"{RAPL_MIN_WINDOW_S} s (every single frame here)",
+                    "rapl": meter.rapl.available},
         },
         "notes": [
             "latency: wall time of one frame (batch of 1); fps = 1 / mean latency; power_w = energy_j / mean latency",

@@ -41,13 +41,15 @@ def write_results(path: str, data: dict, quick: bool) -> None:
 
 
 def run_record(quick: bool) -> dict:
-    commit, dirty = _git_state()
+    """The tree and the date as the run began (when the bench imported this module): files edited
+    while a bench runs do not change what it ran."""
+    commit, dirty = _STARTED_ON
     return {
         "commit": commit,
         "dirty": dirty,
         "host": {"cpu_model": _cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
                  "python": platform.python_version()},
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": _STARTED_AT,
         "command": shlex.join(sys.orig_argv),
         "quick": bool(quick),
     }
@@ -75,3 +77,7 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+_STARTED_ON = _git_state()
+_STARTED_AT = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -36,6 +36,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from snn_agent.data import datasets  # noqa: E402
 
 
+VALIDATION_IMAGES = 5000  # carved from the training set; the test set is evaluated once, at the end
+VALIDATION_SEED = 12345  # fixed apart from --seed, so every run holds out the same images
 MIN_ACCURACY = 0.90  # the bundled model, with Clip activations
 MIN_ACCURACY_FOR_LEVELS = 0.88  # a network for T = 1 (binary activations), quantized
 FINETUNE_MAX_LR = 2e-3
@@ -69,14 +71,22 @@ class QCFS(nn.Module):
         return rate * self.ceiling
 
 
-def build(levels: int) -> nn.Sequential:
+def build(levels: int, classes: int = 10) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(1, 16, 5, stride=2, padding=2), QCFS(levels),
         nn.Conv2d(16, 32, 3, stride=2, padding=1), QCFS(levels),
         nn.Flatten(),
         nn.Linear(32 * 7 * 7, 128), QCFS(levels),
-        nn.Linear(128, 10),
+        nn.Linear(128, classes),
     )
+
+
+def only_classes(data: datasets.Dataset, classes: list) -> datasets.Dataset:
+    """The images of these classes, labelled by their position in `classes`."""
+    keep = np.isin(data.labels, classes)
+    position = {c: i for i, c in enumerate(classes)}
+    return datasets.Dataset(data.images[keep], np.array([position[c] for c in data.labels[keep]], np.int64),
+                            [data.class_names[c] for c in classes], data.name)
 
 
 def load_onnx_weights(model: nn.Sequential, path: str) -> nn.Sequential:
@@ -123,25 +133,38 @@ def main() -> None:
     ap.add_argument("--rate-penalty", type=float, default=0.0,
                     help="weight of the spiking layers' mean firing rates in the loss (quantized batches): "
                          "fewer spikes, less work per frame (the dense layer adds one weight row per input spike)")
+    ap.add_argument("--classes", type=int, nargs="+", metavar="INDEX",
+                    help="train on these Fashion-MNIST classes only (indices; the outputs follow this order): "
+                         "bench/learning.py holds two classes out to learn them online")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="torch threads (default: every core; 1 on a shared machine wastes less time in contention)")
+    ap.add_argument("--val", type=int, default=VALIDATION_IMAGES,
+                    help="training images held out as the validation split (the accuracy to choose by)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "fashion_cnn.onnx"))
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     train, test = datasets.load("fashion-mnist", "train"), datasets.load("fashion-mnist", "test")
+    if args.classes:
+        train, test = only_classes(train, args.classes), only_classes(test, args.classes)
     to_tensor = lambda d: torch.from_numpy(d.images.transpose(0, 3, 1, 2).astype(np.float32) / 255.0)  # noqa: E731
-    xtr, ytr = to_tensor(train), torch.from_numpy(train.labels)
+    held_out = np.random.RandomState(VALIDATION_SEED).permutation(len(train))
+    val_idx, train_idx = torch.from_numpy(held_out[:args.val]), torch.from_numpy(held_out[args.val:])
+    xall, yall = to_tensor(train), torch.from_numpy(train.labels)
+    xtr, ytr, xva, yva = xall[train_idx], yall[train_idx], xall[val_idx], yall[val_idx]
     xte, yte = to_tensor(test), torch.from_numpy(test.labels)
+    print(f"{len(xtr)} training images, {len(xva)} held out for validation; the test set is evaluated once, at the end")
 
-    model = build(args.levels)
+    model = build(args.levels, len(train.class_names))
     teacher = None
     if args.finetune:
         load_onnx_weights(model, args.finetune)
         teacher = load_onnx_weights(build(args.levels), args.finetune)
-        print(f"fine-tuning {args.finetune} (test accuracy with Clip: {evaluate(teacher, xte, yte, False):.4f}, "
-              f"quantized to {args.levels} levels: {evaluate(model, xte, yte, True):.4f})", flush=True)
+        print(f"fine-tuning {args.finetune} (validation accuracy with Clip: {evaluate(teacher, xva, yva, False):.4f}, "
+              f"quantized to {args.levels} levels: {evaluate(model, xva, yva, True):.4f})", flush=True)
         for m in teacher.modules():
             if isinstance(m, QCFS):
                 m.quantize = False
@@ -178,24 +201,25 @@ def main() -> None:
             loss.backward()
             opt.step()
             sched.step()
-        acc_q = evaluate(model, xte, yte, True)
+        acc_q = evaluate(model, xva, yva, True)
         rates = "/".join(f"{float(m.mean_rate):.3f}" for m in model.modules() if isinstance(m, QCFS))
-        acc = evaluate(model, xte, yte, False)
-        print(f"epoch {epoch + 1}/{args.epochs}  loss {loss.item():.3f}  test acc: clip {acc:.4f} "
+        acc = evaluate(model, xva, yva, False)
+        print(f"epoch {epoch + 1}/{args.epochs}  loss {loss.item():.3f}  validation acc: clip {acc:.4f} "
               f"quantized {acc_q:.4f} (firing rates per layer and step {rates})  "
               f"{time.time() - t0:.0f}s", flush=True)
 
-    quantized_acc = evaluate(model, xte, yte, True)
+    # what the network is for: every T (the Clip DNN is their limit), or only T = levels
+    meant_quantized = args.for_levels_only
+    val_acc = evaluate(model, xva, yva, meant_quantized)
+    test_acc = evaluate(model, xte, yte, meant_quantized)
+    floor = MIN_ACCURACY_FOR_LEVELS if args.for_levels_only else MIN_ACCURACY
+    print(f"accuracy of {'the SNN at T = %d (quantized)' % args.levels if meant_quantized else 'the exported DNN (Clip)'}: "
+          f"validation {val_acc:.4f} (choose by this), test {test_acc:.4f} (report this once)")
+    if val_acc < floor and not args.classes:  # the floors are the bundled 10-class network's
+        sys.exit(f"validation accuracy {val_acc:.4f} is below the {floor} this network must reach")
     for m in model.modules():
         if isinstance(m, QCFS):
             m.export_as_clip = True
-    clip_acc = evaluate(model, xte, yte, False)
-    print(f"test accuracy with Clip activations (the exported DNN): {clip_acc:.4f}; quantized to "
-          f"{args.levels} levels (the SNN at T = {args.levels}): {quantized_acc:.4f}")
-    # what the network is for: every T (the Clip DNN is their limit), or only T = levels
-    meant, floor = (quantized_acc, MIN_ACCURACY_FOR_LEVELS) if args.for_levels_only else (clip_acc, MIN_ACCURACY)
-    if meant < floor:
-        sys.exit(f"accuracy {meant:.4f} is below the {floor} this network must reach")
 
     model.eval()
     torch.onnx.export(model, torch.zeros(1, 1, 28, 28), args.out, input_names=["image"],
@@ -209,8 +233,9 @@ def main() -> None:
         "snn_agent.mean": json.dumps([0.0]),
         "snn_agent.std": json.dumps([1.0]),
         "snn_agent.channel_order": "gray",
-        "snn_agent.class_names": json.dumps(datasets.FASHION_MNIST_CLASSES),
-        "snn_agent.test_accuracy": f"{meant:.4f}",
+        "snn_agent.class_names": json.dumps(train.class_names),
+        "snn_agent.test_accuracy": f"{test_acc:.4f}",
+        "snn_agent.validation_accuracy": f"{val_acc:.4f} ({args.val} training images held out)",
         "snn_agent.trained_with": f"QCFS levels={args.levels}, epochs={args.epochs}, seed={args.seed}"
                                   + (f", every batch quantized (for T={args.levels} only)" if args.for_levels_only else "")
                                   + (f", fine-tuned from and distilled from {os.path.basename(args.finetune)}"

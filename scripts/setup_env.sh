@@ -47,7 +47,7 @@ else
     say "installing dependencies (first time: a few minutes, ~6 GB with torch from lava-dl)..."
     "$VENV/bin/pip" install -q "${reqs[@]}" 2>&1 | grep -v "^WARNING: Location" || true
     "$VENV/bin/pip" install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
-    "$VENV/bin/python" -c 'import rclpy, lava.magma, openvino, onnx, cv2, numpy, numba' 2>/dev/null || {
+    "$VENV/bin/python" -c 'import rclpy, lava.magma, openvino, onnx, cv2, numpy, numba, mujoco' 2>/dev/null || {
         echo "[setup] ERROR: the venv is incomplete (an import failed); see the pip output above" >&2; exit 1; }
     echo "$wanted" > "$STAMP"
     say "environment ready"
@@ -64,6 +64,29 @@ elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 else
     say "Fashion-MNIST absent and apt-get not usable (needs root): falling back to scikit-learn's digits"
 fi
+
+# The simulation: MuJoCo renders headless through OSMesa (libosmesa6); the Gazebo world is checked
+# with the real SDF parser (libsdformat-dev, sdformat 12, compiled against with g++).
+SIM_PACKAGES=(libosmesa6 libsdformat-dev g++)
+missing_sim=()
+for package in "${SIM_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing_sim+=("$package")
+done
+if [ ${#missing_sim[@]} -eq 0 ]; then
+    say "simulation packages: installed (${SIM_PACKAGES[*]})"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing ${missing_sim[*]} (MuJoCo's headless rendering, the strict SDF check)..."
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_sim[@]}" >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_sim[@]}" >/dev/null 2>&1; }) \
+        || say "could not install ${missing_sim[*]}: without libosmesa6 the MuJoCo twin cannot render (its tests fail); without libsdformat-dev and g++ the SDF check is skipped"
+else
+    say "${missing_sim[*]} absent and apt-get not usable (needs root): run apt-get install ${missing_sim[*]} as root;"
+    say "  without libosmesa6 the MuJoCo twin cannot render, without libsdformat-dev and g++ the SDF check is skipped"
+fi
+
+# The Gazebo world's textures: each panel's image, written from the installed dataset (never downloaded)
+say "arena: writing worlds/arena.sdf and its textures from worlds/arena.yaml..."
+"$VENV/bin/python" -m snn_agent.sim.gazebo || say "could not write the arena's textures (is the dataset installed?)"
 
 # numba caches the compiled kernels next to their source; the first compile takes ~15 s, which
 # would otherwise land on the first frame of the first node or test that runs the CPU engine

@@ -1,5 +1,6 @@
 """What the agent node does, without ROS: hold a backend, let the governor pick the operating
-point, classify frames, keep the statistics /diagnostics reports.
+point, classify frames, learn from feedback (learning/online.py), keep the statistics
+/diagnostics reports.
 
 The ROS node (ros/agent_node.py) only moves messages in and out of this class.
 """
@@ -21,6 +22,9 @@ from .backends import Backend, create_backend
 from .energy.constants import constants_from
 from .energy.models import EnergyEstimate
 from .ir import ModelFormatError, SNNModel
+from .learning.checkpoint import model_fingerprint
+from .learning.online import FeedbackOutcome, LearningSettings, OnlineLearner, trainer_for
+from .learning.readout import HOST
 
 log = logging.getLogger("snn_agent")
 
@@ -124,8 +128,12 @@ class AgentCore:
     def __init__(self, choice: BackendChoice, settings: GovernorSettings,
                  backend_factory: Callable[..., Backend] = create_backend,
                  clock: Callable[[], float] = time.monotonic, lock: Optional[threading.RLock] = None,
-                 stats: Optional[FrameStats] = None):
+                 stats: Optional[FrameStats] = None, learning: Optional[LearningSettings] = None):
         self.settings = settings
+        self.learning = learning or LearningSettings()
+        self.learner: Optional[OnlineLearner] = None
+        self.learning_problem: Optional[str] = None  # why learning is asked for and does not run
+        self._learning_energy_j = 0.0  # learning steps' energy, billed with the next frame
         self.backend_factory = backend_factory
         self.clock = clock
         self.lock = lock or threading.RLock()
@@ -194,6 +202,10 @@ class AgentCore:
     def _install(self, backend: Backend, choice: BackendChoice, reason: Optional[str], close_old: bool = True) -> None:
         points = self._points(choice.model_dir, backend)
         with self.lock:
+            self._stop_learning()  # its last checkpoint first: the new learner restores it
+        learner = self._learner_for(backend, choice)
+        with self.lock:
+            self.learner = learner
             old = self.backend
             self.backend, self.choice, self.fallback_reason = backend, choice, reason
             governor = Governor(points, self.settings)
@@ -220,6 +232,12 @@ class AgentCore:
         self.points_left_out = []
         runnable = []
         for point in points:
+            if point.weights and self.learning.enabled:
+                reason = (f"operating point T={point.timesteps} with weights {point.weights!r} left out: learning "
+                          f"runs on the model's own weights")
+                log.warning(reason)
+                self.points_left_out.append(reason)
+                continue
             try:
                 backend.load_weights(point.weights)
             except Exception as exc:  # noqa: BLE001 - any failure to load leaves out this point only
@@ -231,18 +249,77 @@ class AgentCore:
         return runnable
 
     def close(self) -> None:
+<<<<<<< HEAD
         for backend in (self.backend, self._spare_cpu):
             if backend is not None:
                 backend.close()
+=======
+        with self.lock:
+            self._stop_learning()
+        if self.backend is not None:
+            self.backend.close()
+>>>>>>> main
+
+    # --- learning ------------------------------------------------------------------------------
+    def _learner_for(self, backend: Backend, choice: BackendChoice) -> Optional[OnlineLearner]:
+        """A learner over this backend's hidden layer where learning is enabled and the backend can
+        learn; else None, with the reason in learning_problem where learning was asked for."""
+        backend.with_features = False
+        self.learning_problem = None
+        if not self.learning.enabled:
+            return None
+        kind = backend.capabilities.learning
+        if not kind:
+            self.learning_problem = f"backend {backend.name!r} cannot learn"
+            log.error(self.learning_problem)
+            return None
+        constants = constants_from(choice.energy)
+        try:
+            model = SNNModel.load(choice.model_dir)
+            # a readout over DNN activations (host) is another readout than one over spike counts
+            fingerprint = f"{model_fingerprint(model)}-{'activations' if kind == HOST else 'spikes'}"
+            learner = OnlineLearner(backend.score_layer(), model.class_names, fingerprint, self.learning,
+                                    trainer_for(kind, hardware=bool(getattr(backend, "hardware", False))),
+                                    constants["cpu"], constants["loihi"])
+        except Exception as exc:  # noqa: BLE001 - the agent classifies on without learning, and says why
+            self.learning_problem = f"learning could not start: {exc}"
+            log.error(self.learning_problem)
+            return None
+        backend.with_features = True
+        return learner
+
+    def _stop_learning(self) -> None:
+        """Call with the lock held."""
+        if self.learner is not None:
+            self.learner.close()
+            self.learner = None
+
+    def set_learning(self, settings: LearningSettings) -> None:
+        """New learning parameters: the learner is rebuilt (from its checkpoint) with them. Points
+        with their own weights come back or go with learning.enabled."""
+        self.learning = settings
+        if self.backend is not None:
+            self._install(self.backend, self.choice, self.fallback_reason)
+
+    def feedback(self, label: int, frame_id=None) -> FeedbackOutcome:
+        """The true class of a classified frame (None: the most recent one)."""
+        with self.lock:
+            if self.learner is None:
+                return FeedbackOutcome(False, self.learning_problem or "learning is not enabled (learning.enabled)")
+            outcome = self.learner.feedback(label, frame_id)
+            if outcome.energy is not None:
+                self._learning_energy_j += outcome.energy.joules
+            return outcome
 
     @property
     def model(self) -> SNNModel:
         return self.backend.model
 
     # --- frames --------------------------------------------------------------------------------
-    def classify(self, x: np.ndarray, ground_truth: Optional[int] = None) -> Optional[FrameResult]:
+    def classify(self, x: np.ndarray, ground_truth: Optional[int] = None, frame_id=None) -> Optional[FrameResult]:
         """x: (1, C, H, W) network input. None when the DNN backend's decimation skips the frame.
-        A backend that fails mid-run is replaced by the CPU engine and the frame is retried."""
+        A backend that fails mid-run is replaced by the CPU engine and the frame is retried.
+        frame_id: what feedback names the frame by (learning)."""
         with self.lock:
             decision = self.governor.choose(self.clock())
             point = decision.point
@@ -262,12 +339,20 @@ class AgentCore:
             if backend.name == "cpu" or not self.choice.allow_fallback:
                 raise
             self.fall_back_to_cpu(f"backend {backend.name!r} failed while running ({exc})")
-            return self.classify(x, ground_truth)
-        scores = result.scores[0]
+            return self.classify(x, ground_truth, frame_id)
+        scores, names, energy = result.scores[0], self.model.class_names, result.energy
+        with self.lock:
+            if self.learner is not None and result.hidden is not None:
+                steps = timesteps if backend.capabilities.adapt_timesteps else 1
+                scores = self.learner.classify(result.hidden[0], steps, frame_id)
+                names = self.learner.readout.class_names
+            if self._learning_energy_j:  # the learning since the last frame is billed with this one
+                energy = EnergyEstimate(energy.joules + self._learning_energy_j, energy.kind,
+                                        f"{energy.source} + learning steps")
+                self._learning_energy_j = 0.0
         class_id = int(np.argmax(scores))
-        names = self.model.class_names
         frame = FrameResult(class_id, names[class_id] if class_id < len(names) else str(class_id), scores,
-                            timesteps if backend.capabilities.adapt_timesteps else 0, result.energy,
+                            timesteps if backend.capabilities.adapt_timesteps else 0, energy,
                             result.latency_s, decision,
                             None if ground_truth is None else class_id == ground_truth)
         with self.lock:

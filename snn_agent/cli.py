@@ -3,6 +3,7 @@
     snn-agent convert MODEL.onnx --calib DATASET -o OUT/
     snn-agent profile OUT/ --data DATASET [--weights DIR:T[,T...]] [--json]
     snn-agent run [--config config/agent.yaml] [--duration S] [--json]
+    snn-agent run --sim mujoco [--duration S] [--json]     (the closed-loop mission, docs/simulation.md)
 """
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def _profile(args) -> int:
 
     model = SNNModel.load(args.model_dir)
     data = profiling.split_data(args.data, model, args.n, args.calib_n)
+    print(f"data: {data.split}")
     grid = sorted({int(t) for t in args.timesteps.split(",")})
     dnn_accuracy = profiling.dnn_accuracy(args.model_dir, data)
     targets, tables, skipped = {}, [], []
@@ -147,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--data", default="fashion-mnist", help="test data (same forms as --calib)")
     profile.add_argument("--n", type=int, default=2000, help="held-out test images (0 = all)")
     profile.add_argument("--calib-n", type=int, default=2000,
-                         help="images that choose the neuron parameters (half search, half check what is kept)")
+                         help="images that choose the neuron parameters (half search, half check what is kept); a data "
+                              "file with fewer than twice this many is split in halves")
     profile.add_argument("--timesteps", default="2,3,4,6,8,12,16,24,32,48,64,96,128", help="comma-separated T grid")
     profile.add_argument("--weights", action="append", default=[], metavar="DIR:T[,T...]", type=_weights_option,
                          help="also points at these T with the weights in DIR (relative to model_dir): a conversion "
@@ -163,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         run = sub.add_parser("run", help="(unavailable: rclpy cannot be imported)")
         run.set_defaults(func=lambda _args, _exc=exc: sys.exit(f"snn-agent run needs ROS 2 (rclpy): {_exc}"))
     else:
-        run = sub.add_parser("run", help="bring up the agent with a replayed camera and a simulated battery")
+        run = sub.add_parser("run", help="bring up the agent with a replayed camera and a simulated battery "
+                                         "(--sim mujoco: the closed-loop mission in the arena's MuJoCo twin)")
         run_graph.add_arguments(run)
         run.set_defaults(func=run_graph.main)
     return parser

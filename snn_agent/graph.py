@@ -26,6 +26,13 @@ CAMERA_REPLAY = NodeSpec("camera_replay")
 BATTERY_SIM = NodeSpec("battery_sim")
 
 
+# The closed loop in a simulator: the MuJoCo twin (or Gazebo through its bridge), the patrol, and the
+# agent scored against the twin's ground truth
+SIM = NodeSpec("sim")
+PATROL = NodeSpec("patrol")
+AGENT_IN_SIM = NodeSpec("agent", (("ground_truth", "sim/ground_truth"),))
+
+
 def node_specs(use_sim: bool) -> list:
     """The agent alone on a robot; with use_sim, a replayed camera and a simulated battery too."""
     return [AGENT, CAMERA_REPLAY, BATTERY_SIM] if use_sim else [AGENT]
@@ -35,10 +42,28 @@ def node_overrides(spec: NodeSpec, backend: str = "", autostart: bool = True, us
     """What the launch arguments (and `snn-agent run`'s options) set over the parameters file:
     use_sim_time on every node; autostart and, when non-empty, backend on the agent."""
     overrides = {"use_sim_time": use_sim_time}
-    if spec == AGENT:
+    if spec.name == AGENT.name:
         overrides["autostart"] = autostart
         if backend:
             overrides["backend"] = backend
+    return overrides
+
+
+def sim_node_specs() -> list:
+    """The mission in a simulator: the agent, the MuJoCo twin (in Gazebo: gz sim and its bridge), the patrol."""
+    return [AGENT_IN_SIM, SIM, PATROL]
+
+
+def sim_overrides(spec: NodeSpec, sim_config_path: str, backend: str = "") -> dict:
+    """What the simulated mission sets over the parameters files: simulated time on every node, and
+    the agent's mission time (with the arena's planning margin) and reserve those of the arena that
+    the sim loads."""
+    overrides = node_overrides(spec, backend, use_sim_time=True)
+    if spec.name == AGENT.name:
+        from .sim.arena import load_arena
+
+        arena = load_arena(load_config(sim_config_path).get(SIM.name, {}).get("arena", ""))
+        overrides.update(mission_time_s=arena.agent_mission_s, battery_reserve=arena.battery.reserve)
     return overrides
 
 
@@ -55,8 +80,8 @@ def share_dir() -> str:
     return SOURCE_ROOT
 
 
-def default_config_path() -> str:
-    return os.path.join(share_dir(), "config", "agent.yaml")
+def default_config_path(name: str = "agent.yaml") -> str:
+    return os.path.join(share_dir(), "config", name)
 
 
 def resolve_path(path: str) -> str:

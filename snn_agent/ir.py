@@ -143,6 +143,9 @@ class Network:
     class_names: list = field(default_factory=list)
     # Exporters' post-processing ops (Softmax, ArgMax, ...) the importer dropped; reported, not saved.
     dropped_postprocessing: list = field(default_factory=list)
+    # Names of the layers the importer made of a MaxPool: their output never exceeds their source's
+    # and reaches it, which conversion uses; not saved (conversion starts from the DNN).
+    max_pool_layers: list = field(default_factory=list)
 
     @property
     def is_chain(self) -> bool:

@@ -8,6 +8,8 @@ import random
 os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(1, 101))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "OFF"
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# MuJoCo picks its GL backend when first imported: software rendering, whichever test imports it first
+os.environ.setdefault("MUJOCO_GL", "osmesa")
 
 import pytest  # noqa: E402
 

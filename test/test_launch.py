@@ -35,21 +35,27 @@ class LaunchConfiguration(StandIn):
         return context[self.args[0]]
 
 
-@pytest.fixture
-def launch_file(monkeypatch):
-    """The launch file's module, importing stand-ins for launch and launch_ros."""
-    modules = {"launch": {"LaunchDescription": StandIn}, "launch.actions": {"DeclareLaunchArgument": StandIn,
-                                                                           "OpaqueFunction": StandIn},
-               "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
-               "launch_ros": {}, "launch_ros.actions": {"Node": StandIn}}
-    for name, members in modules.items():
+STAND_INS = {"launch": {"LaunchDescription": StandIn},
+             "launch.actions": {"DeclareLaunchArgument": StandIn, "OpaqueFunction": StandIn},
+             "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
+             "launch_ros": {}, "launch_ros.actions": {"Node": StandIn}}
+
+
+def import_launch_file(monkeypatch, path: str, stand_ins: dict = STAND_INS):
+    """The launch file's module, importing stand-ins (module name -> members) for launch and launch_ros."""
+    for name, members in stand_ins.items():
         module = types.ModuleType(name)
         module.__dict__.update(members)
         monkeypatch.setitem(sys.modules, name, module)
-    spec = importlib.util.spec_from_file_location("agent_launch", LAUNCH)
+    spec = importlib.util.spec_from_file_location(os.path.basename(path).replace(".", "_"), path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def launch_file(monkeypatch):
+    return import_launch_file(monkeypatch, LAUNCH)
 
 
 def launched_nodes(launch_file, **arguments) -> list:

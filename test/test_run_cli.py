@@ -54,3 +54,14 @@ def test_ctrl_c_ends_an_open_ended_run_with_its_summary():
     assert proc.returncode == 0, err[-2000:]
     assert json.loads(out.strip().splitlines()[-1])["frames"] > 0
     assert "Traceback" not in err
+
+
+def test_the_lava_backend_starts_without_lava_dls_import_noise():
+    env = {k: v for k, v in os.environ.items() if k != "ROS_DOMAIN_ID"}
+    proc = subprocess.run([sys.executable, "-m", "snn_agent.ros.run_graph", "--backend", "lava", "--duration", "3",
+                           "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["backend"].startswith("lava") and summary["frames"] >= 1
+    for noise in ("No CUDA runtime", "Prophesee"):
+        assert noise not in proc.stdout + proc.stderr

@@ -186,19 +186,21 @@ def enhance(run: Callable, calib: tuple, timesteps: int, plain: NeuronConfig, ca
     return kept
 
 
-# Probability that a camera frame skipped by decimation still shows what the last classified frame
-# showed (its label still holds). An assumption, not a measurement: set it for your robot's speed
-# and frame rate. It makes a skipped frame cost accuracy, so that the governor classifies every
-# frame when the budget allows (with one accuracy for all rates it would always take the cheapest).
-LABEL_PERSISTENCE = 0.9
+def label_persistence(labels) -> float:
+    """How often a frame shows the label of the frame before it, on a stream of labelled frames in
+    the order a camera delivers them: the chance that a frame skipped by decimation still has the
+    label of the last classified one."""
+    labels = np.asarray(labels)
+    return float(np.mean(labels[1:] == labels[:-1])) if len(labels) > 1 else 0.0
 
 
 def decimation_points(dnn_accuracy: float, latency_ms: float, energy_j: float, energy_kind: str,
-                      rates=(1, 2, 3, 4, 6, 8), persistence: float = LABEL_PERSISTENCE) -> list:
+                      persistence: float, rates=(1, 2, 3, 4, 6, 8)) -> list:
     """A DNN cannot trade T; it saves energy by classifying one frame in `rate`. The energy per
     camera frame falls as 1/rate. Accuracy is per camera frame: the classified one has the DNN's
     accuracy, each of the rate - 1 skipped ones keeps its label, right when the scene has not
-    changed (probability `persistence`): dnn_accuracy * (1 + (rate - 1) * persistence) / rate."""
+    changed (probability `persistence`, label_persistence of the stream):
+    dnn_accuracy * (1 + (rate - 1) * persistence) / rate."""
     return mark_pareto([OperatingPoint(0, dnn_accuracy * (1 + (r - 1) * persistence) / r, latency_ms,
                                        energy_j / r, energy_kind, decimation=r) for r in rates])
 

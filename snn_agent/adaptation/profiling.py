@@ -25,8 +25,8 @@ from ..engine.loihi_engine import LoihiEngine
 from ..ir import ModelFormatError, SNNModel
 from ..progress import ProgressBar
 from .calibration import dnn_channel_rates
-from .operating_points import (DEFAULT_GRID, LABEL_PERSISTENCE, LOIHI_V_DECAYS, MeasuredCost, PointTable,
-                               decimation_points, loihi_cost, mark_pareto, remeasure_side_by_side, search)
+from .operating_points import (DEFAULT_GRID, LOIHI_V_DECAYS, MeasuredCost, PointTable,
+                               decimation_points, label_persistence, loihi_cost, mark_pareto, remeasure_side_by_side, search)
 
 # Parameter enhancement pays at small T; past this the plain conversion is kept, which saves
 # most of the profiling time (large T dominate it). Per-layer scales and bias calibration, which
@@ -35,27 +35,40 @@ ENHANCE_MAX_T = 32
 LAYER_ENHANCE_MAX_T = 8
 
 
+# Fewer samples than this in either split measure nothing: one sample moves an accuracy by 5 points.
+MIN_SPLIT_SAMPLES = 20
+
+
 @dataclass
 class ProfileData:
     calib: tuple  # (x, labels) used to choose neuron parameters
     heldout: tuple  # (x, labels) every reported accuracy comes from
     name: str
+    split: str = ""  # how the samples were divided, in words (printed by the CLI)
 
 
 def split_data(spec: str, model: SNNModel, n_test: int, n_calib: int) -> ProfileData:
     """Named data sets: calibrate on the training split, report on the test split. User files:
-    the first `n_calib` samples calibrate, the rest are held out."""
+    the first samples calibrate, the rest are held out; `n_calib` of them, or, in a data set too
+    small to hold `n_calib` and a held-out split as large, half of it (calibration and held-out
+    halves). Refuses only a data set too small to give MIN_SPLIT_SAMPLES to each split."""
     pre = model.network.preprocessing
     if spec in ("fashion-mnist", "digits"):
         test = datasets.load(spec, "test").subset(n_test)
         calib = datasets.load(spec, "train").subset(n_calib)
+        split = f"{len(calib)} training samples calibrate, {len(test)} test samples are held out"
     else:
         data = datasets.load(spec)
-        if len(data) <= n_calib:
-            raise datasets.DatasetError(f"{spec}: {len(data)} samples; profiling needs more than "
-                                        f"--calib-n={n_calib} (the rest is the held-out split)")
-        calib, test = data.subset(n_calib), data.subset(n_test, offset=n_calib)
-    return ProfileData((model_input(calib, pre), calib.labels), (model_input(test, pre), test.labels), test.name)
+        chosen = n_calib if len(data) >= 2 * n_calib else len(data) // 2
+        if min(chosen, len(data) - chosen) < MIN_SPLIT_SAMPLES:
+            raise datasets.DatasetError(
+                f"{spec}: {len(data)} samples; profiling needs at least {MIN_SPLIT_SAMPLES} to choose the neuron "
+                f"parameters and {MIN_SPLIT_SAMPLES} more to measure them on (the held-out split)")
+        calib, test = data.subset(chosen), data.subset(n_test, offset=chosen)
+        split = f"the first {len(calib)} of {len(data)} samples calibrate, the next {len(test)} are held out" + \
+            ("" if chosen == n_calib else f" (--calib-n={n_calib} would leave too few to hold out: split in halves)")
+    return ProfileData((model_input(calib, pre), calib.labels), (model_input(test, pre), test.labels), test.name,
+                       split)
 
 
 def _search_points(name: str, run, cost, data: ProfileData, neuron, grid, reference_rates: Optional[list],
@@ -155,7 +168,9 @@ def profile_loihi(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, energy_f
 
 def profile_openvino(model_dir: str, data: ProfileData, dnn_acc: float, latency_frames: int = 200):
     """The DNN backend's operating points: frame-decimation rates (decimation_points), from the
-    DNN's held-out accuracy and its OpenVINO latency and energy on the CPU."""
+    DNN's held-out accuracy and its OpenVINO latency and energy on the CPU. A skipped frame keeps
+    the last label: right as often as the held-out images, in the order the camera replay
+    publishes them, repeat the previous image's label (measured, not assumed)."""
     from ..backends.openvino import OpenVinoBackend
 
     backend = OpenVinoBackend(device="CPU")
@@ -164,11 +179,16 @@ def profile_openvino(model_dir: str, data: ProfileData, dnn_acc: float, latency_
         latency_ms, energy = MeasuredCost(backend.infer, data.heldout[0][:latency_frames])(0, None)
     finally:
         backend.close()
-    table = PointTable("openvino", "dnn", decimation_points(dnn_acc, latency_ms, energy.joules, energy.kind),
+    persistence = label_persistence(data.heldout[1])
+    table = PointTable("openvino", "dnn", decimation_points(dnn_acc, latency_ms, energy.joules, energy.kind, persistence),
                        _calibration(data, latency="measured: median single-frame wall time, OpenVINO on the CPU",
                                     accuracy=f"per camera frame: the DNN's on classified frames; a skipped frame "
-                                             f"keeps the last label, right with probability {LABEL_PERSISTENCE} "
-                                             f"x the DNN's accuracy (assumed label persistence)"))
+                                             f"keeps the last label, right with probability {persistence:.3f} x the "
+                                             f"DNN's accuracy: the label persistence measured on the {len(data.heldout[1])} "
+                                             f"held-out {data.name} images in the order the camera replay publishes "
+                                             f"them (a camera watching one scene holds a label longer: profile on a "
+                                             f"recording of it)",
+                                    label_persistence=persistence))
     table.save(model_dir)
     return table
 

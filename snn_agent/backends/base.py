@@ -15,7 +15,7 @@ import numpy as np
 
 from ..energy.models import EnergyEstimate
 from ..engine.cpu_engine import OpCounts
-from ..ir import NeuronConfig, SNNModel
+from ..ir import Layer, NeuronConfig, SNNModel
 
 
 class BackendError(RuntimeError):
@@ -26,6 +26,9 @@ class BackendError(RuntimeError):
 class Capabilities:
     adapt_timesteps: bool  # False for a DNN: the governor decimates frames instead
     learn_online: bool
+    # how its readout learns (learning.readout): "emulated" (Lava's fixed point on the CPU), "on-chip"
+    # (Lava's LearningDense, simulated or on Loihi), "host" (float, beside an accelerator); "": not at all
+    learning: str = ""
     # runs operating points that bring their own weights (OperatingPoint.weights)
     switch_weights: bool = False
 
@@ -36,6 +39,9 @@ class BackendResult:
     latency_s: float  # wall time of the whole batch
     energy: EnergyEstimate  # per frame
     ops: Optional[OpCounts] = None  # None where the backend cannot count spikes (a DNN)
+    # the last hidden layer's output per frame, (frames, steps, n): spikes, or a DNN's activations
+    # (one step); given where Backend.with_features is set (a learning readout reads it)
+    hidden: Optional[np.ndarray] = None
 
     @property
     def labels(self) -> np.ndarray:
@@ -48,6 +54,7 @@ class Backend(ABC):
 
     def __init__(self):
         self.model: Optional[SNNModel] = None
+        self.with_features = False  # give each result's hidden layer output (BackendResult.hidden)
 
     def load(self, model_dir: str) -> None:
         """Read the converted model; raises ModelFormatError or BackendError."""
@@ -73,6 +80,10 @@ class Backend(ABC):
     def _refuse_weights(self, weights: str) -> None:
         if weights:
             raise BackendError(f"backend {self.name!r} runs the model's own weights only, not {weights!r}")
+
+    def score_layer(self) -> Layer:
+        """The layer that maps BackendResult.hidden to the scores: what a learning readout starts from."""
+        return self.model.layers[-1]
 
     def close(self) -> None:
         """Release devices and processes; a closed backend is not used again. Must not hang on a

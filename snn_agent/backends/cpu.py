@@ -16,7 +16,7 @@ from .base import Backend, BackendError, BackendResult, Capabilities
 
 class CpuBackend(Backend):
     name = "cpu"
-    capabilities = Capabilities(adapt_timesteps=True, learn_online=False, switch_weights=True)
+    capabilities = Capabilities(adapt_timesteps=True, learn_online=True, switch_weights=True, learning="emulated")
 
     def __init__(self, cpu_power: CpuPower = CpuPower(), compiled_frames: bool = True):
         """compiled_frames: single frames as one compiled call (see engine.cpu_engine); False keeps
@@ -68,4 +68,5 @@ class CpuBackend(Backend):
         result = engine.run(x, timesteps, neuron)
         seconds = time.perf_counter() - started
         energy = self.meter.energy(start, self.meter.read(), max(x.shape[0], 1))
-        return BackendResult(result.scores, seconds, energy, result.ops)
+        return BackendResult(result.scores, seconds, energy, result.ops,
+                             engine.hidden_spikes(result) if self.with_features else None)

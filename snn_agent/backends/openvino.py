@@ -19,7 +19,7 @@ import numpy as np
 from ..conversion.export_openvino import IR_XML, OPENVINO_DIR, export_openvino
 from ..energy.constants import AcceleratorPower, CpuPower
 from ..energy.models import CpuEnergyMeter, accelerator_energy
-from ..ir import NeuronConfig
+from ..ir import Layer, NeuronConfig
 from . import device_problem
 from .base import Backend, BackendError, BackendResult, Capabilities, Stopwatch
 
@@ -32,7 +32,7 @@ CPU_CONFIG = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1}
 
 class OpenVinoBackend(Backend):
     name = "openvino"
-    capabilities = Capabilities(adapt_timesteps=False, learn_online=False)
+    capabilities = Capabilities(adapt_timesteps=False, learn_online=True, learning="host")
 
     def __init__(self, device: str = "CPU", allow_fallback: bool = False, cpu_power: CpuPower = CpuPower(),
                  accelerator_power: AcceleratorPower = AcceleratorPower()):
@@ -52,22 +52,27 @@ class OpenVinoBackend(Backend):
         core = ov.Core()
         device = self._usable_device(core.available_devices, ov.get_version())
         xml = self._ir(model_dir)
+        network = core.read_model(xml)
+        # the accelerator cannot learn: the IR also gives its last hidden layer, and a host readout
+        # learns over it, starting from the IR's own score layer
+        self._score_layer, hidden = _score_layer_of(network)
+        network.add_outputs([hidden])
         try:
-            compiled = self._compile(core, xml, device)
+            compiled = self._compile(core, network, device)
         except RuntimeError as exc:  # e.g. a device listed but without its driver or compiler
             problem = f"OpenVINO could not compile {xml} for {device}: {_message(exc)}"
             if device == "CPU" or not self.allow_fallback:
                 raise BackendError(problem) from exc
             self._fall_back(problem)
-            compiled = self._compile(core, xml, "CPU")
+            compiled = self._compile(core, network, "CPU")
         executing = compiled.get_property("EXECUTION_DEVICES")
         if device == "AUTO" and executing == ["CPU"]:
             # AUTO chose the CPU: compile for it directly, as AUTO's dispatch thread triples the
             # latency of a small network and hides its CPU time from the thread-time meter
-            compiled = self._compile(core, xml, "CPU")
+            compiled = self._compile(core, network, "CPU")
         self.device = ",".join(executing)
         self._check_input(compiled.input().get_partial_shape(), xml)
-        self._output = compiled.output(0)
+        self._output, self._hidden = compiled.output(0), compiled.output(1)
         self._request = compiled.create_infer_request()
         # One throw-away inference: the first one allocates buffers and would misreport latency
         shape = (1,) + tuple(self.model.network.preprocessing.input_shape)
@@ -113,13 +118,13 @@ class OpenVinoBackend(Backend):
             raise BackendError(f"no OpenVINO IR ({xml}) and it cannot be written: {exc}") from exc
 
     @staticmethod
-    def _compile(core, xml: str, device: str):
+    def _compile(core, network, device: str):
         if device == "CPU":
-            return core.compile_model(xml, "CPU", CPU_CONFIG)
+            return core.compile_model(network, "CPU", CPU_CONFIG)
         if device == "AUTO":  # the CPU settings apply if AUTO picks the CPU
-            return core.compile_model(xml, "AUTO", {"DEVICE_PROPERTIES": {"CPU": CPU_CONFIG}})
+            return core.compile_model(network, "AUTO", {"DEVICE_PROPERTIES": {"CPU": CPU_CONFIG}})
         # accelerators run at their native precision (FP16 on GPU, NPU and MYRIAD), as deployed
-        return core.compile_model(xml, device)
+        return core.compile_model(network, device)
 
     def _check_input(self, ir_shape, xml: str) -> None:
         """The IR must take the frames the model's preprocessing makes (a stale IR would not)."""
@@ -137,18 +142,56 @@ class OpenVinoBackend(Backend):
         start = self.meter.read()
         with Stopwatch() as watch:
             # frame by frame, as the robot sends them (and as an IR with a fixed batch of 1 needs)
-            scores = [self._request.infer({0: x[i:i + 1]})[self._output] for i in range(len(x))]
+            outputs = [self._request.infer({0: x[i:i + 1]}) for i in range(len(x))]
+        scores = [output[self._output] for output in outputs]
+        hidden = np.concatenate([output[self._hidden] for output in outputs])[:, None] if self.with_features else None
         if self.device == "CPU":
             energy = self.meter.energy(start, self.meter.read(), frames)
         else:
             energy = accelerator_energy(watch.seconds / frames, self.accelerator_power, measured_latency=True)
-        return BackendResult(np.concatenate(scores).astype(np.float32, copy=False), watch.seconds, energy, None)
+        return BackendResult(np.concatenate(scores).astype(np.float32, copy=False), watch.seconds, energy, None,
+                             hidden)
+
+    def score_layer(self) -> Layer:
+        return self._score_layer
 
     def describe(self) -> str:
         return f"openvino:{self.device}"
 
     def close(self) -> None:
         self._request = None
+
+
+def _score_layer_of(network) -> tuple:
+    """The IR's score layer (the MatMul and bias Add before its output) as a dense Layer, and the
+    output that feeds it (the last hidden layer)."""
+    node = network.output(0).get_node()
+    while node.get_type_name() == "Result":
+        node = node.input_value(0).get_node()
+    bias = np.zeros(0)
+    if node.get_type_name() == "Add":
+        bias = _constant(node.input_value(1).get_node()).reshape(-1)
+        node = node.input_value(0).get_node()
+    if node.get_type_name() != "MatMul":
+        raise BackendError(f"the IR's output comes from a {node.get_type_name()}, not a dense score layer "
+                           f"(MatMul, bias Add): its readout cannot learn")
+    weight = _constant(node.input_value(1).get_node())
+    if not node.get_attributes().get("transpose_b", False):
+        weight = weight.T
+    hidden = node.input_value(0)
+    bias = bias if bias.size else np.zeros(weight.shape[0])
+    layer = Layer("score", "dense", weight.astype(np.float64), bias.astype(np.float64), (weight.shape[1],),
+                  (weight.shape[0],), spiking=False)
+    return layer, hidden
+
+
+def _constant(node) -> np.ndarray:
+    """A Constant, also behind the Convert that a compressed IR puts after it."""
+    while node.get_type_name() == "Convert":
+        node = node.input_value(0).get_node()
+    if node.get_type_name() != "Constant":
+        raise BackendError(f"the IR's score layer reads a {node.get_type_name()}, not constant weights")
+    return np.asarray(node.get_data(), dtype=np.float64)
 
 
 def _message(exc: Exception) -> str:

@@ -93,6 +93,9 @@ class FrameOpCounts:
 class InferenceResult:
     scores: np.ndarray  # (frames, classes)
     ops: Union[OpCounts, FrameOpCounts]  # a single compiled frame: FrameOpCounts, read the same way
+    # the last spiking layer's spikes (T, frames, n) on the batched path (a compiled frame keeps
+    # them in its kernel output): the input of a learning readout (SNNEngine.hidden_spikes)
+    hidden: Optional[np.ndarray] = None
 
     @property
     def labels(self) -> np.ndarray:
@@ -215,7 +218,7 @@ class SNNEngine:
         x_flat = (x.transpose(0, 2, 3, 1) if x.ndim == 4 else x).reshape(frames, -1)
         if self._graph is not None:
             return self._run_graph(x_flat, timesteps, neuron, counts)
-        spikes = None  # (T, frames, n) from the previous layer; None for the analog input
+        spikes = hidden = None  # (T, frames, n) from the previous (spiking) layer; None for the analog input
         spikes_per_input = None  # spikes of each input neuron over the batch, for synaptic ops
         point = self._parameters(neuron)
         for plan, threshold, bias in zip(self._layers, point.thresholds, point.biases):
@@ -233,7 +236,8 @@ class SNNEngine:
             counts.add_layer(layer.name, plan.n_neurons, _total(spikes_per_input), synops, timesteps)
             if layer.spiking:
                 counts.channel_rates.append(plan.channel_rates(spikes_per_input, frames, timesteps))
-        return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts)
+                hidden = spikes
+        return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts, hidden=hidden)
 
     def _frame_program_arrays(self) -> Optional[dict]:
         """The flat arrays frame_kernels.run_chain reads, or None where it does not apply: graphs,
@@ -299,6 +303,15 @@ class SNNEngine:
         output = self._run_chain(x.reshape(1, -1), int(timesteps), *self._frame_arguments, *point.frame_arguments)
         return InferenceResult(output[:, :self._n_classes], FrameOpCounts(self._frame_program, timesteps, output))
 
+    def hidden_spikes(self, result: InferenceResult) -> np.ndarray:
+        """The last spiking layer's spikes of a run, (frames, T, n) bool: what a learning readout
+        over the frozen network reads (learning/readout.py)."""
+        if result.hidden is not None:
+            return result.hidden.transpose(1, 0, 2) > 0
+        _, timesteps, output = result.ops._kernel_output  # a compiled frame: the last block of its spikes
+        n = [plan.n_neurons for plan in self._layers if plan.layer.spiking][-1]
+        return output[:, output.shape[1] - timesteps * n:].reshape(1, timesteps, n) > 0
+
     def _parameters(self, neuron: NeuronConfig) -> "_PointParameters":
         """Each layer's threshold and bias at an operating point, kept per point: a robot switches
         among a few, and rebuilding the biases costs more than a small-T frame's arithmetic."""
@@ -332,6 +345,7 @@ class SNNEngine:
         outputs = {-1: None}  # spikes (T, frames, n) of each layer still to be read; -1: the input
         spikes_per_input = {-1: np.count_nonzero(x_flat, axis=0) * timesteps}  # per source neuron
         point = self._parameters(neuron)
+        hidden = None
         for index, (layer, blocks) in enumerate(zip(self.model.layers, self._blocks)):
             plan = self._layers[index]
             threshold, bias = point.thresholds[index], point.biases[index]
@@ -357,10 +371,11 @@ class SNNEngine:
             if layer.spiking:
                 counts.channel_rates.append(plan.channel_rates(per_neuron, frames, timesteps))
                 spikes_per_input[index] = per_neuron
+                hidden = spikes
                 if index in self._last_use:
                     outputs[index] = spikes
             counts.add_layer(layer.name, plan.n_neurons, _total(per_neuron), synops, timesteps)
-        return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts)
+        return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts, hidden=hidden)
 
 
 class _PointParameters:

@@ -31,6 +31,7 @@ from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import BatteryState, CompressedImage, Image
 from std_msgs.msg import Float32, Float32MultiArray, Int32, MultiArrayDimension, MultiArrayLayout, String, UInt16
+from std_srvs.srv import Trigger
 
 from ..adaptation.battery_input import PERCENTAGE_SCALES, read_battery, scale_evidence
 from ..adaptation.governor import POLICIES, GovernorSettings
@@ -39,6 +40,8 @@ from ..backends import BACKENDS, create_backend, device_problem
 from ..energy.constants import ENERGY_SECTIONS
 from ..graph import resolve_path
 from ..ir import SNNModel
+from ..learning.online import LearningSettings
+from ..learning.rules import MAX_RATE_EXPONENT, rate_problem
 from ..sensing.images import ImageDecodeError, compressed_pixels, decode_compressed, decode_raw, to_network_input
 from .spin import spin_node
 from .vision import VISION_MSGS_MISSING, classification
@@ -85,6 +88,22 @@ PARAMETERS = {
     "max_image_pixels": (10_000_000, "images with more pixels are refused (bad_input_too_large)",
                          {"integer_range": [IntegerRange(from_value=1, to_value=1_000_000_000, step=1)]}),
 }
+# learning.*: online learning from ~/feedback (learning/online.py); a change rebuilds the learner
+# from its checkpoint
+LEARNING_PARAMS = {
+    "learning.enabled": (False, "learn from labelled frames on ~/feedback (the readout over the last hidden layer)", {}),
+    "learning.rate": (LearningSettings.rate, "weight units per pre-synaptic spike: a power of two (Loihi's "
+                                             "fixed-point rule scales by a shift), others are rejected",
+                      {"floating_point_range": _float_range(2.0 ** -MAX_RATE_EXPONENT, 1.0)}),
+    "learning.max_classes": (0, "classes the readout can hold, added ones included; 0 = the model's (none added)",
+                             {"integer_range": [IntegerRange(from_value=0, to_value=1024, step=1)]}),
+    "learning.class_names": ([""], "names of the classes by index (added ones: else class_<index>); '' keeps "
+                                   "the model's name", {}),
+    "learning.checkpoint_dir": ("", "directory of the learning checkpoint ('' = none: learning is lost at exit)", {}),
+    "learning.checkpoint_every": (50, "updates between checkpoints (and one at shutdown)",
+                                  {"integer_range": [IntegerRange(from_value=1, to_value=1_000_000, step=1)]}),
+}
+PARAMETERS.update(LEARNING_PARAMS)
 # energy.<section>.<field>: the published constants (energy/constants.py, with their sources),
 # overridable for the robot at hand; a change reloads the backend so that its figures use them
 ENERGY_PARAMS = {f"energy.{section}.{f.name}": float(getattr(constants(), f.name))
@@ -250,6 +269,9 @@ class AgentNode(LifecycleNode):
                                  QoSProfile(depth=10, reliability=QoSReliabilityPolicy.BEST_EFFORT),
                                  qos_overriding_options=overridable)
         self.create_subscription(Float32, "~/energy_budget", self._on_budget, 10, qos_overriding_options=overridable)
+        self.create_subscription(Int32, "~/feedback", self._on_feedback, 10, qos_overriding_options=overridable)
+        self.create_service(Trigger, "~/save_learning", self._on_save_learning)
+        self.create_service(Trigger, "~/reset_learning", self._on_reset_learning)
         # /diagnostics in every state: a node that failed to configure says why there too
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.add_on_set_parameters_callback(self._validate_parameters)
@@ -293,7 +315,8 @@ class AgentNode(LifecycleNode):
                             if (reason := self._problem(self.get_parameter(name)))), None)
             if problem is None:
                 core = AgentCore(self._backend_choice(), self._governor_settings(), self._backend_factory, clock=self.now_s,
-                                 lock=self._lock, stats=self.stats)
+                                 lock=self._lock, stats=self.stats,
+                                 learning=self._learning_settings())
                 if not core.ready:  # the library has logged the details
                     problem = core.fallback_reason
         except Exception as exc:  # noqa: BLE001 - a transition reports failure, it does not raise
@@ -402,6 +425,15 @@ class AgentNode(LifecycleNode):
                                 max_latency_ms=p["max_latency_ms"] or math.inf, mission_time_s=p["mission_time_s"],
                                 battery_reserve=p["battery_reserve"], hysteresis=p["hysteresis"])
 
+    def _learning_settings(self, overrides: Optional[dict] = None) -> LearningSettings:
+        p = {name: self.get_parameter(name).value for name in LEARNING_PARAMS}
+        p.update({name: value for name, value in (overrides or {}).items() if name in LEARNING_PARAMS})
+        directory = p["learning.checkpoint_dir"]
+        return LearningSettings(enabled=p["learning.enabled"], rate=p["learning.rate"],
+                                max_classes=p["learning.max_classes"], class_names=list(p["learning.class_names"]),
+                                checkpoint_dir=resolve_path(directory) if directory else "",
+                                checkpoint_every=p["learning.checkpoint_every"])
+
     def _problem(self, p: Parameter, pending: Optional[dict] = None) -> Optional[str]:
         """Why a value cannot be used, or None; the ranges in the descriptors rclpy checks itself.
         pending: the other values being set with it (backend and device are judged together)."""
@@ -415,6 +447,8 @@ class AgentNode(LifecycleNode):
             return f"battery_percentage_scale must be one of {', '.join(PERCENTAGE_SCALES)}, got {p.value!r}"
         if p.name == "policy" and p.value not in POLICIES:
             return f"policy must be one of {', '.join(POLICIES)}, got {p.value!r}"
+        if p.name == "learning.rate":
+            return rate_problem(p.value)
         if p.name == "model":
             return SNNModel.files_problem(resolve_path(p.value))
         if p.type_ == Parameter.Type.DOUBLE and not math.isfinite(p.value):
@@ -453,6 +487,9 @@ class AgentNode(LifecycleNode):
                 settings.frame_rate_hz = self.core.settings.frame_rate_hz  # measured by the core, not a parameter
                 vars(self.core.settings).update(vars(settings))  # in place: the governor holds this object
             self.get_logger().info(f"governor settings now {settings}")
+        if names & set(LEARNING_PARAMS):
+            self.core.set_learning(self._learning_settings(values))
+            self.get_logger().info(f"learning settings now {self.core.learning}")
 
     def _bad_input(self, kind: str, text: str, error: bool = False) -> None:
         """Count it for /diagnostics and log it, at most once per LOG_THROTTLE_S for each kind, so
@@ -512,6 +549,42 @@ class AgentNode(LifecycleNode):
             predicted, label = pair
             self.stats.labelled += 1
             self.stats.correct += int(predicted == label)
+
+    # --- learning ------------------------------------------------------------------------------
+    @never_raises
+    def _on_feedback(self, msg: Int32) -> None:
+        """The true class of the most recently classified frame."""
+        with self._lock:
+            core = self.core
+        if core is None:
+            self._bad_input("feedback", "feedback while not configured: dropped")
+            return
+        outcome = core.feedback(int(msg.data))
+        if not outcome.applied:
+            self._bad_input("feedback", f"feedback {msg.data} dropped: {outcome.reason}")
+        elif outcome.teach.added_class:
+            self.get_logger().info(f"learning: class {msg.data} ({core.learner.readout.class_names[msg.data]}) added")
+
+    def _on_save_learning(self, request, response):
+        return self._trigger(response, lambda learner: learner.save(), "learning checkpoint written")
+
+    def _on_reset_learning(self, request, response):
+        return self._trigger(response, lambda learner: learner.reset() or True, "learning reset to the model's readout")
+
+    def _trigger(self, response, action, done: str):
+        """A learning service: the learner's action under the lock; the answer says what happened."""
+        try:
+            with self._lock:
+                learner = self.core.learner if self.core is not None else None
+                if learner is None:
+                    response.success, response.message = False, (self.core.learning_problem if self.core else None) \
+                        or "learning is not running (learning.enabled, a configured node)"
+                    return response
+                response.success = bool(action(learner))
+                response.message = done if response.success else (learner.checkpoint_errors or ["failed"])[-1]
+        except Exception as exc:  # noqa: BLE001 - a service call must not end the node
+            response.success, response.message = False, f"internal error: {exc!r}"
+        return response
 
     @never_raises
     def _on_budget(self, msg: Float32) -> None:
@@ -632,7 +705,7 @@ class AgentNode(LifecycleNode):
         with self._lock:
             self._busy_since = time.monotonic()
         try:
-            result = self.core.classify(x)
+            result = self.core.classify(x, frame_id=frame_id)
         except Exception as exc:  # noqa: BLE001 - a failing frame must not end the node
             self.inference_error = f"inference failed: {exc}"
             self._bad_input("inference", self.inference_error, error=True)
@@ -728,6 +801,10 @@ class AgentNode(LifecycleNode):
             values["fallback"] = core.fallback_reason
         if core and core.points_left_out:
             values["points_left_out"] = "; ".join(core.points_left_out)
+        if core and core.learner is not None:
+            values.update(core.learner.diagnostics())
+        if core and core.learning_problem:
+            values["learning_problem"] = core.learning_problem
         if self.configure_error:
             values["configure_error"] = self.configure_error
         if self.model_error:
@@ -748,6 +825,10 @@ class AgentNode(LifecycleNode):
             return DiagnosticStatus.WARN, decision.reason, values
         if core.points_left_out:
             return DiagnosticStatus.WARN, core.points_left_out[0], values
+        if core.learning_problem:
+            return DiagnosticStatus.WARN, core.learning_problem, values
+        if core.learner is not None and core.learner.checkpoint_errors:
+            return DiagnosticStatus.WARN, core.learner.checkpoint_errors[-1], values
         if s["bad_input"]:
             return DiagnosticStatus.WARN, f"{s['bad_input']} bad inputs so far", values
         return DiagnosticStatus.OK, "classifying" if self._active else f"{self.state}: not classifying", values

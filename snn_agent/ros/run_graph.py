@@ -9,8 +9,12 @@ import os
 import sys
 import threading
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable
 
-from ..graph import ConfigError, default_config_path, load_config, node_overrides, node_specs
+from ..graph import (ConfigError, default_config_path, load_config, node_overrides, node_specs, sim_node_specs,
+                     sim_overrides)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,12 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds to run (0 = until Ctrl-C)")
     parser.add_argument("--backend", default="", help="cpu | lava | openvino; default: the config's choice")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
+    parser.add_argument("--sim", choices=["mujoco"], default=None,
+                        help="the closed-loop mission in the arena's MuJoCo twin instead of a replayed camera "
+                             "(sim and patrol nodes; config/sim.yaml; ends with the mission)")
 
 
-def create_nodes(config_path: str, backend: str = "") -> list:
-    """The nodes of the launch file's use_sim graph, with the same names, parameters file (handed to
-    ROS as it is), overrides and remappings. Needs rclpy initialised; raises ConfigError for a
-    parameters file that cannot be read."""
+def create_nodes(config_path: str, backend: str = "", sim: str = "") -> list:
+    """The nodes of the launch file's use_sim graph (with `sim`: of sim.launch.py's, the simulator being
+    the MuJoCo twin, whose nodes also read config/sim.yaml), with the same names, parameters files
+    (handed to ROS as they are), overrides and remappings. Needs rclpy initialised; raises
+    ConfigError for a parameters file that cannot be read."""
     from rclpy.parameter import Parameter
 
     from .agent_node import AgentNode
@@ -32,19 +40,29 @@ def create_nodes(config_path: str, backend: str = "") -> list:
 
     load_config(config_path)  # a clear error here rather than rcl's
     classes = {"agent": AgentNode, "camera_replay": CameraReplayNode, "battery_sim": BatterySimNode}
+    files = [config_path]
+    if sim:
+        from .patrol_node import PatrolNode
+        from .sim_node import SimNode
+
+        classes.update(sim=SimNode, patrol=PatrolNode)
+        sim_config = default_config_path("sim.yaml")
+        load_config(sim_config)
+        files.append(sim_config)
+        specs, overrides = sim_node_specs(), lambda spec: sim_overrides(spec, sim_config, backend)
+    else:
+        specs, overrides = node_specs(use_sim=True), lambda spec: node_overrides(spec, backend)
     nodes = []
-    for spec in node_specs(use_sim=True):
+    for spec in specs:
         remap = [arg for src, dst in spec.remappings for arg in ("-r", f"{src}:={dst}")]
         nodes.append(classes[spec.executable](
-            cli_args=["--ros-args", "--params-file", config_path] + remap,
-            parameter_overrides=[Parameter(name, value=value)
-                                 for name, value in node_overrides(spec, backend).items()]))
+            cli_args=["--ros-args"] + [arg for path in files for arg in ("--params-file", path)] + remap,
+            parameter_overrides=[Parameter(name, value=value) for name, value in overrides(spec).items()]))
     return nodes
 
 
 def main(args) -> int:
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
     config_path = args.config or default_config_path()
@@ -54,42 +72,84 @@ def main(args) -> int:
     nodes = []
     try:
         try:
-            nodes = create_nodes(config_path, args.backend)
-        except ConfigError as exc:
+            nodes = create_nodes(config_path, args.backend, sim=args.sim or "")
+        except (ConfigError, ValueError) as exc:  # a file, an arena or a parameter the user can fix
             print(f"snn-agent run: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:  # Ctrl-C while the model was loading: nothing ran, nothing to sum up
             print("\nsnn-agent run: interrupted while starting", file=sys.stderr)
             return 130
-        agent, replay, battery = nodes
-        executor = SingleThreadedExecutor()  # callbacks are short: inference has its own thread
-        for node in nodes:
-            executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-        # the environment's domain, as every ROS tool uses it: `ros2 topic echo /agent/label` sees this graph
-        print(f"snn-agent run: ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}, config {config_path}, "
-              f"camera: {replay.data.name} test images, "
-              f"{'%.0f s' % args.duration if args.duration else 'until Ctrl-C'}", file=sys.stderr)
-        start = time.monotonic()
-        try:
-            while not args.duration or time.monotonic() - start < args.duration:
-                time.sleep(0.5)
-                _status_line(agent, battery.battery.percentage)
-        except KeyboardInterrupt:
-            pass
-        sys.stderr.write("\n")
-        summary = _summary(agent, replay, battery.battery.percentage)
-        executor.shutdown(timeout_sec=2)
-        spinner.join(timeout=2)
+        if args.sim:
+            from .mission_view import mission_view
+
+            view = mission_view(nodes, args.sim, config_path)
+        else:
+            view = _replay_view(nodes, config_path, args.duration)
+        with spinning(nodes):
+            print(view.header, file=sys.stderr)
+            watch(args.duration, view.status, view.done)
+            summary = view.summary()
     finally:
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
-    _print_summary(summary)
+    view.print_summary(summary)
     if args.json:
         print(json.dumps(summary))
-    return 0 if summary["frames"] > 0 else 1
+    return 0 if summary[view.frames_key] > 0 else 1
+
+
+def domain() -> str:
+    """The environment's domain, as every ROS tool uses it: `ros2 topic echo /agent/label` sees this graph."""
+    return os.environ.get("ROS_DOMAIN_ID", "0")
+
+
+@dataclass
+class View:
+    """What `snn-agent run` shows of a graph: a header, a live status line, a summary."""
+    header: str
+    status: Callable[[], None]
+    summary: Callable[[], dict]
+    print_summary: Callable[[dict], None]
+    done: Callable[[], bool] = lambda: False  # the run ends by itself
+    frames_key: str = "frames"  # the summary's count of classified frames
+
+
+def _replay_view(nodes: list, config_path: str, duration: float) -> View:
+    agent, replay, battery = nodes
+    return View(f"snn-agent run: ROS_DOMAIN_ID={domain()}, config {config_path}, "
+                f"camera: {replay.data.name} test images, {'%.0f s' % duration if duration else 'until Ctrl-C'}",
+                lambda: _status_line(agent, battery.battery.percentage),
+                lambda: _summary(agent, replay, battery.battery.percentage), _print_summary)
+
+
+@contextmanager
+def spinning(nodes: list):
+    """The nodes spinning on a thread of their own for the duration of the block."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor()  # callbacks are short: inference has its own thread
+    for node in nodes:
+        executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        yield
+    finally:
+        executor.shutdown(timeout_sec=2)
+        spinner.join(timeout=2)
+
+
+def watch(duration: float, status, done=lambda: False) -> None:
+    """Call status() every 0.5 s until done(), `duration` seconds (0: no limit) or Ctrl-C."""
+    start = time.monotonic()
+    try:
+        while not done() and (not duration or time.monotonic() - start < duration):
+            time.sleep(0.5)
+            status()
+    except KeyboardInterrupt:
+        pass
+    sys.stderr.write("\n")
 
 
 def _status_line(agent, battery: float) -> None:

@@ -1,0 +1,490 @@
+#!/usr/bin/env python3
+"""Online learning: new classes, drift, cost, crash safety (issue 19).
+
+    .venv/bin/python bench/learning.py [--quick] [--work DIR]
+
+New classes. The bundled architecture trained on 8 of the 10 Fashion-MNIST classes
+(models/train_fashion_cnn.py --classes; the easy pair held out: Sandal and Bag, the hard pair:
+Shirt and Pullover), converted; its readout learns the two held-out classes from a stream of
+training frames with feedback on k frames of each new class (k = 1, 5, 20, 100), then is scored
+on the test set: all 10 classes, the 8 old, the 2 new, against the DNN trained offline on all 10
+(the bundled one). Rate and replays are chosen on a validation stream (training frames the
+8-class networks never saw for the new classes; for the old ones they are training frames, which
+flatters the old classes there); the test set is scored once, with the chosen ones.
+cpu (emulated Loihi learning over the ideal engine) and, on a subset, lava (LearningDense on
+Loihi2SimCfg fixed_pt over the netx network's spikes), side by side.
+
+Drift. The bundled model's frames lose contrast and brighten (x * 0.5 + 0.4: a camera's
+auto-exposure over-correcting): accuracy before, right after, and against labelled drifted frames.
+
+Cost. Per update: CPU time measured (energy = CPU time x 5 W per core, modelled), Loihi energy
+modelled from counted operations (energy/constants.py: 120 pJ per synaptic update, Davies et al.
+2018), Lava's simulation measured; the anchor is CLP on Loihi 2 (Hajizada et al.: 0.33 ms and
+0.05 mJ per update; 23.2 ms and 281 mJ for the best edge-GPU method). Labelled frames per second
+of the whole loop (inference + readout + teaching) with the ideal and the Loihi-exact engines.
+
+Crash safety. A learning process killed with SIGKILL at random moments (100 times; 10 with --quick).
+
+Writes bench/results/learning.json and learning.png (bench/results/quick/ with --quick). The
+8-class networks are trained once into --work with the bundled model's recipe (20 epochs, one torch
+thread: about 3 minutes each on a free core; 2 epochs with --quick).
+The machine is shared: timings are noisy.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from snn_agent.backends import create_backend  # noqa: E402
+from snn_agent.data import datasets  # noqa: E402
+from snn_agent.energy.constants import CpuPower, LoihiEnergy  # noqa: E402
+from snn_agent.energy.models import CpuEnergyMeter, loihi_learning_energy  # noqa: E402
+from snn_agent.engine.cpu_engine import SNNEngine  # noqa: E402
+from snn_agent.engine.loihi_engine import LoihiEngine  # noqa: E402
+from snn_agent.ir import SNNModel  # noqa: E402
+from snn_agent.learning import crash_drill  # noqa: E402
+from snn_agent.learning.readout import EmulatedTrainer, LearningOps, PlasticReadout  # noqa: E402
+from snn_agent.learning.rules import ReadoutRule  # noqa: E402
+from results_file import output_path, write_results  # noqa: E402
+
+BUNDLED = os.path.join(ROOT, "models", "fashion_cnn_snn")
+PAIRS = {"easy": (5, 8), "hard": (6, 2)}  # Sandal, Bag; Shirt, Pullover
+KS = (1, 5, 20, 100)
+TIMESTEPS = 8
+CANDIDATES = [ReadoutRule(2.0 ** -k, 0.0, repeats) for k in (2, 3, 4, 5, 6) for repeats in (1, 2, 4, 8)]
+TRAINING_EPOCHS = 20  # the bundled model's recipe (models/train_fashion_cnn.py)
+DRIFT = (0.5, 0.4)  # x * contrast + brightness
+DRIFT_LABELLED = (0, 25, 50, 100, 200, 500, 1000)
+CLP_LOIHI2 = {"ms_per_update": 0.33, "mj_per_update": 0.05}  # Hajizada et al. (arXiv 2511.01553)
+CLP_EDGE_GPU = {"ms_per_update": 23.2, "mj_per_update": 281.0}
+
+
+def to_input(images: np.ndarray) -> np.ndarray:
+    return images.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+
+
+def hidden_spikes(engine: SNNEngine, x: np.ndarray, batch: int = 500) -> np.ndarray:
+    return np.concatenate([engine.hidden_spikes(engine.run(x[i:i + batch], TIMESTEPS)) for i in range(0, len(x), batch)])
+
+
+def predict(readout: PlasticReadout, hidden: np.ndarray) -> np.ndarray:
+    inputs = np.concatenate([hidden, np.ones(hidden.shape[:2] + (1,), bool)], axis=2)  # the bias input
+    counts = inputs.sum(axis=1, dtype=np.float64)
+    scores = np.where(readout.active, counts @ readout.weights.T.astype(np.float64), -np.inf)
+    return scores.argmax(axis=1)
+
+
+def eight_class_model(work: str, pair: tuple, epochs: int) -> str:
+    """The network trained on the other 8 classes, converted (cached in `work`)."""
+    kept = [c for c in range(10) if c not in pair]
+    name = "without_" + "_".join(str(c) for c in pair)
+    onnx, model_dir = os.path.join(work, f"{name}.onnx"), os.path.join(work, name)
+    if not os.path.isfile(onnx):
+        print(f"training the architecture on classes {kept} ({epochs} epochs)...", flush=True)
+        subprocess.run([sys.executable, os.path.join(ROOT, "models", "train_fashion_cnn.py"), "--classes",
+                        *map(str, kept), "--epochs", str(epochs), "--threads", "1", "--out", onnx], check=True)
+    if not os.path.isfile(os.path.join(model_dir, "snn.json")):
+        from snn_agent.conversion.pipeline import convert_model
+
+        convert_model(onnx, "fashion-mnist", model_dir, loihi=None)
+    return model_dir
+
+
+class PairTask:
+    """An 8-class network's features of the stream (training frames) and of the test set, with the
+    labels in the readout's numbering: the 8 old classes 0..7 as trained, the new ones 8 and 9."""
+
+    def __init__(self, model_dir: str, pair: tuple, n_stream: int, n_validation: int, n_test: int):
+        model = SNNModel.load(model_dir)
+        self.model, self.pair = model, pair
+        kept = [c for c in range(10) if c not in pair]
+        self.numbering = np.array([kept.index(c) if c in kept else 8 + pair.index(c) for c in range(10)])
+        train, test = datasets.load("fashion-mnist", "train"), datasets.load("fashion-mnist", "test")
+        engine = SNNEngine(model)
+        order = np.random.default_rng(0).permutation(len(train.labels))
+        stream, validation = order[:n_stream], order[n_stream:n_stream + n_validation]
+        self.stream = (hidden_spikes(engine, to_input(train.images[stream])), self.numbering[train.labels[stream]])
+        self.validation = (hidden_spikes(engine, to_input(train.images[validation])),
+                           self.numbering[train.labels[validation]])
+        self.test = (hidden_spikes(engine, to_input(test.images[:n_test])), self.numbering[test.labels[:n_test]])
+        self.names = [model.class_names[kept.index(c)] if c in kept else datasets.FASHION_MNIST_CLASSES[c]
+                      for c in kept + list(pair)]
+
+    def readout(self, rule: ReadoutRule, trainer=None) -> PlasticReadout:
+        return PlasticReadout.from_layer(self.model.layers[-1], self.model.class_names, rule,
+                                         trainer or EmulatedTrainer(), 10, self.names)
+
+    def learn(self, readout: PlasticReadout, k: int) -> LearningOps:
+        """Feedback on the first k stream frames of each new class."""
+        hidden, labels = self.stream
+        ops = LearningOps()
+        taught = {8: 0, 9: 0}
+        for frame, label in zip(hidden, labels):
+            if label in taught and taught[label] < k:
+                taught[label] += 1
+                ops.add(readout.teach(readout.inputs(frame, TIMESTEPS), int(label), TIMESTEPS).ops)
+        return ops
+
+    @staticmethod
+    def score(readout: PlasticReadout, split: tuple) -> dict:
+        hidden, labels = split
+        correct = predict(readout, hidden) == labels
+        old = labels < 8
+        return {"all": float(correct.mean()), "old": float(correct[old].mean()), "new": float(correct[~old].mean())}
+
+
+def choose_rule(tasks: dict) -> tuple:
+    """The candidate with the best mean all-10 validation accuracy at k = 20 over both pairs."""
+    scores = []
+    for rule in CANDIDATES:
+        accuracy = []
+        for task in tasks.values():
+            readout = task.readout(rule)
+            task.learn(readout, 20)
+            accuracy.append(task.score(readout, task.validation)["all"])
+        scores.append({"rate": rule.rate, "max_repeats": rule.max_repeats, "validation_all_k20": float(np.mean(accuracy))})
+        print(f"  validation: rate {rule.rate:<8g} replays {rule.max_repeats}: all-10 accuracy at k=20 "
+              f"{np.mean(accuracy):.4f}", flush=True)
+    best = int(np.argmax([s["validation_all_k20"] for s in scores]))
+    return CANDIDATES[best], scores
+
+
+def new_classes(tasks: dict, rule: ReadoutRule, reference_all10: float) -> list:
+    rows = []
+    for name, task in tasks.items():
+        before = task.score(task.readout(rule), task.test)  # 8 classes active: the new ones are missed
+        for k in KS:
+            readout = task.readout(rule)
+            ops = task.learn(readout, k)
+            after = task.score(readout, task.test)
+            rows.append({"pair": name, "held_out": [datasets.FASHION_MNIST_CLASSES[c] for c in task.pair], "k": k,
+                         "all": after["all"], "old": after["old"], "new": after["new"],
+                         "old_before": before["old"], "old_loss_points": 100 * (before["old"] - after["old"]),
+                         "teaching_runs": ops.runs, "dnn_all10": reference_all10})
+    return rows
+
+
+def blanked_reference(rule: ReadoutRule, pair: tuple, k: int, n_test: int) -> dict:
+    """The same learning over features that know the pair: the bundled 10-class network with the
+    pair's readout rows blanked (zero, inactive), taught from k stream frames of each. Where the
+    8-class networks fall short of it, their features, not the rule, are what is missing."""
+    model = SNNModel.load(BUNDLED)
+    engine = SNNEngine(model)
+    train, test = datasets.load("fashion-mnist", "train"), datasets.load("fashion-mnist", "test")
+    order = np.random.default_rng(0).permutation(len(train.labels))
+    taken, chosen = dict.fromkeys(pair, 0), []  # the first k stream frames of each, in stream order
+    for i in order:
+        label = int(train.labels[i])
+        if label in taken and taken[label] < k:
+            taken[label] += 1
+            chosen.append(i)
+    readout = PlasticReadout.from_layer(model.layers[-1], model.class_names, rule, EmulatedTrainer())
+    readout.weights[list(pair)] = 0
+    readout.active[list(pair)] = False
+    test_hidden, labels = hidden_spikes(engine, to_input(test.images[:n_test])), test.labels[:n_test]
+    old = ~np.isin(labels, pair)
+    before = float((predict(readout, test_hidden) == labels)[old].mean())
+    for frame, label in zip(hidden_spikes(engine, to_input(train.images[chosen])), train.labels[chosen]):
+        readout.teach(readout.inputs(frame, TIMESTEPS), int(label), TIMESTEPS)
+    correct = predict(readout, test_hidden) == labels
+    return {"k": k, "all": float(correct.mean()), "old": float(correct[old].mean()), "new": float(correct[~old].mean()),
+            "old_loss_points": 100 * (before - float(correct[old].mean()))}
+
+
+def dnn_all10_accuracy(n_test: int) -> float:
+    """The bundled DNN (trained on all 10 classes) on the test set, through OpenVINO."""
+    backend = create_backend("openvino")
+    backend.load(BUNDLED)
+    test = datasets.load("fashion-mnist", "test").subset(n_test)
+    result = backend.infer(to_input(test.images), 0)
+    backend.close()
+    return float((result.labels == test.labels).mean())
+
+
+def cpu_and_lava(task: PairTask, rule: ReadoutRule, k: int, n_frames: int) -> dict:
+    """The easy pair on a subset: the cpu backend (ideal engine, emulated learning) and the lava
+    backend (Lava's netx network, LearningDense learning) learn from the same k frames per class."""
+    from snn_agent.learning.lava_readout import LavaTrainer
+
+    model_dir = task.model_dir
+    lava = create_backend("lava")
+    lava.load(model_dir)
+    lava.with_features = True
+    stream_hidden, stream_labels = task.stream
+    train = datasets.load("fashion-mnist", "train")
+    order = np.random.default_rng(0).permutation(len(train.labels))[:len(stream_labels)]
+    chosen = np.concatenate([np.where(stream_labels == c)[0][:k] for c in (8, 9)])
+    test = datasets.load("fashion-mnist", "test").subset(n_frames)
+    started = time.perf_counter()
+    lava_teach = [lava.infer(to_input(train.images[order[i:i + 1]]), TIMESTEPS).hidden[0] for i in chosen]
+    lava_test = [lava.infer(to_input(test.images[i:i + 1]), TIMESTEPS).hidden[0] for i in range(n_frames)]
+    lava_inference_s = (time.perf_counter() - started) / (len(chosen) + n_frames)
+    lava.close()
+    labels = task.numbering[test.labels]
+    result = {"k": k, "frames": n_frames}
+    weights = {}
+    for name, trainer, teach_hidden, test_hidden in (
+            ("cpu", EmulatedTrainer(), [stream_hidden[i] for i in chosen], task.test[0][:n_frames]),
+            ("lava", LavaTrainer(), lava_teach, lava_test),
+            ("cpu_emulation_on_lava_spikes", EmulatedTrainer(), lava_teach, lava_test)):
+        readout = task.readout(rule, trainer)
+        started = time.perf_counter()
+        runs = sum(readout.teach(readout.inputs(h, TIMESTEPS), int(stream_labels[i]), TIMESTEPS).ops.runs
+                   for h, i in zip(teach_hidden, chosen))
+        seconds = time.perf_counter() - started
+        trainer.close()
+        steps = max(len(h) for h in test_hidden)
+        padded = np.stack([np.pad(h, ((0, steps - len(h)), (0, 0))) for h in test_hidden])
+        correct = predict(readout, padded) == labels
+        weights[name] = readout.weights.copy()
+        result[name] = {"all": float(correct.mean()), "old": float(correct[labels < 8].mean()),
+                        "new": float(correct[labels >= 8].mean()) if (labels >= 8).any() else None,
+                        "teaching_runs": runs, "learning_s_per_run": seconds / max(runs, 1)}
+    result["lava_inference_s_per_frame"] = lava_inference_s
+    result["lava_weights_equal_emulation"] = bool(np.array_equal(weights["lava"], weights["cpu_emulation_on_lava_spikes"]))
+    return result
+
+
+def drift(rule: ReadoutRule, n_stream: int, n_eval: int) -> dict:
+    model = SNNModel.load(BUNDLED)
+    engine = SNNEngine(model)
+    contrast, brightness = DRIFT
+    train, test = datasets.load("fashion-mnist", "train"), datasets.load("fashion-mnist", "test")
+    drifted = lambda x: np.clip(x * contrast + brightness, 0, 1).astype(np.float32)  # noqa: E731
+    x_test, y_test = to_input(test.images[:n_eval]), test.labels[:n_eval]
+    order = np.random.default_rng(1).permutation(len(train.labels))[:n_stream]
+    stream, stream_labels = hidden_spikes(engine, drifted(to_input(train.images[order]))), train.labels[order]
+    clean, shifted = hidden_spikes(engine, x_test), hidden_spikes(engine, drifted(x_test))
+    readout = PlasticReadout.from_layer(model.layers[-1], model.class_names, rule, EmulatedTrainer())
+    accuracy = lambda hidden: float((predict(readout, hidden) == y_test).mean())  # noqa: E731
+    before, curve, seen = accuracy(clean), [], 0
+    for target in [n for n in DRIFT_LABELLED if n <= n_stream]:
+        for frame, label in zip(stream[seen:target], stream_labels[seen:target]):
+            readout.teach(readout.inputs(frame, TIMESTEPS), int(label), TIMESTEPS)
+        seen = target
+        curve.append({"labelled": target, "accuracy": accuracy(shifted)})
+    after = curve[0]["accuracy"]
+    at_500 = next((c["accuracy"] for c in curve if c["labelled"] == 500), curve[-1]["accuracy"])
+    lost = before - after
+    return {"transform": f"x * {contrast} + {brightness}, clipped to [0, 1]", "before": before, "right_after": after,
+            "curve": curve, "recovered_fraction_at_500": (at_500 - after) / lost if lost > 0 else None,
+            "clean_accuracy_after_learning": accuracy(clean)}
+
+
+def feature_engines():
+    """The engines whose last hidden layer feeds the readout: the cpu backend (the ideal engine, its
+    BLAS on one thread as the node runs it) and the Loihi-exact engine."""
+    cpu = create_backend("cpu")
+    cpu.load(BUNDLED)
+    cpu.with_features = True
+    return cpu, LoihiEngine(SNNModel.load(os.path.join(BUNDLED, "loihi")))
+
+
+def cpu_features(cpu):
+    return lambda frame, timesteps: cpu.infer(frame, timesteps).hidden[0]
+
+
+def exact_features(exact):
+    return lambda frame, timesteps: exact.run(frame, timesteps, return_spikes=True)[1][-2][:-1, 0]
+
+
+def labelled_frame_runner(features, model, rule: ReadoutRule, meter, timesteps: int):
+    """run(frame) -> (latency_s, energy, label, None): the whole loop of one labelled frame, as
+    bench/backends.py times its runners: inference, the readout's scores, and a teaching run (the
+    label given is the runner-up's, so that every frame teaches). run.ops, run.teach_s and
+    run.teach_cpu add up the teaching alone."""
+    readout = PlasticReadout.from_layer(model.layers[-1], model.class_names, rule, EmulatedTrainer())
+
+    def run(frame):
+        reading, started = meter.read(), time.perf_counter()
+        pre = readout.inputs(features(frame, timesteps), timesteps)
+        scores = readout.scores(pre, timesteps)
+        runner_up = int(np.argsort(scores)[-2])
+        t0, c0 = time.perf_counter(), time.thread_time()
+        run.ops.add(readout.teach(pre, runner_up, timesteps).ops)
+        run.teach_s += time.perf_counter() - t0
+        run.teach_cpu += time.thread_time() - c0
+        return time.perf_counter() - started, meter.energy(reading, meter.read()), int(scores.argmax()), None
+
+    run.ops, run.teach_s, run.teach_cpu = LearningOps(), 0.0, 0.0
+    return run
+
+
+def cost(rule: ReadoutRule, n_frames: int, lava_updates: int) -> dict:
+    """Per update and per labelled frame, on the bundled model (every frame misclassified on purpose:
+    a label the readout does not give, so that each one teaches)."""
+    from snn_agent.learning.lava_readout import LavaTrainer
+
+    model = SNNModel.load(BUNDLED)
+    test = datasets.load("fashion-mnist", "test").subset(n_frames)
+    x = to_input(test.images)
+    results = {}
+    meter, power = CpuEnergyMeter(CpuPower()), CpuPower().core_power_w
+    cpu, exact = feature_engines()
+    for name, features in (("ideal engine (cpu backend)", cpu_features(cpu)), ("Loihi-exact engine", exact_features(exact))):
+        run = labelled_frame_runner(features, model, rule, meter, TIMESTEPS)
+        run(x[:1])  # warm-up, not counted
+        run.ops, run.teach_s, run.teach_cpu = LearningOps(), 0.0, 0.0
+        started, reading = time.perf_counter(), meter.read()
+        for i in range(n_frames):
+            run(x[i:i + 1])
+        total_s = time.perf_counter() - started
+        energy = meter.energy(reading, meter.read(), n_frames)
+        ops, teach_s, teach_cpu = run.ops, run.teach_s, run.teach_cpu
+        loihi = loihi_learning_energy(ops.synaptic_updates, ops.synaptic_ops, ops.trace_updates, ops.steps, LoihiEnergy())
+        results[name] = {"labelled_frames_per_s": n_frames / total_s, "updates_per_s": ops.runs / teach_s,
+                         "ms_per_update_cpu_measured": 1e3 * teach_s / ops.runs,
+                         "mj_per_update_cpu_modelled": 1e3 * teach_cpu * power / ops.runs,
+                         "mj_per_labelled_frame_cpu_modelled": 1e3 * energy.joules,
+                         "teaching_runs": ops.runs,
+                         "loihi_mj_per_update_modelled": 1e3 * loihi.joules / ops.runs,
+                         "loihi_ms_per_update_modelled": 1e3 * ops.steps / ops.runs * LoihiEnergy().timestep_s,
+                         "synaptic_updates_per_update": ops.synaptic_updates / ops.runs}
+    cpu.close()
+    trainer = LavaTrainer()
+    readout = PlasticReadout.from_layer(model.layers[-1], model.class_names, ReadoutRule(rule.rate, 0.0, 1), trainer)
+    engine = SNNEngine(model)
+    hidden = engine.hidden_spikes(engine.run(x[:lava_updates + 1], TIMESTEPS))
+    readout.teach(readout.inputs(hidden[-1], TIMESTEPS), 0, TIMESTEPS)  # starts Lava's runtime
+    started = time.perf_counter()
+    for frame in hidden[:lava_updates]:
+        pre = readout.inputs(frame, TIMESTEPS)
+        readout.teach(pre, int(np.argsort(readout.scores(pre, TIMESTEPS))[-2]), TIMESTEPS)
+    results["Lava simulation (LearningDense, Loihi2SimCfg fixed_pt)"] = {
+        "ms_per_update_measured": 1e3 * (time.perf_counter() - started) / lava_updates, "updates": lava_updates}
+    trainer.close()
+    return results
+
+
+def crash(rounds: int) -> dict:
+    model = SNNModel.load(BUNDLED)
+    engine = SNNEngine(model)
+    test = datasets.load("fashion-mnist", "test").subset(200)
+    with tempfile.TemporaryDirectory() as scratch:
+        stream = os.path.join(scratch, "stream.npz")
+        crash_drill.record_stream(stream, model.layers[-1], hidden_spikes(engine, to_input(test.images)),
+                                  (test.labels + 1) % 10, TIMESTEPS)  # wrong labels: every frame teaches
+        every = 10
+        report = crash_drill.drill(stream, os.path.join(scratch, "checkpoints"), rounds, every)
+    return {"rounds": report.rounds, "checkpoint_every": every, "load_failures": report.load_failures,
+            "max_lost_updates": report.max_lost, "mean_lost_updates": float(np.mean(report.lost_updates)),
+            "seconds": report.seconds}
+
+
+def plot(path: str, rows: list, drifted: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for pair, color in zip(PAIRS, ("tab:blue", "tab:red")):
+        mine = [r for r in rows if r["pair"] == pair]
+        for key, style in (("all", "-o"), ("old", "--s"), ("new", ":^")):
+            left.plot([r["k"] for r in mine], [100 * r[key] for r in mine], style, color=color,
+                      label=f"{pair} pair: {key}")
+    left.axhline(100 * rows[0]["dnn_all10"], color="grey", lw=1, label="DNN trained on all 10")
+    left.set(xscale="log", xlabel="labelled frames per new class (k)", ylabel="test accuracy (%)",
+             title="New classes (cpu, emulated Loihi learning)")
+    left.legend(fontsize=7)
+    curve = drifted["curve"]
+    right.plot([max(c["labelled"], 1) for c in curve], [100 * c["accuracy"] for c in curve], "-o", label="drifted frames")
+    right.axhline(100 * drifted["before"], color="grey", lw=1, label="before the drift")
+    right.set(xscale="log", xlabel="labelled drifted frames (0 plotted at 1)", ylabel="test accuracy (%)",
+              title=f"Drift: {drifted['transform']}")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller streams and test sets, 10 kills, 2 training epochs")
+    ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "snn_agent_learning_bench"),
+                    help="where the 8-class networks are trained and converted (kept for the next run)")
+    ap.add_argument("--epochs", type=int, help=f"training epochs of the 8-class networks (default {TRAINING_EPOCHS}; 2 with --quick)")
+    ap.add_argument("--out", help="the JSON file (default bench/results/learning.json, or quick/ with --quick)")
+    args = ap.parse_args()
+    out = output_path("learning.json", args.quick, args.out)
+    quick = args.quick
+    sizes = dict(n_stream=3000 if quick else 12000, n_validation=1000 if quick else 3000, n_test=2000 if quick else 10000)
+    os.makedirs(args.work, exist_ok=True)
+    epochs = args.epochs or (2 if quick else TRAINING_EPOCHS)
+
+    tasks = {}
+    for name, pair in PAIRS.items():
+        model_dir = eight_class_model(args.work, pair, epochs)
+        tasks[name] = PairTask(model_dir, pair, **sizes)
+        tasks[name].model_dir = model_dir
+    print("choosing the rate and the replays on the validation stream...", flush=True)
+    rule, validation = choose_rule(tasks)
+    print(f"chosen: rate {rule.rate}, replays {rule.max_repeats}", flush=True)
+    reference = dnn_all10_accuracy(sizes["n_test"])
+    rows = new_classes(tasks, rule, reference)
+    print(f"\nNew classes (test set, {sizes['n_test']} frames, T={TIMESTEPS}; DNN trained on all 10: {reference:.4f})")
+    print(f"{'pair':<6}{'held out':<20}{'k':>5}{'all 10':>9}{'old 8':>9}{'new 2':>9}{'old before':>12}{'old loss':>10}")
+    for r in rows:
+        print(f"{r['pair']:<6}{'/'.join(r['held_out']):<20}{r['k']:>5}{r['all']:>9.4f}{r['old']:>9.4f}{r['new']:>9.4f}"
+              f"{r['old_before']:>12.4f}{r['old_loss_points']:>9.2f}p")
+    target = next(r for r in rows if r["pair"] == "easy" and r["k"] == 20)
+    targets = {"easy_k20_all10_ge_0.88": target["all"] >= 0.88, "easy_k20_old_loss_le_1_point": target["old_loss_points"] <= 1.0}
+    blanked = blanked_reference(rule, PAIRS["easy"], 20, sizes["n_test"])
+    print(f"  reference, features that know the easy pair (the bundled network, its rows blanked), k=20: all "
+          f"{blanked['all']:.4f} old {blanked['old']:.4f} new {blanked['new']:.4f} "
+          f"(old loss {blanked['old_loss_points']:.2f} points)")
+
+    print("\ncpu and lava side by side (easy pair, k=5, a subset)...", flush=True)
+    side = cpu_and_lava(tasks["easy"], rule, 5, 20 if quick else 60)
+    for name in ("cpu", "lava", "cpu_emulation_on_lava_spikes"):
+        s = side[name]
+        print(f"  {name:<30} all {s['all']:.3f} old {s['old']:.3f} new {s['new']}  teaching runs {s['teaching_runs']}, "
+              f"{1e3 * s['learning_s_per_run']:.2f} ms per run")
+    print(f"  Lava's learned weights equal the emulation's on the same spikes: {side['lava_weights_equal_emulation']}")
+
+    print("\ndrift...", flush=True)
+    drifted = drift(rule, 600 if quick else 1000, 1000 if quick else 5000)
+    print(f"  before {drifted['before']:.4f}, right after {drifted['right_after']:.4f}; against labelled frames: "
+          + ", ".join(f"{c['labelled']}: {c['accuracy']:.4f}" for c in drifted["curve"]))
+    recovered = drifted["recovered_fraction_at_500"]
+    targets["drift_half_back_within_500"] = recovered is not None and recovered >= 0.5
+
+    print("\ncost...", flush=True)
+    costs = cost(rule, 100 if quick else 400, 5 if quick else 20)
+    for name, c in costs.items():
+        print(f"  {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in c.items()))
+    print(f"  anchor, CLP (Hajizada et al.): Loihi 2 {CLP_LOIHI2}, best edge GPU {CLP_EDGE_GPU}")
+
+    print("\ncrash safety...", flush=True)
+    crashes = crash(10 if quick else 100)
+    print(f"  {crashes['rounds']} kills: {len(crashes['load_failures'])} checkpoints failed to load, at most "
+          f"{crashes['max_lost_updates']} updates lost (checkpoint_every {crashes['checkpoint_every']})")
+    targets["crash_every_checkpoint_loads"] = not crashes["load_failures"]
+    targets["crash_lost_le_checkpoint_every"] = crashes["max_lost_updates"] <= crashes["checkpoint_every"]
+
+    png = os.path.splitext(out)[0] + ".png"
+    plot(png, rows, drifted)
+    write_results(out, {
+        "timesteps": TIMESTEPS, "chosen_rule": {"rate": rule.rate, "rate_exponent": rule.rate_exponent,
+                                                "max_repeats": rule.max_repeats, "dw": rule.dw},
+        "validation": validation, "sizes": sizes, "training_epochs": epochs, "new_classes": rows,
+        "new_classes_blanked_bundled_reference": blanked,
+        "cpu_and_lava": side, "drift": drifted, "cost": costs, "clp_anchor": {"loihi2": CLP_LOIHI2, "edge_gpu": CLP_EDGE_GPU},
+        "crash": crashes, "targets": targets,
+        "energy_kinds": "cpu: CPU time measured x 5 W per core (modelled); loihi: counted ops x Davies et al. 2018 "
+                        "(modelled); lava: wall time measured",
+    }, quick)
+    print(f"\ntargets: {targets}\nwrote {out} and {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

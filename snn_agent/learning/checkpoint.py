@@ -1,0 +1,147 @@
+"""Crash-safe checkpoints of what the readout has learned.
+
+One file per checkpoint directory, `readout.npz`, replaced atomically: written to a temporary file
+in the same directory, flushed and fsync'ed, renamed over the old one, then the directory fsync'ed
+so that the rename itself survives a power cut. A process killed at any moment leaves the old
+checkpoint or the new one, never a mix (a leftover temporary file is removed at the next start).
+
+A checkpoint names the model it belongs to (a fingerprint of the converted network's files): one
+made for another model is refused with a clear error. One that cannot be read (truncated, not a
+checkpoint, a weight checksum that does not match) is corrupt: it is moved aside, with a suffix,
+and reported; it is never loaded. Both errors leave the learner on the model's own weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..ir import SNNModel
+
+CHECKPOINT_FILE = "readout.npz"
+FORMAT_VERSION = 1
+TEMPORARY_PREFIX = ".readout-"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be restored; `set_aside` is where it was moved (None: left in place)."""
+
+    def __init__(self, message: str, set_aside: Optional[str] = None):
+        super().__init__(message)
+        self.set_aside = set_aside
+
+
+@dataclass
+class Checkpoint:
+    state: dict  # PlasticReadout.state()
+    updates: int  # learning updates made when it was written
+    model: str  # the fingerprint of the model it belongs to
+    saved_at: float  # time.time()
+
+
+def model_fingerprint(model: SNNModel) -> str:
+    """What identifies a converted network: every layer's name, shapes, weights and biases."""
+    digest = hashlib.sha256()
+    for layer in model.layers:
+        digest.update(f"{layer.name}|{layer.kind}|{tuple(layer.input_shape)}|{tuple(layer.output_shape)}".encode())
+        digest.update(np.ascontiguousarray(layer.weight).tobytes())
+        digest.update(np.ascontiguousarray(layer.bias).tobytes())
+    return digest.hexdigest()[:32]
+
+
+def path_in(directory: str) -> str:
+    return os.path.join(directory, CHECKPOINT_FILE)
+
+
+def save(directory: str, checkpoint: Checkpoint) -> str:
+    """Write atomically (see the module doc); returns the checkpoint's path. Raises OSError."""
+    os.makedirs(directory, exist_ok=True)
+    state = checkpoint.state
+    buffer = io.BytesIO()
+    np.savez(buffer, format_version=FORMAT_VERSION, weights=state["weights"], scale=state["scale"],
+             active=state["active"], class_names=np.array(state["class_names"], dtype=str),
+             updates=checkpoint.updates, model=checkpoint.model, saved_at=checkpoint.saved_at,
+             weights_sha256=_checksum(state["weights"]))
+    target = path_in(directory)
+    handle, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(buffer.getvalue())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(directory)
+    return target
+
+
+def load(directory: str, model: str) -> Optional[Checkpoint]:
+    """The checkpoint in `directory` if there is one (None otherwise). Removes temporary files a
+    killed writer left. Raises CheckpointError for a corrupt one (moved aside) or one of another
+    model (moved aside too, so that this model's checkpoints do not overwrite it)."""
+    _remove_leftovers(directory)
+    path = path_in(directory)
+    if not os.path.isfile(path):
+        return None
+    try:
+        checkpoint = _read(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        aside = _set_aside(path, "corrupt")
+        raise CheckpointError(f"corrupt learning checkpoint {path} ({exc}); moved to {aside}, not loaded", aside) from exc
+    if checkpoint.model != model:
+        aside = _set_aside(path, "other-model")
+        raise CheckpointError(f"learning checkpoint {path} belongs to another model (fingerprint {checkpoint.model}, "
+                              f"this model's {model}); moved to {aside}, not loaded", aside)
+    return checkpoint
+
+
+def _read(path: str) -> Checkpoint:
+    with np.load(path, allow_pickle=False) as data:
+        if int(data["format_version"]) != FORMAT_VERSION:
+            raise ValueError(f"format version {int(data['format_version'])}, this version reads {FORMAT_VERSION}")
+        weights = data["weights"]
+        if str(data["weights_sha256"]) != _checksum(weights):
+            raise ValueError("the weights do not match their checksum")
+        state = {"weights": weights, "scale": float(data["scale"]), "active": data["active"].astype(bool),
+                 "class_names": [str(name) for name in data["class_names"]]}
+        return Checkpoint(state, int(data["updates"]), str(data["model"]), float(data["saved_at"]))
+
+
+def _checksum(weights: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(weights).tobytes()).hexdigest()
+
+
+def _set_aside(path: str, why: str) -> str:
+    aside = f"{path}.{why}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    os.replace(path, aside)
+    _fsync_directory(os.path.dirname(path) or ".")
+    return aside
+
+
+def _remove_leftovers(directory: str) -> None:
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        if name.startswith(TEMPORARY_PREFIX):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass  # another process's file, or gone already: not ours to insist on
+
+
+def _fsync_directory(directory: str) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

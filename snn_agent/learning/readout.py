@@ -1,0 +1,226 @@
+"""A plastic score layer over the frozen converted network.
+
+The converted SNN up to its last hidden layer extracts features; the score layer becomes a
+readout that learns from labelled frames (rules.py) and grows by a class at runtime. Its input is
+the last hidden layer's spike train plus an always-on bias input (a neuron that fires at each of
+the frame's T steps), so that the score layer's bias is a weight like the others and learns too:
+
+    score[c] = scale * (W[c] . counts) / T,   counts = spikes of each input over the frame
+
+With W = round(W_float / scale) this is the converted layer's own score, W_float . rate + b.
+Rows are held for `max_classes` classes from the start (a chip's synapses are allocated once);
+a class is active once the model knows it or a label adds it.
+
+Who applies a teaching run is a trainer: EmulatedTrainer (Lava's fixed point on the CPU, exact),
+FloatTrainer (the same rule in float: the ideal target, and the host readout over a DNN's
+activations) or lava_readout.LavaTrainer (Lava's LearningDense on the simulated or real chip).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..ir import Layer
+from . import fixed_point
+from .rules import T_EPOCH, ReadoutRule
+
+EMULATED, ON_CHIP, HOST = "emulated", "on-chip", "host"  # the kinds of learning /diagnostics reports
+
+
+@dataclass
+class LearningOps:
+    """What teaching cost, in the operations Loihi's learning engine performs."""
+
+    runs: int = 0  # teaching runs (replays of a frame)
+    steps: int = 0  # chip steps they took
+    synaptic_updates: int = 0  # synapses the learning rule was evaluated on (x0 = 1: pre spike x rows)
+    synaptic_ops: int = 0  # spikes the replays sent through the readout's synapses
+    trace_updates: int = 0  # pre and post trace updates, one each per epoch
+    changed: int = 0  # weights that changed
+
+    def add(self, other: "LearningOps") -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class TeachResult:
+    label: int
+    predicted: int  # the readout's answer before teaching
+    ops: LearningOps = field(default_factory=LearningOps)
+    added_class: bool = False
+
+    @property
+    def correct_before(self) -> bool:
+        return self.predicted == self.label
+
+
+class EmulatedTrainer:
+    """Lava's fixed-point learning emulated on the CPU (fixed_point.py): integer weights."""
+
+    kind = EMULATED
+    dtype = np.int32
+
+    def __init__(self):
+        self.stream = fixed_point.LavaRoundingStream()
+        fixed_point.warm_up()  # the compiled kernel now, not on the first feedback
+
+    def teach(self, weights: np.ndarray, pre: np.ndarray, label: int, winner: int, rule: ReadoutRule) -> int:
+        return fixed_point.teach(weights, pre, label, winner, rule.products, self.stream.next(len(pre)))
+
+    def load(self, weights: np.ndarray) -> None:
+        """Weights set from outside (a checkpoint, a reset): nothing to send anywhere."""
+
+    def close(self) -> None:
+        pass
+
+
+class FloatTrainer:
+    """The rule in float, without rounding: w[label] += rate * x, w[winner] -= rate * x summed over
+    the frame's steps. `pre` may be graded (a DNN's activations, one step)."""
+
+    dtype = np.float64
+
+    def __init__(self, kind: str = HOST):
+        self.kind = kind
+
+    def teach(self, weights: np.ndarray, pre: np.ndarray, label: int, winner: int, rule: ReadoutRule) -> int:
+        change = rule.rate * pre.sum(axis=0)
+        weights[label] += change
+        if winner >= 0:
+            weights[winner] -= change
+        return int(np.count_nonzero(change)) * (2 if winner >= 0 else 1)
+
+    def load(self, weights: np.ndarray) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class PlasticReadout:
+    """The score layer's weights, which classes are active, and their names."""
+
+    def __init__(self, weights: np.ndarray, scale: float, active: np.ndarray, class_names: list,
+                 rule: ReadoutRule, trainer):
+        self.weights = weights  # (max_classes, inputs + 1): the last column is the bias input's
+        self.scale = scale
+        self.active = active  # (max_classes,) bool
+        self.class_names = class_names  # max_classes names
+        self.rule = rule
+        self.trainer = trainer
+
+    @classmethod
+    def from_layer(cls, layer: Layer, model_class_names: list, rule: ReadoutRule, trainer, max_classes: int = 0,
+                   class_names: Optional[list] = None) -> "PlasticReadout":
+        """A score layer (the backend's: Backend.score_layer) as a readout of up to max_classes
+        classes (0: the layer's)."""
+        if layer.kind != "dense" or layer.spiking or len(layer.input_shape) != 1:
+            raise ValueError(f"a learning readout needs a non-spiking dense score layer over a flat hidden layer; "
+                             f"the model's last layer {layer.name!r} is a {layer.kind} layer over {layer.input_shape}")
+        known = layer.n_neurons
+        max_classes = max_classes or known
+        if max_classes < known:
+            raise ValueError(f"max_classes {max_classes} is below the model's {known} classes")
+        weight = np.concatenate([layer.weight.astype(np.float64), layer.bias.astype(np.float64)[:, None]], axis=1)
+        # weight units: the largest weight is 255, so that a rate means the same for every trainer; an
+        # integer trainer rounds them (8 bits and a sign, as Loihi holds them)
+        scale = float(np.abs(weight).max()) / fixed_point.WEIGHT_MAX or 1.0
+        weights = np.zeros((max_classes, weight.shape[1]), trainer.dtype)
+        weights[:known] = weight / scale if trainer.dtype == np.float64 else np.rint(weight / scale)
+        active = np.zeros(max_classes, bool)
+        active[:known] = True
+        names = class_names_for(max_classes, model_class_names, class_names or [])
+        readout = cls(weights, scale, active, names, rule, trainer)
+        trainer.load(readout.weights)
+        return readout
+
+    @property
+    def classes(self) -> int:
+        return int(self.active.sum())
+
+    @property
+    def max_classes(self) -> int:
+        return len(self.active)
+
+    def inputs(self, hidden: np.ndarray, timesteps: int) -> np.ndarray:
+        """hidden: (steps, n) one frame's hidden spikes (or a DNN's activations, one step) -> the
+        readout's input per step, with the bias input on at the frame's first T steps."""
+        bias = np.zeros((len(hidden), 1), hidden.dtype)
+        bias[:timesteps] = 1
+        return np.concatenate([hidden, bias], axis=1)
+
+    def scores(self, pre: np.ndarray, timesteps: int) -> np.ndarray:
+        """(max_classes,) scores in the converted model's units; -inf for inactive classes."""
+        raw = self._raw(pre.sum(axis=0, dtype=np.float64), timesteps)
+        return np.where(self.active, raw * self.scale, -np.inf)
+
+    def _raw(self, counts: np.ndarray, timesteps: int) -> np.ndarray:
+        """Scores in weight units per step, where the margin is given."""
+        return self.weights @ counts / max(timesteps, 1)
+
+    def add_class(self, label: int) -> None:
+        if not 0 <= label < self.max_classes:
+            raise ValueError(f"class {label} is out of range: the readout holds {self.max_classes} classes "
+                             f"(learning.max_classes)")
+        self.active[label] = True
+
+    def teach(self, pre: np.ndarray, label: int, timesteps: int) -> TeachResult:
+        """Teach one frame (its readout input `pre`, from `inputs`) that it shows `label`: replays
+        it until the label wins by the rule's margin, at most rule.max_repeats times."""
+        added = not (0 <= label < self.max_classes and self.active[label])
+        if added:
+            self.add_class(label)
+        counts = pre.sum(axis=0, dtype=np.float64)
+        result = TeachResult(label, -1, added_class=added)
+        spiking = pre != 0
+        for repeat in range(self.rule.max_repeats + 1):
+            raw = np.where(self.active, self._raw(counts, timesteps), -np.inf)
+            if repeat == 0:
+                result.predicted = int(np.argmax(raw))
+            others = raw.copy()
+            others[label] = -np.inf
+            winner = int(np.argmax(others)) if np.isfinite(others).any() else -1
+            if winner < 0 or raw[label] - raw[winner] > self.rule.margin or repeat == self.rule.max_repeats:
+                break
+            changed = self.trainer.teach(self.weights, pre, label, winner, self.rule)
+            result.ops.add(self._ops(spiking, changed))
+        return result
+
+    def _ops(self, spiking: np.ndarray, changed: int) -> LearningOps:
+        steps, n_pre = spiking.shape
+        pre_spikes = int(np.count_nonzero(spiking))
+        return LearningOps(runs=1, steps=T_EPOCH * steps, synaptic_updates=pre_spikes * self.max_classes,
+                           synaptic_ops=pre_spikes * self.max_classes,
+                           trace_updates=steps * (n_pre + self.max_classes), changed=changed)
+
+    def state(self) -> dict:
+        """What a checkpoint holds (checkpoint.py)."""
+        return {"weights": self.weights.copy(), "scale": self.scale, "active": self.active.copy(),
+                "class_names": list(self.class_names)}
+
+    def restore(self, state: dict) -> None:
+        weights = np.asarray(state["weights"])
+        if weights.shape != self.weights.shape:
+            raise ValueError(f"checkpoint weights {weights.shape} do not fit this readout's {self.weights.shape} "
+                             f"(max classes x hidden inputs + 1)")
+        self.weights = weights.astype(self.weights.dtype)
+        self.scale = float(state["scale"])
+        self.active = np.asarray(state["active"], bool).copy()
+        self.class_names = list(state["class_names"])
+        self.trainer.load(self.weights)
+
+
+def class_names_for(max_classes: int, model_names: list, given: list) -> list:
+    """Each class's name: the given names (learning.class_names) first, then the model's, then class_<i>."""
+    names = []
+    for index in range(max_classes):
+        if index < len(given) and given[index]:
+            names.append(str(given[index]))
+        elif index < len(model_names):
+            names.append(str(model_names[index]))
+        else:
+            names.append(f"class_{index}")
+    return names

@@ -1,0 +1,229 @@
+"""An STDP network that learns without labels (Diehl & Cook 2015), compiled and event-driven.
+
+Rate-coded (Poisson) input, excitatory LIF neurons with adaptive thresholds (homeostasis: each spike
+raises a neuron's threshold by theta_plus), one inhibitory neuron per excitatory neuron inhibiting
+all the others (winner-take-all), trace-based STDP on the input weights, normalized after each image
+so each neuron's weights sum to weight_norm. After training, each neuron gets the class it answers
+most strongly (labels serve that assignment only, never the weights); an image's class is the one
+whose neurons fire most on average.
+
+Parameters are per timestep (tau in steps, rates as spike probabilities per step); the defaults are
+Diehl & Cook's as BindsNET's DiehlAndCook2015 has them (1 ms steps, 128 Hz for a white pixel).
+The rule is data (StdpRule): pair STDP, or the weight-dependent (soft-bound) variant.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from . import stdp_kernels as kernels
+
+RULES = {"pair": kernels.PAIR, "weight_dependent": kernels.WEIGHT_DEPENDENT}
+PARAMS_FILE, WEIGHTS_FILE = "stdp_params.json", "stdp_weights.npz"
+
+
+@dataclass(frozen=True)
+class StdpRule:
+    """Trace STDP: a pre spike depresses by nu_pre * post trace, a post spike potentiates by
+    nu_post * pre trace; `weight_dependent` scales depression by (w - w_min) and potentiation by
+    (w_max - w). Traces decay with tau (steps) and are set to 1 by a spike, or have 1 added
+    (`trace_additive`, as Loihi's traces)."""
+
+    kind: str = "pair"
+    nu_pre: float = 1e-4
+    nu_post: float = 1e-2
+    tau_pre: float = 20.0
+    tau_post: float = 20.0
+    w_min: float = 0.0
+    w_max: float = 1.0
+    trace_additive: bool = False
+
+    def __post_init__(self):
+        if self.kind not in RULES:
+            raise ValueError(f"unknown STDP rule {self.kind!r}; known: {sorted(RULES)}")
+
+
+@dataclass(frozen=True)
+class StdpParams:
+    """The network and its neurons, per timestep. Defaults: Diehl & Cook 2015 (BindsNET)."""
+
+    n_inputs: int = 784
+    n_neurons: int = 400
+    timesteps: int = 250
+    input_rate: float = 0.128  # spike probability per step of a white pixel (128 Hz at 1 ms)
+    # excitatory neurons: potentials in mV, times in steps
+    v_rest: float = -65.0
+    v_reset: float = -60.0
+    v_thresh: float = -52.0
+    tau_mem: float = 100.0
+    refractory: int = 5
+    theta_plus: float = 0.05  # homeostasis: the threshold's rise per spike, and its decay
+    tau_theta: float = 1e7
+    # inhibitory neurons, one per excitatory neuron
+    v_rest_inh: float = -60.0
+    v_reset_inh: float = -45.0
+    v_thresh_inh: float = -40.0
+    tau_mem_inh: float = 10.0
+    refractory_inh: int = 2
+    w_exc_inh: float = 22.5  # an excitatory spike into its inhibitory partner
+    w_inh_exc: float = 17.5  # an inhibitory spike into every other excitatory neuron
+    one_spike: bool = True  # at most one excitatory spike per step (BindsNET's DiehlAndCookNodes)
+    weight_norm: float = 78.4
+    initial_weight: float = 0.3  # initial weights uniform in [0, initial_weight)
+    rule: StdpRule = field(default_factory=StdpRule)
+
+    def as_array(self) -> np.ndarray:
+        """The layout run_images reads: values in the order of stdp_kernels' column names."""
+        r = self.rule
+        decay = [math.exp(-1.0 / tau) for tau in (self.tau_mem, self.tau_mem_inh, r.tau_pre, r.tau_post)]
+        a = np.array([self.input_rate, self.v_rest, self.v_reset, self.v_thresh, decay[0], self.refractory,
+                      self.theta_plus, math.exp(-self.timesteps / self.tau_theta), self.v_rest_inh,
+                      self.v_reset_inh, self.v_thresh_inh, decay[1], self.refractory_inh, self.w_exc_inh,
+                      self.w_inh_exc, self.weight_norm, RULES[r.kind], r.nu_pre, r.nu_post, decay[2], decay[3],
+                      r.w_min, r.w_max, float(r.trace_additive), float(self.one_spike)], np.float64)
+        assert len(a) == kernels.N_PARAMS and kernels.ONE_SPIKE == kernels.N_PARAMS - 1
+        return a
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "StdpParams":
+        values = dict(values)
+        rule = StdpRule(**values.pop("rule", {}))
+        return cls(**values, rule=rule)
+
+    def with_timesteps(self, timesteps: int) -> "StdpParams":
+        return replace(self, timesteps=int(timesteps))
+
+
+@dataclass
+class RunRecord:
+    """What one pass over images did: spike counts (N, neurons), operation counts (N, N_COUNTS:
+    stdp_kernels' columns) and the wall time it took (measured)."""
+
+    spike_counts: np.ndarray
+    op_counts: np.ndarray
+    seconds: float
+
+    def mean_ops(self) -> dict:
+        means = self.op_counts.mean(axis=0)
+        return {name: float(means[column]) for name, column in OP_COLUMNS.items()}
+
+
+OP_COLUMNS = {"synaptic_ops": kernels.SYNAPTIC_OPS, "synaptic_updates": kernels.SYNAPTIC_UPDATES,
+              "neuron_updates": kernels.NEURON_UPDATES, "exc_spikes": kernels.EXC_SPIKES,
+              "inh_spikes": kernels.INH_SPIKES, "input_spikes": kernels.INPUT_SPIKES,
+              "weight_changes": kernels.WEIGHT_CHANGES}
+
+
+def as_pixels(images: np.ndarray) -> np.ndarray:
+    """Images (N, ...) uint8 or float in [0, 1] -> (N, pixels) C-contiguous float32 in [0, 1]."""
+    x = np.asarray(images)
+    x = x.reshape(len(x), -1)
+    x = x.astype(np.float32) / np.float32(255.0) if x.dtype == np.uint8 else x.astype(np.float32)
+    return np.ascontiguousarray(x)
+
+
+class StdpNetwork:
+    """Weights (inputs, neurons) float32, adaptive thresholds theta (neurons,) and neuron labels
+    (-1: none yet)."""
+
+    def __init__(self, params: StdpParams, weights: np.ndarray, theta: np.ndarray, labels: np.ndarray):
+        if weights.shape != (params.n_inputs, params.n_neurons):
+            raise ValueError(f"weights of shape {weights.shape}, the parameters say "
+                             f"({params.n_inputs}, {params.n_neurons})")
+        self.params = params
+        self.weights = np.ascontiguousarray(weights, np.float32)
+        self.theta = np.ascontiguousarray(theta, np.float32)
+        self.labels = np.asarray(labels, np.int64)
+
+    @classmethod
+    def create(cls, params: StdpParams, seed: int = 0) -> "StdpNetwork":
+        rng = np.random.default_rng(seed)
+        weights = params.initial_weight * rng.random((params.n_inputs, params.n_neurons), np.float32)
+        return cls(params, weights, np.zeros(params.n_neurons, np.float32),
+                   np.full(params.n_neurons, -1, np.int64))
+
+    def run(self, images, learn: bool, seed: int, params: StdpParams | None = None) -> RunRecord:
+        params = params or self.params
+        pixels = as_pixels(images)
+        if pixels.shape[1] != params.n_inputs:
+            raise ValueError(f"images of {pixels.shape[1]} pixels, the network takes {params.n_inputs}")
+        spikes = np.zeros((len(pixels), params.n_neurons), np.int32)
+        ops = np.zeros((len(pixels), kernels.N_COUNTS), np.int64)
+        start = time.perf_counter()
+        kernels.run_images(pixels, self.weights, self.theta, params.as_array(), params.timesteps,
+                           learn, seed, spikes, ops)
+        return RunRecord(spikes, ops, time.perf_counter() - start)
+
+    def train(self, images, seed: int = 0) -> RunRecord:
+        """Unsupervised: weights and thresholds learn from the images (no labels)."""
+        return self.run(images, True, seed)
+
+    def respond(self, images, seed: int = 0) -> RunRecord:
+        """Spike counts with learning off (weights and thresholds fixed)."""
+        return self.run(images, False, seed)
+
+    def assign_labels(self, spike_counts: np.ndarray, labels: np.ndarray, n_classes: int) -> None:
+        """Each neuron takes the class with its highest mean response; silent neurons get none."""
+        rates = np.zeros((n_classes, self.params.n_neurons))
+        for c in range(n_classes):
+            chosen = spike_counts[labels == c]
+            if len(chosen):
+                rates[c] = chosen.mean(axis=0)
+        self.labels = np.where(rates.max(axis=0) > 0, rates.argmax(axis=0), -1)
+
+    def classify(self, spike_counts: np.ndarray, n_classes: int) -> np.ndarray:
+        """Per image the class whose labelled neurons fire most on average ("all activity")."""
+        scores = np.zeros((len(spike_counts), n_classes))
+        for c in range(n_classes):
+            members = self.labels == c
+            if members.any():
+                scores[:, c] = spike_counts[:, members].mean(axis=1)
+        return scores.argmax(axis=1)
+
+    def save(self, directory: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, PARAMS_FILE), "w") as f:
+            json.dump(self.params.to_dict(), f, indent=1)
+        np.savez(os.path.join(directory, WEIGHTS_FILE), weights=self.weights, theta=self.theta,
+                 labels=self.labels)
+
+    @classmethod
+    def load(cls, directory: str) -> "StdpNetwork":
+        for name in (PARAMS_FILE, WEIGHTS_FILE):
+            if not os.path.isfile(os.path.join(directory, name)):
+                raise FileNotFoundError(f"{directory}: no {name} (not a saved STDP network)")
+        with open(os.path.join(directory, PARAMS_FILE)) as f:
+            params = StdpParams.from_dict(json.load(f))
+        arrays = np.load(os.path.join(directory, WEIGHTS_FILE))
+        return cls(params, arrays["weights"], arrays["theta"], arrays["labels"])
+
+
+def train_and_label(params: StdpParams, train_images, label_images, label_classes, n_classes: int,
+                    seed: int = 0) -> tuple[StdpNetwork, RunRecord]:
+    """Create, train on train_images, then label the neurons from label_images' responses."""
+    network = StdpNetwork.create(params, seed)
+    record = network.train(train_images, seed)
+    network.assign_labels(network.respond(label_images, seed + 1).spike_counts, label_classes, n_classes)
+    return network, record
+
+
+def accuracy(network: StdpNetwork, images, classes, n_classes: int, seed: int = 2,
+             params: StdpParams | None = None) -> tuple[float, RunRecord]:
+    """Fraction classified right (learning off), and the run's record."""
+    record = network.run(images, False, seed, params)
+    predicted = network.classify(record.spike_counts, n_classes)
+    return float(np.mean(predicted == np.asarray(classes))), record
+
+
+def warm_up() -> None:
+    """Compile run_images (or load it from numba's cache) on a tiny network."""
+    params = StdpParams(n_inputs=4, n_neurons=2, timesteps=3)
+    StdpNetwork.create(params).train(np.full((1, 4), 0.5, np.float32))

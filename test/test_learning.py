@@ -1,0 +1,221 @@
+"""Online learning (snn_agent/learning): the rule against a hand-computed update, our fixed-point
+learning against Lava's LearningDense, a new class learned on the cpu and openvino backends with
+the old ones kept, checkpoints (restore, corrupt, another model's), and kill -9 during learning."""
+import os
+
+import numpy as np
+import pytest
+
+from snn_agent.adaptation.governor import GovernorSettings
+from snn_agent.agent_core import AgentCore, BackendChoice
+from snn_agent.data import datasets
+from snn_agent.ir import Layer
+from snn_agent.learning import checkpoint as checkpoints
+from snn_agent.learning import crash_drill
+from snn_agent.learning.lava_readout import LavaTrainer
+from snn_agent.learning.online import LearningSettings, OnlineLearner
+from snn_agent.learning.readout import EmulatedTrainer, FloatTrainer, PlasticReadout
+from snn_agent.learning.rules import ReadoutRule, teaching_schedule
+
+from conftest import BUNDLED_SNN
+
+
+def small_layer(seed=0, classes=4, inputs=30):
+    rng = np.random.default_rng(seed)
+    return Layer("score", "dense", rng.normal(0, 1, (classes, inputs)), rng.normal(0, 1, classes), (inputs,),
+                 (classes,), spiking=False)
+
+
+@pytest.mark.parametrize("trainer", [EmulatedTrainer, FloatTrainer])
+def test_rule_against_a_hand_computed_update(trainer):
+    """rate 1 (2^0): each pre spike moves the label's weight up one unit and the winner's down one,
+    and no other weight; the bias input (on at each of the T steps) counts T."""
+    readout = PlasticReadout.from_layer(small_layer(), [], ReadoutRule(rate=1.0, max_repeats=1), trainer(), 5)
+    hidden = np.zeros((3, 30), bool)
+    hidden[:, 0] = True  # 3 spikes
+    hidden[1, 7] = True  # 1 spike
+    pre = readout.inputs(hidden, 3)
+    before = readout.weights.copy()
+    result = readout.teach(pre, 4, 3)  # class 4 is new: its row is zero, another class wins
+    assert result.added_class and result.ops.runs == 1
+    winner = result.predicted
+    expected = before.copy()
+    change = np.zeros(31, readout.weights.dtype)
+    change[0], change[7], change[30] = 3, 1, 3
+    expected[4] += change
+    expected[winner] -= change
+    np.testing.assert_array_equal(readout.weights, expected)
+    assert readout.classes == 5
+
+
+def test_lava_parses_the_rule_into_our_products():
+    for rate in (1.0, 0.25, 2.0 ** -7):
+        rule = ReadoutRule(rate=rate)
+        parsed = [(p.s_mantissa, p.s_exp, [f.state_var for f in p.factors], p.dependency)
+                  for p in rule.lava_rule().dw.products]
+        assert [(m, e) for m, e, _, _ in parsed] == list(rule.products)
+        assert [(f, d) for _, _, f, d in parsed] == [(["y1"], "x0"), (["y0"], "x0")]
+
+
+def test_a_rate_that_is_not_a_power_of_two_is_refused_with_the_nearest():
+    with pytest.raises(ValueError, match="not a power of two.*nearest is 0.125"):
+        ReadoutRule(rate=0.1)
+    assert ReadoutRule(rate=2.0 ** -7).rate_exponent == 7
+
+
+def test_teaching_schedule():
+    pre = np.eye(3, dtype=bool)
+    pre_run, post_run = teaching_schedule(pre, 4, label=2, winner=0)
+    np.testing.assert_array_equal(pre_run[0::2], pre)
+    assert not pre_run[1::2].any()
+    assert post_run[0::2, 2].all() and post_run[1::2, 0].all() and post_run.sum() == 6
+
+
+def test_fixed_point_learning_equals_lavas_learning_dense():
+    """The same frames and labels through Lava's LearningDense (Loihi2SimCfg fixed_pt) and through
+    our emulation: the same weights, bit for bit, with stochastic rounding (rate 2^-2), weights
+    at both ends of their range, and a class grown on the way."""
+    layer = small_layer(seed=3, classes=4, inputs=24)
+    layer.weight[0, :4] = [40.0, -40.0, 39.0, -39.0]  # |weights| at the top of the range: saturation
+    rule = ReadoutRule(rate=0.25, max_repeats=3)
+    learned = []
+    for trainer in (EmulatedTrainer(), LavaTrainer()):
+        readout = PlasticReadout.from_layer(layer, [], rule, trainer, max_classes=6)
+        rng = np.random.default_rng(1)
+        runs = 0
+        for _ in range(6):
+            hidden = rng.random((8, 24)) < 0.35
+            runs += readout.teach(readout.inputs(hidden, 8), int(rng.integers(6)), 8).ops.runs
+        trainer.close()
+        learned.append(readout.weights.copy())
+    assert runs >= 6  # the stream did make it learn
+    assert learned[0].min() == -256 or learned[0].max() == 255 or np.abs(learned[0]).max() >= 250
+    np.testing.assert_array_equal(learned[0], learned[1])
+
+
+HIDDEN = (5, 8)  # Sandal and Bag: the model's readout is made not to know them, and learns them back
+
+
+def held_out_pair_task(k=20, n_test=300):
+    """Test frames to evaluate on, and k training frames of each hidden class to teach."""
+    test, train = datasets.load("fashion-mnist", "test"), datasets.load("fashion-mnist", "train")
+    to_input = lambda images: images.transpose(0, 3, 1, 2).astype(np.float32) / 255.0  # noqa: E731
+    teach = np.concatenate([np.where(train.labels == c)[0][:k] for c in HIDDEN])
+    np.random.default_rng(0).shuffle(teach)
+    return to_input(test.images[:n_test]), test.labels[:n_test], to_input(train.images[teach]), train.labels[teach]
+
+
+def learn_held_out_pair(backend: str, tmp_path, rate: float):
+    """The readout forgets two classes (rows zeroed, inactive), then learns them back from labelled
+    frames through the agent core: accuracy on the old classes before and after, on the new after."""
+    x, y, teach, labels = held_out_pair_task()
+    settings = LearningSettings(enabled=True, rate=rate, class_names=["old"] * 10,
+                                checkpoint_dir=str(tmp_path / "ckpt"), checkpoint_every=10)
+    core = AgentCore(BackendChoice(BUNDLED_SNN, backend, allow_fallback=False),
+                     GovernorSettings(policy="fixed", timesteps=8), learning=settings)
+    assert core.learner is not None, core.learning_problem
+    readout = core.learner.readout
+    readout.weights[list(HIDDEN)] = 0
+    readout.active[list(HIDDEN)] = False
+    readout.trainer.load(readout.weights)
+    old = ~np.isin(y, HIDDEN)
+
+    def classify(frame):  # a DNN backend's decimation may skip a frame: offer it again
+        return next(result for result in iter(lambda: core.classify(frame[None]), 0) if result is not None)
+
+    def accuracy():
+        correct = np.array([classify(frame).class_id == label for frame, label in zip(x, y)])
+        return correct[old].mean(), correct[~old].mean()
+
+    old_before, _ = accuracy()
+    energy = []
+    for frame, label in zip(teach, labels):
+        classify(frame)
+        assert core.feedback(int(label)).applied
+        energy.append(classify(x[0]).energy.joules)  # the learning step is billed with the next frame
+    old_after, new_after = accuracy()
+    diagnostics = core.learner.diagnostics()
+    core.close()
+    return old_before, old_after, new_after, diagnostics, energy
+
+
+def test_cpu_learns_new_classes_and_keeps_the_old(tmp_path):
+    old_before, old_after, new_after, diagnostics, _ = learn_held_out_pair("cpu", tmp_path, rate=0.125)
+    assert new_after >= 0.85, new_after
+    assert old_after >= old_before - 0.03, (old_before, old_after)
+    assert diagnostics["learning kind"] == "emulated" and diagnostics["learning classes"] == "10"
+    assert os.path.isfile(checkpoints.path_in(str(tmp_path / "ckpt")))
+
+
+def test_openvino_host_readout_learns_the_same_task(tmp_path):
+    old_before, old_after, new_after, diagnostics, energy = learn_held_out_pair("openvino", tmp_path, rate=1.0)  # activations: smaller than counts
+    assert diagnostics["learning kind"] == "host"
+    assert new_after >= 0.85, new_after
+    assert old_after >= old_before - 0.03, (old_before, old_after)
+    assert max(energy) > min(energy)  # frames after a learning step carry its CPU energy
+
+
+def learner(tmp_path, layer=None, fingerprint="model-a", every=3):
+    settings = LearningSettings(enabled=True, max_classes=6, checkpoint_dir=str(tmp_path), checkpoint_every=every)
+    return OnlineLearner(layer or small_layer(), [], fingerprint, settings, EmulatedTrainer())
+
+
+def teach_some(learner_, frames=7, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(frames):
+        learner_.classify(rng.random((8, 30)) < 0.3, 8)
+        assert learner_.feedback(int(rng.integers(6))).applied
+
+
+def test_checkpoint_restored_after_restart(tmp_path):
+    first = learner(tmp_path)
+    teach_some(first)
+    first.close()  # the shutdown checkpoint
+    second = learner(tmp_path)
+    assert second.updates == 7 and not second.checkpoint_errors
+    np.testing.assert_array_equal(second.readout.weights, first.readout.weights)
+    np.testing.assert_array_equal(second.readout.active, first.readout.active)
+
+
+def test_feedback_for_a_frame_no_longer_held_is_dropped(tmp_path):
+    one = learner(tmp_path)
+    one.classify(np.ones((4, 30), bool), 4, frame_id=1)
+    assert not one.feedback(2, frame_id=99).applied  # never held
+    assert one.feedback(2, frame_id=1).applied
+    assert not one.feedback(2, frame_id=1).applied  # taught already
+    assert not one.feedback(2).applied  # nothing held
+    assert not one.feedback(6).applied  # beyond max_classes
+    assert one.dropped_feedback == 4 and one.updates == 1
+
+
+def test_corrupt_checkpoint_is_set_aside(tmp_path):
+    with open(checkpoints.path_in(str(tmp_path)), "wb") as out:
+        out.write(b"PK\x03\x04 not a checkpoint")
+    fresh = learner(tmp_path)
+    assert fresh.updates == 0 and len(fresh.checkpoint_errors) == 1
+    assert "corrupt" in fresh.checkpoint_errors[0]
+    assert not os.path.exists(checkpoints.path_in(str(tmp_path)))
+    assert any(name.startswith("readout.npz.corrupt-") for name in os.listdir(tmp_path))
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    first = learner(tmp_path)
+    teach_some(first)
+    first.close()
+    other = learner(tmp_path, fingerprint="model-b")
+    assert other.updates == 0 and "another model" in other.checkpoint_errors[0]
+    assert any(name.startswith("readout.npz.other-model-") for name in os.listdir(tmp_path))
+
+
+def test_kill_9_during_learning_loses_at_most_checkpoint_every(tmp_path):
+    """A real learner process killed with SIGKILL 20 times at random moments: every checkpoint left
+    on disk loads, and no more than checkpoint_every updates are lost."""
+    stream = str(tmp_path / "stream.npz")
+    rng = np.random.default_rng(0)
+    crash_drill.record_stream(stream, small_layer(classes=5), rng.random((50, 8, 30)) < 0.3,
+                              rng.integers(0, 6, 50), 8)
+    every = 5
+    report = crash_drill.drill(stream, str(tmp_path / "ckpt"), rounds=20, every=every)
+    assert report.rounds == 20 and not report.load_failures
+    assert report.max_lost <= every, report.lost_updates
+    assert max(checkpoints.load(str(tmp_path / "ckpt"), crash_drill.FINGERPRINT).updates, 0) > every

@@ -1,0 +1,78 @@
+"""Online learning through the agent node over real DDS: a new class learned from feedback
+messages, ~/save_learning and ~/reset_learning, and the learned class restored after a restart."""
+import os
+
+from rclpy.parameter import Parameter
+from std_msgs.msg import Int32
+from std_srvs.srv import Trigger
+
+from test_agent_lifecycle import Spinning, call
+from test_agent_node import Probe, model_dir  # noqa: F401 - fixture
+from snn_agent.data import datasets
+from snn_agent.ir import SNNModel
+from snn_agent.learning import checkpoint as checkpoints
+from snn_agent.ros.agent_node import AgentNode
+
+NEW = 10  # the new class: photographic negatives of Fashion-MNIST frames
+
+
+def agent_with_learning(model, directory):
+    return AgentNode(parameter_overrides=[
+        Parameter("model", value=model), Parameter("diagnostics_period_s", value=0.2),
+        Parameter("policy", value="fixed"), Parameter("timesteps", value=8),
+        Parameter("learning.enabled", value=True), Parameter("learning.max_classes", value=11),
+        Parameter("learning.class_names", value=[""] * 10 + ["negative"]),
+        Parameter("learning.checkpoint_dir", value=directory), Parameter("learning.checkpoint_every", value=100)])
+
+
+def negatives(n_teach=24, n_check=20):
+    images = datasets.load("fashion-mnist", "test").images[:, :, :, 0]
+    return 255 - images[:n_teach], 255 - images[-n_check:]
+
+
+def test_learns_a_class_from_feedback_saves_resets_and_restores(rclpy_context, model_dir, tmp_path):
+    directory = str(tmp_path / "learning")
+    teach, check = negatives()
+    agent, probe = agent_with_learning(model_dir, directory), Probe()
+    feedback = probe.create_publisher(Int32, "agent/feedback", 10)
+    save = probe.create_client(Trigger, "agent/save_learning")
+    reset = probe.create_client(Trigger, "agent/reset_learning")
+    graph = Spinning(agent, probe)
+    try:
+        assert probe.wait(lambda: probe.count_subscribers("image") > 0 and probe.count_subscribers("agent/feedback") > 0)
+        for image in teach:
+            probe.classify(image)
+            updates = agent.core.learner.updates
+            feedback.publish(Int32(data=NEW))
+            assert probe.wait(lambda: agent.core.learner.updates == updates + 1), "the feedback was not applied"
+        learned = sum(probe.classify(image) == "negative" for image in check)
+        assert learned >= 16, learned
+        values = probe.diagnostics(lambda v: v.get("learning updates") == str(len(teach)))
+        assert values["learning kind"] == "emulated" and values["learning classes"] == "11"
+        assert values["learning checkpoint age s"] == "never"
+        rejected = agent.set_parameters([Parameter("learning.rate", value=0.1)])[0]
+        assert not rejected.successful and "not a power of two" in rejected.reason, rejected.reason
+        assert agent.get_parameter("learning.rate").value == 0.125
+        answer = call(probe, save, Trigger.Request())
+        assert answer.success, answer.message
+        assert os.path.isfile(checkpoints.path_in(directory))
+        probe.diagnostics(lambda v: v.get("learning checkpoint age s") not in (None, "never"))
+    finally:
+        graph.close()
+
+    agent, probe = agent_with_learning(model_dir, directory), Probe()  # a restart: the checkpoint comes back
+    reset = probe.create_client(Trigger, "agent/reset_learning")
+    graph = Spinning(agent, probe)
+    try:
+        assert probe.wait(lambda: probe.count_subscribers("image") > 0)
+        values = probe.diagnostics(lambda v: "learning updates" in v)
+        assert values["learning updates"] == str(len(teach)) and values["learning classes"] == "11"
+        assert sum(probe.classify(image) == "negative" for image in check) == learned
+        answer = call(probe, reset, Trigger.Request())
+        assert answer.success, answer.message
+        assert probe.diagnostics(lambda v: v.get("learning updates") == "0")["learning classes"] == "10"
+        assert not any(probe.classify(image) == "negative" for image in check)
+    finally:
+        graph.close()
+    fingerprint = f"{checkpoints.model_fingerprint(SNNModel.load(model_dir))}-spikes"
+    assert checkpoints.load(directory, fingerprint).updates == 0  # reset wrote the model's own readout
