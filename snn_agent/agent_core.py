@@ -249,16 +249,11 @@ class AgentCore:
         return runnable
 
     def close(self) -> None:
-<<<<<<< HEAD
+        with self.lock:
+            self._stop_learning()
         for backend in (self.backend, self._spare_cpu):
             if backend is not None:
                 backend.close()
-=======
-        with self.lock:
-            self._stop_learning()
-        if self.backend is not None:
-            self.backend.close()
->>>>>>> main
 
     # --- learning ------------------------------------------------------------------------------
     def _learner_for(self, backend: Backend, choice: BackendChoice) -> Optional[OnlineLearner]:
