@@ -2,6 +2,13 @@
 """Conversion accuracy on Fashion-MNIST: the DNN, then the SNN at T in {4..128} for each target.
 
     .venv/bin/python bench/conversion.py [--quick] [--model models/fashion_cnn.onnx]
+    .venv/bin/python bench/conversion.py --suite [--quick]
+
+--suite: models nobody trained for spikes (bench/plain_models.py: an MLP, a VGG-style CNN with
+BatchNorm and MaxPool, a ResNet-style CNN with residual Add, Concat and average pooling; trained
+with torch on Fashion-MNIST, cached), each converted by `snn-agent convert` with its default
+options (timed), then the DNN, the ideal target over T and the loihi target at T=32 on the test set.
+Writes bench/results/conversion_suite.json.
 
 Targets:
   ideal     our conversion: clip-ceiling / percentile normalization, reset by subtraction,
@@ -36,6 +43,9 @@ from results_file import output_path, write_results  # noqa: E402
 
 GRID = (4, 8, 16, 32, 64, 128)
 GOALS = {"ideal": {8: 1.0, 16: 0.5}, "loihi": {16: 2.0, 32: 1.0}}  # max points below the DNN
+SUITE_GRID = (8, 16, 32, 64, 128)
+SUITE_GOALS = {"ideal": {8: 1.0, 16: 0.5, 64: 0.3, 128: 0.3}, "loihi": {32: 1.0}}
+SUITE_CONVERT_SECONDS = 120  # the default conversion, loihi target included
 
 
 def targets(network, calib_x):
@@ -59,12 +69,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1,000 test images instead of 10,000")
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "fashion_cnn.onnx"))
+    ap.add_argument("--suite", action="store_true", help="the plain models of bench/plain_models.py instead")
     ap.add_argument("--out", help="the JSON file (default: bench/results/conversion.json, or bench/results/quick/ with --quick)")
     args = ap.parse_args()
-    out = output_path("conversion.json", args.quick, args.out)
+    out = output_path("conversion_suite.json" if args.suite else "conversion.json", args.quick, args.out)
 
     if not datasets.fashion_mnist_available():
         sys.exit("bench/conversion.py needs Fashion-MNIST: apt-get install dataset-fashion-mnist")
+    if args.suite:
+        return suite(args.quick, out)
     network = load_onnx(args.model)
     test = datasets.load("fashion-mnist", "test").subset(1000 if args.quick else 0)
     calib = datasets.load("fashion-mnist", "train").subset(1000)
@@ -102,6 +115,72 @@ def main() -> int:
                 results["goals"][f"{name}@T={t}"] = {"gap_points": round(gap, 3), "limit": limit, "met": met}
                 print(f"  {name:<6} T={t:<4} gap {gap:+.2f} (limit {limit}) {'MET' if met else 'MISSED'}")
     write_results(out, results, args.quick)
+    print(f"wrote {out}")
+    return 0
+
+
+def convert_and_measure(name: str, test, log=print) -> dict:
+    """`snn-agent convert` (default options) of the suite's model `name`, timed, and its accuracy
+    on `test`: the DNN's, the ideal target's over SUITE_GRID, the loihi target's at T=32."""
+    from plain_models import trained_onnx
+    from snn_agent.conversion.loihi import LOIHI_DIR
+    from snn_agent.conversion.pipeline import convert_model
+    from snn_agent.engine.loihi_engine import LoihiEngine
+    from snn_agent.ir import SNNModel
+
+    onnx_path = trained_onnx(name, log)
+    with tempfile.TemporaryDirectory() as out_dir:
+        start = time.perf_counter()
+        ideal = convert_model(onnx_path, "fashion-mnist", out_dir, progress=ProgressBar(f"{name}: calibrating"),
+                              loihi_progress=ProgressBar(f"{name}: loihi threshold search"))
+        seconds = time.perf_counter() - start
+        loihi_dir = os.path.join(out_dir, LOIHI_DIR)
+        loihi = SNNModel.load(loihi_dir) if os.path.isdir(loihi_dir) else None
+    network = load_onnx(onnx_path)
+    x, labels = model_input(test, network.preprocessing), test.labels
+    row = {"dnn_accuracy": float((predict(network, x) == labels).mean()), "convert_seconds": round(seconds, 1),
+           "exports": ideal.info["exports"], "spiking_layers": sum(layer.spiking for layer in ideal.layers),
+           "targets": {"ideal": {}}}
+    bar = ProgressBar(f"{name}: ideal over T")
+    for i, t in enumerate(SUITE_GRID):
+        row["targets"]["ideal"][t] = accuracy(SNNEngine(ideal).run, x, labels, t)
+        bar(i + 1, len(SUITE_GRID))
+    if loihi is not None:
+        row["targets"]["loihi"] = {32: accuracy(LoihiEngine(loihi).run, x, labels, 32)}
+    return row
+
+
+def suite(quick: bool, out: str) -> int:
+    from plain_models import ARCHITECTURES
+
+    test = datasets.load("fashion-mnist", "test").subset(1000 if quick else 0)
+    results = {"n_test": int(len(test.labels)), "grid": list(SUITE_GRID), "models": {}, "goals": {}}
+    for name in ARCHITECTURES:
+        row = results["models"][name] = convert_and_measure(name, test)
+        print(f"\n{name}: {row}", flush=True)  # each model as it finishes: the whole suite takes a while
+    print(f"\nFashion-MNIST test, {len(test.labels)} images; points against each model's DNN "
+          f"(machine shared with other work: convert times are wall clock under load)")
+    print(f"{'model':<8}{'DNN %':>7}" + "".join(f"{'T=' + str(t):>8}" for t in SUITE_GRID) + f"{'loihi32':>9}{'convert s':>11}")
+    for name, row in results["models"].items():
+        dnn = row["dnn_accuracy"]
+        cells = "".join(f"{100 * (row['targets']['ideal'][t] - dnn):>+8.2f}" for t in SUITE_GRID)
+        loihi = row["targets"].get("loihi")
+        print(f"{name:<8}{100 * dnn:>7.2f}{cells}{(f'{100 * (loihi[32] - dnn):+.2f}' if loihi else '-'):>9}"
+              f"{row['convert_seconds']:>11.1f}")
+        for target, goals in SUITE_GOALS.items():
+            for t, limit in goals.items():
+                if t in row["targets"].get(target, {}):
+                    gap = 100 * (dnn - row["targets"][target][t])
+                    results["goals"][f"{name} {target}@T={t}"] = {"gap_points": round(gap, 3), "limit": limit,
+                                                                   "met": gap <= limit}
+        results["goals"][f"{name} convert seconds"] = {"seconds": row["convert_seconds"],
+                                                       "limit": SUITE_CONVERT_SECONDS,
+                                                       "met": row["convert_seconds"] <= SUITE_CONVERT_SECONDS}
+    print("\ngoals:")
+    for key, goal in results["goals"].items():
+        figure = f"gap {goal['gap_points']:+.2f} points" if "gap_points" in goal else f"{goal['seconds']:.0f} s"
+        print(f"  {key:<28} {figure} (limit {goal['limit']}) {'MET' if goal['met'] else 'MISSED'}")
+    write_results(out, results, quick)
     print(f"wrote {out}")
     return 0
 

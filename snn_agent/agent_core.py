@@ -144,6 +144,7 @@ class AgentCore:
         self.points_left_out: list = []  # operating points the backend cannot run, each with why
         self.governor: Optional[Governor] = None
         self._frame_counter = 0
+        self._spare_cpu: Optional[Backend] = None  # the CPU engine, opened ahead while another backend runs
         self._neuron_of_point: tuple = (None, None)  # the last point and its NeuronConfig
         self.choice = choice
         try:
@@ -170,6 +171,23 @@ class AgentCore:
             log.error(reason)
             backend = self._open("cpu", choice)
         self._install(backend, choice, reason)
+        self._prepare_spare(choice)
+
+    def _prepare_spare(self, choice: BackendChoice) -> None:
+        """With allow_fallback, open the CPU engine now, beside another backend: a fallback then
+        waits on nothing (opening it first in a process that has not run it takes seconds)."""
+        if self._spare_cpu is not None:
+            self._spare_cpu.close()
+            self._spare_cpu = None
+        if choice.allow_fallback and self.backend.name != "cpu":
+            try:
+                self._spare_cpu = self._open("cpu", choice)
+            except Exception as exc:  # noqa: BLE001 - opened again when needed, and fails then with the reason
+                log.warning("could not open the CPU engine ahead as fallback: %s", exc)
+
+    def _cpu_engine(self) -> Backend:
+        spare, self._spare_cpu = self._spare_cpu, None
+        return spare or self._open("cpu", self.choice)
 
     def _open(self, name: str, choice: BackendChoice) -> Backend:
         constants = constants_from(choice.energy)
@@ -233,8 +251,9 @@ class AgentCore:
     def close(self) -> None:
         with self.lock:
             self._stop_learning()
-        if self.backend is not None:
-            self.backend.close()
+        for backend in (self.backend, self._spare_cpu):
+            if backend is not None:
+                backend.close()
 
     # --- learning ------------------------------------------------------------------------------
     def _learner_for(self, backend: Backend, choice: BackendChoice) -> Optional[OnlineLearner]:
@@ -346,7 +365,7 @@ class AgentCore:
         if self.choice.allow_fallback and failed.name != "cpu":  # the CPU engine first: frames wait on it
             reason = f"{why}; switched to the CPU engine"
             log.error(reason)
-            self._install(self._open("cpu", self.choice), self.choice, reason, close_old=False)
+            self._install(self._cpu_engine(), self.choice, reason, close_old=False)
             failed.kill()
             return
         failed.kill()
@@ -359,4 +378,4 @@ class AgentCore:
         """Replace a failing backend by the CPU engine on the same model, saying why."""
         reason = f"{why}; switched to the CPU engine"
         log.error(reason)
-        self._install(self._open("cpu", self.choice), self.choice, reason)
+        self._install(self._cpu_engine(), self.choice, reason)

@@ -61,6 +61,7 @@ def _profile(args) -> int:
 
     model = SNNModel.load(args.model_dir)
     data = profiling.split_data(args.data, model, args.n, args.calib_n)
+    print(f"data: {data.split}")
     grid = sorted({int(t) for t in args.timesteps.split(",")})
     dnn_accuracy = profiling.dnn_accuracy(args.model_dir, data)
     targets, tables, skipped = {}, [], []
@@ -148,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--data", default="fashion-mnist", help="test data (same forms as --calib)")
     profile.add_argument("--n", type=int, default=2000, help="held-out test images (0 = all)")
     profile.add_argument("--calib-n", type=int, default=2000,
-                         help="images that choose the neuron parameters (half search, half check what is kept)")
+                         help="images that choose the neuron parameters (half search, half check what is kept); a data "
+                              "file with fewer than twice this many is split in halves")
     profile.add_argument("--timesteps", default="2,3,4,6,8,12,16,24,32,48,64,96,128", help="comma-separated T grid")
     profile.add_argument("--weights", action="append", default=[], metavar="DIR:T[,T...]", type=_weights_option,
                          help="also points at these T with the weights in DIR (relative to model_dir): a conversion "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
@@ -142,6 +143,9 @@ class Network:
     class_names: list = field(default_factory=list)
     # Exporters' post-processing ops (Softmax, ArgMax, ...) the importer dropped; reported, not saved.
     dropped_postprocessing: list = field(default_factory=list)
+    # Names of the layers the importer made of a MaxPool: their output never exceeds their source's
+    # and reaches it, which conversion uses; not saved (conversion starts from the DNN).
+    max_pool_layers: list = field(default_factory=list)
 
     @property
     def is_chain(self) -> bool:
@@ -290,9 +294,12 @@ class SNNModel:
         try:
             with open(json_path) as f:
                 doc = json.load(f)
+        except (ValueError, OSError) as exc:
+            raise ModelFormatError(f"corrupt model in {directory}: {json_path}: {exc}") from exc
+        try:
             arrays = dict(np.load(npz_path, allow_pickle=False))
-        except (ValueError, OSError, EOFError) as exc:  # json, zip and npy errors
-            raise ModelFormatError(f"corrupt model in {directory}: {exc}") from exc
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # zip and npy errors
+            raise ModelFormatError(f"corrupt model in {directory}: {npz_path}: {exc}") from exc
         if doc.get("format_version") not in READABLE_VERSIONS:
             raise ModelFormatError(f"{json_path}: format_version {doc.get('format_version')!r}, "
                                    f"this snn_agent reads {', '.join(map(str, READABLE_VERSIONS))}")
@@ -320,7 +327,10 @@ class SNNModel:
                         doc["target"], doc.get("info", {}))
         except (KeyError, TypeError) as exc:
             raise ModelFormatError(f"corrupt model in {directory}: missing or bad field {exc}") from exc
-        validate_network(model.network)
+        try:
+            validate_network(model.network)
+        except ModelFormatError as exc:  # the arrays do not fit the description, or hold NaN
+            raise ModelFormatError(f"{npz_path}: {exc}") from exc
         return model
 
 

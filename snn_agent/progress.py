@@ -19,8 +19,11 @@ class ProgressBar:
         self._last = now
         fraction = done / total if total else 1.0
         filled = int(self.width * fraction)
+        elapsed = now - self.start
+        # the whole task's time, extrapolated from the part done, from the first update on
+        expected = f" of ~{elapsed / fraction:.0f}s" if 0 < fraction < 1 else ""
         self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
-                          f"{done}/{total} {now - self.start:5.1f}s")
+                          f"{done}/{total} {elapsed:5.1f}s{expected}   ")
         if done >= total:
             self.stream.write("\n")
         self.stream.flush()

@@ -1,4 +1,5 @@
 """ONNX import and DNN->SNN conversion: every supported operator, exporters, errors, accuracy."""
+import json
 import os
 
 import numpy as np
@@ -6,10 +7,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from snn_agent.backends.openvino import OpenVinoBackend
 from snn_agent.cli import main as cli_main
 from snn_agent.conversion.convert import ConversionOptions, convert
 from snn_agent.conversion.onnx_import import UnsupportedModelError, load_onnx
-from snn_agent.conversion.pipeline import convert_model
+from snn_agent.conversion.pipeline import _optional_export, convert_model
 from snn_agent.data import datasets
 from snn_agent.data.prepare import model_input
 from snn_agent.engine import SNNEngine
@@ -159,6 +161,61 @@ def test_scikit_learn_mlp_through_skl2onnx(tmp_path):
     assert (snn_pred == test_y).mean() >= clf.score(test_x, test_y) - 0.03
 
 
+def skl2onnx_digits_mlp(tmp_path):
+    """A scikit-learn MLP on the 8x8 digits (features in [0, 1]), exported by skl2onnx with its
+    default options (ZipMap post-processing) -> (ONNX path, classifier, x, labels)."""
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype(np.float32)
+    clf = MLPClassifier((32,), max_iter=400, random_state=0).fit(x[:1200], digits.target[:1200])
+    onnx_path = tmp_path / "mlp.onnx"
+    onnx_path.write_bytes(to_onnx(clf, x[:1]).SerializeToString())
+    return onnx_path, clf, x, digits.target
+
+
+def test_skl2onnx_default_export_converts_with_every_artifact(tmp_path, capsys):
+    """skl2onnx's default options append ZipMap (a sequence of maps, which OpenVINO cannot read):
+    `snn-agent convert` with its default options drops it for every format, the OpenVINO IR gives
+    the DNN's scores, and the SNN agrees with the DNN."""
+    onnx_path, clf, x, labels = skl2onnx_digits_mlp(tmp_path)
+    assert "ZipMap" in [n.op_type for n in onnx.load(str(onnx_path)).graph.node]
+    calib = tmp_path / "digits_train.npz"
+    np.savez(calib, x=x[:1200], y=labels[:1200])
+    out = tmp_path / "out"
+    assert cli_main(["convert", str(onnx_path), "--calib", str(calib), "-o", str(out),
+                     "--preprocessing", '{"scale": 1.0}']) == 0
+    printed = capsys.readouterr().out
+    assert "dropped exporter post-processing: Softmax, ArgMax, ZipMap" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["exports"] == {"openvino": "openvino/model.xml", "nir": "model.nir", "netx": "loihi.net"}
+    assert "openvino: openvino/model.xml" in printed
+
+    test_x, test_y = x[1200:], labels[1200:]
+    network = load_onnx(str(onnx_path), {"scale": 1.0})
+    dnn = forward(network, test_x)
+    backend = OpenVinoBackend(device="CPU")  # what the node runs: the IR, its one output the scores
+    backend.load(str(out))
+    try:
+        np.testing.assert_allclose(backend.infer(test_x[:50]).scores, dnn[:50], rtol=1e-4, atol=1e-4)
+    finally:
+        backend.close()
+    snn_pred = SNNEngine(SNNModel.load(str(out))).run(test_x, 64).labels
+    assert (snn_pred == dnn.argmax(1)).mean() >= 0.95
+    assert (snn_pred == test_y).mean() >= clf.score(test_x, test_y) - 0.03
+
+
+def test_a_failing_export_is_reported_not_raised():
+    def broken():
+        raise RuntimeError("Unsupported value_info type: output_probability\n  traceback lines")
+
+    assert _optional_export(broken, "openvino/model.xml") == \
+        "skipped: RuntimeError: Unsupported value_info type: output_probability"
+    assert _optional_export(lambda: None, "model.nir") == "model.nir"
+
+
 def test_bundled_model_converts_and_classifies_at_t32():
     test = datasets.load(datasets.default_dataset_name(), "test").subset(1000)
     model = SNNModel.load(BUNDLED_SNN)
@@ -188,7 +245,7 @@ def test_committed_conversion_is_reproducible(tmp_path):
         np.testing.assert_array_equal(a.weight, b.weight)
         np.testing.assert_array_equal(a.bias, b.bias)
         assert a.fixed_point == b.fixed_point
-    assert fresh.info["exports"] == {"nir": "model.nir", "netx": "loihi.net"}
+    assert fresh.info["exports"] == {"openvino": "openvino/model.xml", "nir": "model.nir", "netx": "loihi.net"}
     assert (out / "model.nir").is_file() and (out / "loihi" / "loihi.net").is_file()
 
 

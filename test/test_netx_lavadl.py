@@ -223,10 +223,20 @@ def unsupported_input_neuron(path) -> None:
     export(blocks, (10,), path, torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("write, message", [(unsupported_pool, "layer 2 is a 'pool' layer"),
+def unsupported_complex_synapse(path) -> None:
+    """lava-dl's resonate-and-fire block: complex synapses (weight/real and weight/imag groups)."""
+    blocks = [slayer.block.rf.Dense({"threshold": 1.0, "period": 10, "decay": 0.1}, 10, 8),
+              slayer.block.cuba.Dense(neuron(), 8, 4)]
+    export(blocks, (10,), path, torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("write, message", [(unsupported_pool, "layer 2 is a 'pool' layer; supported: dense and conv"),
                                             (unsupported_delay, "layer 0 (dense) has synaptic delays"),
-                                            (unsupported_input_neuron, "input layers with neurons")],
-                         ids=["pool", "delay", "input-neuron"])
+                                            (unsupported_input_neuron, "input layers with neurons"),
+                                            (unsupported_complex_synapse, "layer 0 (dense) has complex synapses "
+                                             "(weight/imag, weight/real), which are not supported; supported: "
+                                             "dense and conv layers of CUBA neurons")],
+                         ids=["pool", "delay", "input-neuron", "complex-synapse"])
 def test_unsupported_lava_dl_file_is_a_clear_error(tmp_path, write, message):
     path = str(tmp_path / "network.net")
     write(path)

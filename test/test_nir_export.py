@@ -108,3 +108,25 @@ def _simulate(graph, x: np.ndarray, timesteps: int) -> np.ndarray:
             elif isinstance(node, nir.Output):
                 total = total + h
     return total / timesteps
+
+
+def test_max_pool_chain_exports_and_runs_as_the_engine(tmp_path):
+    """A lowered MaxPool is two grouped convolutions; NIR gets them without groups (its type
+    check reads a Conv2d's input channels from the weight) and computes the same."""
+    from onnx import helper
+    from test_conversion import save_model
+    from test_graph_conversion import conv_node, gemm_head
+
+    nodes, inits = conv_node("a", 1, 4, "x", "ac")
+    nodes += [helper.make_node("Relu", ["ac"], ["ar"]),
+              helper.make_node("MaxPool", ["ar"], ["p"], kernel_shape=[2, 2], strides=[2, 2])]
+    head, head_inits = gemm_head("p", 4 * 4 * 4)
+    path = save_model(tmp_path, nodes + head, inits + head_inits, (1, 8, 8), 5)
+    network = load_onnx(path, {"scale": 1.0})
+    x = np.random.default_rng(0).uniform(0, 1, (20, 1, 8, 8)).astype(np.float32)
+    snn = convert(network, x)
+    assert any(layer.groups > 1 for layer in snn.layers)
+    export_nir(snn, str(tmp_path / "pool.nir"))
+    expected = SNNEngine(snn).run(x, 8, NeuronConfig(reset="zero", v_init=0.0)).scores
+    scores = _simulate(nir.read(str(tmp_path / "pool.nir")), x, 8)
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())

@@ -35,27 +35,40 @@ ENHANCE_MAX_T = 32
 LAYER_ENHANCE_MAX_T = 8
 
 
+# Fewer samples than this in either split measure nothing: one sample moves an accuracy by 5 points.
+MIN_SPLIT_SAMPLES = 20
+
+
 @dataclass
 class ProfileData:
     calib: tuple  # (x, labels) used to choose neuron parameters
     heldout: tuple  # (x, labels) every reported accuracy comes from
     name: str
+    split: str = ""  # how the samples were divided, in words (printed by the CLI)
 
 
 def split_data(spec: str, model: SNNModel, n_test: int, n_calib: int) -> ProfileData:
     """Named data sets: calibrate on the training split, report on the test split. User files:
-    the first `n_calib` samples calibrate, the rest are held out."""
+    the first samples calibrate, the rest are held out; `n_calib` of them, or, in a data set too
+    small to hold `n_calib` and a held-out split as large, half of it (calibration and held-out
+    halves). Refuses only a data set too small to give MIN_SPLIT_SAMPLES to each split."""
     pre = model.network.preprocessing
     if spec in ("fashion-mnist", "digits"):
         test = datasets.load(spec, "test").subset(n_test)
         calib = datasets.load(spec, "train").subset(n_calib)
+        split = f"{len(calib)} training samples calibrate, {len(test)} test samples are held out"
     else:
         data = datasets.load(spec)
-        if len(data) <= n_calib:
-            raise datasets.DatasetError(f"{spec}: {len(data)} samples; profiling needs more than "
-                                        f"--calib-n={n_calib} (the rest is the held-out split)")
-        calib, test = data.subset(n_calib), data.subset(n_test, offset=n_calib)
-    return ProfileData((model_input(calib, pre), calib.labels), (model_input(test, pre), test.labels), test.name)
+        chosen = n_calib if len(data) >= 2 * n_calib else len(data) // 2
+        if min(chosen, len(data) - chosen) < MIN_SPLIT_SAMPLES:
+            raise datasets.DatasetError(
+                f"{spec}: {len(data)} samples; profiling needs at least {MIN_SPLIT_SAMPLES} to choose the neuron "
+                f"parameters and {MIN_SPLIT_SAMPLES} more to measure them on (the held-out split)")
+        calib, test = data.subset(chosen), data.subset(n_test, offset=chosen)
+        split = f"the first {len(calib)} of {len(data)} samples calibrate, the next {len(test)} are held out" + \
+            ("" if chosen == n_calib else f" (--calib-n={n_calib} would leave too few to hold out: split in halves)")
+    return ProfileData((model_input(calib, pre), calib.labels), (model_input(test, pre), test.labels), test.name,
+                       split)
 
 
 def _search_points(name: str, run, cost, data: ProfileData, neuron, grid, reference_rates: Optional[list],

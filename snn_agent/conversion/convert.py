@@ -35,6 +35,10 @@ class ConversionOptions:
     batch_size: int = 250
     # one scale per output channel (conv) / neuron (dense) instead of one per layer
     per_channel: bool = False
+    # the layers of a lowered MaxPool take their source's scale, which bounds their output, instead
+    # of a percentile of their own, which clips it a second time (False: baselines). Not an average
+    # pool's: a mean lies far below its source's largest values, and that scale would starve it of spikes
+    pooling_source_scale: bool = True
 
 
 _SAMPLE_CAP = 200_000  # positive activations kept per layer and batch (per channel: shared out)
@@ -115,6 +119,8 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
     if options.per_channel:
         return _convert_per_channel(network, calib_x, options, progress, source)
     scales, sparsity = activation_scales(network, calib_x, options, progress)
+    if options.pooling_source_scale:
+        scales = _pooling_scales(network, scales)
     layers, layer_scales, spiking_index = [], [], 0
     for layer, sources in zip(network.layers, network.source_indices()):
         scale = scales[spiking_index] if layer.spiking else 1.0  # the score layer keeps DNN units
@@ -127,7 +133,7 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
         layer_scales.append(scale)
         if layer.spiking:
             spiking_index += 1
-    return _model(network, layers, calib_x, options, source, layer_report(network, scales, sparsity, options.use_clip_ceiling))
+    return _model(network, layers, calib_x, options, source, layer_report(network, scales, sparsity, options))
 
 
 def _model(network: Network, layers: list, calib_x: np.ndarray, options: ConversionOptions, source: str,
@@ -152,6 +158,8 @@ def _convert_per_channel(network: Network, calib_x: np.ndarray, options: Convers
     """convert() with one scale per output channel: W[o, i] * lambda_src[channel(i)] / lambda[o]."""
     channel_scales: list = []
     scales, sparsity = activation_scales(network, calib_x, options, progress, channel_scales)
+    if options.pooling_source_scale:
+        scales, channel_scales = _pooling_scales(network, scales), _pooling_scales(network, channel_scales)
     layers, out_scales, spiking_index = [], [], 0  # out_scales: per layer, one float64 per channel
     for layer, sources in zip(network.layers, network.source_indices()):
         if layer.spiking:
@@ -170,7 +178,7 @@ def _convert_per_channel(network: Network, calib_x: np.ndarray, options: Convers
                               extra_synapses=[replace(synapse, weight=w)
                                               for synapse, w in zip(layer.extra_synapses, blocks[1:])]))
         out_scales.append(scale)
-    rows = layer_report(network, scales, sparsity, options.use_clip_ceiling)
+    rows = layer_report(network, scales, sparsity, options)
     spiking_index = 0
     for row, layer in zip(rows, network.layers):
         if layer.spiking:
@@ -179,6 +187,30 @@ def _convert_per_channel(network: Network, calib_x: np.ndarray, options: Convers
                                     "median": float(np.median(c)), "max": float(c.max())}
             spiking_index += 1
     return _model(network, layers, calib_x, options, source, rows)
+
+
+def _pooling_scales(network: Network, scales: list) -> list:
+    """`scales` (per spiking layer: a float, or one per output channel) with every MaxPool layer's
+    replaced by its source's: a max of non-negative inputs never exceeds the largest of them, so
+    the source's scale bounds the output exactly (no clipping), whatever T. Per channel, output o
+    of a grouped pooling convolution reads only its group's input channels, which share one scale
+    (the lowering keeps each source channel in its group)."""
+    pooling, result, by_layer, spiking_index = set(network.max_pool_layers), [], [], 0
+    for layer, sources in zip(network.layers, network.source_indices()):
+        if not layer.spiking:
+            by_layer.append(None)
+            continue
+        scale = scales[spiking_index]
+        source = sources[0]
+        if layer.name in pooling and source >= 0 and by_layer[source] is not None:
+            scale = by_layer[source]
+            if np.ndim(scale):  # per channel: output o's group reads channel group(o) * channels-per-group
+                o, per_group = int(layer.output_shape[0]), int(layer.weight.shape[1])
+                scale = np.asarray(scale)[(np.arange(o) // (o // layer.groups)) * per_group]
+        result.append(scale)
+        by_layer.append(scale)
+        spiking_index += 1
+    return result
 
 
 def _input_scales(block, source_scales: Optional[np.ndarray], source_shape: Optional[tuple]) -> np.ndarray:
@@ -209,7 +241,7 @@ def _input_scales(block, source_scales: Optional[np.ndarray], source_shape: Opti
     return in_channel.reshape(block.groups, c_per_group)[group_of_output].reshape(o, c_per_group, 1, 1)
 
 
-def layer_report(network: Network, scales, sparsity, use_clip_ceiling: bool = True) -> list:
+def layer_report(network: Network, scales, sparsity, options: ConversionOptions = ConversionOptions()) -> list:
     rows, spiking_index = [], 0
     for layer in network.layers:
         blocks = layer.blocks()  # one per source (a chain: the layer itself)
@@ -220,7 +252,8 @@ def layer_report(network: Network, scales, sparsity, use_clip_ceiling: bool = Tr
             row["inputs"] = list(layer.inputs)
         if layer.spiking:
             row["scale"] = float(scales[spiking_index])
-            row["scale_from"] = "clip ceiling" if layer.activation_max is not None and use_clip_ceiling \
+            row["scale_from"] = "clip ceiling" if layer.activation_max is not None and options.use_clip_ceiling \
+                else "source (max pool)" if options.pooling_source_scale and layer.name in network.max_pool_layers \
                 else "percentile"
             row["dnn_sparsity"] = float(sparsity[spiking_index])
             spiking_index += 1

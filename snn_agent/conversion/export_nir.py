@@ -67,9 +67,9 @@ def export_nir(model: SNNModel, path: str):
             if (top, left) != (bottom, right):
                 raise ValueError(f"layer {layer.name}: asymmetric padding {layer.padding} (top, left, bottom, "
                                  f"right) has no NIR Conv2d equivalent")
-            chain(f"conv{i}", nir.Conv2d(input_shape=tuple(layer.input_shape[1:]), weight=layer.weight,
+            chain(f"conv{i}", nir.Conv2d(input_shape=tuple(layer.input_shape[1:]), weight=_ungrouped(layer),
                                          stride=tuple(layer.stride), padding=(top, left), dilation=(1, 1),
-                                         groups=layer.groups, bias=bias, metadata=meta))
+                                         groups=1, bias=bias, metadata=meta))
         else:
             if len(shape) > 1:  # a feature map into a dense layer: channels, rows, columns order
                 chain(f"flatten{i}", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0))
@@ -92,3 +92,18 @@ def export_nir(model: SNNModel, path: str):
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)  # checks that the shapes chain
     nir.write(path, graph)
     return graph
+
+
+def _ungrouped(layer) -> np.ndarray:
+    """A grouped convolution's weight as the same convolution without groups (zeros between the
+    groups): NIR's type check takes a Conv2d's input channels from its weight alone, so a grouped
+    one (a lowered pooling layer) would not chain."""
+    if layer.groups == 1:
+        return layer.weight
+    o, per_group = layer.weight.shape[:2]
+    full = np.zeros((o, per_group * layer.groups) + layer.weight.shape[2:], layer.weight.dtype)
+    out_per_group = o // layer.groups
+    for g in range(layer.groups):
+        rows = slice(g * out_per_group, (g + 1) * out_per_group)
+        full[rows, g * per_group:(g + 1) * per_group] = layer.weight[rows]
+    return full

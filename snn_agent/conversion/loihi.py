@@ -124,34 +124,57 @@ def _weight_scale(layer: Layer, in_range: tuple, factor: float, theta: float, ma
     return bounds[limit], limit
 
 
+# Frames per block of the threshold search: a block's per-step input of a 28x28x32 layer is then
+# ~50 MB, not the ~0.7 GB of 300 frames at once, whose traffic through memory cost more than the arithmetic.
+SEARCH_BLOCK_FRAMES = 50
+
+
 def tune_thresholds(model: SNNModel, ideal: SNNModel, x: np.ndarray, options: LoihiOptions,
                     progress: Optional[Callable[[int, int], None]] = None) -> list:
     """Scales each spiking layer's vth, greedily from the input, by the candidate that best
     reproduces what the next layer should receive: the least mean squared error of the next
     layer's input current (ideal weights times the layer's spike rates over its T-step window),
     against the current from the ideal rates, the DNN's activations clipped to [0, 1] (for the last
-    hidden layer this is the error of the scores). Sets vth and thresholds in place; -> the scales."""
+    hidden layer this is the error of the scores). Sets vth and thresholds in place; -> the scales.
+
+    The layers before the one searched are settled, so their spikes are computed once (layer by
+    layer, LoihiEngine.layer_input / layer_output: exactly what a whole run computes) and each
+    candidate costs only this layer's neurons: one synaptic product per layer and block of
+    frames, not one run of the whole network per candidate."""
     timesteps = options.search_timesteps
     clipped = replace(ideal.network, layers=[replace(layer, activation_max=1.0) if layer.spiking else layer
                                              for layer in ideal.network.layers])
     _, targets = forward(clipped, x, return_activations=True)
+    engine = LoihiEngine(model)
     spiking = [layer for layer in model.layers if layer.spiking]
+    blocks = [engine.encode(x[i:i + SEARCH_BLOCK_FRAMES])[None] for i in range(0, len(x), SEARCH_BLOCK_FRAMES)]
     scales, total = [], len(spiking) * len(options.search_scales)
     for index, layer in enumerate(spiking):
-        base, errors = layer.fixed_point.vth, []
+        base, window = layer.fixed_point.vth, layer.fixed_point.start_delay  # first step (0-based) with input
         following = ideal.layers[index + 1]
-        for scale in options.search_scales:
-            layer.fixed_point.vth = int(np.clip(round(base * scale), 1, VTH_MAX))
-            _, spikes = LoihiEngine(model).run(x, timesteps, return_spikes=True)
-            window = layer.fixed_point.start_delay  # first step (0-based) with input
-            rates = spikes[index][window:window + timesteps].mean(axis=0)
-            miss = (rates - targets[index].reshape(len(x), -1)).reshape((len(x),) + tuple(following.input_shape))
-            errors.append(float(np.mean(linear(following, miss.astype(np.float32), with_bias=False) ** 2)))
+        candidates = [int(np.clip(round(base * scale), 1, VTH_MAX)) for scale in options.search_scales]
+        squared, count, start = np.zeros(len(candidates)), 0, 0
+        for block in blocks:
+            a_in = engine.layer_input(index, block, timesteps)
+            frames = a_in.shape[1]
+            target = targets[index][start:start + frames].reshape(frames, -1)
+            for k, vth in enumerate(candidates):
+                layer.fixed_point.vth = vth
+                spikes, _ = engine.layer_output(index, a_in)
+                rates = spikes[window:window + timesteps].mean(axis=0)
+                miss = (rates - target).reshape((frames,) + tuple(following.input_shape)).astype(np.float32)
+                current = linear(following, miss, with_bias=False)
+                squared[k] += float(np.sum(current.astype(np.float64) ** 2))
+            count += current.size
+            start += frames
             if progress:
-                progress(index * len(options.search_scales) + len(errors), total)
-        scales.append(float(options.search_scales[int(np.argmin(errors))]))
-        layer.fixed_point.vth = int(np.clip(round(base * scales[-1]), 1, VTH_MAX))
+                progress(index * len(candidates) + round(len(candidates) * start / len(x)), total)
+        best = int(np.argmin(squared / max(count, 1)))
+        scales.append(float(options.search_scales[best]))
+        layer.fixed_point.vth = candidates[best]
         model.thresholds[index] = float(layer.fixed_point.vth)
+        # the settled layer's spikes are the next layer's source
+        blocks = [engine.layer_output(index, engine.layer_input(index, block, timesteps))[0] for block in blocks]
     return scales
 
 

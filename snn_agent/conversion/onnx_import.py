@@ -16,9 +16,6 @@ import numpy as np
 from ..engine.ops import conv_output_size
 from ..ir import NETWORK_INPUT, Layer, Network, Preprocessing, Synapse, validate_network
 
-SUPPORTED_OPS = ("Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "BatchNormalization",
-                 "AveragePool", "GlobalAveragePool", "MaxPool", "Flatten", "Reshape", "Concat", "Identity", "Dropout",
-                 "Cast")
 # Exporters' post-processing after the scores: dropped, whatever comes after them too.
 POSTPROCESSING_OPS = ("Softmax", "LogSoftmax", "ArgMax", "ZipMap", "ArrayFeatureExtractor",
                       "LabelEncoder", "Normalizer", "Sigmoid")
@@ -184,214 +181,303 @@ def _identity_blocks(value: _Act, name: str, where: str) -> list:
     return _blocks(template, value, where)
 
 
-def _build_graph(nodes, constants, input_name, pre, metadata, path) -> Network:
+class _GraphBuilder:
     """Symbolic execution of the ONNX graph: every tensor is either activated (_Act: sources a
     following linear operation reads through its weights) or a layer before its activation
     (_Pending); an activation turns a _Pending into a layer of the network."""
-    layers: list = []
-    sources: list = []  # per layer: the indices it reads, one per weight block
-    shape = tuple(pre.input_shape)
-    values = {input_name: _Act([_Part([_Ref(-1)], shape)], flat=len(shape) == 1)}
-    dropped, score_tensor = [], None
 
-    def where(node):
-        return f"node {node.name or node.output[0]!r} ({node.op_type})"
+    def __init__(self, constants: dict, input_name: str, pre: Preprocessing):
+        self.constants = constants
+        self.layers: list = []
+        self.sources: list = []  # per layer: the indices it reads, one per weight block
+        self.max_pool: set = set()  # indices of the layers made of a MaxPool
+        shape = tuple(pre.input_shape)
+        self.values = {input_name: _Act([_Part([_Ref(-1)], shape)], flat=len(shape) == 1)}
 
-    def close(pending: _Pending, spiking=True, activation_max=None) -> int:
+    def close(self, pending: _Pending, spiking=True, activation_max=None) -> int:
+        """The pending layer becomes a layer of the network; -> its index."""
         (_, first), rest = pending.blocks[0], pending.blocks[1:]
-        layers.append(replace(first, name=pending.name, bias=pending.bias, output_shape=tuple(pending.shape),
-                              spiking=spiking, activation_max=activation_max,
-                              extra_synapses=[Synapse(b.kind, b.weight, tuple(b.input_shape), tuple(b.stride),
-                                                      tuple(b.padding), b.groups) for _, b in rest]))
-        sources.append([ref for ref, _ in pending.blocks])
-        return len(layers) - 1
+        self.layers.append(replace(first, name=pending.name, bias=pending.bias, output_shape=tuple(pending.shape),
+                                   spiking=spiking, activation_max=activation_max,
+                                   extra_synapses=[Synapse(b.kind, b.weight, tuple(b.input_shape), tuple(b.stride),
+                                                           tuple(b.padding), b.groups) for _, b in rest]))
+        self.sources.append([ref for ref, _ in pending.blocks])
+        return len(self.layers) - 1
 
-    def activated(layer_template: Layer, part: _Part) -> int:
+    def activated(self, layer_template: Layer, part: _Part, max_pool: bool = False) -> int:
         """A pooling layer (spiking: exact on non-negative inputs) on one part of an activation."""
         blocks = _blocks(layer_template, _Act([part]), layer_template.name)
-        return close(_Pending(layer_template.name, blocks, layer_template.bias, layer_template.output_shape))
+        index = self.close(_Pending(layer_template.name, blocks, layer_template.bias, layer_template.output_shape))
+        if max_pool:
+            self.max_pool.add(index)
+        return index
 
-    for node in nodes:
-        a = _attrs(node)
-        op = node.op_type
-        is_postprocessing = op in POSTPROCESSING_OPS or (op == "Cast" and a.get("to") not in FLOAT_TYPES)
-        if is_postprocessing or dropped:
-            if not dropped:
-                score_tensor = next((i for i in node.input if i and i not in constants), None)
-            dropped.append(op)
-            continue
-        data_inputs = [i for i in node.input if i and i not in constants]
-        missing = [i for i in data_inputs if i not in values]
+    def closed(self, pending: _Pending, activation_max=None) -> _Act:
+        """The activation of a pending layer: the layer closed, read as one part."""
+        return _Act([_Part([_Ref(self.close(pending, activation_max=activation_max))], pending.shape)],
+                    flat=len(pending.shape) == 1)
+
+
+@dataclass
+class _Node:
+    """What a handler gets of one ONNX node."""
+
+    proto: object  # the onnx NodeProto
+    attrs: dict
+    data_inputs: list  # its inputs computed from the network's input (not constants)
+    x: object  # the value of its first data input: _Act or _Pending
+
+    @property
+    def where(self) -> str:
+        return f"node {self.proto.name or self.proto.output[0]!r} ({self.proto.op_type})"
+
+    def name(self, default_prefix: str, builder: _GraphBuilder) -> str:
+        return self.proto.name or f"{default_prefix}{len(builder.layers)}"
+
+
+def _build_graph(nodes, constants, input_name, pre, metadata, path) -> Network:
+    """Runs each node's handler (_HANDLERS) on the values it reads; post-processing after the
+    class scores is dropped; the score tensor's pending layer becomes the output layer."""
+    builder = _GraphBuilder(constants, input_name, pre)
+    kept, dropped, score_tensor = _split_postprocessing(nodes, constants)
+    for proto in kept:
+        data_inputs = [i for i in proto.input if i and i not in constants]
+        missing = [i for i in data_inputs if i not in builder.values]
+        where = f"node {proto.name or proto.output[0]!r} ({proto.op_type})"
         if missing or not data_inputs:
-            raise UnsupportedModelError(f"{where(node)}: reads {missing or node.input}, which is not computed "
+            raise UnsupportedModelError(f"{where}: reads {missing or proto.input}, which is not computed "
                                         f"from the model's input")
-        x = values[data_inputs[0]]
-        if op not in ("Add", "Concat") and len(data_inputs) != 1:
-            raise UnsupportedModelError(f"{where(node)}: only its first input may be data, found {data_inputs}")
-        name = node.name or f"{op.lower()}{len(layers)}"
-        if op in ("Conv", "Gemm", "MatMul"):
-            if isinstance(x, _Pending):
-                raise UnsupportedModelError(
-                    f"{where(node)}: reads {data_inputs[0]!r}, the output of a linear layer (or of an Add "
-                    f"with one) that no activation follows; two linear layers in a row without an "
-                    f"activation between them are not supported")
-            shape = x.shape
-            if op == "Conv":
-                if x.flat or len(shape) != 3:
-                    raise UnsupportedModelError(f"{where(node)}: convolution on a flat input")
-                if node.input[1] not in constants:
-                    raise UnsupportedModelError(f"{where(node)}: the weight must be a constant")
-                w = constants[node.input[1]].astype(np.float32)
-                b = constants[node.input[2]].astype(np.float32) if len(node.input) > 2 else np.zeros(w.shape[0], np.float32)
-                kh, kw = w.shape[2:]
-                stride = tuple(a.get("strides", [1, 1]))
-                pads = a.get("pads", [0, 0, 0, 0])  # ONNX: top, left, bottom, right
-                if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-                    raise UnsupportedModelError(f"{where(node)}: auto_pad is not supported; export with explicit pads")
-                if any(d != 1 for d in a.get("dilations", [1, 1])):
-                    raise UnsupportedModelError(f"{where(node)}: dilated convolution is not supported")
-                padding = (pads[0], pads[1], pads[2], pads[3])
-                out_shape = (w.shape[0], conv_output_size(shape[1], kh, stride[0], pads[0], pads[2]),
-                             conv_output_size(shape[2], kw, stride[1], pads[1], pads[3]))
-                template = Layer(node.name or f"conv{len(layers)}", "conv", w, b, shape, out_shape, stride,
-                                 padding, int(a.get("group", 1)))
-            else:
-                w = constants.get(node.input[1])
-                if w is None:
-                    raise UnsupportedModelError(f"{where(node)}: the weight must be a constant")
-                w = w.astype(np.float32)
-                if op == "Gemm":
-                    if a.get("transA", 0):
-                        raise UnsupportedModelError(f"{where(node)}: transA is not supported")
-                    w = w if a.get("transB", 0) else w.T  # -> (out, in)
-                    w = w * a.get("alpha", 1.0)
-                    b = constants[node.input[2]].astype(np.float32) * a.get("beta", 1.0) if len(node.input) > 2 \
-                        else np.zeros(w.shape[0], np.float32)
-                else:
-                    w, b = w.T, np.zeros(w.shape[1], np.float32)
-                n_in = int(np.prod(shape))
-                if w.shape[1] != n_in:
-                    raise UnsupportedModelError(f"{where(node)}: weight takes {w.shape[1]} inputs, data has {n_in}")
-                template = Layer(node.name or f"dense{len(layers)}", "dense", w,
-                                 np.broadcast_to(b, (w.shape[0],)).copy(), (n_in,), (w.shape[0],))
-            values[node.output[0]] = _Pending(template.name, _blocks(template, x, where(node)), template.bias,
-                                              template.output_shape)
-            continue
-        if op == "Add":
-            bias = [constants[i] for i in node.input if i in constants]
-            if len(data_inputs) == 1 and len(bias) == 1:
-                if not isinstance(x, _Pending):
-                    raise UnsupportedModelError(f"{where(node)}: a constant added to an activation is not "
-                                                f"supported (only a bias added to a linear layer)")
-                y = replace(x, bias=x.bias + _per_channel(bias[0], x.bias.shape[0], where(node)))
-            elif len(data_inputs) == 2 and not bias:
-                y = _add(x, values[data_inputs[1]], name, where(node))
-            else:
-                raise UnsupportedModelError(f"{where(node)}: an Add of {len(data_inputs)} tensors and "
-                                            f"{len(bias)} constants is not supported")
-        elif op == "Concat":
-            parts = [values[i] for i in data_inputs]
-            if len(data_inputs) != len(node.input) or any(isinstance(p, _Pending) for p in parts):
-                raise UnsupportedModelError(
-                    f"{where(node)}: only a Concat of activated tensors (after a ReLU, a pooling or a flatten) "
-                    f"is supported; put the activation before the Concat")
-            axis = int(a.get("axis", 1))
-            flat = parts[0].flat
-            rank = 1 + len(parts[0].shape)  # with the batch axis
-            if any(p.flat != flat or len(p.shape) != len(parts[0].shape) for p in parts) or \
-                    axis not in (1, 1 - rank) or any(p.shape[1:] != parts[0].shape[1:] for p in parts):
-                raise UnsupportedModelError(
-                    f"{where(node)}: only a Concat along the channels (or the features after a flatten) of "
-                    f"tensors of matching shapes is supported (axis {axis}, shapes {[p.shape for p in parts]})")
-            y = _Act([part for p in parts for part in p.parts], flat)
-        elif op == "BatchNormalization":
-            if not isinstance(x, _Pending):
-                raise UnsupportedModelError(f"{where(node)}: BatchNormalization must follow a conv or dense layer")
-            gamma, beta, mean, var = (constants[i].astype(np.float64) for i in node.input[1:5])
-            k = gamma / np.sqrt(var + a.get("epsilon", 1e-5))
-            y = x.map_blocks(lambda w: (w * k.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32))
-            y.bias = ((x.bias - mean) * k + beta).astype(np.float32)
-        elif op == "Relu":
-            if isinstance(x, _Pending):
-                y = _Act([_Part([_Ref(close(x))], x.shape)], flat=len(x.shape) == 1)
-            elif x.reads_input():
-                raise UnsupportedModelError(f"{where(node)}: activation without a preceding linear layer")
-            else:
-                y = x  # a ReLU of activations (non-negative) changes nothing
-        elif op == "Clip":
-            lo = a.get("min", constants[node.input[1]] if len(node.input) > 1 and node.input[1] else -np.inf)
-            hi = a.get("max", constants[node.input[2]] if len(node.input) > 2 and node.input[2] else np.inf)
-            if not isinstance(x, _Pending) or float(lo) != 0.0:
-                raise UnsupportedModelError(f"{where(node)}: only Clip(min=0, max=c) after a linear layer "
-                                            f"(a clipped ReLU) is supported")
-            y = _Act([_Part([_Ref(close(x, activation_max=None if np.isinf(float(hi)) else float(hi)))], x.shape)],
-                     flat=len(x.shape) == 1)
-        elif op == "MaxPool":
-            if isinstance(x, _Pending) or x.flat:
-                raise UnsupportedModelError(f"{where(node)}: MaxPool must follow an activation, on feature maps")
-            k = tuple(a["kernel_shape"])
-            pads = a.get("pads", [0, 0, 0, 0])
-            if k != (2, 2) or any(pads) or a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])):
-                raise UnsupportedModelError(f"{where(node)}: only 2x2 MaxPool without padding, dilation or "
-                                            f"ceil_mode is supported (got kernel {list(k)}, pads {list(pads)})")
-            pooled = []
-            for j, part in enumerate(x.parts):
-                base = (node.name or f"maxpool{len(layers)}") + (f"/{j}" if len(x.parts) > 1 else "")
-                first, second = _max_pool_as_relu_layers(base, part.shape, tuple(a.get("strides", [1, 1])))
-                pairs = activated(first, part)
-                top = activated(second, _Part([_Ref(pairs)], first.output_shape))
-                pooled.append(_Part([_Ref(top, pairs=part.shape[0])], (part.shape[0],) + second.output_shape[1:]))
-            y = _Act(pooled)
-        elif op in ("AveragePool", "GlobalAveragePool"):
-            if isinstance(x, _Pending) or x.flat:
-                raise UnsupportedModelError(f"{where(node)}: pooling must follow an activation, on feature maps")
-            pooled = []
-            for j, part in enumerate(x.parts):
-                c, h, w_ = part.shape
-                if op == "GlobalAveragePool":
-                    k, stride, pads = (h, w_), (1, 1), [0, 0, 0, 0]
-                else:
-                    k = tuple(a["kernel_shape"])
-                    stride = tuple(a.get("strides", [1, 1]))
-                    pads = a.get("pads", [0, 0, 0, 0])
-                    if any(pads) and not a.get("count_include_pad", 0):
-                        raise UnsupportedModelError(f"{where(node)}: padded AveragePool needs count_include_pad=1")
-                # Lowered to a depthwise convolution (netx cannot load pooling). The mean of ReLU outputs
-                # is non-negative, so its spiking neuron (a ReLU) computes it exactly.
-                weight = np.zeros((c, 1) + k, np.float32) + 1.0 / (k[0] * k[1])
-                out_shape = (c, conv_output_size(h, k[0], stride[0], pads[0], pads[2]),
-                             conv_output_size(w_, k[1], stride[1], pads[1], pads[3]))
-                base = (node.name or f"pool{len(layers)}") + (f"/{j}" if len(x.parts) > 1 else "")
-                pool = Layer(base, "conv", weight, np.zeros(c, np.float32), tuple(part.shape), out_shape, stride,
-                             tuple(pads), groups=c, spiking=True)
-                pooled.append(_Part([_Ref(activated(pool, part))], out_shape))
-            y = _Act(pooled)
-        elif op in ("Flatten", "Reshape"):
-            if op == "Reshape":
-                target = constants[node.input[1]]
-                if not (len(target) == 2 and target[1] in (-1, int(np.prod(x.shape)))):
-                    raise UnsupportedModelError(f"{where(node)}: only a reshape to (batch, features) is supported")
-            if isinstance(x, _Pending):
-                raise UnsupportedModelError(f"{where(node)}: flatten between a layer and its activation")
-            y = replace(x, flat=True)
-        else:  # Identity, Dropout and a Cast between float types pass the data through unchanged
-            y = x
-        values[node.output[0]] = y
+        if proto.op_type not in ("Add", "Concat") and len(data_inputs) != 1:
+            raise UnsupportedModelError(f"{where}: only its first input may be data, found {data_inputs}")
+        node = _Node(proto, _attrs(proto), data_inputs, builder.values[data_inputs[0]])
+        builder.values[proto.output[0]] = _HANDLERS[proto.op_type](builder, node)
 
-    if score_tensor is None:
-        score_tensor = nodes[-1].output[0] if nodes else input_name
-    scores = values.get(score_tensor)
+    scores = builder.values.get(score_tensor or input_name)
     if not isinstance(scores, _Pending):
         raise UnsupportedModelError(f"{path}: the model must end with a linear layer giving the class "
                                     f"scores (found an activation or nothing)")
-    close(scores, spiking=False)
+    layers, sources = builder.layers, builder.sources
+    builder.close(scores, spiking=False)
     _check_reaches_scores(layers, sources)
     _name_sources(layers, sources)
     class_names = json.loads(metadata["snn_agent.class_names"]) if "snn_agent.class_names" in metadata \
         else [str(i) for i in range(layers[-1].output_shape[0])]
-    network = Network(layers, pre, class_names, dropped)
+    network = Network(layers, pre, class_names, dropped, [layers[i].name for i in sorted(builder.max_pool)])
     validate_network(network)
     return network
+
+
+def _split_postprocessing(nodes, constants) -> tuple:
+    """-> (the nodes up to the class scores, the op types of the post-processing dropped after
+    them, the score tensor's name: the first data input of the first post-processing node, else
+    the last node's output; None for a graph without nodes)."""
+    for index, node in enumerate(nodes):
+        if _is_postprocessing(node):
+            score = next((i for i in node.input if i and i not in constants), None)
+            return nodes[:index], [n.op_type for n in nodes[index:]], score
+    return list(nodes), [], nodes[-1].output[0] if nodes else None
+
+
+def _is_postprocessing(node) -> bool:
+    if node.op_type in POSTPROCESSING_OPS:
+        return True
+    return node.op_type == "Cast" and _attrs(node).get("to") not in FLOAT_TYPES
+
+
+# --- one handler per operator: (builder, node) -> the value of the node's output ---------------
+
+def _ensure_activated(node: _Node, what: str) -> None:
+    if isinstance(node.x, _Pending):
+        raise UnsupportedModelError(
+            f"{node.where}: reads {node.data_inputs[0]!r}, the output of a linear layer (or of an Add "
+            f"with one) that no activation follows; {what}")
+
+
+def _conv(builder: _GraphBuilder, node: _Node) -> _Pending:
+    _ensure_activated(node, "two linear layers in a row without an activation between them are not supported")
+    x, a, proto, constants = node.x, node.attrs, node.proto, builder.constants
+    shape = x.shape
+    if x.flat or len(shape) != 3:
+        raise UnsupportedModelError(f"{node.where}: convolution on a flat input")
+    if proto.input[1] not in constants:
+        raise UnsupportedModelError(f"{node.where}: the weight must be a constant")
+    w = constants[proto.input[1]].astype(np.float32)
+    b = constants[proto.input[2]].astype(np.float32) if len(proto.input) > 2 else np.zeros(w.shape[0], np.float32)
+    kh, kw = w.shape[2:]
+    stride = tuple(a.get("strides", [1, 1]))
+    pads = a.get("pads", [0, 0, 0, 0])  # ONNX: top, left, bottom, right
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise UnsupportedModelError(f"{node.where}: auto_pad is not supported; export with explicit pads")
+    if any(d != 1 for d in a.get("dilations", [1, 1])):
+        raise UnsupportedModelError(f"{node.where}: dilated convolution is not supported")
+    out_shape = (w.shape[0], conv_output_size(shape[1], kh, stride[0], pads[0], pads[2]),
+                 conv_output_size(shape[2], kw, stride[1], pads[1], pads[3]))
+    template = Layer(node.name("conv", builder), "conv", w, b, shape, out_shape, stride,
+                     (pads[0], pads[1], pads[2], pads[3]), int(a.get("group", 1)))
+    return _Pending(template.name, _blocks(template, x, node.where), template.bias, template.output_shape)
+
+
+def _dense(builder: _GraphBuilder, node: _Node) -> _Pending:
+    """Gemm or MatMul with a constant weight."""
+    _ensure_activated(node, "two linear layers in a row without an activation between them are not supported")
+    x, a, proto = node.x, node.attrs, node.proto
+    w = builder.constants.get(proto.input[1])
+    if w is None:
+        raise UnsupportedModelError(f"{node.where}: the weight must be a constant")
+    w = w.astype(np.float32)
+    if proto.op_type == "Gemm":
+        if a.get("transA", 0):
+            raise UnsupportedModelError(f"{node.where}: transA is not supported")
+        w = w if a.get("transB", 0) else w.T  # -> (out, in)
+        w = w * a.get("alpha", 1.0)
+        b = builder.constants[proto.input[2]].astype(np.float32) * a.get("beta", 1.0) if len(proto.input) > 2 \
+            else np.zeros(w.shape[0], np.float32)
+    else:
+        w, b = w.T, np.zeros(w.shape[1], np.float32)
+    n_in = int(np.prod(x.shape))
+    if w.shape[1] != n_in:
+        raise UnsupportedModelError(f"{node.where}: weight takes {w.shape[1]} inputs, data has {n_in}")
+    template = Layer(node.name("dense", builder), "dense", w, np.broadcast_to(b, (w.shape[0],)).copy(),
+                     (n_in,), (w.shape[0],))
+    return _Pending(template.name, _blocks(template, x, node.where), template.bias, template.output_shape)
+
+
+def _add_node(builder: _GraphBuilder, node: _Node):
+    """A bias added to a linear layer, or a residual Add of two tensors."""
+    x = node.x
+    bias = [builder.constants[i] for i in node.proto.input if i in builder.constants]
+    if len(node.data_inputs) == 1 and len(bias) == 1:
+        if not isinstance(x, _Pending):
+            raise UnsupportedModelError(f"{node.where}: a constant added to an activation is not "
+                                        f"supported (only a bias added to a linear layer)")
+        return replace(x, bias=x.bias + _per_channel(bias[0], x.bias.shape[0], node.where))
+    if len(node.data_inputs) == 2 and not bias:
+        return _add(x, builder.values[node.data_inputs[1]], node.name("add", builder), node.where)
+    raise UnsupportedModelError(f"{node.where}: an Add of {len(node.data_inputs)} tensors and "
+                                f"{len(bias)} constants is not supported")
+
+
+def _concat(builder: _GraphBuilder, node: _Node) -> _Act:
+    parts = [builder.values[i] for i in node.data_inputs]
+    if len(node.data_inputs) != len(node.proto.input) or any(isinstance(p, _Pending) for p in parts):
+        raise UnsupportedModelError(
+            f"{node.where}: only a Concat of activated tensors (after a ReLU, a pooling or a flatten) "
+            f"is supported; put the activation before the Concat")
+    axis = int(node.attrs.get("axis", 1))
+    flat = parts[0].flat
+    rank = 1 + len(parts[0].shape)  # with the batch axis
+    if any(p.flat != flat or len(p.shape) != len(parts[0].shape) for p in parts) or \
+            axis not in (1, 1 - rank) or any(p.shape[1:] != parts[0].shape[1:] for p in parts):
+        raise UnsupportedModelError(
+            f"{node.where}: only a Concat along the channels (or the features after a flatten) of "
+            f"tensors of matching shapes is supported (axis {axis}, shapes {[p.shape for p in parts]})")
+    return _Act([part for p in parts for part in p.parts], flat)
+
+
+def _batch_norm(builder: _GraphBuilder, node: _Node) -> _Pending:
+    """Folded into the weights and bias of the linear layer it follows."""
+    x = node.x
+    if not isinstance(x, _Pending):
+        raise UnsupportedModelError(f"{node.where}: BatchNormalization must follow a conv or dense layer")
+    gamma, beta, mean, var = (builder.constants[i].astype(np.float64) for i in node.proto.input[1:5])
+    k = gamma / np.sqrt(var + node.attrs.get("epsilon", 1e-5))
+    y = x.map_blocks(lambda w: (w * k.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32))
+    y.bias = ((x.bias - mean) * k + beta).astype(np.float32)
+    return y
+
+
+def _relu(builder: _GraphBuilder, node: _Node) -> _Act:
+    x = node.x
+    if isinstance(x, _Pending):
+        return builder.closed(x)
+    if x.reads_input():
+        raise UnsupportedModelError(f"{node.where}: activation without a preceding linear layer")
+    return x  # a ReLU of activations (non-negative) changes nothing
+
+
+def _clip(builder: _GraphBuilder, node: _Node) -> _Act:
+    """Clip(0, c) after a linear layer: a clipped ReLU, whose ceiling the layer keeps."""
+    a, proto, constants = node.attrs, node.proto, builder.constants
+    lo = a.get("min", constants[proto.input[1]] if len(proto.input) > 1 and proto.input[1] else -np.inf)
+    hi = a.get("max", constants[proto.input[2]] if len(proto.input) > 2 and proto.input[2] else np.inf)
+    if not isinstance(node.x, _Pending) or float(lo) != 0.0:
+        raise UnsupportedModelError(f"{node.where}: only Clip(min=0, max=c) after a linear layer "
+                                    f"(a clipped ReLU) is supported")
+    return builder.closed(node.x, activation_max=None if np.isinf(float(hi)) else float(hi))
+
+
+def _max_pool(builder: _GraphBuilder, node: _Node) -> _Act:
+    """2x2 max pooling as two spiking layers per part (_max_pool_as_relu_layers)."""
+    x, a = node.x, node.attrs
+    if isinstance(x, _Pending) or x.flat:
+        raise UnsupportedModelError(f"{node.where}: MaxPool must follow an activation, on feature maps")
+    k = tuple(a["kernel_shape"])
+    pads = a.get("pads", [0, 0, 0, 0])
+    if k != (2, 2) or any(pads) or a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1, 1])):
+        raise UnsupportedModelError(f"{node.where}: only 2x2 MaxPool without padding, dilation or "
+                                    f"ceil_mode is supported (got kernel {list(k)}, pads {list(pads)})")
+    pooled = []
+    for j, part in enumerate(x.parts):
+        base = node.name("maxpool", builder) + (f"/{j}" if len(x.parts) > 1 else "")
+        first, second = _max_pool_as_relu_layers(base, part.shape, tuple(a.get("strides", [1, 1])))
+        pairs = builder.activated(first, part, max_pool=True)
+        top = builder.activated(second, _Part([_Ref(pairs)], first.output_shape), max_pool=True)
+        pooled.append(_Part([_Ref(top, pairs=part.shape[0])], (part.shape[0],) + second.output_shape[1:]))
+    return _Act(pooled)
+
+
+def _average_pool(builder: _GraphBuilder, node: _Node) -> _Act:
+    """AveragePool or GlobalAveragePool, lowered to a depthwise convolution per part (netx cannot
+    load pooling). The mean of ReLU outputs is non-negative, so its spiking neuron (a ReLU)
+    computes it exactly."""
+    x, a, op = node.x, node.attrs, node.proto.op_type
+    if isinstance(x, _Pending) or x.flat:
+        raise UnsupportedModelError(f"{node.where}: pooling must follow an activation, on feature maps")
+    pooled = []
+    for j, part in enumerate(x.parts):
+        c, h, w = part.shape
+        if op == "GlobalAveragePool":
+            k, stride, pads = (h, w), (1, 1), [0, 0, 0, 0]
+        else:
+            k = tuple(a["kernel_shape"])
+            stride = tuple(a.get("strides", [1, 1]))
+            pads = a.get("pads", [0, 0, 0, 0])
+            if any(pads) and not a.get("count_include_pad", 0):
+                raise UnsupportedModelError(f"{node.where}: padded AveragePool needs count_include_pad=1")
+        weight = np.zeros((c, 1) + k, np.float32) + 1.0 / (k[0] * k[1])
+        out_shape = (c, conv_output_size(h, k[0], stride[0], pads[0], pads[2]),
+                     conv_output_size(w, k[1], stride[1], pads[1], pads[3]))
+        base = node.name("pool", builder) + (f"/{j}" if len(x.parts) > 1 else "")
+        pool = Layer(base, "conv", weight, np.zeros(c, np.float32), tuple(part.shape), out_shape, stride,
+                     tuple(pads), groups=c, spiking=True)
+        pooled.append(_Part([_Ref(builder.activated(pool, part))], out_shape))
+    return _Act(pooled)
+
+
+def _flatten(builder: _GraphBuilder, node: _Node) -> _Act:
+    """Flatten, or a Reshape to (batch, features)."""
+    x = node.x
+    if node.proto.op_type == "Reshape":
+        target = builder.constants[node.proto.input[1]]
+        if not (len(target) == 2 and target[1] in (-1, int(np.prod(x.shape)))):
+            raise UnsupportedModelError(f"{node.where}: only a reshape to (batch, features) is supported")
+    if isinstance(x, _Pending):
+        raise UnsupportedModelError(f"{node.where}: flatten between a layer and its activation")
+    return replace(x, flat=True)
+
+
+def _pass_through(builder: _GraphBuilder, node: _Node):
+    """Identity, Dropout (inference) and a Cast between float types leave the data unchanged."""
+    return node.x
+
+
+_HANDLERS = {
+    "Conv": _conv, "Gemm": _dense, "MatMul": _dense, "Add": _add_node, "Concat": _concat,
+    "BatchNormalization": _batch_norm, "Relu": _relu, "Clip": _clip, "MaxPool": _max_pool,
+    "AveragePool": _average_pool, "GlobalAveragePool": _average_pool, "Flatten": _flatten, "Reshape": _flatten,
+    "Identity": _pass_through, "Dropout": _pass_through, "Cast": _pass_through,
+}
+SUPPORTED_OPS = tuple(_HANDLERS)
 
 
 def _add(x, y, name: str, where: str):
@@ -484,3 +570,32 @@ def _read_channel_pairs(layer: Layer, channels: int) -> Layer:
     out = layer.weight.shape[0]
     weight = np.repeat(layer.weight.reshape(out, channels, -1), 2, axis=1).reshape(out, -1)
     return replace(layer, weight=weight, input_shape=(weight.shape[1],))
+
+
+def scores_model(path: str):
+    """The ONNX model up to the class scores, as the importer reads it: an exporter's
+    post-processing (ZipMap, ArgMax, ...) and what follows it dropped, the score tensor the only
+    output. What every other format of the DNN (OpenVINO IR) is made from, so that all of them
+    compute what the SNN does. -> (onnx ModelProto, the dropped op types)."""
+    import onnx
+    from onnx import helper
+
+    proto = onnx.load(path)
+    graph = proto.graph
+    constants = {t.name for t in graph.initializer} | {n.output[0] for n in graph.node if n.op_type == "Constant"}
+    kept, dropped, score = _split_postprocessing([n for n in graph.node if n.op_type != "Constant"], constants)
+    if not dropped:
+        return proto, []
+    kept_ids = {id(n) for n in kept}
+    nodes = [n for n in graph.node if n.op_type == "Constant" or id(n) in kept_ids]
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto).graph.value_info
+    except Exception:  # noqa: BLE001 - an exporter's odd types; the shape below serves
+        inferred = []
+    known = {v.name: v for v in list(inferred) + list(graph.value_info) + list(graph.output)}
+    # the scores of a batch: (batch, classes), as the importer requires them
+    output = known.get(score) or helper.make_tensor_value_info(score, onnx.TensorProto.FLOAT, [None, None])
+    pruned = helper.make_graph(nodes, graph.name, graph.input, [output], graph.initializer)
+    model = helper.make_model(pruned, opset_imports=proto.opset_import, ir_version=proto.ir_version)
+    model.metadata_props.extend(proto.metadata_props)
+    return model, dropped

@@ -20,7 +20,7 @@ from ..data.prepare import model_input
 from .convert import ConversionOptions, convert
 from .export_netx import NETX_FILE, export_netx
 from .export_nir import export_nir
-from .export_openvino import export_openvino
+from .export_openvino import IR_XML, OPENVINO_DIR, export_openvino
 from .loihi import LOIHI_DIR, LoihiOptions, to_loihi
 from .onnx_import import load_onnx
 
@@ -46,8 +46,8 @@ def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionO
     if os.path.abspath(onnx_path) != os.path.abspath(os.path.join(out_dir, SOURCE_ONNX)):
         shutil.copyfile(onnx_path, os.path.join(out_dir, SOURCE_ONNX))
     snn.save(out_dir)
-    export_openvino(onnx_path, out_dir)
-    exports = {"nir": _optional_export(export_nir, snn, os.path.join(out_dir, NIR_FILE))}
+    exports = {"openvino": _optional_export(lambda: export_openvino(onnx_path, out_dir), f"{OPENVINO_DIR}/{IR_XML}"),
+               "nir": _optional_export(lambda: export_nir(snn, os.path.join(out_dir, NIR_FILE)), NIR_FILE)}
     if loihi is not None and not snn.network.is_chain:
         exports["loihi"] = "skipped: the loihi target (and its netx file) takes a chain of layers; " \
                            "this network has residual Add or Concat branches"
@@ -55,7 +55,7 @@ def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionO
         target = to_loihi(snn, calib_x, loihi, loihi_progress)
         target_dir = os.path.join(out_dir, LOIHI_DIR)
         target.save(target_dir)
-        exports["netx"] = _optional_export(export_netx, target, os.path.join(target_dir, NETX_FILE))
+        exports["netx"] = _optional_export(lambda: export_netx(target, os.path.join(target_dir, NETX_FILE)), NETX_FILE)
         snn.info["loihi"] = target.info["loihi"]
     snn.info["exports"] = exports
     with open(os.path.join(out_dir, REPORT_JSON), "w") as f:
@@ -63,11 +63,15 @@ def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionO
     return snn
 
 
-def _optional_export(export: Callable, model, path: str) -> str:
-    """A format that cannot hold this model (e.g. Lava's symmetric-only padding) is reported,
-    not fatal: the other artifacts still serve. -> the file name, or why it was skipped."""
+def _optional_export(write: Callable[[], object], name: str) -> str:
+    """An export is optional: whatever stops it (a format that cannot hold this model, e.g. Lava's
+    symmetric-only padding; a converter's own failure) is reported, not fatal, since the SNN and
+    the other artifacts still serve. -> `name` (the file written), or `skipped: <why>`."""
     try:
-        export(model, path)
-        return os.path.basename(path)
-    except ValueError as exc:
+        write()
+    except ValueError as exc:  # our exporters' word: the format cannot hold this model
         return f"skipped: {exc}"
+    except Exception as exc:  # noqa: BLE001 - a tool's own failure: its first line, not its traceback
+        lines = str(exc).strip().splitlines()
+        return f"skipped: {type(exc).__name__}" + (f": {lines[0]}" if lines else "")
+    return name

@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import Optional
 
 import numpy as np
+from numba import njit
 
 from ..ir import FixedPoint, Layer, Network, NeuronConfig, Preprocessing, SNNModel
 from .cpu_engine import InferenceResult, OpCounts
@@ -137,6 +138,32 @@ class LoihiEngine:
             voltages.append(np.broadcast_to(v0, (layer.n_neurons,)).astype(np.int32))
         return voltages
 
+    def layer_input(self, index: int, source: np.ndarray, timesteps: int) -> np.ndarray:
+        """What layer `index`'s neurons receive over a frame, a_in (T + depth steps, frames, n) int32,
+        from its source: for the first layer what the host sends at steps 1..T ((1 or T, frames,
+        n_in); 1: the same at each), else the previous layer's spikes over the frame."""
+        steps, frames = timesteps + self.depth, source.shape[1]
+        a_in = np.zeros((steps, frames, self.model.layers[index].n_neurons), np.int32)
+        if index == 0:
+            a_in[1:timesteps + 1] = self._synapses[0].sums(source)  # sent one step after the host's
+        else:
+            a_in[1:] = self._synapses[index].sums(source[:-1])  # the last step's spikes arrive after the run
+        return a_in
+
+    def layer_output(self, index: int, a_in: np.ndarray, neuron: Optional[NeuronConfig] = None) -> tuple:
+        """Layer `index`'s neurons on their input a_in (layer_input) at an operating point ->
+        (spikes (steps, frames, n) bool, voltage after the frame (frames, n))."""
+        return self._neurons(index, a_in, self._point(neuron or self.model.neuron))
+
+    def _point(self, neuron: NeuronConfig) -> tuple:
+        """Every layer's (vth, initial voltages, bias, dv) at an operating point."""
+        return self.thresholds(neuron), self.initial_voltages(neuron), self._biases(neuron), self.voltage_decays(neuron)
+
+    def _neurons(self, index: int, a_in: np.ndarray, point: tuple) -> tuple:
+        vths, voltages, biases, v_decays = point
+        du = int(self.model.layers[index].fixed_point.du)
+        return _lif(a_in, du, v_decays[index], vths[index], voltages[index], biases[index])
+
     def _simulate(self, inputs: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig],
                   return_spikes: bool):
         """inputs: (1 or T, frames, n) what the host sends at steps 1..T (1: the same at each)."""
@@ -144,23 +171,17 @@ class LoihiEngine:
         frames = inputs.shape[1]
         steps = timesteps + self.depth
         counts = OpCounts(frames=frames, timesteps=timesteps)
-        vths, voltages, biases = self.thresholds(neuron), self.initial_voltages(neuron), self._biases(neuron)
-        v_decays = self.voltage_decays(neuron)
+        point = self._point(neuron)
         spikes, all_spikes = None, []
         for index, (layer, synapse) in enumerate(zip(self.model.layers, self._synapses)):
-            fp = layer.fixed_point
             if spikes is None:
-                sums = synapse.sums(inputs)  # (1 or T, frames, n)
                 # payload entries that reach synapses, each step it is sent
                 active = np.count_nonzero(inputs, axis=1).sum(axis=0) * (timesteps if len(inputs) == 1 else 1)
                 synops = float(active @ synapse.fan_out)
-                a_in = np.zeros((steps, frames, layer.n_neurons), np.int32)
-                a_in[1:timesteps + 1] = sums  # sent one step after the host's
             else:
                 synops = float(spikes.reshape(-1, spikes.shape[-1]).sum(axis=0) @ synapse.fan_out)
-                a_in = np.zeros((steps, frames, layer.n_neurons), np.int32)
-                a_in[1:] = synapse.sums(spikes[:-1])  # the last step's spikes arrive after the run
-            spikes, v = _lif(a_in, int(fp.du), v_decays[index], vths[index], voltages[index], biases[index])
+            spikes, v = self._neurons(index, self.layer_input(index, inputs if spikes is None else spikes, timesteps),
+                                      point)
             n_spikes = int(np.count_nonzero(spikes))
             if layer.spiking:
                 per_neuron = np.count_nonzero(spikes.reshape(-1, layer.n_neurons), axis=0)
@@ -253,7 +274,9 @@ def _lif(a_in: np.ndarray, du: int, dv: int, vth: int, v0: np.ndarray, bias: np.
     threshold = vth << ACT_SHIFT
     spikes = np.empty((steps, frames, n), dtype=bool)
     if u_decay == DECAY_UNITY and v_decay == 0:
-        return _integrate_and_fire(_current(np.int32(0), a_in), v, threshold, bias, spikes)
+        _integrate_and_fire(np.ascontiguousarray(a_in), np.ascontiguousarray(bias, dtype=np.int32), v, threshold,
+                            spikes)
+        return spikes, v
     u = np.zeros((frames, n), np.int32)
     for t in range(steps):
         u = _current(_decay(u, u_decay), a_in[t])
@@ -265,21 +288,30 @@ def _lif(a_in: np.ndarray, du: int, dv: int, vth: int, v0: np.ndarray, bias: np.
     return spikes, v
 
 
-def _integrate_and_fire(currents: np.ndarray, v: np.ndarray, threshold: int, bias: np.ndarray,
-                        spikes: np.ndarray):
-    """The LIF with du = 4095 and dv = 0 (what to_loihi makes): u is each step's input alone and
-    v never decays, so each step is v += u + bias, the 24-bit clip, the spike test and the reset,
-    the fewest numpy calls a step can take. The clip is skipped when no sum can reach it."""
-    drive = currents + bias  # int32: |u| < 2**23 and |bias << 6| < 2**19
-    reach = int(np.abs(v).max(initial=0)) + len(drive) * int(np.abs(drive).max(initial=0))
-    clip = reach > V_LIMIT
-    for t in range(len(drive)):
-        np.add(v, drive[t], out=v)
-        if clip:
-            np.core.umath.clip(v, -V_LIMIT, V_LIMIT, out=v)
-        np.greater(v, threshold, out=spikes[t])
-        np.copyto(v, 0, where=spikes[t])
-    return spikes, v
+@njit(cache=True)
+def _integrate_and_fire(a_in, bias, v, threshold, spikes):
+    """The LIF with du = 4095 and dv = 0 (what to_loihi makes), compiled: u is each step's input
+    alone and v never decays, so each step is u = a_in << 6 with Lava's wrap-arounds (as
+    _current), v += u + bias, the 24-bit clip, the spike test and the reset, one neuron at a time
+    without the full-size temporaries numpy made of every step (the search of to_loihi's
+    thresholds spent half its time in them). a_in (steps, frames, n) int32, bias (n,) int32;
+    v (frames, n) int32 and spikes (steps, frames, n) bool are written. Every sum fits int64, and
+    Lava's int32 steps cannot overflow (|u| <= 2**24, |bias| < 2**19, |v| <= 2**23), so int64
+    arithmetic gives Lava's results."""
+    steps, frames, n = a_in.shape
+    for t in range(steps):
+        for f in range(frames):
+            for i in range(n):
+                shifted = np.int64(a_in[t, f, i]) << ACT_SHIFT
+                total = ((shifted + 2 ** 31) & (2 ** 32 - 1)) - 2 ** 31  # numpy's int32 shift wraps
+                u = total - 2 * UV_HALF if total > UV_HALF else total
+                if u <= -UV_HALF:
+                    u = total + 2 * UV_HALF  # Lava's second test reads the sum before the first fix
+                x = np.int64(v[f, i]) + u + bias[i]
+                x = min(max(x, -V_LIMIT), V_LIMIT)
+                fired = x > threshold
+                spikes[t, f, i] = fired
+                v[f, i] = 0 if fired else x
 
 
 def score_from_voltage(model: SNNModel, v: np.ndarray, timesteps: int) -> np.ndarray:
@@ -317,23 +349,44 @@ def load_netx(path: str, input_shape: Optional[tuple] = None) -> SNNModel:
             if kind == "flatten":
                 continue  # our dense layers take (C, H, W) in netx's flatten order already
             if kind not in ("conv", "dense"):
-                raise ValueError(f"{path}: layer {i} is a '{kind}' layer; supported are CUBA dense and conv "
-                                 f"layers, flatten, and an input layer without neurons")
-            if "delay" in handle:
-                raise ValueError(f"{path}: layer {i} ({kind}) has synaptic delays, which are not supported")
-            if "neuron" in handle and _text(handle["neuron/type"]) != "CUBA":
-                raise ValueError(f"{path}: layer {i} ({kind}) has {_text(handle['neuron/type'])} neurons; "
-                                 f"only CUBA neurons are supported")
+                raise ValueError(f"{path}: layer {i} is a '{kind}' layer; supported: {NETX_SUPPORTED}")
+            _check_netx_layer(handle, kind, f"{path}: layer {i} ({kind})")
             if shape is None and kind == "dense":  # a dense first layer's weights give its input
                 shape = (int(handle["weight"].size // np.prod(handle["shape"][()])),)
             if shape is None:
                 raise ValueError(f"{path}: pass input_shape=(C, H, W); the file has no input layer")
-            layers.append(_netx_layer(handle, kind, i, shape))
+            try:
+                layers.append(_netx_layer(handle, kind, i, shape))
+            except KeyError as exc:  # h5py's word for a missing field
+                raise ValueError(f"{path}: layer {i} ({kind}) lacks a field netx writes ({exc}); "
+                                 f"supported: {NETX_SUPPORTED}") from exc
             shape = tuple(layers[-1].output_shape)
     preprocessing = Preprocessing(input_shape=tuple(layers[0].input_shape), scale=1.0)
     network = Network(layers, preprocessing)
     thresholds = [float(layer.fixed_point.vth) for layer in layers if layer.spiking]
     return SNNModel(network, thresholds, NeuronConfig("zero", 0.0, 1.0), "loihi", {"source": path})
+
+
+NETX_SUPPORTED = ("dense and conv layers of CUBA neurons (or none) with real weights, no synaptic delays and "
+                  "one neuron parameter set per layer; flatten; an input layer without neurons")
+
+
+def _check_netx_layer(handle, kind: str, where: str) -> None:
+    """What the engine cannot run in a dense or conv layer, named before anything is read."""
+    import h5py
+
+    if "weight" not in handle:
+        raise ValueError(f"{where} has no weights; supported: {NETX_SUPPORTED}")
+    if isinstance(handle["weight"], h5py.Group):  # lava-dl writes complex synapses as weight/real, weight/imag
+        raise ValueError(f"{where} has complex synapses ({', '.join(f'weight/{k}' for k in handle['weight'])}), "
+                         f"which are not supported; supported: {NETX_SUPPORTED}")
+    if "delay" in handle:
+        raise ValueError(f"{where} has synaptic delays, which are not supported; supported: {NETX_SUPPORTED}")
+    if "neuron" in handle:
+        neuron_type = _text(handle["neuron/type"]) if "type" in handle["neuron"] else "untyped"
+        if neuron_type != "CUBA":
+            raise ValueError(f"{where} has {neuron_type} neurons; only CUBA neurons are supported; "
+                             f"supported: {NETX_SUPPORTED}")
 
 
 def _netx_layer(handle, kind: str, index: int, input_shape: tuple) -> Layer:

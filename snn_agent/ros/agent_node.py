@@ -247,10 +247,11 @@ class AgentNode(LifecycleNode):
         self.core: Optional[AgentCore] = None  # from configure to cleanup
         self.configure_error: Optional[str] = None  # why the last configure failed
         self.model_error: Optional[str] = None  # why the last model or backend set live did not load
+        self.inference_error: Optional[str] = None  # why the last frame failed in the backend, until one succeeds
         self.last_decision = None  # the governor's latest choice, for /diagnostics and `snn-agent run`
         self._battery_scales: dict = {}  # publisher gid -> "fraction" | "percent", decided once (auto)
         self.pairing = LabelPairing()
-        self._newest = None  # (frame id, message, decoder, receipt time) of the newest frame not yet classified
+        self._newest = None  # (frame id, header, decoder, receipt time) of the newest frame not yet classified
         self._pending_reload: Optional[BackendChoice] = None
         self._result_pubs: dict = {}  # lifecycle publishers, from configure to cleanup
         self._attach_library_log()
@@ -709,7 +710,8 @@ class AgentNode(LifecycleNode):
         try:
             result = self.core.classify(x, frame_id=frame_id)
         except Exception as exc:  # noqa: BLE001 - a failing frame must not end the node
-            self._bad_input("inference", f"inference failed: {exc}", error=True)
+            self.inference_error = f"inference failed: {exc}"
+            self._bad_input("inference", self.inference_error, error=True)
             return
         finally:
             with self._lock:
@@ -717,6 +719,7 @@ class AgentNode(LifecycleNode):
                     self._busy_since = None
         if result is None or generation != self._generation:  # skipped, or abandoned as stalled
             return
+        self.inference_error = None
         decision = result.decision
         if self.last_decision is None or decision.point is not self.last_decision.point:
             self._log_decision(decision)
@@ -819,6 +822,8 @@ class AgentNode(LifecycleNode):
             return DiagnosticStatus.ERROR, core.fallback_reason, values
         if self.model_error:
             return DiagnosticStatus.ERROR, self.model_error, values
+        if self.inference_error:
+            return DiagnosticStatus.ERROR, self.inference_error, values
         if decision is not None and decision.over_budget:
             return DiagnosticStatus.WARN, decision.reason, values
         if core.points_left_out:
