@@ -54,7 +54,7 @@ def test_agent_node_classifies_frames_with_a_trained_stdp_network(graph, trained
     assert probe.of_last_frame("timesteps") == TIMESTEPS
     expected = offline_labels(trained, images)
     assert published == [names[c] for c in expected]  # the node runs the network, frame for frame
-    assert np.mean(np.array(expected) == labels) > 0.2  # chance: 0.1; measured 0.3-0.4
+    assert np.mean(np.array(expected) == labels) > 0.2  # chance: 0.1; measured 0.33 (0.28 with training seeds 1, 2)
     probe.diagnostics(lambda v: v.get("backend") == "cpu (STDP network)" and int(v["frames"]) >= FRAMES)
     # learning of an STDP network in the robot is not built: the node says so and classifies on
     assert agent.set_parameters([Parameter("learning.enabled", value=True)])[0].successful
