@@ -265,7 +265,7 @@ class AgentCore:
             return None
         kind = backend.capabilities.learning
         if not kind:
-            self.learning_problem = f"backend {backend.name!r} cannot learn"
+            self.learning_problem = f"backend {backend.describe()!r} cannot learn"
             log.error(self.learning_problem)
             return None
         constants = constants_from(choice.energy)

@@ -14,8 +14,10 @@ from typing import Optional
 import numpy as np
 
 from ..energy.models import EnergyEstimate
+from ..engine import stdp_engine
 from ..engine.cpu_engine import OpCounts
 from ..ir import Layer, NeuronConfig, SNNModel
+from ..learning import stdp
 
 
 class BackendError(RuntimeError):
@@ -58,6 +60,9 @@ class Backend(ABC):
 
     def load(self, model_dir: str) -> None:
         """Read the converted model; raises ModelFormatError or BackendError."""
+        if stdp_engine.is_stdp_model(model_dir):
+            raise BackendError(f"{model_dir} is an STDP network ({stdp.PARAMS_FILE}, not a converted snn.json): "
+                               f"backend {self.name!r} cannot run it; the cpu backend can")
         self.model = SNNModel.load(model_dir)
         self._prepare(model_dir)
 

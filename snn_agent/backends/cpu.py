@@ -9,9 +9,14 @@ import numpy as np
 
 from ..energy.constants import CpuPower
 from ..energy.models import CpuEnergyMeter
+from ..engine import stdp_engine
 from ..engine.cpu_engine import SNNEngine
 from ..ir import NeuronConfig, SNNModel
 from .base import Backend, BackendError, BackendResult, Capabilities
+
+
+# An STDP network runs frozen, on its own weights only (its learning in the robot is not built yet)
+STDP_CAPABILITIES = Capabilities(adapt_timesteps=True, learn_online=False)
 
 
 class CpuBackend(Backend):
@@ -26,6 +31,16 @@ class CpuBackend(Backend):
         self.compiled_frames = compiled_frames
         self.engine: Optional[SNNEngine] = None  # the model's own weights
         self._engines: dict = {}  # OperatingPoint.weights -> its engine
+
+    def load(self, model_dir: str) -> None:
+        """A converted model (snn.json), or a trained STDP network (stdp_params.json)."""
+        if not stdp_engine.is_stdp_model(model_dir):
+            super().load(model_dir)
+            return
+        self.model, engine = stdp_engine.load(model_dir)
+        self.capabilities = STDP_CAPABILITIES
+        self._model_dir = model_dir
+        self.engine = self._engines[""] = engine
 
     def _prepare(self, model_dir: str) -> None:
         self._model_dir = model_dir
@@ -56,6 +71,9 @@ class CpuBackend(Backend):
                                f"than the model's; an operating point's weights must be the same network, trained "
                                f"for its T")
         self._engines[weights] = SNNEngine(model, self.compiled_frames)
+
+    def describe(self) -> str:
+        return "cpu (STDP network)" if self.capabilities is STDP_CAPABILITIES else self.name
 
     def infer(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None,
               weights: str = "") -> BackendResult:

@@ -179,31 +179,42 @@ class StdpNetwork:
                 rates[c] = chosen.mean(axis=0)
         self.labels = np.where(rates.max(axis=0) > 0, rates.argmax(axis=0), -1)
 
-    def classify(self, spike_counts: np.ndarray, n_classes: int) -> np.ndarray:
-        """Per image the class whose labelled neurons fire most on average ("all activity")."""
+    def class_scores(self, spike_counts: np.ndarray, n_classes: int) -> np.ndarray:
+        """(images, n_classes): per class the mean spike count of the neurons labelled with it."""
         scores = np.zeros((len(spike_counts), n_classes))
         for c in range(n_classes):
             members = self.labels == c
             if members.any():
                 scores[:, c] = spike_counts[:, members].mean(axis=1)
-        return scores.argmax(axis=1)
+        return scores
 
-    def save(self, directory: str) -> None:
+    def classify(self, spike_counts: np.ndarray, n_classes: int) -> np.ndarray:
+        """Per image the class whose labelled neurons fire most on average ("all activity")."""
+        return self.class_scores(spike_counts, n_classes).argmax(axis=1)
+
+    def save(self, directory: str, class_names=()) -> None:
+        """class_names: what the robot publishes for each label (optional; the agent says "0", "1"...)."""
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, PARAMS_FILE), "w") as f:
             json.dump(self.params.to_dict(), f, indent=1)
         np.savez(os.path.join(directory, WEIGHTS_FILE), weights=self.weights, theta=self.theta,
-                 labels=self.labels)
+                 labels=self.labels, class_names=np.asarray(list(class_names), str))
 
     @classmethod
     def load(cls, directory: str) -> "StdpNetwork":
+        return cls.load_with_names(directory)[0]
+
+    @classmethod
+    def load_with_names(cls, directory: str) -> tuple["StdpNetwork", list]:
+        """The network and the class names saved with it ([] where none were)."""
         for name in (PARAMS_FILE, WEIGHTS_FILE):
             if not os.path.isfile(os.path.join(directory, name)):
                 raise FileNotFoundError(f"{directory}: no {name} (not a saved STDP network)")
         with open(os.path.join(directory, PARAMS_FILE)) as f:
             params = StdpParams.from_dict(json.load(f))
-        arrays = np.load(os.path.join(directory, WEIGHTS_FILE))
-        return cls(params, arrays["weights"], arrays["theta"], arrays["labels"])
+        with np.load(os.path.join(directory, WEIGHTS_FILE), allow_pickle=False) as arrays:
+            names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else []
+            return cls(params, arrays["weights"], arrays["theta"], arrays["labels"]), names
 
 
 def train_and_label(params: StdpParams, train_images, label_images, label_classes, n_classes: int,

@@ -38,6 +38,7 @@ from ..adaptation.governor import POLICIES, GovernorSettings
 from ..agent_core import AgentCore, BackendChoice, FrameStats
 from ..backends import BACKENDS, create_backend, device_problem
 from ..energy.constants import ENERGY_SECTIONS
+from ..engine import stdp_engine
 from ..graph import resolve_path
 from ..ir import SNNModel
 from ..learning.online import LearningSettings
@@ -56,7 +57,8 @@ def _float_range(lo, hi):
 
 # name: (default, description, extra descriptor fields)
 PARAMETERS = {
-    "model": ("models/fashion_cnn_snn", "converted model directory (snn-agent convert -o DIR)", {}),
+    "model": ("models/fashion_cnn_snn", "model directory: a converted SNN (snn-agent convert -o DIR) or a trained "
+                                        "STDP network (cpu backend only; docs/stdp.md)", {}),
     "backend": ("cpu", "inference backend", {"additional_constraints": f"one of {', '.join(BACKENDS)}"}),
     "device": ("CPU", "openvino: CPU, GPU, NPU, MYRIAD (NCS2, OpenVINO 2022.3 LTS only), AUTO; "
                       "lava: CPU (Lava's simulator), LOIHI2 (the chip, needs Lava-Loihi), AUTO", {}),
@@ -450,7 +452,8 @@ class AgentNode(LifecycleNode):
         if p.name == "learning.rate":
             return rate_problem(p.value)
         if p.name == "model":
-            return SNNModel.files_problem(resolve_path(p.value))
+            path = resolve_path(p.value)
+            return stdp_engine.files_problem(path) if stdp_engine.is_stdp_model(path) else SNNModel.files_problem(path)
         if p.type_ == Parameter.Type.DOUBLE and not math.isfinite(p.value):
             return f"{p.name} must be finite, got {p.value}"
         return None
