@@ -13,6 +13,17 @@ from ..sim.battery import LinearBattery
 from .spin import spin_node
 
 
+def battery_message(battery: LinearBattery, stamp, percentage_scale: float = 1.0) -> BatteryState:
+    """The BatteryState of a linear battery, as the battery_sim and sim nodes publish it."""
+    msg = BatteryState(voltage=float(battery.voltage_v), current=float(battery.current_a),
+                       charge=float(battery.charge_ah), capacity=float(battery.capacity_ah),
+                       design_capacity=float(battery.capacity_ah),
+                       percentage=float(battery.percentage * percentage_scale),
+                       power_supply_status=BatteryState.POWER_SUPPLY_STATUS_DISCHARGING, present=True)
+    msg.header.stamp = stamp
+    return msg
+
+
 def _param(description, lo, hi):
     return ParameterDescriptor(description=description, read_only=True,
                                floating_point_range=[FloatingPointRange(from_value=lo, to_value=hi, step=0.0)])
@@ -55,14 +66,7 @@ class BatterySimNode(Node):
             self.battery.step(seconds, self.drawn_j)
         self.last_step = now
         self.drawn_j = 0.0
-        b = self.battery
-        msg = BatteryState(voltage=float(b.voltage_v), current=float(b.current_a),
-                           charge=float(b.charge_ah), capacity=float(b.capacity_ah),
-                           design_capacity=float(b.capacity_ah), percentage=float(b.percentage * self.scale),
-                           power_supply_status=BatteryState.POWER_SUPPLY_STATUS_DISCHARGING,
-                           present=True)
-        msg.header.stamp = now.to_msg()
-        self.pub.publish(msg)
+        self.pub.publish(battery_message(self.battery, now.to_msg(), self.scale))
 
 
 def main(args=None) -> None:

@@ -30,6 +30,7 @@ from std_msgs.msg import Float32, Int32, UInt16
 from ..sim.arena import load_arena
 from ..sim.mission import FrameRecord, MissionLog
 from ..sim.mujoco_twin import MujocoTwin
+from .battery_sim_node import battery_message
 from .spin import spin_node
 
 BATTERY_PERIOD_S = 0.5  # of simulated time, as battery_sim's 2 Hz
@@ -172,13 +173,7 @@ class SimNode(Node):
         self.pub_odom.publish(msg)
 
     def _publish_battery(self, stamp) -> None:
-        b = self.twin.battery
-        msg = BatteryState(voltage=float(b.voltage_v), current=float(b.current_a), charge=float(b.charge_ah),
-                           capacity=float(b.capacity_ah), design_capacity=float(b.capacity_ah),
-                           percentage=float(b.percentage),
-                           power_supply_status=BatteryState.POWER_SUPPLY_STATUS_DISCHARGING, present=True)
-        msg.header.stamp = stamp
-        self.pub_battery.publish(msg)
+        self.pub_battery.publish(battery_message(self.twin.battery, stamp))
 
     def destroy_node(self):
         self._running = False
