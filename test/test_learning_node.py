@@ -11,6 +11,7 @@ from test_agent_node import Probe, model_dir  # noqa: F401 - fixture
 from snn_agent.data import datasets
 from snn_agent.ir import SNNModel
 from snn_agent.learning import checkpoint as checkpoints
+from snn_agent.learning.online import LearningSettings
 from snn_agent.ros.agent_node import AgentNode
 
 NEW = 10  # the new class: photographic negatives of Fashion-MNIST frames
@@ -52,7 +53,7 @@ def test_learns_a_class_from_feedback_saves_resets_and_restores(rclpy_context, m
         assert values["learning checkpoint age s"] == "never"
         rejected = agent.set_parameters([Parameter("learning.rate", value=0.1)])[0]
         assert not rejected.successful and "not a power of two" in rejected.reason, rejected.reason
-        assert agent.get_parameter("learning.rate").value == 0.125
+        assert agent.get_parameter("learning.rate").value == LearningSettings.rate
         answer = call(probe, save, Trigger.Request())
         assert answer.success, answer.message
         assert os.path.isfile(checkpoints.path_in(directory))
