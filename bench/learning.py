@@ -520,8 +520,6 @@ def main() -> int:
     targets["crash_every_checkpoint_loads"] = not crashes["load_failures"]
     targets["crash_lost_le_checkpoint_every"] = crashes["max_lost_updates"] <= crashes["checkpoint_every"]
 
-    png = os.path.splitext(out)[0] + ".png"
-    plot(png, rows, drifted)
     write_results(out, {
         "timesteps": timesteps, "chosen_rule": {"rate": rule.rate, "rate_exponent": rule.rate_exponent,
                                                 "max_repeats": rule.max_repeats, "dw": rule.dw},
@@ -533,6 +531,8 @@ def main() -> int:
         "energy_kinds": "cpu: CPU time measured x 5 W per core (modelled); loihi: counted ops x Davies et al. 2018 "
                         "(modelled); lava: wall time measured",
     }, quick)
+    png = os.path.splitext(out)[0] + ".png"  # beside the JSON, whose folder write_results made
+    plot(png, rows, drifted)
     print(f"\ntargets: {targets}\nwrote {out} and {png}")
     return 0
 
