@@ -275,7 +275,7 @@ def measure_learning_speed(x, labels, meter) -> dict:
             "exact_learning_target_met": rows["cpu-loihi learning"]["fps"] >= LEARNING_TARGETS["labelled_frames_per_s"],
             "exact_inference_target_met": rows["cpu-loihi"]["fps"] >= LEARNING_TARGETS["exact_inference_frames_per_s"],
             "how": "learning: inference + the readout's scores + teaching (Lava's fixed-point rule emulated) until the label wins, "
-                   "at most max_repeats (4) runs "
+                   f"at most max_repeats ({rule.max_repeats}) runs "
                    "per frame, every frame taught (the runner-up's label); the four take turns on the same blocks; "
                    "the cpu rows' backend also returns the hidden layer (as with learning on)"}
 

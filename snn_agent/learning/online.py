@@ -28,9 +28,11 @@ log = logging.getLogger("snn_agent")
 @dataclass
 class LearningSettings:
     enabled: bool = False
-    rate: float = 0.125  # weight units per pre spike, a power of two (rules.rate_problem)
+    # rate and replays: bench/learning.py's choice on its validation stream (T = 16, old classes
+    # losing at most a point): one replay at 2^-5; the node's learning.rate can change the rate
+    rate: float = 2.0 ** -5  # weight units per pre spike, a power of two (rules.rate_problem)
     margin: float = 0.0  # see ReadoutRule
-    max_repeats: int = 4
+    max_repeats: int = 1
     max_classes: int = 0  # 0: the model's classes (then no class can be added)
     class_names: list = field(default_factory=list)  # names of added classes, by index
     checkpoint_dir: str = ""  # "": no checkpoints

@@ -43,9 +43,9 @@ class ReadoutRule:
     other class by this much (score units: weight units x spikes per step). max_repeats: the most
     replays of one frame (each one a teaching run on the chip)."""
 
-    rate: float = 0.125
+    rate: float = 2.0 ** -5
     margin: float = 0.0
-    max_repeats: int = 4
+    max_repeats: int = 1
 
     def __post_init__(self):
         problem = rate_problem(self.rate)
