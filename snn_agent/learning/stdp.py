@@ -105,11 +105,13 @@ class StdpParams:
 @dataclass
 class RunRecord:
     """What one pass over images did: spike counts (N, neurons), operation counts (N, N_COUNTS:
-    stdp_kernels' columns) and the wall time it took (measured)."""
+    stdp_kernels' columns), the wall time it took and the CPU time of the thread that ran it (both
+    measured; CPU time does not count waiting for a core another process holds)."""
 
     spike_counts: np.ndarray
     op_counts: np.ndarray
     seconds: float
+    cpu_seconds: float = 0.0
 
     def mean_ops(self) -> dict:
         means = self.op_counts.mean(axis=0)
@@ -157,10 +159,10 @@ class StdpNetwork:
             raise ValueError(f"images of {pixels.shape[1]} pixels, the network takes {params.n_inputs}")
         spikes = np.zeros((len(pixels), params.n_neurons), np.int32)
         ops = np.zeros((len(pixels), kernels.N_COUNTS), np.int64)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         kernels.run_images(pixels, self.weights, self.theta, params.as_array(), params.timesteps,
                            learn, seed, spikes, ops)
-        return RunRecord(spikes, ops, time.perf_counter() - start)
+        return RunRecord(spikes, ops, time.perf_counter() - start, time.thread_time() - cpu_start)
 
     def train(self, images, seed: int = 0) -> RunRecord:
         """Unsupervised: weights and thresholds learn from the images (no labels)."""
