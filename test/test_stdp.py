@@ -162,3 +162,18 @@ def test_modelled_energy_prices_each_operation_with_loihis_figures():
     inference = 1000 * 23.6e-12 + 45 * 52e-12 + 5 * 81e-12
     assert stdp_topspark.modelled_energy_j(ops, learning=False) == pytest.approx(inference)
     assert stdp_topspark.modelled_energy_j(ops, learning=True) == pytest.approx(inference + 100 * 120e-12)
+
+
+def test_operating_points_round_trip_beside_a_saved_network_and_must_fit_it(tmp_path):
+    network = StdpNetwork.create(StdpParams(n_neurons=5))
+    network.save(str(tmp_path))
+    assert stdp.load_operating_points(str(tmp_path), network) == {}  # none saved: the network's own T only
+    points = {t: stdp_topspark.enhance(network.params, t, stdp_topspark.Enhancement(threshold_shift=-2.0))
+              for t in (64, 100)}
+    stdp.save_operating_points(str(tmp_path), points, {64: {"validation_accuracy": 0.6}})
+    assert stdp.load_operating_points(str(tmp_path), network) == points
+    other = StdpNetwork.create(StdpParams(n_neurons=6))
+    with pytest.raises(ValueError, match="5 neurons, the network has 784 x 6"):
+        stdp.load_operating_points(str(tmp_path), other)
+    with pytest.raises(ValueError, match="timesteps equal to its T"):
+        stdp.save_operating_points(str(tmp_path), {50: network.params})

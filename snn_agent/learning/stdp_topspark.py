@@ -87,6 +87,15 @@ def search_space(baseline_t: int, timesteps: int) -> dict:
             "input_rate_gain": Range(0.5, 1.0) if s > 1 else Range(1.0, 1.0)}
 
 
+def inference_space(baseline_t: int, timesteps: int) -> dict:
+    """The fields that matter to a trained network run frozen at a reduced T (applied on top of the
+    parameters it trained with): time compression, threshold, inhibition, and an input rate that
+    may fall, never rise (so inference energy falls at least as fast as T)."""
+    s = baseline_t / timesteps
+    return {"time_compression": Range(0.5, s), "threshold_shift": Range(-8.0, 2.0, log=False),
+            "inhibition_gain": Range(0.5, 2.0), "input_rate_gain": Range(0.5, 1.0)}
+
+
 def draw(space: dict, n: int, seed: int) -> list:
     """n Enhancements drawn at random from space (random search: every trial varies every field)."""
     rng = np.random.default_rng(seed)
