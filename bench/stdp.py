@@ -11,9 +11,9 @@ validate (choices are made there); the test set is used once per reported networ
    seeds on --confirm-train images; the best mean wins. Then, on --train images (all 50,000 by
    default), every T with BindsNET's defaults and with its chosen parameters, with a learning curve
    (validation accuracy after 10 %, 25 %, 50 % and all of the images), tested once.
-2. best_point: the reduced T with the largest training-energy reduction whose *validation*
-   accuracy is within 2 points of the tuned baseline's (none within: the most accurate); its test
-   figures are reported beside the tuned baseline's (and the defaults' baseline for reference).
+2. best_point: of the reduced T that cut training energy >= 3.5x, the one with the largest cut whose
+   *validation* accuracy is within 2 points of the tuned baseline's (none within: the most
+   accurate); its test figures are reported beside the tuned baseline's (and the defaults').
    With --model-dir, the tuned baseline network is saved there with the reduced T's parameters as
    its operating points, and measured run frozen at each (what the robot does when T is cut).
 3. Speed: ours and BindsNET's DiehlAndCook2015 on the same images, same T, same network, in this
@@ -52,6 +52,7 @@ N_CLASSES = 10
 BINDSNET_PYTHON = os.environ.get("SNN_AGENT_BINDSNET_PYTHON", "/work/venvs/bindsnet/bin/python")
 PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stdp_bindsnet_peer.py")
 ACCURACY_TOLERANCE = 0.02  # TopSpark: within 2 points of the baseline
+TRAINING_REDUCTION_TARGET = 3.5  # TopSpark: training energy 3.5x lower
 BASE = StdpParams()  # the baseline parameters (main sets its T)
 
 
@@ -203,12 +204,15 @@ def search(all_t: list, n_trials: int, n_search: int, n_eval: int, n_finalists: 
 
 
 def best_point(baseline: dict, rows: list) -> dict:
-    """The reduced-T row with the largest training-energy reduction within the accuracy tolerance of
-    the tuned baseline on validation; with none within it, the most accurate on validation (the
-    target then not met). Reported on test."""
-    within = [r for r in rows if r["validation_accuracy"] >= baseline["validation_accuracy"] - ACCURACY_TOLERANCE]
-    best = (max(within, key=lambda r: baseline["training_energy_j"] / r["training_energy_j"]) if within
-            else max(rows, key=lambda r: r["validation_accuracy"]))
+    """Chosen on validation, reported on test: of the reduced-T rows that cut training energy by at
+    least TRAINING_REDUCTION_TARGET against the tuned baseline, the one with the largest cut whose
+    accuracy is within the tolerance of the baseline's; none within it: the most accurate of them
+    (the gap then reported); no row cutting enough: the most accurate row."""
+    def reduction(r):
+        return baseline["training_energy_j"] / r["training_energy_j"]
+    cheap = [r for r in rows if reduction(r) >= TRAINING_REDUCTION_TARGET] or rows
+    within = [r for r in cheap if r["validation_accuracy"] >= baseline["validation_accuracy"] - ACCURACY_TOLERANCE]
+    best = max(within, key=reduction) if within else max(cheap, key=lambda r: r["validation_accuracy"])
     return {"T": best["T"], "baseline_T": baseline["T"], "enhanced": best["enhanced"],
             "enhancement": best["enhancement"], "baseline_enhancement": baseline["enhancement"],
             "training_energy_reduction": baseline["training_energy_j"] / best["training_energy_j"],
