@@ -132,13 +132,29 @@ def test_enhancement_changes_the_parameters_it_names():
     assert stdp_topspark.enhance(base, 250, stdp_topspark.NONE) == base
 
 
-def test_search_keeps_only_what_raises_the_validation_score():
-    # a score that rewards time compression near 2.5 and nothing else
-    def score(e):
-        return -abs(e.time_compression - 2.5) - 0.1 * abs(e.inhibition_gain - 1.0)
-    best, best_score, trials = stdp_topspark.search(score, 250, 100)
-    assert best == stdp_topspark.Enhancement(time_compression=2.5)
-    assert best_score == 0.0 and len(trials) == 1 + sum(len(v) for v in stdp_topspark.options(250, 100).values())
+def test_homeostasis_decay_is_set_in_images_so_every_t_decays_alike_per_image():
+    base = StdpParams()
+    assert stdp_topspark.enhance(base, 64, stdp_topspark.NONE).tau_theta == base.tau_theta
+    for t in (250, 64):
+        p = stdp_topspark.enhance(base, t, stdp_topspark.Enhancement(tau_theta_images=2000.0))
+        assert math.exp(-p.timesteps / p.tau_theta) == pytest.approx(math.exp(-1 / 2000))
+
+
+def test_random_search_draws_every_field_within_its_range_the_same_at_every_t():
+    for t in (250, 100, 64):
+        space = stdp_topspark.search_space(250, t)
+        draws = stdp_topspark.draw(space, 50, seed=t)
+        assert draws == stdp_topspark.draw(space, 50, seed=t)  # reproducible
+        for name, r in space.items():
+            values = [getattr(e, name) for e in draws]
+            assert r.low <= min(values) and max(values) <= r.high
+            assert r.low == r.high or len(set(values)) == 50  # every trial varies every field
+        assert space["inhibition_gain"] == stdp_topspark.search_space(250, 250)["inhibition_gain"]
+    # the input rate (which drives the energy) never rises; at the baseline T it is the encoding's
+    assert {e.input_rate_gain for e in stdp_topspark.draw(stdp_topspark.search_space(250, 250), 5, 0)} == {1.0}
+    assert stdp_topspark.search_space(250, 64)["input_rate_gain"].high == 1.0
+    trials = [(stdp_topspark.Enhancement(inhibition_gain=g), a) for g, a in ((2.0, 0.5), (4.0, 0.7), (8.0, 0.6))]
+    assert [a for _, a in stdp_topspark.finalists(trials, 2)] == [0.7, 0.6]
 
 
 def test_modelled_energy_prices_each_operation_with_loihis_figures():
@@ -146,3 +162,18 @@ def test_modelled_energy_prices_each_operation_with_loihis_figures():
     inference = 1000 * 23.6e-12 + 45 * 52e-12 + 5 * 81e-12
     assert stdp_topspark.modelled_energy_j(ops, learning=False) == pytest.approx(inference)
     assert stdp_topspark.modelled_energy_j(ops, learning=True) == pytest.approx(inference + 100 * 120e-12)
+
+
+def test_operating_points_round_trip_beside_a_saved_network_and_must_fit_it(tmp_path):
+    network = StdpNetwork.create(StdpParams(n_neurons=5))
+    network.save(str(tmp_path))
+    assert stdp.load_operating_points(str(tmp_path), network) == {}  # none saved: the network's own T only
+    points = {t: stdp_topspark.enhance(network.params, t, stdp_topspark.Enhancement(threshold_shift=-2.0))
+              for t in (64, 100)}
+    stdp.save_operating_points(str(tmp_path), points, {64: {"validation_accuracy": 0.6}})
+    assert stdp.load_operating_points(str(tmp_path), network) == points
+    other = StdpNetwork.create(StdpParams(n_neurons=6))
+    with pytest.raises(ValueError, match="5 neurons, the network has 784 x 6"):
+        stdp.load_operating_points(str(tmp_path), other)
+    with pytest.raises(ValueError, match="timesteps equal to its T"):
+        stdp.save_operating_points(str(tmp_path), {50: network.params})

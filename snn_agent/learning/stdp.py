@@ -25,6 +25,9 @@ from . import stdp_kernels as kernels
 
 RULES = {"pair": kernels.PAIR, "weight_dependent": kernels.WEIGHT_DEPENDENT}
 PARAMS_FILE, WEIGHTS_FILE = "stdp_params.json", "stdp_weights.npz"
+# optional in a model directory: the parameters to run its network at other T (TopSpark's operating
+# points, one full StdpParams per T); format in docs/stdp.md "Per-T parameters in a model directory"
+OPERATING_POINTS_FILE, OPERATING_POINTS_FORMAT = "stdp_operating_points.json", "stdp-operating-points/1"
 
 
 @dataclass(frozen=True)
@@ -105,11 +108,13 @@ class StdpParams:
 @dataclass
 class RunRecord:
     """What one pass over images did: spike counts (N, neurons), operation counts (N, N_COUNTS:
-    stdp_kernels' columns) and the wall time it took (measured)."""
+    stdp_kernels' columns), the wall time it took and the CPU time of the thread that ran it (both
+    measured; CPU time does not count waiting for a core another process holds)."""
 
     spike_counts: np.ndarray
     op_counts: np.ndarray
     seconds: float
+    cpu_seconds: float = 0.0
 
     def mean_ops(self) -> dict:
         means = self.op_counts.mean(axis=0)
@@ -157,10 +162,10 @@ class StdpNetwork:
             raise ValueError(f"images of {pixels.shape[1]} pixels, the network takes {params.n_inputs}")
         spikes = np.zeros((len(pixels), params.n_neurons), np.int32)
         ops = np.zeros((len(pixels), kernels.N_COUNTS), np.int64)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         kernels.run_images(pixels, self.weights, self.theta, params.as_array(), params.timesteps,
                            learn, seed, spikes, ops)
-        return RunRecord(spikes, ops, time.perf_counter() - start)
+        return RunRecord(spikes, ops, time.perf_counter() - start, time.thread_time() - cpu_start)
 
     def train(self, images, seed: int = 0) -> RunRecord:
         """Unsupervised: weights and thresholds learn from the images (no labels)."""
@@ -215,6 +220,40 @@ class StdpNetwork:
         with np.load(os.path.join(directory, WEIGHTS_FILE), allow_pickle=False) as arrays:
             names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else []
             return cls(params, arrays["weights"], arrays["theta"], arrays["labels"]), names
+
+
+def save_operating_points(directory: str, points: dict, notes: dict | None = None) -> None:
+    """Write {T: StdpParams} (each the parameters to run the directory's network at that T) beside a
+    saved network; notes per T (how each was chosen, its validation accuracy...) go along unread."""
+    notes = notes or {}
+    entries = [{"T": int(t), "params": p.to_dict(), **notes.get(t, {})} for t, p in sorted(points.items())]
+    if any(e["params"]["timesteps"] != e["T"] for e in entries):
+        raise ValueError("each operating point's params must have timesteps equal to its T")
+    with open(os.path.join(directory, OPERATING_POINTS_FILE), "w") as f:
+        json.dump({"format": OPERATING_POINTS_FORMAT, "points": entries}, f, indent=1)
+
+
+def load_operating_points(directory: str, network: StdpNetwork | None = None) -> dict:
+    """{T: StdpParams} from the directory's operating points ({} where it has none); with `network`,
+    each must fit its weights (same inputs and neurons). ValueError names what is wrong."""
+    path = os.path.join(directory, OPERATING_POINTS_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        data = json.load(f)
+    if not isinstance(data, dict) or data.get("format") != OPERATING_POINTS_FORMAT:
+        raise ValueError(f"{path}: not {OPERATING_POINTS_FORMAT!r}")
+    points = {}
+    for entry in data["points"]:
+        params = StdpParams.from_dict(entry["params"])
+        if params.timesteps != entry["T"]:
+            raise ValueError(f"{path}: the point for T={entry['T']} has timesteps {params.timesteps}")
+        if network and (params.n_inputs, params.n_neurons) != (network.params.n_inputs, network.params.n_neurons):
+            raise ValueError(f"{path}: the point for T={entry['T']} is for {params.n_inputs} inputs x "
+                             f"{params.n_neurons} neurons, the network has {network.params.n_inputs} x "
+                             f"{network.params.n_neurons}")
+        points[params.timesteps] = params
+    return points
 
 
 def train_and_label(params: StdpParams, train_images, label_images, label_classes, n_classes: int,
