@@ -2,7 +2,8 @@
 
 A model directory holding stdp_params.json (instead of snn.json) is an STDP network. It runs
 frozen here: Poisson input from the camera frame, spike counts of the excitatory neurons, one score
-per class (the mean count of the neurons labelled with it). The camera frame is a square grey image
+per class (the mean count of the neurons labelled with it, with the network's margin readout:
+stdp.activity). The camera frame is a square grey image
 of n_inputs pixels, in [0, 1].
 """
 from __future__ import annotations
@@ -85,4 +86,5 @@ class StdpEngine:
         counts = OpCounts(frames=frames, timesteps=int(timesteps), spikes=int(record.spike_counts.sum()),
                           synaptic_ops=int(round(ops["synaptic_ops"] * frames)),
                           neuron_updates=int(round(ops["neuron_updates"] * frames)))
-        return InferenceResult(self.network.class_scores(record.spike_counts, self.n_classes), counts)
+        return InferenceResult(self.network.class_scores(stdp.activity(record, params.margin_weight), self.n_classes),
+                               counts)
