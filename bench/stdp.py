@@ -230,6 +230,18 @@ def search(all_t: list, n_trials: int, n_search: int, n_eval: int, n_finalists: 
     return chosen
 
 
+def searched_before(path: str, all_t: list) -> dict:
+    """Each T's chosen parameters (and its search record) from an earlier stdp.json's `searched`,
+    instead of searching again; ValueError where that file did not search a T asked for."""
+    with open(path) as f:
+        previous = json.load(f)
+    missing = [t for t in all_t if str(t) not in previous.get("searched", {})]
+    if missing:
+        raise ValueError(f"{path} has no search for T={missing}")
+    return {t: {**previous["searched"][str(t)], "enhancement": Enhancement(**previous["searched"][str(t)]["enhancement"]),
+                "reused_from": {"file": path, "run": previous.get("run")}} for t in all_t}
+
+
 def best_point(baseline: dict, rows: list) -> dict:
     """Chosen on validation, reported on test: of the reduced-T rows that cut training energy by at
     least TRAINING_REDUCTION_TARGET against the tuned baseline, the one with the largest cut whose
@@ -380,6 +392,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="training processes at once (default 2: this machine's cores)")
     ap.add_argument("--model-dir", help="keep the tuned baseline network there, with its operating points at the "
                                         "reduced T (docs/stdp.md; default: a temporary directory)")
+    ap.add_argument("--searched", help="take each T's chosen parameters from this earlier stdp.json instead of "
+                                       "searching again (its search, made on validation, is recorded as reused)")
     ap.add_argument("--out", help="the JSON (default bench/results/stdp.json, quick: bench/results/quick/)")
     args = ap.parse_args()
     quick = args.quick
@@ -405,7 +419,11 @@ def main() -> None:
     all_t = [BASE.timesteps] + reduced
     print(f"search on validation, every T alike: {n_trials} random draws + the defaults ({n_search} training "
           f"images each), {n_finalists} finalists x 2 seeds ({n_confirm} images each)", flush=True)
-    chosen = search(all_t, n_trials, n_search, n_search_eval, n_finalists, n_confirm, args.workers, started)
+    if args.searched:
+        print(f"  reused from {args.searched}", flush=True)
+        chosen = searched_before(args.searched, all_t)
+    else:
+        chosen = search(all_t, n_trials, n_search, n_search_eval, n_finalists, n_confirm, args.workers, started)
     print(f"final runs ({n_train} training images each; test set once per network)", flush=True)
     checkpoints = tuple(c for c in (n_train // 20, n_train // 10, n_train // 5, 2 * n_train // 5, 7 * n_train // 10)
                         if c > 0)
@@ -439,7 +457,7 @@ def main() -> None:
     plot(baseline_plain, baseline, rows, deployed, png)
     write_results(out, {
         "dataset": "fashion-mnist", "n_neurons": BASE.n_neurons, "n_train": n_train,
-        "search": {"trials_per_T": n_trials, "search_train": n_search, "search_eval": n_search_eval,
+        "search": {"reused_from": args.searched, "trials_per_T": n_trials, "search_train": n_search, "search_eval": n_search_eval,
                    "finalists_per_T": n_finalists, "finalist_seeds": [1, 2], "confirm_train": n_confirm,
                    "space": {str(t): {k: asdict(r) for k, r in stdp_topspark.search_space(BASE.timesteps, t).items()}
                              for t in all_t}},
