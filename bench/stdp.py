@@ -8,9 +8,12 @@ validate (choices are made there); the test set is used once per reported networ
 1. Search, every T alike (the baseline T's too: the fair baseline is one tuned as well as the reduced
    points): the defaults and --trials random draws of the parameters (stdp_topspark.search_space),
    each trained on --search-train images and validated; the --finalists best confirmed at two more
-   seeds on --confirm-train images; the best mean wins. Then, on --train images (all 50,000 by
-   default), every T with BindsNET's defaults and with its chosen parameters, with a learning curve
-   (validation accuracy after 10 %, 25 %, 50 % and all of the images), tested once.
+   seeds on --confirm-train images; the best mean wins (--searched: taken from an earlier results
+   file instead). Then, on --train images (all 50,000 by default), every T with BindsNET's defaults
+   and with its chosen parameters, validated after 5 %, 10 %, 20 %, 40 %, 70 % and all of the
+   images (learning curve); the best validated of those networks is kept (early stopping) and
+   tested once. Every validation labels the neurons and chooses the readout's margin weight
+   (stdp.choose_margin_weight: spike counts plus the end potential's margin).
 2. best_point: of the reduced T that cut training energy >= 3.5x, the one with the largest cut whose
    *validation* accuracy is within 2 points of the tuned baseline's (none within: the most
    accurate); its test figures are reported beside the tuned baseline's (and the defaults').
@@ -417,12 +420,12 @@ def main() -> None:
     print(json.dumps(scaling_result), flush=True)
 
     all_t = [BASE.timesteps] + reduced
-    print(f"search on validation, every T alike: {n_trials} random draws + the defaults ({n_search} training "
-          f"images each), {n_finalists} finalists x 2 seeds ({n_confirm} images each)", flush=True)
     if args.searched:
-        print(f"  reused from {args.searched}", flush=True)
+        print(f"each T's parameters as {args.searched} chose them (no search)", flush=True)
         chosen = searched_before(args.searched, all_t)
     else:
+        print(f"search on validation, every T alike: {n_trials} random draws + the defaults ({n_search} training "
+              f"images each), {n_finalists} finalists x 2 seeds ({n_confirm} images each)", flush=True)
         chosen = search(all_t, n_trials, n_search, n_search_eval, n_finalists, n_confirm, args.workers, started)
     print(f"final runs ({n_train} training images each; test set once per network)", flush=True)
     checkpoints = tuple(c for c in (n_train // 20, n_train // 10, n_train // 5, 2 * n_train // 5, 7 * n_train // 10)
