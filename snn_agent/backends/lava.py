@@ -209,6 +209,9 @@ LAVA_DEVICES = {"CPU": False, "LOIHI2": True, "AUTO": None}
 class LavaBackend(Backend):
     name = "lava"
     capabilities = Capabilities(adapt_timesteps=True, learn_online=True, learning="on-chip")
+    # measured: learning/stdp_lava.train_on_lava, 100 neurons, T=100 (docs/stdp.md "In the robot")
+    why_not_stdp = ("Lava's CPU simulation of the STDP network takes about 4 s a frame at 100 neurons and T=100, "
+                    "against about 1 ms in the cpu backend; no Loihi hardware here")
 
     def __init__(self, device: str = "CPU", loihi_options: LoihiOptions = LoihiOptions(),
                  loihi_constants: LoihiEnergy = LoihiEnergy()):

@@ -36,6 +36,7 @@ class LearningSettings:
     checkpoint_dir: str = ""  # "": no checkpoints
     checkpoint_every: int = 50  # updates between checkpoints
     held_frames: int = 16  # classified frames kept for feedback
+    stdp_rate: float = 1.0  # an STDP network's learning rates while it adapts: the trained ones times this
 
     def rule(self) -> ReadoutRule:
         return ReadoutRule(self.rate, self.margin, self.max_repeats)
@@ -81,6 +82,10 @@ class OnlineLearner:
     @property
     def kind(self) -> str:
         return self.trainer.kind
+
+    @property
+    def class_names(self) -> list:
+        return self.readout.class_names
 
     def _fresh_readout(self) -> PlasticReadout:
         s = self.settings
