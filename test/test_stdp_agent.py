@@ -18,6 +18,7 @@ from snn_agent.data import datasets
 from snn_agent.engine import stdp_engine
 from snn_agent.ir import ModelFormatError
 from snn_agent.learning import stdp, stdp_online, stdp_topspark
+from snn_agent.learning.online import LearningSettings
 from snn_agent.ros.agent_node import AgentNode
 from test_agent_lifecycle import Spinning, call
 from test_agent_node import Probe, graph  # noqa: F401 - graph: the node and probe over DDS, on model_dir
@@ -118,9 +119,14 @@ def agent_learning(model, directory):
 def test_adapts_without_labels_relabels_from_feedback_and_restores_after_restart(rclpy_context, trained, frames,
                                                                                   tmp_path):
     images, labels, names = frames
-    directory = str(tmp_path / "learning")
+    directory, relabelled = str(tmp_path / "learning"), str(tmp_path / "model")
     model = stdp.StdpNetwork.load(trained)
-    agent, probe = agent_learning(trained, directory), Probe()
+    # saved without its labelling evidence (label_tally), as older models are: the tally starts
+    # from the feedback alone, so one contradicting frame moves the neurons that fired in it (with
+    # the evidence of 50 images per class that takes tens of frames; docs/stdp.md)
+    model.label_tally = model.label_frames = None
+    model.save(relabelled, names)
+    agent, probe = agent_learning(relabelled, directory), Probe()
     feedback = probe.create_publisher(Int32, "agent/feedback", 10)
     save = probe.create_client(Trigger, "agent/save_learning")
     spinning = Spinning(agent, probe)
@@ -136,35 +142,28 @@ def test_adapts_without_labels_relabels_from_feedback_and_restores_after_restart
         assert float(values["learning synaptic updates"]) > 0 and float(values["learning energy J (Loihi, modelled)"]) > 0
 
         said = names.index(probe.classify(images[0]))
-        wrong = (said + 1) % len(names)  # feedback that contradicts the network, until a neuron changes its mind
+        wrong = (said + 1) % len(names)  # feedback that contradicts the network
         before, weights = network.labels.copy(), network.weights.copy()
-        for repeat in range(1, 101):  # about 60 here: the tally starts from 50 labelling images per class
-            if repeat > 1:
-                probe.classify(images[0])
-            weights = network.weights.copy()
-            feedback.publish(Int32(data=wrong))
-            assert probe.wait(lambda: agent.core.learner.feedback_frames == repeat), "the feedback was not applied"
-            assert np.array_equal(network.weights, weights)  # labels never touch the weights
-            if np.any((before == said) & (network.labels == wrong)):  # a neuron that said `said` now says `wrong`
-                break
-        else:
-            pytest.fail("100 contradicting feedback frames relabelled no neuron")
-        values = probe.diagnostics(lambda v: v.get("learning feedback frames") == str(repeat))
-        assert float(values["learning feedback accuracy"]) < 1
+        feedback.publish(Int32(data=wrong))
+        assert probe.wait(lambda: agent.core.learner.feedback_frames == 1), "the feedback was not applied"
+        assert np.any((before == said) & (network.labels == wrong))  # a neuron that said `said` now says `wrong`
+        assert np.array_equal(network.weights, weights)  # labels never touch the weights
+        values = probe.diagnostics(lambda v: v.get("learning feedback frames") == "1")
+        assert values["learning feedback accuracy"] == "0.0000"
         assert call(probe, save, Trigger.Request()).success
         saved = network.weights.copy(), network.theta.copy(), network.labels.copy()
     finally:
         spinning.close()
     assert os.path.isfile(os.path.join(directory, stdp_online.CHECKPOINT_FILE))
 
-    agent, probe = agent_learning(trained, directory), Probe()  # a restart: what it learned comes back
+    agent, probe = agent_learning(relabelled, directory), Probe()  # a restart: what it learned comes back
     reset = probe.create_client(Trigger, "agent/reset_learning")
     spinning = Spinning(agent, probe)
     try:
         network = agent.core.backend.engine.network
         for restored, kept in zip((network.weights, network.theta, network.labels), saved):
             assert np.array_equal(restored, kept)
-        assert probe.diagnostics(lambda v: "learning updates" in v)["learning updates"] == str(FRAMES + repeat)
+        assert probe.diagnostics(lambda v: "learning updates" in v)["learning updates"] == str(FRAMES + 1)
         assert call(probe, reset, Trigger.Request()).success
         assert np.array_equal(network.weights, model.weights) and np.array_equal(network.labels, model.labels)
     finally:
@@ -202,3 +201,38 @@ def test_runs_with_the_parameters_enhanced_for_the_t_the_governor_picks(graph, t
     plain = offline(trained)
     assert all(np.allclose(n, o) for n, o in zip(node_scores[:len(images)], plain[:len(images)]))  # T=100: none
     assert not any(np.allclose(n, o) for n, o in zip(node_scores[len(images):], plain[len(images):]))
+
+
+def test_a_corrupt_or_foreign_stdp_checkpoint_is_set_aside_and_the_model_runs(trained, frames, tmp_path):
+    directory = str(tmp_path / "learning")
+    settings = LearningSettings(enabled=True, checkpoint_dir=directory)
+    model, engine = stdp_engine.load(trained)
+    learner = stdp_online.StdpLearner(engine, model.class_names, settings)
+    image = frames[0][0][None, None].astype(np.float32) / 255
+    learner.classify(engine.hidden_spikes(engine.run(image, TIMESTEPS))[0], TIMESTEPS)
+    assert learner.save()
+    path = os.path.join(directory, stdp_online.CHECKPOINT_FILE)
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the arrays
+    open(path, "wb").write(bytes(data))
+    model, engine = stdp_engine.load(trained)
+    learner = stdp_online.StdpLearner(engine, model.class_names, settings)
+    assert "corrupt learning checkpoint" in learner.checkpoint_errors[-1] and not os.path.exists(path)
+    assert any(".corrupt-" in name for name in os.listdir(directory))
+    assert learner.updates == 0 and np.array_equal(engine.network.weights, stdp.StdpNetwork.load(trained).weights)
+    assert learner.save()
+    engine.fingerprint = "another model"
+    learner = stdp_online.StdpLearner(engine, model.class_names, settings)
+    assert "belongs to another model" in learner.checkpoint_errors[-1]
+
+
+def test_feedback_adds_to_the_labelling_evidence_a_model_saved(trained, frames):
+    model, engine = stdp_engine.load(trained)
+    learner = stdp_online.StdpLearner(engine, model.class_names, LearningSettings(enabled=True))
+    evidence = engine.network.label_frames.copy()
+    assert evidence.sum() == 500  # the fixture's labelling images
+    image = frames[0][0][None, None].astype(np.float32) / 255
+    learner.classify(engine.hidden_spikes(engine.run(image, TIMESTEPS))[0], TIMESTEPS)
+    assert learner.feedback(3).applied and learner.tally_frames[3] == evidence[3] + 1
+    assert not learner.feedback(3).applied  # that frame was taught already
+    assert not learner.feedback(10).applied and learner.dropped_feedback == 2  # no class is added

@@ -36,7 +36,7 @@ class LearningSettings:
     checkpoint_dir: str = ""  # "": no checkpoints
     checkpoint_every: int = 50  # updates between checkpoints
     held_frames: int = 16  # classified frames kept for feedback
-    stdp_rate: float = 1.0  # an STDP network's learning rates while it adapts: the trained ones times this
+    stdp_rate: float = 0.25  # an STDP network adapting: its trained STDP rates times this (bench/stdp_robot.py)
 
     def rule(self) -> ReadoutRule:
         return ReadoutRule(self.rate, self.margin, self.max_repeats)
