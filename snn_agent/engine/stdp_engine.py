@@ -93,6 +93,8 @@ class StdpEngine:
     def __init__(self, network: stdp.StdpNetwork, n_classes: int, enhancements: Optional[dict] = None,
                  model_fingerprint: str = ""):
         self.network = network
+        # as loaded (weights, theta, labels): what a learner's reset restores
+        self.saved = (network.weights.copy(), network.theta.copy(), network.labels.copy())
         self.n_classes = n_classes
         self.enhancements = enhancements or {}
         self.fingerprint = model_fingerprint

@@ -42,7 +42,6 @@ class StdpLearner(LearnerBase):
         self.class_names = list(class_names)
         self.loihi_constants = loihi_constants
         self.kind = UNSUPERVISED
-        self._model_state = self._network_state()  # what reset goes back to
         self._reset_tally()
         self._restore()
         engine.plasticity = settings.stdp_rate
@@ -118,7 +117,7 @@ class StdpLearner(LearnerBase):
     def reset(self) -> None:
         """Forget what was learned: the model's own weights, thresholds and labels again (and its
         checkpoint, where set)."""
-        self._set_network_state(self._model_state)
+        self._set_network_state(dict(zip(("weights", "theta", "labels"), self.engine.saved)))
         self._reset_feedback()
         self._reset_tally()
         if self.settings.checkpoint_dir:
