@@ -75,7 +75,7 @@ def test_other_backends_refuse_an_stdp_network_and_the_node_falls_back(graph, tr
     agent, probe = graph
     with pytest.raises(BackendError, match="STDP network.*cpu backend can"):
         create_backend("openvino").load(trained)
-    with pytest.raises(BackendError, match="about 4 s a frame"):
+    with pytest.raises(BackendError, match="learning takes seconds a frame.*another network"):
         create_backend("lava").load(trained)
     assert agent.set_parameters([Parameter("backend", value="lava")])[0].successful
     probe.classify(frames[0][0], timeout=30)
