@@ -33,16 +33,9 @@ def lava_inference_s(params: stdp.StdpParams, network: stdp.StdpNetwork, pixels:
     source = RingBuffer(data=rasters.reshape(-1, params.n_inputs).T.astype(np.float64))
     forward = Dense(weights=network.weights.T.astype(np.float64) * S)
     exc = LIF(shape=(n,), du=1.0, dv=1 - math.exp(-1 / params.tau_mem), vth=(params.v_thresh - params.v_rest) * S)
-    inh = LIF(shape=(n,), du=1.0, dv=1 - math.exp(-1 / params.tau_mem_inh),
-              vth=(params.v_thresh_inh - params.v_rest_inh) * S)
-    to_inh = Dense(weights=np.eye(n) * params.w_exc_inh * S)
-    from_inh = Dense(weights=-params.w_inh_exc * S * (1 - np.eye(n)))
     source.s_out.connect(forward.s_in)
     forward.a_out.connect(exc.a_in)
-    exc.s_out.connect(to_inh.s_in)
-    to_inh.a_out.connect(inh.a_in)
-    inh.s_out.connect(from_inh.s_in)
-    from_inh.a_out.connect(exc.a_in)
+    stdp_lava.lateral_inhibition(params, exc)
     started = time.perf_counter()
     try:
         for _ in range(len(pixels)):
