@@ -137,9 +137,12 @@ def as_pixels(images: np.ndarray) -> np.ndarray:
 
 class StdpNetwork:
     """Weights (inputs, neurons) float32, adaptive thresholds theta (neurons,) and neuron labels
-    (-1: none yet)."""
+    (-1: none yet). The labels' evidence, where they were assigned here: per class the summed spike
+    counts of its labelling images (classes, neurons) and how many there were (the robot's
+    feedback adds to them, learning/stdp_online.py)."""
 
-    def __init__(self, params: StdpParams, weights: np.ndarray, theta: np.ndarray, labels: np.ndarray):
+    def __init__(self, params: StdpParams, weights: np.ndarray, theta: np.ndarray, labels: np.ndarray,
+                 label_tally: np.ndarray | None = None, label_frames: np.ndarray | None = None):
         if weights.shape != (params.n_inputs, params.n_neurons):
             raise ValueError(f"weights of shape {weights.shape}, the parameters say "
                              f"({params.n_inputs}, {params.n_neurons})")
@@ -147,6 +150,7 @@ class StdpNetwork:
         self.weights = np.ascontiguousarray(weights, np.float32)
         self.theta = np.ascontiguousarray(theta, np.float32)
         self.labels = np.asarray(labels, np.int64)
+        self.label_tally, self.label_frames = label_tally, label_frames
 
     @classmethod
     def create(cls, params: StdpParams, seed: int = 0) -> "StdpNetwork":
@@ -177,12 +181,12 @@ class StdpNetwork:
 
     def assign_labels(self, spike_counts: np.ndarray, labels: np.ndarray, n_classes: int) -> None:
         """Each neuron takes the class with its highest mean response; silent neurons get none."""
-        rates = np.zeros((n_classes, self.params.n_neurons))
+        self.label_tally = np.zeros((n_classes, self.params.n_neurons))
+        self.label_frames = np.zeros(n_classes)
         for c in range(n_classes):
             chosen = spike_counts[labels == c]
-            if len(chosen):
-                rates[c] = chosen.mean(axis=0)
-        self.labels = np.where(rates.max(axis=0) > 0, rates.argmax(axis=0), -1)
+            self.label_tally[c], self.label_frames[c] = chosen.sum(axis=0), len(chosen)
+        self.labels = labels_from_tally(self.label_tally, self.label_frames, np.full(self.params.n_neurons, -1))
 
     def class_scores(self, spike_counts: np.ndarray, n_classes: int) -> np.ndarray:
         """(images, n_classes): per class the mean spike count of the neurons labelled with it."""
@@ -202,8 +206,9 @@ class StdpNetwork:
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, PARAMS_FILE), "w") as f:
             json.dump(self.params.to_dict(), f, indent=1)
+        evidence = {} if self.label_tally is None else {"label_tally": self.label_tally, "label_frames": self.label_frames}
         np.savez(os.path.join(directory, WEIGHTS_FILE), weights=self.weights, theta=self.theta,
-                 labels=self.labels, class_names=np.asarray(list(class_names), str))
+                 labels=self.labels, class_names=np.asarray(list(class_names), str), **evidence)
 
     @classmethod
     def load(cls, directory: str) -> "StdpNetwork":
@@ -219,7 +224,17 @@ class StdpNetwork:
             params = StdpParams.from_dict(json.load(f))
         with np.load(os.path.join(directory, WEIGHTS_FILE), allow_pickle=False) as arrays:
             names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else []
-            return cls(params, arrays["weights"], arrays["theta"], arrays["labels"]), names
+            evidence = [arrays[k] if k in arrays else None for k in ("label_tally", "label_frames")]
+            return cls(params, arrays["weights"], arrays["theta"], arrays["labels"], *evidence), names
+
+
+def labels_from_tally(tally: np.ndarray, frames: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each neuron takes the class with its highest mean response per image (tally: summed spike
+    counts (classes, neurons) over `frames` images per class); neurons silent for all keep `labels`."""
+    seen = frames > 0
+    mean = np.zeros_like(tally, dtype=np.float64)
+    mean[seen] = tally[seen] / frames[seen, None]
+    return np.where(mean.max(axis=0) > 0, mean.argmax(axis=0), labels)
 
 
 def save_operating_points(directory: str, points: dict, notes: dict | None = None) -> None:
