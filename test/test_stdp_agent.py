@@ -175,8 +175,9 @@ def test_runs_with_the_parameters_enhanced_for_the_t_the_governor_picks(graph, t
     images = frames[0][:4]
     enhanced = str(tmp_path / "enhanced")
     shutil.copytree(trained, enhanced)
-    stdp_topspark.save_enhancements(enhanced, {32: stdp_topspark.Enhancement(input_rate_gain=2.0, time_compression=2.0,
-                                                                            threshold_shift=-4.0)})
+    params = stdp.StdpParams.from_dict(json.load(open(os.path.join(trained, stdp.PARAMS_FILE))))
+    stdp.save_operating_points(enhanced, {32: stdp_topspark.enhance(params, 32, stdp_topspark.Enhancement(
+        input_rate_gain=2.0, time_compression=2.0, threshold_shift=-4.0))})
     points = [{"timesteps": t, "accuracy": a, "latency_ms": 1.0, "energy_j": e, "energy_kind": "modelled"}
               for t, a, e in ((32, 0.5, 1e-3), (TIMESTEPS, 0.6, 4e-3))]
     with open(os.path.join(enhanced, "operating_points.json"), "w") as f:
@@ -236,3 +237,11 @@ def test_feedback_adds_to_the_labelling_evidence_a_model_saved(trained, frames):
     assert learner.feedback(3).applied and learner.tally_frames[3] == evidence[3] + 1
     assert not learner.feedback(3).applied  # that frame was taught already
     assert not learner.feedback(10).applied and learner.dropped_feedback == 2  # no class is added
+
+
+def test_a_garbage_operating_points_file_is_named_before_loading(trained, tmp_path):
+    model = tmp_path / "garbage_points"
+    shutil.copytree(trained, model)
+    (model / stdp.OPERATING_POINTS_FILE).write_text("{not json")
+    problem = stdp_engine.files_problem(str(model))
+    assert problem and stdp.OPERATING_POINTS_FILE in problem

@@ -4,7 +4,7 @@ A model directory holding stdp_params.json (instead of snn.json) is an STDP netw
 from the camera frame, spike counts of the excitatory neurons, one score per class (the mean count
 of the neurons labelled with it). The camera frame is a square grey image of n_inputs pixels, in
 [0, 1]. At each T it runs with the parameters TopSpark enhanced for that T where the directory has
-them (stdp_topspark.ENHANCEMENTS_FILE). Frozen by default; with `plasticity` set, STDP and
+them (stdp.OPERATING_POINTS_FILE, written by bench/stdp.py --model-dir). Frozen by default; with `plasticity` set, STDP and
 homeostasis stay on while it runs (learning/stdp_online.py).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 from ..ir import ModelFormatError, Network, NeuronConfig, Preprocessing, SNNModel
-from ..learning import stdp, stdp_topspark
+from ..learning import stdp
 from .cpu_engine import InferenceResult, OpCounts
 
 
@@ -40,9 +40,9 @@ def files_problem(directory: str) -> Optional[str]:
     except (ValueError, OSError, TypeError, AttributeError) as exc:
         return f"{path} is not an STDP network's parameters: {exc}"
     try:
-        stdp_topspark.load_enhancements(directory)
-    except ValueError as exc:
-        return str(exc)
+        stdp.load_operating_points(directory)
+    except (ValueError, OSError, TypeError, KeyError, AttributeError) as exc:
+        return f"{os.path.join(directory, stdp.OPERATING_POINTS_FILE)} is not a table of operating points: {exc}"
     return None
 
 
@@ -72,7 +72,11 @@ def load(directory: str) -> tuple[SNNModel, "StdpEngine"]:
         raise ModelFormatError(f"STDP model in {directory}: {len(names)} class names for labels up to {n_classes - 1}")
     model = SNNModel(Network([], Preprocessing((1, side, side)), names), [], NeuronConfig(), target="stdp",
                      info={"source": "learning/stdp.py", "stdp": network.params.to_dict()})
-    return model, StdpEngine(network, len(names), stdp_topspark.load_enhancements(directory), fingerprint(directory))
+    try:
+        points = stdp.load_operating_points(directory, network)
+    except ValueError as exc:
+        raise ModelFormatError(str(exc)) from exc
+    return model, StdpEngine(network, len(names), points, fingerprint(directory))
 
 
 def fingerprint(directory: str) -> str:
@@ -86,25 +90,25 @@ def fingerprint(directory: str) -> str:
 
 class StdpEngine:
     """Runs the network, the interface of cpu_engine.SNNEngine that CpuBackend uses. T is the
-    caller's (the governor's), not the one the network trained at; the parameters are those
-    enhanced for it (enhancements: T -> stdp_topspark.Enhancement). `plasticity`: None runs the
+    caller's (the governor's), not the one the network trained at; the parameters are those of the
+    nearest operating point (points: T -> StdpParams, stdp_operating_points.json). `plasticity`: None runs the
     network frozen; a number keeps STDP and homeostasis on, with the rule's learning rates times it."""
 
-    def __init__(self, network: stdp.StdpNetwork, n_classes: int, enhancements: Optional[dict] = None,
+    def __init__(self, network: stdp.StdpNetwork, n_classes: int, points: Optional[dict] = None,
                  model_fingerprint: str = ""):
         self.network = network
         # as loaded (weights, theta, labels): what a learner's reset restores
         self.saved = (network.weights.copy(), network.theta.copy(), network.labels.copy())
         self.n_classes = n_classes
-        self.enhancements = enhancements or {}
+        self.points = points or {}
         self.fingerprint = model_fingerprint
         self.plasticity: Optional[float] = None
         self.last_ops: dict = {}  # the last run's operation counts, summed over its frames (RunRecord.mean_ops)
         self._seed = 0  # each run draws fresh Poisson input, reproducibly
 
     def params_at(self, timesteps: int) -> tuple[stdp.StdpParams, int]:
-        """The parameters the network runs with at `timesteps`, and the T whose enhancement they have."""
-        return stdp_topspark.enhanced_for(self.network.params, timesteps, self.enhancements)
+        """The parameters the network runs with at `timesteps`, and the operating point's T they come from."""
+        return stdp.params_for(self.network, timesteps, self.points)
 
     def run(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> InferenceResult:
         self._seed += 1

@@ -271,6 +271,15 @@ def load_operating_points(directory: str, network: StdpNetwork | None = None) ->
     return points
 
 
+def params_for(network: StdpNetwork, timesteps: int, points: dict) -> tuple[StdpParams, int]:
+    """The parameters that run `network` at `timesteps`: those of the nearest operating point (the T it
+    trained at counts, with its own parameters; a tie goes to the larger T), at `timesteps`. Returns
+    them and the point's T."""
+    table = {network.params.timesteps: network.params, **points}
+    chosen = min(table, key=lambda t: (abs(t - timesteps), -t))
+    return replace(table[chosen], timesteps=int(timesteps)), chosen
+
+
 def train_and_label(params: StdpParams, train_images, label_images, label_classes, n_classes: int,
                     seed: int = 0) -> tuple[StdpNetwork, RunRecord]:
     """Create, train on train_images, then label the neurons from label_images' responses."""

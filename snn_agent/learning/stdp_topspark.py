@@ -14,9 +14,7 @@ Energy per image is *modelled* from the operations the kernel counts, priced wit
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -42,36 +40,6 @@ class Enhancement:
 
 
 NONE = Enhancement()
-# In a model directory (optional): per T the Enhancement of the saved parameters (stdp_params.json,
-# the T the network trained at) that runs the network at that T: {"<T>": {Enhancement fields}}
-ENHANCEMENTS_FILE = "stdp_enhancements.json"
-
-
-def save_enhancements(directory: str, enhancements: dict) -> None:
-    """enhancements: T -> Enhancement, relative to the parameters saved in `directory`."""
-    with open(os.path.join(directory, ENHANCEMENTS_FILE), "w") as f:
-        json.dump({str(t): e.to_dict() for t, e in sorted(enhancements.items())}, f, indent=1)
-
-
-def load_enhancements(directory: str) -> dict:
-    """T -> Enhancement ({} without the file). Raises ValueError for a file that is not one."""
-    path = os.path.join(directory, ENHANCEMENTS_FILE)
-    if not os.path.isfile(path):
-        return {}
-    try:
-        with open(path) as f:
-            return {int(t): Enhancement(**values) for t, values in json.load(f).items()}
-    except (ValueError, TypeError, AttributeError, OSError) as exc:
-        raise ValueError(f"{path} is not a table of TopSpark enhancements per T: {exc}") from exc
-
-
-def enhanced_for(params: StdpParams, timesteps: int, enhancements: dict) -> tuple[StdpParams, int]:
-    """The parameters that run the network at `timesteps`: those of the nearest T that has an
-    enhancement (the trained T counts, with none; a tie goes to the larger T), applied at
-    `timesteps`. Returns them and that T."""
-    table = {params.timesteps: NONE, **enhancements}
-    chosen = min(table, key=lambda t: (abs(t - timesteps), -t))
-    return enhance(params, timesteps, table[chosen]), chosen
 
 
 def enhance(params: StdpParams, timesteps: int, e: Enhancement) -> StdpParams:
