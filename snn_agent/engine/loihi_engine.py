@@ -232,8 +232,8 @@ class LoihiEngine:
                 scores[f] = spikes[steps * bounds[-2]:].reshape(steps, -1).sum(axis=0)
             if return_spikes:
                 for start, end, layer, out in zip(bounds, bounds[1:], layers, kept):
-                    out[:, f] = _channels_first(spikes[steps * start:steps * end].reshape(steps, -1),
-                                                layer.output_shape) > 0
+                    out[:, f] = _channels_first(spikes[steps * start:steps * end].reshape(steps, -1) > 0,
+                                                layer.output_shape)
         if not layers[-1].spiking:
             scores = score_from_voltage(self.model, final_v, timesteps)
         result = InferenceResult(scores=scores, ops=self._compiled_counts(inputs, timesteps, counts))
