@@ -1,4 +1,4 @@
-"""Lava's fixed-point CUBA LIF network, bit for bit, at numpy speed.
+"""Lava's fixed-point CUBA LIF network, bit for bit, compiled.
 
 Reproduces what Loihi2SimCfg(select_tag='fixed_pt') computes with the process models that
 lava-dl's netx builds (lava.proc.dense PyDenseModelBitAcc, lava.proc.conv PyConvModelFixed,
@@ -14,11 +14,15 @@ lava.proc.lif PyLifModelBitAcc):
            steps 1..T, then nothing; a frame runs T + depth steps, so that the score layer (depth
            synapses away) integrates exactly T steps. Its voltage after the last step is the score.
 
-Like cpu_engine, each layer's synaptic sums of all steps come from one matrix product (in float,
-exact: the converter bounds every sum below 2**24, and float64 is used where a layer's weights
-could exceed that); only the neuron update runs step by step. Integer wrap-arounds happen where
-Lava's int32 / 24-bit arithmetic has them, so the emulation stays exact even where a badly
-scaled network overflows. test/test_loihi_exact.py checks it against Lava itself.
+A frame of a chain runs as one compiled call (_run_exact_frame): each layer's synaptic sums of
+all steps from one product (frame_kernels' gathers and sparse row sums, in float, exact: the
+converter bounds every sum below 2**24, and float64 is used where a layer's weights could exceed
+that), then the neurons step by step in integers (_lif_update). Networks that call does not cover
+(grouped convolutions) and the per-layer API of the threshold search (layer_input, layer_output)
+take the same arithmetic layer by layer over a batch, in numpy and the same compiled neurons;
+test/test_loihi_exact.py checks the two paths against each other and the engine against Lava
+itself. Integer wrap-arounds happen where Lava's int32 / 24-bit arithmetic has them, so the
+emulation stays exact even where a badly scaled network overflows.
 """
 from __future__ import annotations
 
