@@ -389,7 +389,7 @@ def _lif_update(u, v, a_in, u_decay, v_decay, bias, threshold):
     where numpy's int32 would wrap): u = decay(u) + (a_in << 6) with Lava's 24-bit wrap-around
     (whose second test reads the sum before the first fix, kept as it is), v = clip(decay(v) + u +
     bias), a spike above the threshold and v = 0 after it. -> (u, v, fired)."""
-    total = _wrap32(_decayed(u, u_decay) + _wrap32(a_in << ACT_SHIFT))
+    total = _wrap32(_decayed(u, u_decay) + _wrap32(np.int64(a_in) << ACT_SHIFT))
     u = total - 2 * UV_HALF if total > UV_HALF else total
     u = total + 2 * UV_HALF if u <= -UV_HALF else u
     x = _wrap32(_wrap32(_decayed(v, v_decay) + u) + bias)
@@ -400,7 +400,7 @@ def _lif_update(u, v, a_in, u_decay, v_decay, bias, threshold):
 
 @njit(cache=True)
 def _lif_step(a_in, u, v, bias, u_decay, v_decay, threshold, spikes):
-    """_lif_update on a layer's neurons: a_in (n,) int64; u, v (n,) int64 and spikes (n,) are
+    """_lif_update on a layer's neurons: a_in (n,) int32 or int64; u, v (n,) int64 and spikes (n,) are
     written. Without decays (what to_loihi makes: du = 4095, dv = 0) u is each step's input
     alone and is not stored: the loop, compiled for those constants and writing only v and the
     spikes, vectorizes (~8x faster; a third array written stops that)."""
@@ -420,7 +420,7 @@ def _lif_frames(a_in, u_decay, v_decay, threshold, v, bias, spikes):
     u = np.zeros((frames, n), np.int64)
     for t in range(steps):
         for f in range(frames):
-            _lif_step(a_in[t, f].astype(np.int64), u[f], v[f], bias, u_decay, v_decay, threshold, spikes[t, f])
+            _lif_step(a_in[t, f], u[f], v[f], bias, u_decay, v_decay, threshold, spikes[t, f])
 
 
 @njit(cache=True)
