@@ -254,8 +254,8 @@ class LoihiEngine:
             shapes = [layer.output_shape for layer in self.model.layers]
             point = self._points[key] = (
                 np.array([vth << ACT_SHIFT for vth in vths], np.int64),
-                np.concatenate([_channels_last(v, shape) for v, shape in zip(voltages, shapes)]).astype(np.int64),
-                np.concatenate([_channels_last(b, shape) for b, shape in zip(biases, shapes)]).astype(np.int64),
+                np.concatenate([_channels_last(v, shape) for v, shape in zip(voltages, shapes)]).astype(np.int32),
+                np.concatenate([_channels_last(b, shape) for b, shape in zip(biases, shapes)]).astype(np.int32),
                 np.array([int(layer.fixed_point.du) + 1 for layer in self.model.layers], np.int64),  # Lava's ds_offset
                 np.array(v_decays, np.int64))
         return point
@@ -360,10 +360,10 @@ def _wrap24(x: np.ndarray) -> np.ndarray:
 def _lif(a_in: np.ndarray, du: int, dv: int, vth: int, v0: np.ndarray, bias: np.ndarray):
     """a_in: (steps, frames, n) int32 -> (spikes (steps, frames, n) bool, final v (frames, n))."""
     steps, frames, n = a_in.shape
-    v = np.repeat(v0[None].astype(np.int64), frames, axis=0)
+    v = np.repeat(v0[None].astype(np.int32), frames, axis=0)
     spikes = np.empty((steps, frames, n), dtype=bool)
-    _lif_frames(np.ascontiguousarray(a_in), du + 1, dv, vth << ACT_SHIFT, v, bias.astype(np.int64), spikes)
-    return spikes, v.astype(np.int32)
+    _lif_frames(np.ascontiguousarray(a_in), du + 1, dv, vth << ACT_SHIFT, v, bias.astype(np.int32), spikes)
+    return spikes, v
 
 
 @njit(cache=True, inline="always")
@@ -400,10 +400,11 @@ def _lif_update(u, v, a_in, u_decay, v_decay, bias, threshold):
 
 @njit(cache=True)
 def _lif_step(a_in, u, v, bias, u_decay, v_decay, threshold, spikes):
-    """_lif_update on a layer's neurons: a_in (n,) int32 or int64; u, v (n,) int64 and spikes (n,) are
-    written. Without decays (what to_loihi makes: du = 4095, dv = 0) u is each step's input
-    alone and is not stored: the loop, compiled for those constants and writing only v and the
-    spikes, vectorizes (~8x faster; a third array written stops that)."""
+    """_lif_update on a layer's neurons: a_in (n,) int32 or int64; u, v (n,) int32 (Lava's registers;
+    int64 would double the memory a batch streams) and spikes (n,) are written. Without decays
+    (what to_loihi makes: du = 4095, dv = 0) u is each step's input alone and is not stored: the
+    loop, compiled for those constants and writing only v and the spikes, vectorizes (~8x faster;
+    a third array written stops that)."""
     if u_decay == DECAY_UNITY and v_decay == 0:
         for i in range(len(a_in)):
             _, v[i], spikes[i] = _lif_update(0, v[i], a_in[i], DECAY_UNITY, 0, bias[i], threshold)
@@ -414,10 +415,10 @@ def _lif_step(a_in, u, v, bias, u_decay, v_decay, threshold, spikes):
 
 @njit(cache=True)
 def _lif_frames(a_in, u_decay, v_decay, threshold, v, bias, spikes):
-    """_lif_step over a batch: a_in (steps, frames, n) int32, bias (n,) and v (frames, n) int64
+    """_lif_step over a batch: a_in (steps, frames, n), bias (n,) and v (frames, n) int32
     (v written: the voltage after the last step), spikes (steps, frames, n) bool written."""
     steps, frames, n = a_in.shape
-    u = np.zeros((frames, n), np.int64)
+    u = np.zeros((frames, n), np.int32)
     for t in range(steps):
         for f in range(frames):
             _lif_step(a_in[t, f], u[f], v[f], bias, u_decay, v_decay, threshold, spikes[t, f])
@@ -474,7 +475,7 @@ def _run_exact_frame(payload, timesteps, layout, weights, indices, synapses, thr
         conv_like, weight_exp = synapses[layer, 0], synapses[layer, 1]
         u_decay, v_decay, threshold = u_decays[layer], v_decays[layer], thresholds[layer]
         block = spikes[start * steps:(start + n_out) * steps].reshape((steps, n_out))
-        u, a_in = np.zeros(n_out, np.int64), np.zeros(n_out, np.int64)
+        u, a_in = np.zeros(n_out, np.int32), np.zeros(n_out, np.int64)
         v = voltages[start:start + n_out].copy()
         bias = biases[start:start + n_out]
         for t in range(steps):
