@@ -25,6 +25,7 @@ from .ir import ModelFormatError, SNNModel
 from .learning.checkpoint import model_fingerprint
 from .learning.online import FeedbackOutcome, LearningSettings, OnlineLearner, trainer_for
 from .learning.readout import HOST
+from .learning.stdp_online import UNSUPERVISED, StdpLearner
 
 log = logging.getLogger("snn_agent")
 
@@ -270,12 +271,15 @@ class AgentCore:
             return None
         constants = constants_from(choice.energy)
         try:
-            model = SNNModel.load(choice.model_dir)
-            # a readout over DNN activations (host) is another readout than one over spike counts
-            fingerprint = f"{model_fingerprint(model)}-{'activations' if kind == HOST else 'spikes'}"
-            learner = OnlineLearner(backend.score_layer(), model.class_names, fingerprint, self.learning,
-                                    trainer_for(kind, hardware=bool(getattr(backend, "hardware", False))),
-                                    constants["cpu"], constants["loihi"])
+            if kind == UNSUPERVISED:  # an STDP network learns with its own rule (learning/stdp_online.py)
+                learner = StdpLearner(backend.engine, backend.model.class_names, self.learning, constants["loihi"])
+            else:
+                model = SNNModel.load(choice.model_dir)
+                # a readout over DNN activations (host) is another readout than one over spike counts
+                fingerprint = f"{model_fingerprint(model)}-{'activations' if kind == HOST else 'spikes'}"
+                learner = OnlineLearner(backend.score_layer(), model.class_names, fingerprint, self.learning,
+                                        trainer_for(kind, hardware=bool(getattr(backend, "hardware", False))),
+                                        constants["cpu"], constants["loihi"])
         except Exception as exc:  # noqa: BLE001 - the agent classifies on without learning, and says why
             self.learning_problem = f"learning could not start: {exc}"
             log.error(self.learning_problem)
@@ -340,7 +344,7 @@ class AgentCore:
             if self.learner is not None and result.hidden is not None:
                 steps = timesteps if backend.capabilities.adapt_timesteps else 1
                 scores = self.learner.classify(result.hidden[0], steps, frame_id)
-                names = self.learner.readout.class_names
+                names = self.learner.class_names
             if self._learning_energy_j:  # the learning since the last frame is billed with this one
                 energy = EnergyEstimate(energy.joules + self._learning_energy_j, energy.kind,
                                         f"{energy.source} + learning steps")

@@ -1,13 +1,26 @@
 """A trained STDP network in the robot: the agent node loads its model directory and classifies
-frames over real DDS on the cpu backend; other backends refuse it; corrupt files are clear errors."""
+frames over real DDS on the cpu backend; other backends refuse it; corrupt files are clear errors;
+with learning enabled it adapts without labels, feedback relabels its neurons, checkpoints come back
+after a restart; at each T the governor picks it runs with the parameters enhanced for that T."""
+import json
+import os
+import shutil
+import time
+
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
+from std_msgs.msg import Float32, Int32
+from std_srvs.srv import Trigger
 
 from snn_agent.backends import BackendError, create_backend
 from snn_agent.data import datasets
+from snn_agent.engine import stdp_engine
 from snn_agent.ir import ModelFormatError
-from snn_agent.learning import stdp
+from snn_agent.learning import stdp, stdp_online, stdp_topspark
+from snn_agent.learning.online import LearningSettings
+from snn_agent.ros.agent_node import AgentNode
+from test_agent_lifecycle import Spinning, call
 from test_agent_node import Probe, graph  # noqa: F401 - graph: the node and probe over DDS, on model_dir
 
 TIMESTEPS = 100
@@ -56,16 +69,14 @@ def test_agent_node_classifies_frames_with_a_trained_stdp_network(graph, trained
     assert published == [names[c] for c in expected]  # the node runs the network, frame for frame
     assert np.mean(np.array(expected) == labels) > 0.2  # chance: 0.1; measured 0.33 (0.28 with training seeds 1, 2)
     probe.diagnostics(lambda v: v.get("backend") == "cpu (STDP network)" and int(v["frames"]) >= FRAMES)
-    # learning of an STDP network in the robot is not built: the node says so and classifies on
-    assert agent.set_parameters([Parameter("learning.enabled", value=True)])[0].successful
-    assert "cannot learn" in probe.diagnostics(lambda v: "learning_problem" in v)["learning_problem"]
-    assert probe.classify(images[0]) in names
 
 
 def test_other_backends_refuse_an_stdp_network_and_the_node_falls_back(graph, trained, frames):  # noqa: F811
     agent, probe = graph
     with pytest.raises(BackendError, match="STDP network.*cpu backend can"):
         create_backend("openvino").load(trained)
+    with pytest.raises(BackendError, match="learning takes seconds a frame.*another network"):
+        create_backend("lava").load(trained)
     assert agent.set_parameters([Parameter("backend", value="lava")])[0].successful
     probe.classify(frames[0][0], timeout=30)
     values = probe.diagnostics(lambda v: "fallback" in v)
@@ -95,3 +106,142 @@ def test_corrupt_stdp_files_are_clear_errors(graph, trained, frames, tmp_path): 
     values = probe.diagnostics(lambda v: "model_error" in v)
     assert "not one per neuron" in values["model_error"]
     assert probe.classify(frames[0][0]) in frames[2]  # still the trained network
+
+
+def agent_learning(model, directory):
+    return AgentNode(parameter_overrides=[
+        Parameter("model", value=model), Parameter("diagnostics_period_s", value=0.2),
+        Parameter("policy", value="fixed"), Parameter("timesteps", value=TIMESTEPS),
+        Parameter("learning.enabled", value=True), Parameter("learning.checkpoint_dir", value=directory),
+        Parameter("learning.checkpoint_every", value=1000)])
+
+
+def test_adapts_without_labels_relabels_from_feedback_and_restores_after_restart(rclpy_context, trained, frames,
+                                                                                  tmp_path):
+    images, labels, names = frames
+    directory, relabelled = str(tmp_path / "learning"), str(tmp_path / "model")
+    model = stdp.StdpNetwork.load(trained)
+    # saved without its labelling evidence (label_tally), as older models are: the tally starts
+    # from the feedback alone, so one contradicting frame moves the neurons that fired in it (with
+    # the evidence of 50 images per class that takes tens of frames; docs/stdp.md)
+    model.label_tally = model.label_frames = None
+    model.save(relabelled, names)
+    agent, probe = agent_learning(relabelled, directory), Probe()
+    feedback = probe.create_publisher(Int32, "agent/feedback", 10)
+    save = probe.create_client(Trigger, "agent/save_learning")
+    spinning = Spinning(agent, probe)
+    try:
+        assert probe.wait(lambda: probe.count_subscribers("image") > 0 and probe.count_subscribers("agent/feedback") > 0)
+        network = agent.core.backend.engine.network
+        published = [probe.classify(image) for image in images]  # no labels: STDP and homeostasis only
+        assert np.abs(network.weights - model.weights).max() > 1e-3  # the weights learned from the stream
+        assert (network.theta > model.theta).sum() > 5  # homeostasis: thresholds of neurons that fired rose
+        assert np.mean([names.index(p) == c for p, c in zip(published, labels)]) > 0.2  # chance 0.1; keeps classifying
+        values = probe.diagnostics(lambda v: v.get("learning updates") == str(FRAMES))
+        assert values["learning kind"] == stdp_online.UNSUPERVISED
+        assert float(values["learning synaptic updates"]) > 0 and float(values["learning energy J (Loihi, modelled)"]) > 0
+
+        said = names.index(probe.classify(images[0]))
+        wrong = (said + 1) % len(names)  # feedback that contradicts the network
+        before, weights = network.labels.copy(), network.weights.copy()
+        feedback.publish(Int32(data=wrong))
+        assert probe.wait(lambda: agent.core.learner.feedback_frames == 1), "the feedback was not applied"
+        assert np.any((before == said) & (network.labels == wrong))  # a neuron that said `said` now says `wrong`
+        assert np.array_equal(network.weights, weights)  # labels never touch the weights
+        values = probe.diagnostics(lambda v: v.get("learning feedback frames") == "1")
+        assert values["learning feedback accuracy"] == "0.0000"
+        assert call(probe, save, Trigger.Request()).success
+        saved = network.weights.copy(), network.theta.copy(), network.labels.copy()
+    finally:
+        spinning.close()
+    assert os.path.isfile(os.path.join(directory, stdp_online.CHECKPOINT_FILE))
+
+    agent, probe = agent_learning(relabelled, directory), Probe()  # a restart: what it learned comes back
+    reset = probe.create_client(Trigger, "agent/reset_learning")
+    spinning = Spinning(agent, probe)
+    try:
+        network = agent.core.backend.engine.network
+        for restored, kept in zip((network.weights, network.theta, network.labels), saved):
+            assert np.array_equal(restored, kept)
+        assert probe.diagnostics(lambda v: "learning updates" in v)["learning updates"] == str(FRAMES + 1)
+        assert call(probe, reset, Trigger.Request()).success
+        assert np.array_equal(network.weights, model.weights) and np.array_equal(network.labels, model.labels)
+    finally:
+        spinning.close()
+
+
+def test_runs_with_the_parameters_enhanced_for_the_t_the_governor_picks(graph, trained, frames, tmp_path):  # noqa: F811
+    agent, probe = graph
+    images = frames[0][:4]
+    enhanced = str(tmp_path / "enhanced")
+    shutil.copytree(trained, enhanced)
+    params = stdp.StdpParams.from_dict(json.load(open(os.path.join(trained, stdp.PARAMS_FILE))))
+    stdp.save_operating_points(enhanced, {32: stdp_topspark.enhance(params, 32, stdp_topspark.Enhancement(
+        input_rate_gain=2.0, time_compression=2.0, threshold_shift=-4.0))})
+    points = [{"timesteps": t, "accuracy": a, "latency_ms": 1.0, "energy_j": e, "energy_kind": "modelled"}
+              for t, a, e in ((32, 0.5, 1e-3), (TIMESTEPS, 0.6, 4e-3))]
+    with open(os.path.join(enhanced, "operating_points.json"), "w") as f:
+        json.dump({"cpu": {"target": "stdp", "points": points}}, f)
+    assert agent.set_parameters([Parameter("model", value=enhanced)])[0].successful
+    node_scores, node_t = [], []
+    for budget in (1.0, 2e-3):  # the governor's T: the baseline's, then the reduced one
+        probe.budget.publish(Float32(data=budget))
+        time.sleep(0.2)
+        for image in images:
+            probe.classify(image)
+            node_t.append(probe.of_last_frame("timesteps"))
+            node_scores.append(np.array(probe.of_last_frame("scores")))
+    assert node_t == [TIMESTEPS] * len(images) + [32] * len(images)
+
+    def offline(directory):
+        """The same frames at the same T, in the same order (the same Poisson draws), on a fresh engine."""
+        _, engine = stdp_engine.load(directory)
+        return [engine.run(image[None, None].astype(np.float32) / 255, t).scores[0].astype(np.float32)
+                for image, t in zip(list(images) * 2, node_t)]
+    assert all(np.allclose(n, o) for n, o in zip(node_scores, offline(enhanced)))  # the enhanced parameters ran
+    plain = offline(trained)
+    assert all(np.allclose(n, o) for n, o in zip(node_scores[:len(images)], plain[:len(images)]))  # T=100: none
+    assert not any(np.allclose(n, o) for n, o in zip(node_scores[len(images):], plain[len(images):]))
+
+
+def test_a_corrupt_or_foreign_stdp_checkpoint_is_set_aside_and_the_model_runs(trained, frames, tmp_path):
+    directory = str(tmp_path / "learning")
+    settings = LearningSettings(enabled=True, checkpoint_dir=directory)
+    model, engine = stdp_engine.load(trained)
+    learner = stdp_online.StdpLearner(engine, model.class_names, settings)
+    image = frames[0][0][None, None].astype(np.float32) / 255
+    learner.classify(engine.hidden_spikes(engine.run(image, TIMESTEPS))[0], TIMESTEPS)
+    assert learner.save()
+    path = os.path.join(directory, stdp_online.CHECKPOINT_FILE)
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the arrays
+    open(path, "wb").write(bytes(data))
+    model, engine = stdp_engine.load(trained)
+    learner = stdp_online.StdpLearner(engine, model.class_names, settings)
+    assert "corrupt learning checkpoint" in learner.checkpoint_errors[-1] and not os.path.exists(path)
+    assert any(".corrupt-" in name for name in os.listdir(directory))
+    assert learner.updates == 0 and np.array_equal(engine.network.weights, stdp.StdpNetwork.load(trained).weights)
+    assert learner.save()
+    engine.fingerprint = "another model"
+    learner = stdp_online.StdpLearner(engine, model.class_names, settings)
+    assert "belongs to another model" in learner.checkpoint_errors[-1]
+
+
+def test_feedback_adds_to_the_labelling_evidence_a_model_saved(trained, frames):
+    model, engine = stdp_engine.load(trained)
+    learner = stdp_online.StdpLearner(engine, model.class_names, LearningSettings(enabled=True))
+    evidence = engine.network.label_frames.copy()
+    assert evidence.sum() == 500  # the fixture's labelling images
+    image = frames[0][0][None, None].astype(np.float32) / 255
+    learner.classify(engine.hidden_spikes(engine.run(image, TIMESTEPS))[0], TIMESTEPS)
+    assert learner.feedback(3).applied and learner.tally_frames[3] == evidence[3] + 1
+    assert not learner.feedback(3).applied  # that frame was taught already
+    assert not learner.feedback(10).applied and learner.dropped_feedback == 2  # no class is added
+
+
+def test_a_garbage_operating_points_file_is_named_before_loading(trained, tmp_path):
+    model = tmp_path / "garbage_points"
+    shutil.copytree(trained, model)
+    (model / stdp.OPERATING_POINTS_FILE).write_text("{not json")
+    problem = stdp_engine.files_problem(str(model))
+    assert problem and stdp.OPERATING_POINTS_FILE in problem

@@ -53,6 +53,7 @@ class BackendResult:
 class Backend(ABC):
     name: str = "abstract"
     capabilities = Capabilities(adapt_timesteps=True, learn_online=False)
+    why_not_stdp = "it runs converted networks only"  # why it refuses an STDP network (docs/stdp.md)
 
     def __init__(self):
         self.model: Optional[SNNModel] = None
@@ -62,7 +63,7 @@ class Backend(ABC):
         """Read the converted model; raises ModelFormatError or BackendError."""
         if stdp_engine.is_stdp_model(model_dir):
             raise BackendError(f"{model_dir} is an STDP network ({stdp.PARAMS_FILE}, not a converted snn.json): "
-                               f"backend {self.name!r} cannot run it; the cpu backend can")
+                               f"backend {self.name!r} cannot run it ({self.why_not_stdp}); the cpu backend can")
         self.model = SNNModel.load(model_dir)
         self._prepare(model_dir)
 

@@ -12,11 +12,12 @@ from ..energy.models import CpuEnergyMeter
 from ..engine import stdp_engine
 from ..engine.cpu_engine import SNNEngine
 from ..ir import NeuronConfig, SNNModel
+from ..learning.stdp_online import UNSUPERVISED
 from .base import Backend, BackendError, BackendResult, Capabilities
 
 
-# An STDP network runs frozen, on its own weights only (its learning in the robot is not built yet)
-STDP_CAPABILITIES = Capabilities(adapt_timesteps=True, learn_online=False)
+# An STDP network runs on its own weights only, and learns with its own rule (learning/stdp_online.py)
+STDP_CAPABILITIES = Capabilities(adapt_timesteps=True, learn_online=True, learning=UNSUPERVISED)
 
 
 class CpuBackend(Backend):

@@ -209,6 +209,11 @@ LAVA_DEVICES = {"CPU": False, "LOIHI2": True, "AUTO": None}
 class LavaBackend(Backend):
     name = "lava"
     capabilities = Capabilities(adapt_timesteps=True, learn_online=True, learning="on-chip")
+    # measured by bench/stdp_lava_fit.py (docs/stdp.md "In the robot")
+    why_not_stdp = ("its STDP learning takes seconds a frame in Lava's CPU simulation (3.6 s at 100 neurons, "
+                    "T=100); inference alone about 90 ms, but Lava's neurons have neither the network's "
+                    "refractory period nor its one-spike-per-step rule, so they would run another network than "
+                    "the one trained")
 
     def __init__(self, device: str = "CPU", loihi_options: LoihiOptions = LoihiOptions(),
                  loihi_constants: LoihiEnergy = LoihiEnergy()):

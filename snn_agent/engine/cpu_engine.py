@@ -142,7 +142,10 @@ class _ChannelsLastLayer:
 
     def channel_rates(self, spikes_per_neuron: np.ndarray, frames: int, timesteps: int) -> np.ndarray:
         """Mean spikes per neuron per step of each channel (the maps are channels-last)."""
-        per_channel = spikes_per_neuron.reshape(-1, self.channels).sum(axis=0, dtype=np.float64)
+        per_neuron = spikes_per_neuron.reshape(-1, self.channels)
+        # whole counts (the Loihi-exact engine's) summed as they are: numpy's cast while reducing
+        # took ~50 us of that engine's ~600 us frame; the same values
+        per_channel = per_neuron.sum(axis=0) if per_neuron.dtype.kind == "i" else per_neuron.sum(axis=0, dtype=np.float64)
         return per_channel / (frames * timesteps * (self.n_neurons // self.channels))
 
     def apply(self, x_flat: np.ndarray) -> np.ndarray:
@@ -240,55 +243,11 @@ class SNNEngine:
         return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts, hidden=hidden)
 
     def _frame_program_arrays(self) -> Optional[dict]:
-        """The flat arrays frame_kernels.run_chain reads, or None where it does not apply: graphs,
-        grouped convolutions, or a network whose last layer spikes. The first layer reads the
-        input in its own (C, H, W) order, so that a frame needs no channels-last copy."""
-        layers = self._layers
-        if self._graph is not None or layers[-1].layer.spiking or any(
-                plan.layer.kind == "conv" and plan.conv_plan is None for plan in layers):
+        """The flat arrays frame_kernels.run_chain reads (chain_program), or None where it does not
+        apply: graphs, grouped convolutions, or a network whose last layer spikes."""
+        if self._graph is not None or self._layers[-1].layer.spiking:
             return None
-        k = frame_kernels
-        layout = np.zeros((len(layers), k.LAYOUT_COLUMNS), np.int64)
-        weights, indices, weight_start, index_start, bias_start = [], [], 0, 0, 0
-        for position, (row, plan) in enumerate(zip(layout, layers)):
-            conv = plan.conv_plan
-            matrix = conv.matrix if conv is not None else plan.weight_t
-            index = conv.index if conv is not None else None
-            if position == 0:
-                matrix, index = self._reading_input_order(matrix, index)
-            row[[k.KIND, k.WEIGHT_START, k.WEIGHT_ROWS, k.WEIGHT_COLS, k.BIAS_START, k.N_OUT]] = (
-                k.CONV if conv is not None else k.DENSE, weight_start, *matrix.shape, bias_start, plan.n_neurons)
-            weights.append(matrix.ravel())
-            weight_start += matrix.size
-            bias_start += plan.n_neurons
-            if index is not None:
-                gather = k.gather_runs(index, conv.zero)
-                if index.size < k.MIN_MEAN_RUN * len(gather):
-                    gather = index
-                else:
-                    row[k.N_RUNS] = len(gather)
-                row[[k.INDEX_START, k.POSITIONS]] = index_start, index.shape[0]
-                indices.append(gather.ravel().astype(k.INDEX_DTYPE))
-                index_start += gather.size
-        return {"layout": layout, "weights": np.concatenate(weights).astype(np.float32),
-                "indices": np.concatenate(indices) if indices else np.zeros(0, k.INDEX_DTYPE),
-                "n_spiking": sum(plan.n_neurons for plan in layers if plan.layer.spiking),
-                # what FrameOpCounts counts with
-                "layers": layers, "input_fan_out": fan_out(layers[0].layer).ravel().astype(np.float64)}
-
-    def _reading_input_order(self, matrix: np.ndarray, index: Optional[np.ndarray]) -> tuple:
-        """The first layer's gather index (conv) or weight rows (dense), made to read the input
-        as it comes, (C, H, W), instead of channels-last."""
-        shape = tuple(self.model.network.preprocessing.input_shape)
-        if len(shape) != 3:
-            return matrix, index
-        c, h, w = shape
-        input_position = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()  # of each (y, x, c)
-        if index is not None:  # its entries past the input (padding) stay there
-            return matrix, np.append(input_position, input_position.size)[index]
-        reordered = np.empty_like(matrix)
-        reordered[input_position] = matrix
-        return reordered, None
+        return chain_program(self._layers, tuple(self.model.network.preprocessing.input_shape))
 
     def _run_frame(self, x: np.ndarray, timesteps: int, neuron: NeuronConfig) -> InferenceResult:
         """One frame (1, C, H, W) as one compiled call (see frame_kernels). Its Python around the
@@ -376,6 +335,57 @@ class SNNEngine:
                     outputs[index] = spikes
             counts.add_layer(layer.name, plan.n_neurons, _total(per_neuron), synops, timesteps)
         return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts, hidden=hidden)
+
+
+def chain_program(layers: list, input_shape: tuple, dtype=np.float32) -> Optional[dict]:
+    """The flat arrays of a chain of channels-last layers that frame_kernels' layer loops read
+    (see run_chain's layout table), or None where a grouped convolution has no gather plan. The
+    first layer reads the input in its own (C, H, W) order, so that a frame needs no
+    channels-last copy. dtype: of the weights (float64 where float32 sums would not be exact)."""
+    if any(plan.layer.kind == "conv" and plan.conv_plan is None for plan in layers):
+        return None
+    k = frame_kernels
+    layout = np.zeros((len(layers), k.LAYOUT_COLUMNS), np.int64)
+    weights, indices, weight_start, index_start, bias_start = [], [], 0, 0, 0
+    for position, (row, plan) in enumerate(zip(layout, layers)):
+        conv = plan.conv_plan
+        matrix = conv.matrix if conv is not None else plan.weight_t
+        index = conv.index if conv is not None else None
+        if position == 0:
+            matrix, index = _reading_input_order(input_shape, matrix, index)
+        row[[k.KIND, k.WEIGHT_START, k.WEIGHT_ROWS, k.WEIGHT_COLS, k.BIAS_START, k.N_OUT]] = (
+            k.CONV if conv is not None else k.DENSE, weight_start, *matrix.shape, bias_start, plan.n_neurons)
+        weights.append(matrix.ravel())
+        weight_start += matrix.size
+        bias_start += plan.n_neurons
+        if index is not None:
+            gather = k.gather_runs(index, conv.zero)
+            if index.size < k.MIN_MEAN_RUN * len(gather):
+                gather = index
+            else:
+                row[k.N_RUNS] = len(gather)
+            row[[k.INDEX_START, k.POSITIONS]] = index_start, index.shape[0]
+            indices.append(gather.ravel().astype(k.INDEX_DTYPE))
+            index_start += gather.size
+    return {"layout": layout, "weights": np.concatenate(weights).astype(dtype),
+            "indices": np.concatenate(indices) if indices else np.zeros(0, k.INDEX_DTYPE),
+            "n_spiking": sum(plan.n_neurons for plan in layers if plan.layer.spiking),
+            # what the op counts are counted with
+            "layers": layers, "input_fan_out": fan_out(layers[0].layer).ravel().astype(np.float64)}
+
+
+def _reading_input_order(shape: tuple, matrix: np.ndarray, index: Optional[np.ndarray]) -> tuple:
+    """The first layer's gather index (conv) or weight rows (dense), made to read an input of
+    `shape` as it comes, (C, H, W), instead of channels-last."""
+    if len(shape) != 3:
+        return matrix, index
+    c, h, w = shape
+    input_position = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()  # of each (y, x, c)
+    if index is not None:  # its entries past the input (padding) stay there
+        return matrix, np.append(input_position, input_position.size)[index]
+    reordered = np.empty_like(matrix)
+    reordered[input_position] = matrix
+    return reordered, None
 
 
 class _PointParameters:

@@ -61,13 +61,14 @@ def gather_runs(index: np.ndarray, n_in: int) -> np.ndarray:
 @njit(cache=True)
 def conv_product(x, index, matrix):
     """x: (rows, n_in) float32; index: (positions, K) INDEX_DTYPE into a row, n_in for padding; matrix:
-    (K, O). Returns (rows, positions * O) currents without bias."""
+    (K, O). Returns (rows, positions * O) currents without bias, in the matrix's dtype (float32;
+    the Loihi-exact engine passes float64 where float32 sums would not be exact)."""
     rows, n_in = x.shape
     positions, taps = index.shape
     # each row copied once beside a zero, which every tap in the padding reads: a branch per tap
     # made the gather (most of a convolution's time) ~20 % slower
-    padded = np.zeros(n_in + 1, np.float32)
-    columns = np.empty((rows * positions, taps), np.float32)
+    padded = np.zeros(n_in + 1, matrix.dtype)
+    columns = np.empty((rows * positions, taps), matrix.dtype)
     for r in range(rows):
         padded[:n_in] = x[r]
         for p in range(positions):
@@ -82,7 +83,7 @@ def conv_product_by_runs(x, runs, positions, matrix):
     """conv_product with the gather as runs (gather_runs): (rows, positions * O) currents."""
     rows, n_in = x.shape
     taps = matrix.shape[0]
-    columns = np.empty((rows * positions, taps), np.float32)
+    columns = np.empty((rows * positions, taps), matrix.dtype)
     for r in range(rows):
         source = x[r]
         for j in range(runs.shape[0]):
@@ -102,10 +103,10 @@ def conv_product_by_runs(x, runs, positions, matrix):
 @njit(cache=True)
 def dense_accumulate(x, weight_t, summed):
     """x: (rows, n_in) float32; weight_t: (n_in, n_out) float32. Returns (rows, n_out) currents, or
-    with `summed` their sum as one row, without bias."""
+    with `summed` their sum as one row, without bias (in weight_t's dtype, as conv_product)."""
     rows, n_in = x.shape
     n_out = weight_t.shape[1]
-    out = np.zeros((1 if summed else rows, n_out), np.float32)
+    out = np.zeros((1 if summed else rows, n_out), weight_t.dtype)
     for r in range(rows):
         row = 0 if summed else r
         for i in range(n_in):

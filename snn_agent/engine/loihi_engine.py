@@ -1,4 +1,4 @@
-"""Lava's fixed-point CUBA LIF network, bit for bit, at numpy speed.
+"""Lava's fixed-point CUBA LIF network, bit for bit, compiled.
 
 Reproduces what Loihi2SimCfg(select_tag='fixed_pt') computes with the process models that
 lava-dl's netx builds (lava.proc.dense PyDenseModelBitAcc, lava.proc.conv PyConvModelFixed,
@@ -14,11 +14,15 @@ lava.proc.lif PyLifModelBitAcc):
            steps 1..T, then nothing; a frame runs T + depth steps, so that the score layer (depth
            synapses away) integrates exactly T steps. Its voltage after the last step is the score.
 
-Like cpu_engine, each layer's synaptic sums of all steps come from one matrix product (in float,
-exact: the converter bounds every sum below 2**24, and float64 is used where a layer's weights
-could exceed that); only the neuron update runs step by step. Integer wrap-arounds happen where
-Lava's int32 / 24-bit arithmetic has them, so the emulation stays exact even where a badly
-scaled network overflows. test/test_loihi_exact.py checks it against Lava itself.
+A frame of a chain runs as one compiled call (_run_exact_frame): each layer's synaptic sums of
+all steps from one product (frame_kernels' gathers and sparse row sums, in float, exact: the
+converter bounds every sum below 2**24, and float64 is used where a layer's weights could exceed
+that), then the neurons step by step in integers (_lif_update). Networks that call does not cover
+(grouped convolutions) and the per-layer API of the threshold search (layer_input, layer_output)
+take the same arithmetic layer by layer over a batch, in numpy and the same compiled neurons;
+test/test_loihi_exact.py checks the two paths against each other and the engine against Lava
+itself. Integer wrap-arounds happen where Lava's int32 / 24-bit arithmetic has them, so the
+emulation stays exact even where a badly scaled network overflows.
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ import numpy as np
 from numba import njit
 
 from ..ir import FixedPoint, Layer, Network, NeuronConfig, Preprocessing, SNNModel
-from .cpu_engine import InferenceResult, OpCounts
+from . import frame_kernels as k
+from .cpu_engine import InferenceResult, OpCounts, _ChannelsLastLayer, chain_program
 from .ops import fan_out, linear
 
 ACT_SHIFT = 6  # Lava's LIF shifts a_in and vth left by 6 bits
@@ -51,6 +56,8 @@ class LoihiEngine:
             raise ValueError("LoihiEngine runs chains of layers; this network has residual Add or Concat branches")
         self.model = model
         self._synapses = [_Synapse(layer, first=(i == 0)) for i, layer in enumerate(model.layers)]
+        self._program = _exact_program(model, self._synapses)
+        self._points: dict = {}
 
     @property
     def depth(self) -> int:
@@ -168,6 +175,13 @@ class LoihiEngine:
                   return_spikes: bool):
         """inputs: (1 or T, frames, n) what the host sends at steps 1..T (1: the same at each)."""
         neuron = neuron or self.model.neuron
+        if self._program is not None:
+            return self._simulate_compiled(inputs, timesteps, neuron, return_spikes)
+        return self._simulate_by_layer(inputs, timesteps, neuron, return_spikes)
+
+    def _simulate_by_layer(self, inputs: np.ndarray, timesteps: int, neuron: NeuronConfig, return_spikes: bool):
+        """Layer by layer over the whole batch (layer_input, layer_output): the reference the compiled
+        path is tested against, and the path of networks it does not cover (grouped convolutions)."""
         frames = inputs.shape[1]
         steps = timesteps + self.depth
         counts = OpCounts(frames=frames, timesteps=timesteps)
@@ -197,6 +211,102 @@ class LoihiEngine:
             scores = score_from_voltage(self.model, v, timesteps)
         result = InferenceResult(scores=scores, ops=counts)
         return (result, all_spikes) if return_spikes else result
+
+    def _simulate_compiled(self, inputs: np.ndarray, timesteps: int, neuron: NeuronConfig, return_spikes: bool):
+        """Frame by frame, each one compiled call (_run_exact_frame): the same integers as
+        _simulate_by_layer without its numpy calls, whose overhead was most of a frame's 4.5 ms
+        (their arithmetic, not numpy's calls, now takes most of the ~0.5 ms)."""
+        program, point = self._program, self._compiled_point(neuron)
+        layers, frames = self.model.layers, inputs.shape[1]
+        steps = timesteps + self.depth
+        bounds = program["bounds"]  # of each layer's neurons
+        counts = np.zeros(bounds[-1], np.int64)  # each neuron's spikes over the batch
+        spikes = np.empty(steps * bounds[-1], program["weights"].dtype)
+        n_scores = bounds[-1] - bounds[-2]
+        final_v = np.empty((frames, n_scores), np.int32)
+        kept = [np.empty((steps, frames, end - start), bool) for start, end in zip(bounds, bounds[1:])] \
+            if return_spikes else None
+        scores = np.empty((frames, n_scores), np.float32)
+        payloads = inputs.astype(program["weights"].dtype)
+        for f in range(frames):
+            _run_exact_frame(np.ascontiguousarray(payloads[:, f]), timesteps,
+                             program["layout"], program["weights"], program["indices"], program["synapses"], *point,
+                             spikes, counts, final_v[f])
+            if layers[-1].spiking:  # a lava-dl classifier: the output is its spike count
+                scores[f] = spikes[steps * bounds[-2]:].reshape(steps, -1).sum(axis=0)
+            if return_spikes:
+                for start, end, layer, out in zip(bounds, bounds[1:], layers, kept):
+                    out[:, f] = _channels_first(spikes[steps * start:steps * end].reshape(steps, -1) > 0,
+                                                layer.output_shape)
+        if not layers[-1].spiking:
+            scores = score_from_voltage(self.model, final_v, timesteps)
+        result = InferenceResult(scores=scores, ops=self._compiled_counts(inputs, timesteps, counts))
+        return (result, kept) if return_spikes else result
+
+    def _compiled_point(self, neuron: NeuronConfig) -> tuple:
+        """What _run_exact_frame reads of an operating point, kept per point: building it (initial
+        voltages, biases) took a quarter of a frame."""
+        key = (neuron.threshold_scale, neuron.layer_threshold_scales, neuron.bias_shifts, neuron.v_init,
+               neuron.v_decay)
+        point = self._points.get(key)
+        if point is None:
+            vths, voltages, biases, v_decays = self._point(neuron)
+            shapes = [layer.output_shape for layer in self.model.layers]
+            point = self._points[key] = (
+                np.array([vth << ACT_SHIFT for vth in vths], np.int64),
+                np.concatenate([_channels_last(v, shape) for v, shape in zip(voltages, shapes)]).astype(np.int32),
+                np.concatenate([_channels_last(b, shape) for b, shape in zip(biases, shapes)]).astype(np.int32),
+                np.array([int(layer.fixed_point.du) + 1 for layer in self.model.layers], np.int64),  # Lava's ds_offset
+                np.array(v_decays, np.int64))
+        return point
+
+    def _compiled_counts(self, inputs: np.ndarray, timesteps: int, per_neuron: np.ndarray) -> OpCounts:
+        """The batch's OpCounts from each neuron's spikes (channels-last, layer after layer), as
+        _simulate_by_layer counts them."""
+        frames = inputs.shape[1]
+        counts = OpCounts(frames=frames, timesteps=timesteps)
+        steps = timesteps + self.depth
+        # payload entries that reach synapses, each step it is sent
+        active = np.count_nonzero(inputs, axis=1).sum(axis=0) * (timesteps if len(inputs) == 1 else 1)
+        previous = None  # the previous layer's spikes per neuron
+        bounds = self._program["bounds"]
+        for plan, start, end in zip(self._program["layers"], bounds, bounds[1:]):
+            layer, spikes = plan.layer, per_neuron[start:end]
+            synops = float(active @ self._synapses[0].fan_out) if previous is None else float(previous @ plan.fan_out)
+            if layer.spiking:
+                counts.channel_rates.append(plan.channel_rates(spikes, frames, timesteps))
+            counts.add_layer(layer.name, end - start, int(spikes.sum()), synops, steps)
+            previous = spikes
+        return counts
+
+
+def _exact_program(model: SNNModel, synapses: list) -> Optional[dict]:
+    """The flat arrays _run_exact_frame reads (cpu_engine.chain_program's, with the weights in the
+    dtype that keeps every sum exact, and each synapse's kind and exponent), or None where the
+    compiled path does not apply (grouped convolutions)."""
+    input_shape = tuple(model.layers[0].input_shape)
+    plans = [_ChannelsLastLayer(layer, input_shape if i == 0 else tuple(model.layers[i - 1].output_shape))
+             for i, layer in enumerate(model.layers)]
+    dtype = np.float64 if any(synapse.dtype == np.float64 for synapse in synapses) else np.float32
+    program = chain_program(plans, input_shape, dtype)
+    if program is not None:
+        # per synapse: 1 where it wraps its sum to 24 bits (Conv-like), and its weight exponent
+        program["synapses"] = np.array([[int(s.conv_like), s.weight_exp] for s in synapses], np.int64)
+        program["bounds"] = [0] + [int(end) for end in np.cumsum([layer.n_neurons for layer in model.layers])]
+    return program
+
+
+def _channels_last(values: np.ndarray, shape: tuple) -> np.ndarray:
+    """Per neuron, (C, H, W) order -> (H, W, C) order, flat."""
+    return values.reshape(shape).transpose(1, 2, 0).reshape(-1) if len(shape) == 3 else values
+
+
+def _channels_first(values: np.ndarray, shape: tuple) -> np.ndarray:
+    """(steps, n) per neuron in (H, W, C) order -> (C, H, W) order."""
+    if len(shape) != 3:
+        return values
+    c, h, w = shape
+    return values.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(len(values), -1)
 
 
 class _Synapse:
@@ -247,71 +357,140 @@ def _wrap24(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _decay(x: np.ndarray, decay: int) -> np.ndarray:
-    """Lava's decay of an int32 state: sign(x) * (|x| * (4096 - decay) >> 12) in int64, then int32."""
-    factor = DECAY_UNITY - decay
-    if factor == DECAY_UNITY:
-        return x
-    product = x.astype(np.int64) * factor
-    return (np.sign(product) * (np.abs(product) >> 12)).astype(np.int32)
-
-
-def _current(decayed: np.ndarray, a_in: np.ndarray) -> np.ndarray:
-    """u = decayed + (a_in << 6) in int32 (which wraps as Lava's does), then Lava's 24-bit
-    wrap-around, whose second test reads the sum before the first fix, kept here as it is."""
-    total = decayed + (a_in << ACT_SHIFT)
-    if total.size == 0 or (total.max() <= UV_HALF and total.min() > -UV_HALF):
-        return total
-    wrapped = np.where(total > UV_HALF, total - 2 * UV_HALF, total)
-    return np.where(wrapped <= -UV_HALF, total + 2 * UV_HALF, wrapped)
-
-
 def _lif(a_in: np.ndarray, du: int, dv: int, vth: int, v0: np.ndarray, bias: np.ndarray):
     """a_in: (steps, frames, n) int32 -> (spikes (steps, frames, n) bool, final v (frames, n))."""
     steps, frames, n = a_in.shape
-    u_decay, v_decay = du + 1, dv  # Lava adds ds_offset = 1 to du, 0 to dv
     v = np.repeat(v0[None].astype(np.int32), frames, axis=0)
-    threshold = vth << ACT_SHIFT
     spikes = np.empty((steps, frames, n), dtype=bool)
-    if u_decay == DECAY_UNITY and v_decay == 0:
-        _integrate_and_fire(np.ascontiguousarray(a_in), np.ascontiguousarray(bias, dtype=np.int32), v, threshold,
-                            spikes)
-        return spikes, v
-    u = np.zeros((frames, n), np.int32)
-    for t in range(steps):
-        u = _current(_decay(u, u_decay), a_in[t])
-        v = _decay(v, v_decay) + u
-        v += bias
-        np.core.umath.clip(v, -V_LIMIT, V_LIMIT, out=v)  # the ufunc: np.clip's wrapper costs as much
-        fired = np.greater(v, threshold, out=spikes[t])
-        v[fired] = 0
+    _lif_frames(np.ascontiguousarray(a_in), du + 1, dv, vth << ACT_SHIFT, v, bias.astype(np.int32), spikes)
     return spikes, v
 
 
+@njit(cache=True, inline="always")
+def _wrap32(x):
+    """An int64 as numpy's int32 arithmetic wraps it."""
+    return ((x + 2 ** 31) & (2 ** 32 - 1)) - 2 ** 31
+
+
+@njit(cache=True, inline="always")
+def _decayed(x, decay):
+    """Lava's decay of an int32 state: sign(x) * (|x| * (4096 - decay) >> 12), in int64."""
+    if decay == 0:
+        return x
+    if decay == DECAY_UNITY:
+        return 0
+    product = x * (DECAY_UNITY - decay)
+    return -((-product) >> 12) if product < 0 else product >> 12
+
+
+@njit(cache=True, inline="always")
+def _lif_update(u, v, a_in, u_decay, v_decay, bias, threshold):
+    """One neuron, one step, as Lava's PyLifModelBitAcc in its int32 registers (int64 here, wrapped
+    where numpy's int32 would wrap): u = decay(u) + (a_in << 6) with Lava's 24-bit wrap-around
+    (whose second test reads the sum before the first fix, kept as it is), v = clip(decay(v) + u +
+    bias), a spike above the threshold and v = 0 after it. -> (u, v, fired)."""
+    total = _wrap32(_decayed(u, u_decay) + _wrap32(np.int64(a_in) << ACT_SHIFT))
+    u = total - 2 * UV_HALF if total > UV_HALF else total
+    u = total + 2 * UV_HALF if u <= -UV_HALF else u
+    x = _wrap32(_wrap32(_decayed(v, v_decay) + u) + bias)
+    x = min(max(x, -V_LIMIT), V_LIMIT)
+    fired = x > threshold
+    return u, 0 if fired else x, fired
+
+
 @njit(cache=True)
-def _integrate_and_fire(a_in, bias, v, threshold, spikes):
-    """The LIF with du = 4095 and dv = 0 (what to_loihi makes), compiled: u is each step's input
-    alone and v never decays, so each step is u = a_in << 6 with Lava's wrap-arounds (as
-    _current), v += u + bias, the 24-bit clip, the spike test and the reset, one neuron at a time
-    without the full-size temporaries numpy made of every step (the search of to_loihi's
-    thresholds spent half its time in them). a_in (steps, frames, n) int32, bias (n,) int32;
-    v (frames, n) int32 and spikes (steps, frames, n) bool are written. Every sum fits int64, and
-    Lava's int32 steps cannot overflow (|u| <= 2**24, |bias| < 2**19, |v| <= 2**23), so int64
-    arithmetic gives Lava's results."""
+def _lif_step(a_in, u, v, bias, u_decay, v_decay, threshold, spikes):
+    """_lif_update on a layer's neurons: a_in (n,) int32 or int64; u, v (n,) int32 (Lava's registers;
+    int64 would double the memory a batch streams) and spikes (n,) are written. Without decays
+    (what to_loihi makes: du = 4095, dv = 0) u is each step's input alone and is not stored: the
+    loop, compiled for those constants and writing only v and the spikes, vectorizes (~8x faster;
+    a third array written stops that)."""
+    if u_decay == DECAY_UNITY and v_decay == 0:
+        for i in range(len(a_in)):
+            _, v[i], spikes[i] = _lif_update(0, v[i], a_in[i], DECAY_UNITY, 0, bias[i], threshold)
+    else:
+        for i in range(len(a_in)):
+            u[i], v[i], spikes[i] = _lif_update(u[i], v[i], a_in[i], u_decay, v_decay, bias[i], threshold)
+
+
+@njit(cache=True)
+def _lif_frames(a_in, u_decay, v_decay, threshold, v, bias, spikes):
+    """_lif_step over a batch: a_in (steps, frames, n), bias (n,) and v (frames, n) int32
+    (v written: the voltage after the last step), spikes (steps, frames, n) bool written."""
     steps, frames, n = a_in.shape
+    u = np.zeros((frames, n), np.int32)
     for t in range(steps):
         for f in range(frames):
-            for i in range(n):
-                shifted = np.int64(a_in[t, f, i]) << ACT_SHIFT
-                total = ((shifted + 2 ** 31) & (2 ** 32 - 1)) - 2 ** 31  # numpy's int32 shift wraps
-                u = total - 2 * UV_HALF if total > UV_HALF else total
-                if u <= -UV_HALF:
-                    u = total + 2 * UV_HALF  # Lava's second test reads the sum before the first fix
-                x = np.int64(v[f, i]) + u + bias[i]
-                x = min(max(x, -V_LIMIT), V_LIMIT)
-                fired = x > threshold
-                spikes[t, f, i] = fired
-                v[f, i] = 0 if fired else x
+            _lif_step(a_in[t, f], u[f], v[f], bias, u_decay, v_decay, threshold, spikes[t, f])
+
+
+@njit(cache=True)
+def _synapse_output(current, conv_like, weight_exp, a_in):
+    """A layer's synaptic sums (whole numbers in float, (n,)) as the synapse sends them, into
+    a_in (n,) int64: Conv-like wrapped to 24 bits, Dense shifted by its weight exponent, in int32."""
+    if conv_like:
+        for i in range(len(current)):
+            a_in[i] = ((_wrap32(np.int64(current[i])) + UV_HALF) & (2 * UV_HALF - 1)) - UV_HALF
+    elif weight_exp >= 0:
+        for i in range(len(current)):
+            a_in[i] = _wrap32(np.int64(current[i]) << weight_exp)
+    else:
+        for i in range(len(current)):
+            a_in[i] = _wrap32(np.int64(current[i]) >> -weight_exp)
+
+
+@njit(cache=True)
+def _run_exact_frame(payload, timesteps, layout, weights, indices, synapses, thresholds, voltages, biases,
+                     u_decays, v_decays, spikes, counts, final_v):
+    """One frame through the chain, all layers in one call: what _simulate_by_layer computes for it.
+    payload: (1 or T, n_in) what the host sends at steps 1..T (1: the same at each), in the first
+    layer's reading order, in the weights' dtype; the layout, weights and indices of
+    cpu_engine.chain_program; synapses: per layer (Conv-like, weight exponent). Per layer, flat,
+    channels-last: thresholds (vth << 6), initial voltages and biases (v units); Lava's u decay
+    (du + 1) and v decay. Written: spikes (each layer's (steps, n) block after the previous one's,
+    as 0/1 in the weights' dtype), counts (each neuron's spikes, added to), final_v (the last
+    layer's voltage after the frame)."""
+    n_layers = layout.shape[0]
+    steps = timesteps + n_layers
+    rows = payload
+    start = 0
+    for layer in range(n_layers):
+        spec = layout[layer]
+        offset, n_rows, n_cols = spec[k.WEIGHT_START], spec[k.WEIGHT_ROWS], spec[k.WEIGHT_COLS]
+        matrix = weights[offset:offset + n_rows * n_cols].reshape((n_rows, n_cols))
+        n_out = spec[k.N_OUT]
+        if spec[k.KIND] == k.CONV:
+            offset, positions, n_runs = spec[k.INDEX_START], spec[k.POSITIONS], spec[k.N_RUNS]
+            if n_runs:
+                runs = indices[offset:offset + n_runs * k.RUN_COLUMNS].reshape((n_runs, k.RUN_COLUMNS))
+                current = k.conv_product_by_runs(rows, runs, positions, matrix)
+            else:
+                current = k.conv_product(rows, indices[offset:offset + positions * n_rows].reshape((positions, n_rows)),
+                                         matrix)
+        else:
+            current = k.dense_accumulate(rows, matrix, False)
+        # the synapse sends at step t what it summed at t - 1: the host's payload at steps 1..T,
+        # a layer's spikes at steps 1..steps - 1 (the last step's arrive after the frame)
+        input_steps = timesteps if layer == 0 else steps - 1
+        conv_like, weight_exp = synapses[layer, 0], synapses[layer, 1]
+        u_decay, v_decay, threshold = u_decays[layer], v_decays[layer], thresholds[layer]
+        block = spikes[start * steps:(start + n_out) * steps].reshape((steps, n_out))
+        u, a_in = np.zeros(n_out, np.int32), np.zeros(n_out, np.int64)
+        v = voltages[start:start + n_out].copy()
+        bias = biases[start:start + n_out]
+        for t in range(steps):
+            if 1 <= t <= input_steps:
+                if t == 1 or current.shape[0] > 1:  # a constant payload's sums once
+                    _synapse_output(current[0 if current.shape[0] == 1 else t - 1], conv_like, weight_exp, a_in)
+            elif t == input_steps + 1:
+                a_in[:] = 0
+            _lif_step(a_in, u, v, bias, u_decay, v_decay, threshold, block[t])
+        neuron_counts = counts[start:start + n_out]
+        for t in range(steps):
+            neuron_counts += block[t].astype(np.int64)
+        rows = spikes[start * steps:start * steps + (steps - 1) * n_out].reshape((steps - 1, n_out))
+        start += n_out
+    final_v[:] = v
 
 
 def score_from_voltage(model: SNNModel, v: np.ndarray, timesteps: int) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""Crash-safe checkpoints of what the readout has learned.
+"""Crash-safe checkpoints of what a learner has learned.
 
-One file per checkpoint directory, `readout.npz`, replaced atomically: written to a temporary file
+One file per learner in the checkpoint directory (the readout's `readout.npz`; an STDP network's
+`stdp.npz`, save_arrays), replaced atomically: written to a temporary file
 in the same directory, flushed and fsync'ed, renamed over the old one, then the directory fsync'ed
 so that the rename itself survives a power cut. A process killed at any moment leaves the old
 checkpoint or the new one, never a mix (a leftover temporary file is removed at the next start).
@@ -27,7 +28,6 @@ from ..ir import SNNModel
 
 CHECKPOINT_FILE = "readout.npz"
 FORMAT_VERSION = 1
-TEMPORARY_PREFIX = ".readout-"
 
 
 class CheckpointError(RuntimeError):
@@ -62,18 +62,32 @@ def path_in(directory: str) -> str:
 
 def save(directory: str, checkpoint: Checkpoint) -> str:
     """Write atomically (see the module doc); returns the checkpoint's path. Raises OSError."""
-    os.makedirs(directory, exist_ok=True)
     state = checkpoint.state
     buffer = io.BytesIO()
     np.savez(buffer, format_version=FORMAT_VERSION, weights=state["weights"], scale=state["scale"],
              active=state["active"], class_names=np.array(state["class_names"], dtype=str),
              updates=checkpoint.updates, model=checkpoint.model, saved_at=checkpoint.saved_at,
              weights_sha256=_checksum(state["weights"]))
-    target = path_in(directory)
-    handle, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, dir=directory)
+    return _write_atomically(directory, CHECKPOINT_FILE, buffer.getvalue())
+
+
+def save_arrays(directory: str, file: str, checkpoint: Checkpoint) -> str:
+    """Another learner's checkpoint (a state of named arrays) in its own file, written as save()
+    writes (atomically, with the model's fingerprint and a checksum over every array)."""
+    arrays = {f"state_{name}": np.asarray(value) for name, value in checkpoint.state.items()}
+    buffer = io.BytesIO()
+    np.savez(buffer, format_version=FORMAT_VERSION, updates=checkpoint.updates, model=checkpoint.model,
+             saved_at=checkpoint.saved_at, sha256_of_state=_checksum(*arrays.values()), **arrays)
+    return _write_atomically(directory, file, buffer.getvalue())
+
+
+def _write_atomically(directory: str, file: str, payload: bytes) -> str:
+    os.makedirs(directory, exist_ok=True)
+    target = os.path.join(directory, file)
+    handle, temporary = tempfile.mkstemp(prefix=_temporary_prefix(file), dir=directory)
     try:
         with os.fdopen(handle, "wb") as out:
-            out.write(buffer.getvalue())
+            out.write(payload)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, target)
@@ -85,16 +99,29 @@ def save(directory: str, checkpoint: Checkpoint) -> str:
     return target
 
 
+def _temporary_prefix(file: str) -> str:
+    return f".{os.path.splitext(file)[0]}-"  # readout.npz: .readout-XXXX
+
+
 def load(directory: str, model: str) -> Optional[Checkpoint]:
     """The checkpoint in `directory` if there is one (None otherwise). Removes temporary files a
     killed writer left. Raises CheckpointError for a corrupt one (moved aside) or one of another
     model (moved aside too, so that this model's checkpoints do not overwrite it)."""
-    _remove_leftovers(directory)
-    path = path_in(directory)
+    return _load(directory, CHECKPOINT_FILE, model, _read)
+
+
+def load_arrays(directory: str, file: str, model: str) -> Optional[Checkpoint]:
+    """What save_arrays wrote (state: the named arrays), as load() reads and checks it."""
+    return _load(directory, file, model, _read_arrays)
+
+
+def _load(directory: str, file: str, model: str, read) -> Optional[Checkpoint]:
+    _remove_leftovers(directory, file)
+    path = os.path.join(directory, file)
     if not os.path.isfile(path):
         return None
     try:
-        checkpoint = _read(path)
+        checkpoint = read(path)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         aside = _set_aside(path, "corrupt")
         raise CheckpointError(f"corrupt learning checkpoint {path} ({exc}); moved to {aside}, not loaded", aside) from exc
@@ -117,8 +144,22 @@ def _read(path: str) -> Checkpoint:
         return Checkpoint(state, int(data["updates"]), str(data["model"]), float(data["saved_at"]))
 
 
-def _checksum(weights: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(weights).tobytes()).hexdigest()
+def _read_arrays(path: str) -> Checkpoint:
+    with np.load(path, allow_pickle=False) as data:
+        if int(data["format_version"]) != FORMAT_VERSION:
+            raise ValueError(f"format version {int(data['format_version'])}, this version reads {FORMAT_VERSION}")
+        arrays = {name: data[name] for name in data.files if name.startswith("state_")}
+        if str(data["sha256_of_state"]) != _checksum(*arrays.values()):
+            raise ValueError("the learned state does not match its checksum")
+        state = {name[len("state_"):]: value for name, value in arrays.items()}
+        return Checkpoint(state, int(data["updates"]), str(data["model"]), float(data["saved_at"]))
+
+
+def _checksum(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def _set_aside(path: str, why: str) -> str:
@@ -128,11 +169,11 @@ def _set_aside(path: str, why: str) -> str:
     return aside
 
 
-def _remove_leftovers(directory: str) -> None:
+def _remove_leftovers(directory: str, file: str) -> None:
     if not os.path.isdir(directory):
         return
     for name in os.listdir(directory):
-        if name.startswith(TEMPORARY_PREFIX):
+        if name.startswith(_temporary_prefix(file)):
             try:
                 os.unlink(os.path.join(directory, name))
             except OSError:

@@ -142,9 +142,12 @@ def as_pixels(images: np.ndarray) -> np.ndarray:
 
 class StdpNetwork:
     """Weights (inputs, neurons) float32, adaptive thresholds theta (neurons,) and neuron labels
-    (-1: none yet)."""
+    (-1: none yet). The labels' evidence, where they were assigned here: per class the summed spike
+    counts of its labelling images (classes, neurons) and how many there were (the robot's
+    feedback adds to them, learning/stdp_online.py)."""
 
-    def __init__(self, params: StdpParams, weights: np.ndarray, theta: np.ndarray, labels: np.ndarray):
+    def __init__(self, params: StdpParams, weights: np.ndarray, theta: np.ndarray, labels: np.ndarray,
+                 label_tally: np.ndarray | None = None, label_frames: np.ndarray | None = None):
         if weights.shape != (params.n_inputs, params.n_neurons):
             raise ValueError(f"weights of shape {weights.shape}, the parameters say "
                              f"({params.n_inputs}, {params.n_neurons})")
@@ -152,6 +155,7 @@ class StdpNetwork:
         self.weights = np.ascontiguousarray(weights, np.float32)
         self.theta = np.ascontiguousarray(theta, np.float32)
         self.labels = np.asarray(labels, np.int64)
+        self.label_tally, self.label_frames = label_tally, label_frames
 
     @classmethod
     def create(cls, params: StdpParams, seed: int = 0) -> "StdpNetwork":
@@ -183,12 +187,12 @@ class StdpNetwork:
 
     def assign_labels(self, spike_counts: np.ndarray, labels: np.ndarray, n_classes: int) -> None:
         """Each neuron takes the class with its highest mean response; silent neurons get none."""
-        rates = np.zeros((n_classes, self.params.n_neurons))
+        self.label_tally = np.zeros((n_classes, self.params.n_neurons))
+        self.label_frames = np.zeros(n_classes)
         for c in range(n_classes):
             chosen = spike_counts[labels == c]
-            if len(chosen):
-                rates[c] = chosen.mean(axis=0)
-        self.labels = np.where(rates.max(axis=0) > 0, rates.argmax(axis=0), -1)
+            self.label_tally[c], self.label_frames[c] = chosen.sum(axis=0), len(chosen)
+        self.labels = labels_from_tally(self.label_tally, self.label_frames, np.full(self.params.n_neurons, -1))
 
     def class_scores(self, activity: np.ndarray, n_classes: int) -> np.ndarray:
         """(images, n_classes): per class the mean activity (spike count, or activity()) of the
@@ -209,8 +213,9 @@ class StdpNetwork:
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, PARAMS_FILE), "w") as f:
             json.dump(self.params.to_dict(), f, indent=1)
+        evidence = {} if self.label_tally is None else {"label_tally": self.label_tally, "label_frames": self.label_frames}
         np.savez(os.path.join(directory, WEIGHTS_FILE), weights=self.weights, theta=self.theta,
-                 labels=self.labels, class_names=np.asarray(list(class_names), str))
+                 labels=self.labels, class_names=np.asarray(list(class_names), str), **evidence)
 
     @classmethod
     def load(cls, directory: str) -> "StdpNetwork":
@@ -226,7 +231,17 @@ class StdpNetwork:
             params = StdpParams.from_dict(json.load(f))
         with np.load(os.path.join(directory, WEIGHTS_FILE), allow_pickle=False) as arrays:
             names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else []
-            return cls(params, arrays["weights"], arrays["theta"], arrays["labels"]), names
+            evidence = [arrays[k] if k in arrays else None for k in ("label_tally", "label_frames")]
+            return cls(params, arrays["weights"], arrays["theta"], arrays["labels"], *evidence), names
+
+
+def labels_from_tally(tally: np.ndarray, frames: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each neuron takes the class with its highest mean response per image (tally: summed spike
+    counts (classes, neurons) over `frames` images per class); neurons silent for all keep `labels`."""
+    seen = frames > 0
+    mean = np.zeros_like(tally, dtype=np.float64)
+    mean[seen] = tally[seen] / frames[seen, None]
+    return np.where(mean.max(axis=0) > 0, mean.argmax(axis=0), labels)
 
 
 def activity(record: RunRecord, margin_weight: float) -> np.ndarray:
@@ -284,6 +299,15 @@ def load_operating_points(directory: str, network: StdpNetwork | None = None) ->
                              f"{network.params.n_neurons}")
         points[params.timesteps] = params
     return points
+
+
+def params_for(network: StdpNetwork, timesteps: int, points: dict) -> tuple[StdpParams, int]:
+    """The parameters that run `network` at `timesteps`: those of the nearest operating point (the T it
+    trained at counts, with its own parameters; a tie goes to the larger T), at `timesteps`. Returns
+    them and the point's T."""
+    table = {network.params.timesteps: network.params, **points}
+    chosen = min(table, key=lambda t: (abs(t - timesteps), -t))
+    return replace(table[chosen], timesteps=int(timesteps)), chosen
 
 
 def train_and_label(params: StdpParams, train_images, label_images, label_classes, n_classes: int,

@@ -82,6 +82,25 @@ def lava_params(params: StdpParams) -> StdpParams:
     return replace(params, rule=rule, one_spike=False)  # Lava's neurons have no one-spike rule
 
 
+def lateral_inhibition(params: StdpParams, exc):
+    """The inhibitory population in Lava (weights and potentials scaled by WEIGHT_SCALE): each
+    excitatory neuron of `exc` drives its LIF partner, whose spike inhibits every other excitatory
+    neuron. Returns the inhibitory LIF."""
+    from lava.proc.dense.process import Dense
+    from lava.proc.lif.process import LIF
+
+    S, n = WEIGHT_SCALE, params.n_neurons
+    inh = LIF(shape=(n,), du=1.0, dv=1 - math.exp(-1 / params.tau_mem_inh),
+              vth=(params.v_thresh_inh - params.v_rest_inh) * S)
+    to_inh = Dense(weights=np.eye(n) * params.w_exc_inh * S)
+    from_inh = Dense(weights=-params.w_inh_exc * S * (1 - np.eye(n)))
+    exc.s_out.connect(to_inh.s_in)
+    to_inh.a_out.connect(inh.a_in)
+    inh.s_out.connect(from_inh.s_in)
+    from_inh.a_out.connect(exc.a_in)
+    return inh
+
+
 def train_ours(params: StdpParams, images, seed: int = 0) -> tuple[StdpNetwork, dict]:
     network = StdpNetwork.create(params, seed)
     return network, network.train(images, seed).mean_ops()
@@ -98,9 +117,8 @@ def train_on_lava(params: StdpParams, images, seed: int = 0) -> tuple[StdpNetwor
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.atrlif.process import ATRLIF
-    from lava.proc.dense.process import Dense, LearningDense
+    from lava.proc.dense.process import LearningDense
     from lava.proc.io.source import RingBuffer
-    from lava.proc.lif.process import LIF
     from lava.proc.monitor.process import Monitor
 
     S = WEIGHT_SCALE
@@ -113,20 +131,13 @@ def train_on_lava(params: StdpParams, images, seed: int = 0) -> tuple[StdpNetwor
     exc = ATRLIF(shape=(n,), delta_i=1.0, delta_v=1 - math.exp(-1 / params.tau_mem),
                  delta_theta=1 / params.tau_theta, delta_r=1 - math.exp(-1 / params.refractory),
                  theta_0=threshold, theta=threshold, theta_step=params.theta_plus * S)
-    inh = LIF(shape=(n,), du=1.0, dv=1 - math.exp(-1 / params.tau_mem_inh),
-              vth=(params.v_thresh_inh - params.v_rest_inh) * S)
     plastic = LearningDense(weights=StdpNetwork.create(params, seed).weights.T.astype(np.float64) * S,
                             learning_rule=stdp_loihi(params.rule, S))
-    to_inh = Dense(weights=np.eye(n) * params.w_exc_inh * S)
-    from_inh = Dense(weights=-params.w_inh_exc * S * (1 - np.eye(n)))
     source = RingBuffer(data=rasters.reshape(-1, n_in).T.astype(np.float64))
     source.s_out.connect(plastic.s_in)
     plastic.a_out.connect(exc.a_in)
     exc.s_out.connect(plastic.s_in_bap)
-    exc.s_out.connect(to_inh.s_in)
-    to_inh.a_out.connect(inh.a_in)
-    inh.s_out.connect(from_inh.s_in)
-    from_inh.a_out.connect(exc.a_in)
+    inh = lateral_inhibition(params, exc)
     exc_monitor, inh_monitor = Monitor(), Monitor()
     exc_monitor.probe(exc.s_out, len(pixels) * steps)
     inh_monitor.probe(inh.s_out, len(pixels) * steps)

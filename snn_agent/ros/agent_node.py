@@ -104,6 +104,9 @@ LEARNING_PARAMS = {
     "learning.checkpoint_dir": ("", "directory of the learning checkpoint ('' = none: learning is lost at exit)", {}),
     "learning.checkpoint_every": (50, "updates between checkpoints (and one at shutdown)",
                                   {"integer_range": [IntegerRange(from_value=1, to_value=1_000_000, step=1)]}),
+    "learning.stdp_rate": (LearningSettings.stdp_rate, "an STDP network adapting to the camera: its trained STDP "
+                                                       "learning rates times this (0: thresholds only)",
+                           {"floating_point_range": _float_range(0.0, 100.0)}),
 }
 PARAMETERS.update(LEARNING_PARAMS)
 # energy.<section>.<field>: the published constants (energy/constants.py, with their sources),
@@ -434,7 +437,7 @@ class AgentNode(LifecycleNode):
         return LearningSettings(enabled=p["learning.enabled"], rate=p["learning.rate"],
                                 max_classes=p["learning.max_classes"], class_names=list(p["learning.class_names"]),
                                 checkpoint_dir=resolve_path(directory) if directory else "",
-                                checkpoint_every=p["learning.checkpoint_every"])
+                                checkpoint_every=p["learning.checkpoint_every"], stdp_rate=p["learning.stdp_rate"])
 
     def _problem(self, p: Parameter, pending: Optional[dict] = None) -> Optional[str]:
         """Why a value cannot be used, or None; the ranges in the descriptors rclpy checks itself.

@@ -1,0 +1,112 @@
+"""An STDP network in the robot: what adapting to the camera stream without labels (learning.stdp_rate)
+and relabelling from feedback do to accuracy, and what they cost per frame.
+
+A 400-neuron network (Diehl & Cook defaults, T=100) is trained without labels, labelled on a
+labelling split, saved, and loaded as the agent loads it (engine/stdp_engine.py, learner
+learning/stdp_online.py: the code the node runs, without ROS). A stream of frames it never saw then
+runs through it, frame by frame, under each condition: frozen; adapting at each stdp_rate; with
+feedback on every 10th frame (relabelling). The rates are compared on a validation stream (held-out
+training images); the frozen network and the best rate are then run once on the test stream.
+
+Per frame: CPU time (measured, this machine, shared with other jobs), synaptic (STDP) updates
+counted as Loihi's learning engine does them, and their energy on Loihi (modelled:
+energy.models.loihi_learning_energy, 120 pJ per synaptic update, Davies et al. 2018, in
+energy/constants.py).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.results_file import output_path, write_results  # noqa: E402
+from snn_agent.data import datasets  # noqa: E402
+from snn_agent.engine import stdp_engine  # noqa: E402
+from snn_agent.learning import stdp  # noqa: E402
+from snn_agent.learning.online import LearningSettings  # noqa: E402
+from snn_agent.learning.stdp_online import StdpLearner  # noqa: E402
+
+FEEDBACK_EVERY = 10
+RATES = (0.0, 0.25, 1.0, 4.0)
+
+
+def stream(model_dir: str, images, labels, rate, feedback: bool) -> dict:
+    """Frames one by one through a fresh load of the model; rate None: frozen."""
+    model, engine = stdp_engine.load(model_dir)
+    learner = StdpLearner(engine, model.class_names, LearningSettings(enabled=True, stdp_rate=rate or 0.0)) \
+        if rate is not None or feedback else None
+    if rate is None:
+        engine.plasticity = None  # frozen weights and thresholds; the learner only relabels
+    timesteps = engine.network.params.timesteps
+    right, seconds, updates, energy = 0, 0.0, 0.0, 0.0
+    for i, (image, label) in enumerate(zip(images, labels)):
+        x = image[None, None].astype(np.float32) / 255
+        started = time.perf_counter()
+        result = engine.run(x, timesteps)
+        scores = learner.classify(engine.hidden_spikes(result)[0], timesteps) if learner else result.scores[0]
+        seconds += time.perf_counter() - started
+        right += int(np.argmax(scores) == label)
+        if feedback and i % FEEDBACK_EVERY == 0:
+            learner.feedback(int(label))
+        if learner and rate is not None:
+            updates, energy = learner.synaptic_updates, learner.energy_j
+    n = len(images)
+    return {"stdp_rate": rate, "feedback_every": FEEDBACK_EVERY if feedback else 0, "accuracy": right / n,
+            "frames": n, "ms_per_frame_measured": 1e3 * seconds / n, "synaptic_updates_per_frame": updates / n,
+            "learning_uj_per_frame_loihi_modelled": 1e6 * energy / n}
+
+
+def conditions(model_dir, images, labels, rates) -> list:
+    rows = []
+    for rate in (None,) + tuple(rates):
+        for feedback in (False, True):
+            rows.append(stream(model_dir, images, labels, rate, feedback))
+            r = rows[-1]
+            print(f"  {'frozen' if rate is None else f'rate {rate:g}':>9} {'yes' if feedback else 'no':>8} "
+                  f"{100 * r['accuracy']:>7.2f}% {r['ms_per_frame_measured']:>8.2f} "
+                  f"{r['synaptic_updates_per_frame']:>10.0f} {r['learning_uj_per_frame_loihi_modelled']:>9.3f}", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller network, fewer images (seconds)")
+    parser.add_argument("--out", help="JSON path (default bench/results/stdp_robot.json)")
+    args = parser.parse_args()
+    n_neurons, n_train, n_stream = (100, 1000, 500) if args.quick else (400, 10000, 3000)
+    train = datasets.load("fashion-mnist", "train")
+    test = datasets.load("fashion-mnist", "test")
+    label_split = slice(50000, 51000)
+    validation = slice(51000, 51000 + n_stream)
+    params = stdp.StdpParams(n_neurons=n_neurons, timesteps=100)
+    stdp.warm_up()
+    print(f"training {n_neurons} neurons at T={params.timesteps} on {n_train} images", flush=True)
+    network, _ = stdp.train_and_label(params, train.images[:n_train, :, :, 0], train.images[label_split, :, :, 0],
+                                      train.labels[label_split], 10)
+    header = f"  {'learning':>9} {'feedback':>8} {'accuracy':>8} {'ms/frame':>8} {'STDP upd':>10} {'uJ Loihi':>9}"
+    with tempfile.TemporaryDirectory() as model_dir:
+        network.save(model_dir, train.class_names)
+        print(f"validation stream ({n_stream} held-out training images), feedback every {FEEDBACK_EVERY}th frame:")
+        print(header)
+        val_rows = conditions(model_dir, train.images[validation, :, :, 0], train.labels[validation], RATES)
+        adapting = [r for r in val_rows if r["stdp_rate"] is not None and not r["feedback_every"]]
+        best = max(adapting, key=lambda r: r["accuracy"])["stdp_rate"]
+        print(f"test stream ({n_stream} test images), the best rate on validation ({best:g}) and frozen:")
+        print(header)
+        test_rows = conditions(model_dir, test.images[:n_stream, :, :, 0], test.labels[:n_stream], (best,))
+    path = output_path("stdp_robot.json", args.quick, args.out)
+    write_results(path, {"network": {"n_neurons": n_neurons, "timesteps": params.timesteps, "trained_on": n_train,
+                                     "labelled_on": 1000},
+                         "energy_note": "CPU time measured on a shared 2-core machine; learning energy modelled "
+                                        "for Loihi from counted synaptic updates (120 pJ each, Davies et al. 2018)",
+                         "validation": val_rows, "best_rate_on_validation": best, "test": test_rows}, args.quick)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
