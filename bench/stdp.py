@@ -8,9 +8,12 @@ validate (choices are made there); the test set is used once per reported networ
 1. Search, every T alike (the baseline T's too: the fair baseline is one tuned as well as the reduced
    points): the defaults and --trials random draws of the parameters (stdp_topspark.search_space),
    each trained on --search-train images and validated; the --finalists best confirmed at two more
-   seeds on --confirm-train images; the best mean wins. Then, on --train images (all 50,000 by
-   default), every T with BindsNET's defaults and with its chosen parameters, with a learning curve
-   (validation accuracy after 10 %, 25 %, 50 % and all of the images), tested once.
+   seeds on --confirm-train images; the best mean wins (--searched: taken from an earlier results
+   file instead). Then, on --train images (all 50,000 by default), every T with BindsNET's defaults
+   and with its chosen parameters, validated after 5 %, 10 %, 20 %, 40 %, 70 % and all of the
+   images (learning curve); the best validated of those networks is kept (early stopping) and
+   tested once. Every validation labels the neurons and chooses the readout's margin weight
+   (stdp.choose_margin_weight: spike counts plus the end potential's margin).
 2. best_point: of the reduced T that cut training energy >= 3.5x, the one with the largest cut whose
    *validation* accuracy is within 2 points of the tuned baseline's (none within: the most
    accurate); its test figures are reported beside the tuned baseline's (and the defaults').
@@ -34,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -89,39 +92,64 @@ class Job:
     save_to: str = ""  # a model directory to save the trained network in ("": none)
 
 
-def label_and_validate(network: stdp.StdpNetwork, n_eval: int, seed: int) -> float:
+def label_and_validate(network: stdp.StdpNetwork, n_eval: int, seed: int) -> tuple[float, float]:
+    """Label the neurons, choose the readout's margin weight on validation (it goes into
+    network.params): the validation accuracy with it, and with spike counts alone."""
     label_images, label_classes = SPLITS.label
     network.assign_labels(network.respond(label_images[:n_eval], seed + 1).spike_counts, label_classes[:n_eval],
                           N_CLASSES)
-    return stdp.accuracy(network, SPLITS.validation[0][:n_eval], SPLITS.validation[1][:n_eval], N_CLASSES)[0]
+    images, classes = SPLITS.validation[0][:n_eval], SPLITS.validation[1][:n_eval]
+    record = network.respond(images, 2)
+    weight, accuracy = stdp.choose_margin_weight(network, record, classes, N_CLASSES)
+    network.params = replace(network.params, margin_weight=weight)
+    return accuracy, float(np.mean(network.classify(record.spike_counts, N_CLASSES) == classes))
+
+
+def frames_with_few_spikes(record: stdp.RunRecord) -> dict:
+    """The fractions of images that drew no output spike, and exactly one (counts alone cannot rank
+    the classes of the first, and rank the second by one neuron's label)."""
+    totals = record.spike_counts.sum(axis=1)
+    return {"no_spike": float(np.mean(totals == 0)), "one_spike": float(np.mean(totals == 1))}
 
 
 def measure(job: Job) -> dict:
-    """Train (no labels), label, validate (and test): accuracies, modelled energies, measured times."""
+    """Train (no labels), label, validate (and test): accuracies, modelled energies, measured times.
+    With checkpoints, the network validated best at any of them is the one kept and reported (early
+    stopping, chosen on validation); its training figures are those of the images it trained on."""
     params = stdp_topspark.enhance(BASE, job.T, job.enhancement)
     network = stdp.StdpNetwork.create(params, job.seed)
     ends = sorted({c for c in job.checkpoints if c < job.n_train}) + [job.n_train]
-    records, curve, start = [], [], 0
+    records, curve, start, best = [], [], 0, None
     for k, end in enumerate(ends):
         records.append(network.train(SPLITS.train[start:end], 1000 * job.seed + k))
         start = end
-        if end < job.n_train:
-            curve.append({"images": end, "validation_accuracy": label_and_validate(network, job.n_eval, job.seed)})
-    trained = stdp.RunRecord(np.concatenate([r.spike_counts for r in records]),
-                             np.concatenate([r.op_counts for r in records]),
-                             sum(r.seconds for r in records), sum(r.cpu_seconds for r in records))
-    validation = label_and_validate(network, job.n_eval, job.seed)
+        validation, counts_validation = label_and_validate(network, job.n_eval, job.seed)
+        curve.append({"images": end, "validation_accuracy": validation,
+                      "validation_accuracy_counts_readout": counts_validation})
+        if best is None or validation > best["validation_accuracy"]:
+            best = {**curve[-1], "records": len(records),
+                    "network": stdp.StdpNetwork(network.params, network.weights.copy(), network.theta.copy(),
+                                                network.labels.copy())}
+    network, kept = best["network"], records[:best["records"]]
+    trained = stdp.RunRecord(np.concatenate([r.spike_counts for r in kept]), np.concatenate([r.op_counts for r in kept]),
+                             sum(r.seconds for r in kept), sum(r.cpu_seconds for r in kept))
     row = {"T": job.T, "enhanced": job.enhancement != stdp_topspark.NONE, "enhancement": job.enhancement.to_dict(),
-           "seed": job.seed, "n_train": job.n_train, "validation_accuracy": validation,
+           "seed": job.seed, "n_train": job.n_train, "stopped_at_images": best["images"],
+           "validation_accuracy": best["validation_accuracy"],
+           "validation_accuracy_counts_readout": best["validation_accuracy_counts_readout"],
+           "margin_weight_per_mv": network.params.margin_weight,
            "training_energy_j": stdp_topspark.modelled_energy_j(trained.mean_ops(), learning=True),
-           "training_ops": trained.mean_ops(), "cpu_s_per_training_image": trained.cpu_seconds / job.n_train,
-           "wall_s_per_training_image": trained.seconds / job.n_train,
+           "training_ops": trained.mean_ops(), "cpu_s_per_training_image": trained.cpu_seconds / best["images"],
+           "wall_s_per_training_image": trained.seconds / best["images"],
            "mean_theta_mv": float(network.theta.mean())}
-    if curve:
-        row["learning_curve"] = curve + [{"images": job.n_train, "validation_accuracy": validation}]
+    if len(curve) > 1:
+        row["learning_curve"] = curve
     if job.test:
         accuracy, inference = stdp.accuracy(network, *SPLITS.test, N_CLASSES)
         row.update(test_accuracy=accuracy,
+                   test_accuracy_counts_readout=float(np.mean(network.classify(inference.spike_counts, N_CLASSES)
+                                                              == SPLITS.test[1])),
+                   test_frames=frames_with_few_spikes(inference),
                    inference_energy_j=stdp_topspark.modelled_energy_j(inference.mean_ops(), learning=False),
                    inference_ops=inference.mean_ops(),
                    cpu_s_per_inference_image=inference.cpu_seconds / len(SPLITS.test[1]))
@@ -142,16 +170,18 @@ def deployed_at_reduced_t(directory: str, reduced: list, n_trials: int) -> dict:
         trials = []
         for e in [stdp_topspark.NONE] + stdp_topspark.draw(stdp_topspark.inference_space(BASE.timesteps, t),
                                                            n_trials, seed=t):
-            validation, _ = stdp.accuracy(network, *SPLITS.validation, N_CLASSES,
-                                          params=stdp_topspark.enhance(network.params, t, e))
-            trials.append((e, validation))
-        e, validation = max(trials, key=lambda trial: trial[1])
-        points[t] = stdp_topspark.enhance(network.params, t, e)
+            params = stdp_topspark.enhance(network.params, t, e)
+            record = network.run(SPLITS.validation[0], False, 2, params)
+            weight, validation = stdp.choose_margin_weight(network, record, SPLITS.validation[1], N_CLASSES)
+            trials.append((e, validation, replace(params, margin_weight=weight)))
+        e, validation, points[t] = max(trials, key=lambda trial: trial[1])
         accuracy, record = stdp.accuracy(network, *SPLITS.test, N_CLASSES, params=points[t])
-        result[str(t)] = {"enhancement": e.to_dict(), "validation_accuracy": validation, "test_accuracy": accuracy,
+        result[str(t)] = {"enhancement": e.to_dict(), "margin_weight_per_mv": points[t].margin_weight,
+                          "validation_accuracy": validation, "test_accuracy": accuracy,
+                          "test_frames": frames_with_few_spikes(record),
                           "inference_energy_j": stdp_topspark.modelled_energy_j(record.mean_ops(), learning=False),
                           "cpu_s_per_inference_image": record.cpu_seconds / len(SPLITS.test[1]),
-                          "trials": [{"enhancement": e.to_dict(), "validation_accuracy": a} for e, a in trials]}
+                          "trials": [{"enhancement": e.to_dict(), "validation_accuracy": a} for e, a, _ in trials]}
         notes[t] = {"enhancement": e.to_dict(), "validation_accuracy": validation,
                     "chosen_by": "bench/stdp.py inference search (validation), on top of the network's parameters"}
         print(f"  tuned baseline network at T={t}: validation {100 * validation:.1f} %, test {100 * accuracy:.1f} %",
@@ -201,6 +231,18 @@ def search(all_t: list, n_trials: int, n_search: int, n_eval: int, n_finalists: 
                      "finalists": [{"enhancement": r["enhancement"], "seed": r["seed"],
                                     "validation_accuracy": r["validation_accuracy"]} for r in confirmed if r["T"] == t]}
     return chosen
+
+
+def searched_before(path: str, all_t: list) -> dict:
+    """Each T's chosen parameters (and its search record) from an earlier stdp.json's `searched`,
+    instead of searching again; ValueError where that file did not search a T asked for."""
+    with open(path) as f:
+        previous = json.load(f)
+    missing = [t for t in all_t if str(t) not in previous.get("searched", {})]
+    if missing:
+        raise ValueError(f"{path} has no search for T={missing}")
+    return {t: {**previous["searched"][str(t)], "enhancement": Enhancement(**previous["searched"][str(t)]["enhancement"]),
+                "reused_from": {"file": path, "run": previous.get("run")}} for t in all_t}
 
 
 def best_point(baseline: dict, rows: list) -> dict:
@@ -324,15 +366,19 @@ def plot(baseline_plain: dict, baseline: dict, rows: list, deployed: dict, path:
 
 
 def print_table(baseline: dict, rows: list) -> None:
-    print(f"\n{'T':>4} {'parameters':>10} {'val acc':>8} {'test acc':>8} {'train uJ*':>10} {'x less':>7} "
-          f"{'infer uJ*':>10} {'x less':>7} {'train CPU ms/img':>17}")
+    print(f"\n{'T':>4} {'parameters':>10} {'stopped':>7} {'val acc':>8} {'test acc':>8} {'counts':>7} {'0 spk':>6} "
+          f"{'train uJ*':>10} {'x less':>7} {'infer uJ*':>10} {'x less':>7} {'train CPU ms/img':>17}")
     for r in rows:
-        print(f"{r['T']:>4} {'tuned' if r['enhanced'] else 'defaults':>10} {100 * r['validation_accuracy']:>7.2f}% "
-              f"{100 * r['test_accuracy']:>7.2f}% {1e6 * r['training_energy_j']:>10.1f} "
+        print(f"{r['T']:>4} {'tuned' if r['enhanced'] else 'defaults':>10} {r['stopped_at_images']:>7} "
+              f"{100 * r['validation_accuracy']:>7.2f}% {100 * r['test_accuracy']:>7.2f}% "
+              f"{100 * r['test_accuracy_counts_readout']:>6.2f}% {100 * r['test_frames']['no_spike']:>5.1f}% "
+              f"{1e6 * r['training_energy_j']:>10.1f} "
               f"{baseline['training_energy_j'] / r['training_energy_j']:>7.2f} {1e6 * r['inference_energy_j']:>10.2f} "
               f"{baseline['inference_energy_j'] / r['inference_energy_j']:>7.2f} {1e3 * r['cpu_s_per_training_image']:>17.2f}")
     print("* modelled (Loihi's per-operation energy, Davies et al. 2018); x less: against the tuned baseline; "
-          "CPU ms measured (thread CPU time, shared machine)")
+          "CPU ms measured (thread CPU time, shared machine); stopped: training images of the network kept "
+          "(best on validation); counts: test accuracy of the same network read by spike counts alone; "
+          "0 spk: test images with no output spike")
 
 
 def main() -> None:
@@ -349,6 +395,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="training processes at once (default 2: this machine's cores)")
     ap.add_argument("--model-dir", help="keep the tuned baseline network there, with its operating points at the "
                                         "reduced T (docs/stdp.md; default: a temporary directory)")
+    ap.add_argument("--searched", help="take each T's chosen parameters from this earlier stdp.json instead of "
+                                       "searching again (its search, made on validation, is recorded as reused)")
     ap.add_argument("--out", help="the JSON (default bench/results/stdp.json, quick: bench/results/quick/)")
     args = ap.parse_args()
     quick = args.quick
@@ -372,11 +420,16 @@ def main() -> None:
     print(json.dumps(scaling_result), flush=True)
 
     all_t = [BASE.timesteps] + reduced
-    print(f"search on validation, every T alike: {n_trials} random draws + the defaults ({n_search} training "
-          f"images each), {n_finalists} finalists x 2 seeds ({n_confirm} images each)", flush=True)
-    chosen = search(all_t, n_trials, n_search, n_search_eval, n_finalists, n_confirm, args.workers, started)
+    if args.searched:
+        print(f"each T's parameters as {args.searched} chose them (no search)", flush=True)
+        chosen = searched_before(args.searched, all_t)
+    else:
+        print(f"search on validation, every T alike: {n_trials} random draws + the defaults ({n_search} training "
+              f"images each), {n_finalists} finalists x 2 seeds ({n_confirm} images each)", flush=True)
+        chosen = search(all_t, n_trials, n_search, n_search_eval, n_finalists, n_confirm, args.workers, started)
     print(f"final runs ({n_train} training images each; test set once per network)", flush=True)
-    checkpoints = tuple(c for c in (n_train // 10, n_train // 4, n_train // 2) if c > 0)
+    checkpoints = tuple(c for c in (n_train // 20, n_train // 10, n_train // 5, 2 * n_train // 5, 7 * n_train // 10)
+                        if c > 0)
     model_dir = args.model_dir or tempfile.mkdtemp(prefix="stdp_model_")
     jobs = [Job(t, e, n_train, len(SPLITS.label[1]), test=True, checkpoints=checkpoints,
                 save_to=model_dir if (t == BASE.timesteps and e != stdp_topspark.NONE) else "")
@@ -407,7 +460,7 @@ def main() -> None:
     plot(baseline_plain, baseline, rows, deployed, png)
     write_results(out, {
         "dataset": "fashion-mnist", "n_neurons": BASE.n_neurons, "n_train": n_train,
-        "search": {"trials_per_T": n_trials, "search_train": n_search, "search_eval": n_search_eval,
+        "search": {"reused_from": args.searched, "trials_per_T": n_trials, "search_train": n_search, "search_eval": n_search_eval,
                    "finalists_per_T": n_finalists, "finalist_seeds": [1, 2], "confirm_train": n_confirm,
                    "space": {str(t): {k: asdict(r) for k, r in stdp_topspark.search_space(BASE.timesteps, t).items()}
                              for t in all_t}},

@@ -101,7 +101,7 @@ def test_lava_refuses_a_rule_it_would_run_differently():
 
 
 def test_a_saved_network_loads_with_its_parameters_and_labels(tmp_path):
-    params = StdpParams(n_neurons=10, timesteps=30, rule=StdpRule(kind="weight_dependent"))
+    params = StdpParams(n_neurons=10, timesteps=30, margin_weight=3e-3, rule=StdpRule(kind="weight_dependent"))
     network = StdpNetwork.create(params, seed=3)
     network.labels[:] = np.arange(10)
     network.save(str(tmp_path))
@@ -177,3 +177,19 @@ def test_operating_points_round_trip_beside_a_saved_network_and_must_fit_it(tmp_
         stdp.load_operating_points(str(tmp_path), other)
     with pytest.raises(ValueError, match="timesteps equal to its T"):
         stdp.save_operating_points(str(tmp_path), {50: network.params})
+
+
+def test_margin_readout_ranks_classes_when_no_neuron_spikes():
+    # two neurons, thresholds out of reach: no spike, so counts tie every class; neuron 1 takes the
+    # bright pixels' weight, so it ends nearer its threshold, and the margin readout picks its class
+    params = StdpParams(n_inputs=4, n_neurons=2, timesteps=30, v_thresh=100.0)
+    weights = np.array([[0.1, 3.0], [0.1, 3.0], [3.0, 0.1], [3.0, 0.1]], np.float32)
+    network = StdpNetwork(params, weights, np.zeros(2, np.float32), np.array([0, 1]))
+    record = network.respond(np.array([[1.0, 1.0, 0.0, 0.0]], np.float32))
+    assert record.spike_counts.sum() == 0 and record.margins[0, 1] > record.margins[0, 0] + 1.0
+    assert network.classify(stdp.activity(record, 0.0), 2)[0] == 0  # a tie: argmax takes the first
+    assert network.classify(stdp.activity(record, 1e-3), 2)[0] == 1
+    assert stdp.activity(record, 1e-3).min() == 0.0  # shifted: votes stay >= 0
+    # the weight is chosen by the accuracy on given classes
+    weight, accuracy = stdp.choose_margin_weight(network, record, [1], 2)
+    assert weight > 0 and accuracy == 1.0

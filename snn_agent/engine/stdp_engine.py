@@ -2,10 +2,11 @@
 
 A model directory holding stdp_params.json (instead of snn.json) is an STDP network: Poisson input
 from the camera frame, spike counts of the excitatory neurons, one score per class (the mean count
-of the neurons labelled with it). The camera frame is a square grey image of n_inputs pixels, in
-[0, 1]. At each T it runs with the parameters TopSpark enhanced for that T where the directory has
-them (stdp.OPERATING_POINTS_FILE, written by bench/stdp.py --model-dir). Frozen by default; with `plasticity` set, STDP and
-homeostasis stay on while it runs (learning/stdp_online.py).
+of the neurons labelled with it, with the parameters' margin readout: stdp.activity). The camera
+frame is a square grey image of n_inputs pixels, in [0, 1]. At each T it runs with the parameters
+TopSpark enhanced for that T where the directory has them (stdp.OPERATING_POINTS_FILE, written by
+bench/stdp.py --model-dir). Frozen by default; with `plasticity` set, STDP and homeostasis stay on
+while it runs (learning/stdp_online.py).
 """
 from __future__ import annotations
 
@@ -123,8 +124,8 @@ class StdpEngine:
         counts = OpCounts(frames=frames, timesteps=int(timesteps), spikes=int(record.spike_counts.sum()),
                           synaptic_ops=int(round(self.last_ops["synaptic_ops"])),
                           neuron_updates=int(round(self.last_ops["neuron_updates"])))
-        return InferenceResult(self.network.class_scores(record.spike_counts, self.n_classes), counts,
-                               hidden=record.spike_counts)
+        return InferenceResult(self.network.class_scores(stdp.activity(record, params.margin_weight), self.n_classes),
+                               counts, hidden=record.spike_counts)
 
     def hidden_spikes(self, result: InferenceResult) -> np.ndarray:
         """Each frame's spike counts per neuron, (frames, 1, n): what the learner tallies (one step:

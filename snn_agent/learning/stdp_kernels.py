@@ -74,10 +74,12 @@ def trace_now(value, last, t, decay_powers, additive):
 
 
 @njit(cache=True)
-def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_counts, op_counts):
+def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_counts, op_counts, margins):
     """Present each image (pixels (N, inputs) float32 in [0, 1]) for `timesteps` steps; with `learn`
     the weights (inputs, neurons) float32 and thresholds theta (neurons,) float32 change in place.
-    Writes excitatory spike counts (N, neurons) int32 and operation counts (N, N_COUNTS) int64."""
+    Writes excitatory spike counts (N, neurons) int32, operation counts (N, N_COUNTS) int64 and each
+    excitatory neuron's potential minus its threshold after the last step (margins (N, neurons)
+    float32, mV: how near it was to one more spike)."""
     np.random.seed(seed)
     n_images, n_in = pixels.shape
     n = weights.shape[1]
@@ -180,6 +182,8 @@ def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_cou
                                                pre_powers, post_powers, pre_now, post_now)
             exc_fired_before[:n_exc] = exc_fired[:n_exc]
             n_exc_before = n_exc
+        for j in range(n):
+            margins[image, j] = v[j] - (v_thresh + theta[j])
         if learn:
             for j in range(n):
                 theta[j] *= theta_decay
