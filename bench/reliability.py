@@ -60,7 +60,7 @@ def serve(kind: str, ros_args: list) -> None:
         spin_node(EchoNode, ros_args)
         return
     from snn_agent.backends import BackendError, create_backend
-    from snn_agent.ros.agent_node import AgentNode
+    from snn_agent.ros import agent_node
 
     def raising(name, **options):
         backend = create_backend(name, **options)
@@ -70,8 +70,7 @@ def serve(kind: str, ros_args: list) -> None:
         backend.infer = infer
         return backend
 
-    factory = raising if kind == "raising" else create_backend
-    spin_node(lambda: AgentNode(factory), ros_args)
+    agent_node.main(ros_args, raising if kind == "raising" else create_backend)
 
 
 def EchoNode():  # noqa: N802 - a node class in all but name: built after rclpy.init

@@ -89,7 +89,9 @@ class FrameStats:
     def fps_last_5s(self) -> float:
         """Frames per second over the last RECENT_WINDOW_S: what the governor spreads a budget over."""
         now = self.clock()
-        recent = [t for t in self._completions_s if now - t <= self.RECENT_WINDOW_S]
+        recent = self._completions_s  # in order of completion: the stale ones leave from the left
+        while recent and now - recent[0] > self.RECENT_WINDOW_S:  # per frame: no pass over the window
+            recent.popleft()
         if len(recent) < 2:
             return 0.0
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)

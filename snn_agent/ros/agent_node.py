@@ -16,6 +16,7 @@ import functools
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -43,12 +44,14 @@ from ..graph import resolve_path
 from ..ir import SNNModel
 from ..learning.online import LearningSettings
 from ..learning.rules import MAX_RATE_EXPONENT, rate_problem
-from ..sensing.images import ImageDecodeError, compressed_pixels, decode_compressed, decode_raw, to_network_input
+from ..sensing.images import (ImageDecodeError, check_compressed, check_raw, compressed_pixels, decode_compressed,
+                              decode_raw, to_network_input)
 from .spin import spin_node
 from .vision import VISION_MSGS_MISSING, classification
 
 LOG_THROTTLE_S = 5.0
 WATCHDOG_PERIOD_S = 0.25  # how often the backend's health is checked (steady clock)
+SWITCH_INTERVAL_S = 0.0002  # the agent process's GIL switch interval: see main()
 
 
 def _float_range(lo, hi):
@@ -513,15 +516,19 @@ class AgentNode(LifecycleNode):
     # --- inputs --------------------------------------------------------------------------------
     @never_raises
     def _on_image(self, msg: Image) -> None:
-        self._accept(msg, msg.width * msg.height, lambda: decode_raw(
-            msg.encoding, msg.width, msg.height, msg.step, msg.data, bool(msg.is_bigendian)))
+        self._accept(msg, msg.width * msg.height,
+                     lambda: check_raw(msg.encoding, msg.width, msg.height, msg.step, len(msg.data)),
+                     lambda: decode_raw(msg.encoding, msg.width, msg.height, msg.step, msg.data, bool(msg.is_bigendian)))
 
     @never_raises
     def _on_compressed(self, msg: CompressedImage) -> None:
-        self._accept(msg, compressed_pixels(msg.data) or 0, lambda: decode_compressed(msg.format, msg.data))
+        self._accept(msg, compressed_pixels(msg.data) or 0, lambda: check_compressed(msg.format, msg.data),
+                     lambda: decode_compressed(msg.format, msg.data))
 
-    def _accept(self, msg, pixels: int, decode) -> None:
-        """Keep the newest frame for the worker; decoding waits until the worker takes it."""
+    def _accept(self, msg, pixels: int, check, decode) -> None:
+        """Keep the newest frame for the worker; decoding waits until the worker takes it. `check`:
+        the cheap checks (sizes, encoding, magic bytes), so that a malformed message never displaces
+        the valid frame held for the worker."""
         received_s = time.perf_counter()
         stamp = msg.header.stamp
         with self._wake:  # every frame, even a bad one, so that its label cannot go to another
@@ -532,6 +539,11 @@ class AgentNode(LifecycleNode):
         limit = self.get_parameter("max_image_pixels").value
         if pixels > limit:
             self._bad_input("too_large", f"image of {pixels} pixels refused: max_image_pixels is {limit}")
+            return
+        try:
+            check()
+        except ImageDecodeError as exc:
+            self._bad_input(exc.kind, f"bad image: {exc}")
             return
         with self._wake:
             self._last_received = time.monotonic()
@@ -725,9 +737,9 @@ class AgentNode(LifecycleNode):
             self._log_decision(decision)
         self.last_decision = decision
         pubs = self._result_pubs
+        pubs["label"].publish(String(data=result.label))  # first: what a consumer waits on
         if pubs["classification"] is not None:
             pubs["classification"].publish(classification(header, self.core.model.class_names, result.scores))
-        pubs["label"].publish(String(data=result.label))
         pubs["class_id"].publish(Int32(data=result.class_id))
         n = len(result.scores)
         pubs["scores"].publish(Float32MultiArray(
@@ -845,5 +857,13 @@ class AgentNode(LifecycleNode):
         return super().destroy_node()
 
 
-def main(args=None) -> None:
-    spin_node(AgentNode, args)
+def main(args=None, backend_factory=create_backend) -> None:
+    """The agent in a process of its own (the `agent` console script)."""
+    # The worker needs the GIL as soon as a frame's callback has handed it over, while the executor
+    # thread goes on rebuilding its wait set in Python (~0.3 ms for this node's entities) or builds
+    # /diagnostics; at Python's default switch interval (5 ms) the frame waits for all of that.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+    def agent():
+        return AgentNode(backend_factory)
+    spin_node(agent, args)
