@@ -26,6 +26,7 @@ from typing import Optional
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
@@ -52,6 +53,10 @@ from .vision import VISION_MSGS_MISSING, classification
 LOG_THROTTLE_S = 5.0
 WATCHDOG_PERIOD_S = 0.25  # how often the backend's health is checked (steady clock)
 SWITCH_INTERVAL_S = 0.0002  # the agent process's GIL switch interval: see main()
+# The agent's publishers go without rclpy's default QoS-event handlers: a mismatch on these topics is
+# reported by the subscriber's side, and each handler is a waitable the executor re-adds in Python
+# on every iteration (two per publisher, ~7 us each: on every frame's path)
+QUIET_PUBLISHER = {"event_callbacks": PublisherEventCallbacks(use_default_callbacks=False)}
 
 
 def _float_range(lo, hi):
@@ -278,7 +283,7 @@ class AgentNode(LifecycleNode):
         self.create_service(Trigger, "~/save_learning", self._on_save_learning)
         self.create_service(Trigger, "~/reset_learning", self._on_reset_learning)
         # /diagnostics in every state: a node that failed to configure says why there too
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10, **QUIET_PUBLISHER)
         self.add_on_set_parameters_callback(self._validate_parameters)
         if hasattr(self, "add_post_set_parameters_callback"):  # rclpy >= Iron: validate, then apply
             self.add_post_set_parameters_callback(self._apply_parameters)
@@ -334,11 +339,11 @@ class AgentNode(LifecycleNode):
         self.core = core
         self._result_pubs = {
             "classification": self._classification_publisher(),
-            "label": self.create_lifecycle_publisher(String, "~/label", 10),
-            "class_id": self.create_lifecycle_publisher(Int32, "~/class_id", 10),
-            "scores": self.create_lifecycle_publisher(Float32MultiArray, "~/scores", 10),
-            "timesteps": self.create_lifecycle_publisher(UInt16, "~/timesteps", 10),
-            "energy": self.create_lifecycle_publisher(Float32, "~/energy", 10),
+            "label": self.create_lifecycle_publisher(String, "~/label", 10, **QUIET_PUBLISHER),
+            "class_id": self.create_lifecycle_publisher(Int32, "~/class_id", 10, **QUIET_PUBLISHER),
+            "scores": self.create_lifecycle_publisher(Float32MultiArray, "~/scores", 10, **QUIET_PUBLISHER),
+            "timesteps": self.create_lifecycle_publisher(UInt16, "~/timesteps", 10, **QUIET_PUBLISHER),
+            "energy": self.create_lifecycle_publisher(Float32, "~/energy", 10, **QUIET_PUBLISHER),
         }
         self._running = True
         self._start_worker()
@@ -383,7 +388,7 @@ class AgentNode(LifecycleNode):
             return None
         from vision_msgs.msg import Classification
 
-        return self.create_lifecycle_publisher(Classification, "~/classification", 10)
+        return self.create_lifecycle_publisher(Classification, "~/classification", 10, **QUIET_PUBLISHER)
 
     def _start_worker(self) -> None:
         """A new worker thread; call with self._lock held, or before anything else can run."""
