@@ -16,7 +16,6 @@ import functools
 import logging
 import math
 import os
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -52,7 +51,6 @@ from .vision import VISION_MSGS_MISSING, classification
 
 LOG_THROTTLE_S = 5.0
 WATCHDOG_PERIOD_S = 0.25  # how often the backend's health is checked (steady clock)
-SWITCH_INTERVAL_S = 0.0002  # the agent process's GIL switch interval: see main()
 # The agent's publishers go without rclpy's default QoS-event handlers: a mismatch on these topics is
 # reported by the subscriber's side, and each handler is a waitable the executor re-adds in Python
 # on every iteration (two per publisher, ~7 us each: on every frame's path)
@@ -862,13 +860,5 @@ class AgentNode(LifecycleNode):
         return super().destroy_node()
 
 
-def main(args=None, backend_factory=create_backend) -> None:
-    """The agent in a process of its own (the `agent` console script)."""
-    # The worker needs the GIL as soon as a frame's callback has handed it over, while the executor
-    # thread goes on rebuilding its wait set in Python (~0.3 ms for this node's entities) or builds
-    # /diagnostics; at Python's default switch interval (5 ms) the frame waits for all of that.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
-
-    def agent():
-        return AgentNode(backend_factory)
-    spin_node(agent, args)
+def main(args=None) -> None:
+    spin_node(AgentNode, args)
