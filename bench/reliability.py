@@ -19,8 +19,12 @@ measurement: a trivial rclpy node (`--serve echo`) that answers each image with 
   corrupt   model files: truncated weights, wrong shapes, NaN weights, garbage snn.json, a missing
             file, a model directory that is a file, each set live while the agent runs
 
-Writes bench/results/reliability.json (bench/results/quick/ with --quick). The machine may be
-shared: the latency comparison is interleaved and repeated, and its spread reported.
+Writes bench/results/reliability.json (bench/results/quick/ with --quick; --out elsewhere); with
+--only, the parts not run are kept from the file, each with the record of its own run. The machine
+may be shared: the latency comparison is interleaved and repeated, and its spread reported.
+
+The latency target alone:  .venv/bin/python bench/reliability.py --only latency
+The hour's soak:           .venv/bin/python bench/reliability.py --only soak --out bench/results/reliability_soak.json
 """
 from __future__ import annotations
 
@@ -432,9 +436,7 @@ def part_soak(client, images, log_dir, seconds: float, rate_hz: float = 30.0) ->
         served.stop()
 
 
-def part_faults(client, images, log_dir, cycles: int) -> dict:
-    from lifecycle_msgs.msg import Transition
-
+def part_faults(client, images, log_dir, cycles: int, lava_cycles: int) -> dict:
     out = {}
     # a Lava runtime process killed mid-run
     served = Served("agent", {**AGENT_PARAMS, "backend": "lava", "timesteps": 4}, log_dir)
@@ -482,8 +484,19 @@ def part_faults(client, images, log_dir, cycles: int) -> dict:
                                   "alive": served.alive(), "level": diag.get("_level")}
     finally:
         served.stop()
-    # lifecycle cycled
-    served = Served("agent", {**AGENT_PARAMS, "autostart": False}, log_dir)
+    out["lifecycle_cycles"] = lifecycle_cycles(client, log_dir, AGENT_PARAMS, cycles)
+    # Lava builds its network and starts its runtime processes at every configure (seconds each)
+    out["lifecycle_cycles_lava"] = lifecycle_cycles(client, log_dir, {**AGENT_PARAMS, "backend": "lava",
+                                                                      "timesteps": 4}, lava_cycles)
+    return out
+
+
+def lifecycle_cycles(client, log_dir, params: dict, cycles: int) -> dict:
+    """configure/activate/deactivate/cleanup over ~/change_state, with threads, fds, child processes
+    (Lava's runtime processes among them) and RSS counted before and after."""
+    from lifecycle_msgs.msg import Transition
+
+    served = Served("agent", {**params, "autostart": False}, log_dir)
     try:
         client.wait_for_state(served, "unconfigured")
         time.sleep(1.0)
@@ -497,11 +510,11 @@ def part_faults(client, images, log_dir, cycles: int) -> dict:
         seconds = time.monotonic() - started
         after = {"threads": served.threads(), "fds": served.fds(), "children": len(served.children()),
                  "rss_mb": served.rss_mb()}
-        out["lifecycle_cycles"] = {"cycles": cycles, "failed_transitions": failures, "seconds": seconds,
-                                   "before": before, "after": after, "alive": served.alive()}
+        return {"backend": params["backend"], "cycles": cycles, "failed_transitions": failures, "seconds": seconds,
+                "before": before, "after": after, "children_left": [served.command_of(pid) for pid in served.children()],
+                "alive": served.alive()}
     finally:
         served.stop()
-    return out
 
 
 def corrupt_models(base: str) -> dict:
@@ -628,12 +641,14 @@ def main() -> int:
     quick = args.quick
     sizes = {"latency_frames": 300 if quick else 2000, "rounds": 2 if quick else 3, "flood_s": args.flood_s or (10 if quick else 60),
              "hostile_s": 10 if quick else 30, "soak_s": args.soak_s or (120 if quick else 3600),
-             "cycles": 20 if quick else 100}
+             "cycles": 20 if quick else 100, "lava_cycles": 3 if quick else 10}
     images, dataset = test_images()
     log_dir = tempfile.mkdtemp(prefix="snn_agent_reliability_")
     client = Client()
     results = {"dataset": dataset, "sizes": sizes, "ros_domain_id": os.environ["ROS_DOMAIN_ID"],
-               "note": "the machine may be shared with other jobs: latency runs interleave agent and echo"}
+               "note": "the machine may be shared with other jobs (each part's load_average: 1, 5, 15 min at its "
+                       "end): latency runs interleave agent and echo",
+               **earlier_parts(out, parts)}
     try:
         for part in parts:
             print(f"{part}...", flush=True)
@@ -643,12 +658,23 @@ def main() -> int:
             except Exception as exc:  # noqa: BLE001 - a part that fails is reported, the others still run
                 results[part] = {"error": repr(exc)}
             results[part]["part_seconds"] = time.monotonic() - started
+            results[part]["load_average"] = os.getloadavg()
     finally:
         client.close()
-    print_report(results)
+    print_report({part: results[part] for part in parts})  # the parts of this run, not those kept
     write_results(out, results, quick)
     print(f"\nwrote {os.path.relpath(out, ROOT)} (process logs in {log_dir})")
     return 0
+
+
+def earlier_parts(path: str, parts: list) -> dict:
+    """The parts in PATH that this run does not repeat, each with the record of the run that made it:
+    `--only latency` renews the latency figures and keeps the others."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        earlier = json.load(f)
+    return {part: {"run": earlier["run"], **earlier[part]} for part in PARTS if part in earlier and part not in parts}
 
 
 def run_part(part: str, client, images, log_dir, sizes) -> dict:
@@ -661,7 +687,7 @@ def run_part(part: str, client, images, log_dir, sizes) -> dict:
     if part == "soak":
         return part_soak(client, images, log_dir, sizes["soak_s"])
     if part == "faults":
-        return part_faults(client, images, log_dir, sizes["cycles"])
+        return part_faults(client, images, log_dir, sizes["cycles"], sizes["lava_cycles"])
     return part_corrupt(client, images, log_dir)
 
 

@@ -90,7 +90,9 @@ class FrameStats:
     def fps_last_5s(self) -> float:
         """Frames per second over the last RECENT_WINDOW_S: what the governor spreads a budget over."""
         now = self.clock()
-        recent = [t for t in self._completions_s if now - t <= self.RECENT_WINDOW_S]
+        recent = self._completions_s  # in order of completion: the stale ones leave from the left
+        while recent and now - recent[0] > self.RECENT_WINDOW_S:  # per frame: no pass over the window
+            recent.popleft()
         if len(recent) < 2:
             return 0.0
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
@@ -100,19 +102,22 @@ class FrameStats:
         return self.correct / self.labelled if self.labelled else None
 
     @staticmethod
-    def _percentile_ms(latencies_s: deque, q: float) -> float:
-        return 1e3 * float(np.percentile(latencies_s, q)) if latencies_s else math.nan
+    def _p50_p99_ms(latencies_s: deque) -> tuple:
+        if not latencies_s:
+            return math.nan, math.nan
+        p50, p99 = np.percentile(np.fromiter(latencies_s, float, len(latencies_s)), (50, 99))
+        return 1e3 * float(p50), 1e3 * float(p99)
 
     def summary(self) -> dict:
+        backend_p50, backend_p99 = self._p50_p99_ms(self.backend_latencies_s)
+        node_p50, node_p99 = self._p50_p99_ms(self.node_latencies_s)
         return {
             "frames": self.frames, "dropped": self.dropped, "skipped": self.skipped,
             "bad_input": sum(self.bad_input.values()), "accuracy": self.accuracy, "labelled": self.labelled,
             "fps_mean": self.frames / max(self.clock() - self.start_s, 1e-9),
             "fps_last_5s": self.fps_last_5s(),
-            "backend_latency_ms_p50": self._percentile_ms(self.backend_latencies_s, 50),
-            "backend_latency_ms_p99": self._percentile_ms(self.backend_latencies_s, 99),
-            "node_latency_ms_p50": self._percentile_ms(self.node_latencies_s, 50),
-            "node_latency_ms_p99": self._percentile_ms(self.node_latencies_s, 99),
+            "backend_latency_ms_p50": backend_p50, "backend_latency_ms_p99": backend_p99,
+            "node_latency_ms_p50": node_p50, "node_latency_ms_p99": node_p99,
             "timesteps_mean": self.timesteps_sum / self.frames if self.frames else math.nan,
             "energy_j_per_inference": self.energy_sum_j / self.frames if self.frames else math.nan,
             "energy_kind": self.energy_kind,

@@ -1,5 +1,6 @@
 """The agent node end to end over real DDS: frames in, results and diagnostics out, bad input,
 the governor's reactions, backend switching."""
+import contextlib
 import json
 import math
 import shutil
@@ -100,8 +101,14 @@ def model_dir(tmp_path):
 
 @pytest.fixture
 def graph(rclpy_context, model_dir):
-    agent = AgentNode(parameter_overrides=[Parameter("model", value=model_dir),
-                                           Parameter("diagnostics_period_s", value=0.2)])
+    with spinning(AgentNode(parameter_overrides=[Parameter("model", value=model_dir),
+                                                 Parameter("diagnostics_period_s", value=0.2)])) as pair:
+        yield pair
+
+
+@contextlib.contextmanager
+def spinning(agent):
+    """(agent, probe) spinning on one executor, discovered both ways."""
     probe = Probe()
     executor = SingleThreadedExecutor()
     executor.add_node(agent)
@@ -110,11 +117,13 @@ def graph(rclpy_context, model_dir):
     spinner.start()
     assert probe.wait(lambda: agent.count_subscribers("agent/label") > 0 and probe.count_subscribers("image") > 0)
     time.sleep(0.3)  # discovery of the other direction
-    yield agent, probe
-    executor.shutdown(timeout_sec=2)
-    spinner.join(timeout=2)
-    agent.destroy_node()
-    probe.destroy_node()
+    try:
+        yield agent, probe
+    finally:
+        executor.shutdown(timeout_sec=2)
+        spinner.join(timeout=2)
+        agent.destroy_node()
+        probe.destroy_node()
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +239,55 @@ def test_bad_input_is_counted_and_next_frame_processed(graph, samples):
     for kind, messages in broken.items():
         assert int(values[f"bad_input_{kind}"]) == len(messages), kind
     assert values["_level"] == DiagnosticStatus.WARN and int(values["frames"]) == len(broken)
+
+
+def test_malformed_frame_does_not_displace_the_valid_frame_held_for_the_worker(rclpy_context, model_dir, samples):
+    """While the backend works on one frame, a valid frame waits; malformed ones arriving after it
+    are refused in the callback (and counted) instead of taking its place."""
+    in_backend, release = threading.Event(), threading.Event()
+
+    def gated_backend(name, **options):  # the real CPU engine, held at its first frame until released
+        backend = create_backend(name, **options)
+        infer = backend.infer
+
+        def gated(*args, **kwargs):
+            in_backend.set()
+            release.wait(10)
+            return infer(*args, **kwargs)
+        backend.infer = gated
+        return backend
+
+    agent = AgentNode(gated_backend, parameter_overrides=[Parameter("model", value=model_dir),
+                                                          Parameter("diagnostics_period_s", value=0.2)])
+    with spinning(agent) as (agent, probe):
+        images = samples[0]
+        probe.send_raw(images[0])
+        assert in_backend.wait(10)
+        probe.send_raw(images[1])  # valid: held for the worker
+        time.sleep(0.1)
+        probe.image.publish(Image(height=28, width=28, encoding="mono8", step=28, data=bytes(100)))
+        probe.compressed.publish(CompressedImage(format="jpeg", data=b"not an image at all"))
+        assert probe.wait(lambda: sum(agent.stats.bad_input.values()) == 2)
+        release.set()
+        assert probe.wait(lambda: len(probe.got["label"]) == 2), "the valid frame held was lost"
+        values = probe.diagnostics(lambda v: v["frames"] == "2")
+        assert values["bad_input_truncated"] == "1" and values["bad_input_compressed"] == "1"
+        assert values["dropped"] == "0"
+
+
+def test_an_exception_in_a_callback_is_counted_and_the_node_spins_on(rclpy_context, model_dir, samples):
+    class Fragile(AgentNode):
+        def _percentage_scale(self, msg, info):
+            raise RuntimeError("a bug in the battery callback")
+
+    agent = Fragile(parameter_overrides=[Parameter("model", value=model_dir),
+                                         Parameter("diagnostics_period_s", value=0.2)])
+    with spinning(agent) as (agent, probe):
+        for n in (1, 2):  # the second one shows the executor still runs callbacks
+            probe.battery.publish(BatteryState(percentage=0.5))
+            values = probe.diagnostics(lambda v, n=n: v.get("bad_input_internal") == str(n))
+            assert values["_level"] == DiagnosticStatus.WARN
+        assert probe.classify(samples[0][0])
 
 
 def test_budget_changes_timesteps_within_one_frame(graph, samples):

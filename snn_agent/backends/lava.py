@@ -176,6 +176,15 @@ class LavaNetwork:
         elif self.running:
             self.running = False
             self.net.stop()
+        self._join_host_port()
+
+    def _join_host_port(self) -> None:
+        """The Injector's host-side port has a thread waiting for acknowledgements that Lava's stop
+        leaves running: one leaked thread per network started (seen in bench/reliability.py's Lava
+        lifecycle cycles)."""
+        port = getattr(self.injector.in_port, "external_pipe_csp_send_port", None)
+        if port is not None:
+            port.join()
 
     def kill(self) -> None:
         """Lava's stop is a handshake with every runtime process and waits forever on a dead or
@@ -187,6 +196,7 @@ class LavaNetwork:
             if actor.exitcode is None:
                 actor.kill()
             multiprocessing.Process.join(actor, timeout=2)  # Lava's own join takes no timeout
+        self._join_host_port()
         manager = getattr(self.net.runtime._messaging_infrastructure, "smm", None)
         if manager is not None:
             manager.shutdown()

@@ -25,6 +25,7 @@ from typing import Optional
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
@@ -43,12 +44,17 @@ from ..graph import resolve_path
 from ..ir import SNNModel
 from ..learning.online import LearningSettings
 from ..learning.rules import MAX_RATE_EXPONENT, rate_problem
-from ..sensing.images import ImageDecodeError, compressed_pixels, decode_compressed, decode_raw, to_network_input
+from ..sensing.images import (ImageDecodeError, check_compressed, check_raw, compressed_pixels, decode_compressed,
+                              decode_raw, to_network_input)
 from .spin import spin_node
 from .vision import VISION_MSGS_MISSING, classification
 
 LOG_THROTTLE_S = 5.0
 WATCHDOG_PERIOD_S = 0.25  # how often the backend's health is checked (steady clock)
+# The agent's publishers go without rclpy's default QoS-event handlers: a mismatch on these topics is
+# reported by the subscriber's side, and each handler is a waitable the executor re-adds in Python
+# on every iteration (two per publisher, ~7 us each: on every frame's path)
+QUIET_PUBLISHER = {"event_callbacks": PublisherEventCallbacks(use_default_callbacks=False)}
 
 
 def _float_range(lo, hi):
@@ -278,7 +284,7 @@ class AgentNode(LifecycleNode):
         self.create_service(Trigger, "~/save_learning", self._on_save_learning)
         self.create_service(Trigger, "~/reset_learning", self._on_reset_learning)
         # /diagnostics in every state: a node that failed to configure says why there too
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10, **QUIET_PUBLISHER)
         self.add_on_set_parameters_callback(self._validate_parameters)
         if hasattr(self, "add_post_set_parameters_callback"):  # rclpy >= Iron: validate, then apply
             self.add_post_set_parameters_callback(self._apply_parameters)
@@ -334,11 +340,11 @@ class AgentNode(LifecycleNode):
         self.core = core
         self._result_pubs = {
             "classification": self._classification_publisher(),
-            "label": self.create_lifecycle_publisher(String, "~/label", 10),
-            "class_id": self.create_lifecycle_publisher(Int32, "~/class_id", 10),
-            "scores": self.create_lifecycle_publisher(Float32MultiArray, "~/scores", 10),
-            "timesteps": self.create_lifecycle_publisher(UInt16, "~/timesteps", 10),
-            "energy": self.create_lifecycle_publisher(Float32, "~/energy", 10),
+            "label": self.create_lifecycle_publisher(String, "~/label", 10, **QUIET_PUBLISHER),
+            "class_id": self.create_lifecycle_publisher(Int32, "~/class_id", 10, **QUIET_PUBLISHER),
+            "scores": self.create_lifecycle_publisher(Float32MultiArray, "~/scores", 10, **QUIET_PUBLISHER),
+            "timesteps": self.create_lifecycle_publisher(UInt16, "~/timesteps", 10, **QUIET_PUBLISHER),
+            "energy": self.create_lifecycle_publisher(Float32, "~/energy", 10, **QUIET_PUBLISHER),
         }
         self._running = True
         self._start_worker()
@@ -383,7 +389,7 @@ class AgentNode(LifecycleNode):
             return None
         from vision_msgs.msg import Classification
 
-        return self.create_lifecycle_publisher(Classification, "~/classification", 10)
+        return self.create_lifecycle_publisher(Classification, "~/classification", 10, **QUIET_PUBLISHER)
 
     def _start_worker(self) -> None:
         """A new worker thread; call with self._lock held, or before anything else can run."""
@@ -516,15 +522,19 @@ class AgentNode(LifecycleNode):
     # --- inputs --------------------------------------------------------------------------------
     @never_raises
     def _on_image(self, msg: Image) -> None:
-        self._accept(msg, msg.width * msg.height, lambda: decode_raw(
-            msg.encoding, msg.width, msg.height, msg.step, msg.data, bool(msg.is_bigendian)))
+        self._accept(msg, msg.width * msg.height,
+                     lambda: check_raw(msg.encoding, msg.width, msg.height, msg.step, len(msg.data)),
+                     lambda: decode_raw(msg.encoding, msg.width, msg.height, msg.step, msg.data, bool(msg.is_bigendian)))
 
     @never_raises
     def _on_compressed(self, msg: CompressedImage) -> None:
-        self._accept(msg, compressed_pixels(msg.data) or 0, lambda: decode_compressed(msg.format, msg.data))
+        self._accept(msg, compressed_pixels(msg.data) or 0, lambda: check_compressed(msg.format, msg.data),
+                     lambda: decode_compressed(msg.format, msg.data))
 
-    def _accept(self, msg, pixels: int, decode) -> None:
-        """Keep the newest frame for the worker; decoding waits until the worker takes it."""
+    def _accept(self, msg, pixels: int, check, decode) -> None:
+        """Keep the newest frame for the worker; decoding waits until the worker takes it. `check`:
+        the cheap checks (sizes, encoding, magic bytes), so that a malformed message never displaces
+        the valid frame held for the worker."""
         received_s = time.perf_counter()
         stamp = msg.header.stamp
         with self._wake:  # every frame, even a bad one, so that its label cannot go to another
@@ -535,6 +545,11 @@ class AgentNode(LifecycleNode):
         limit = self.get_parameter("max_image_pixels").value
         if pixels > limit:
             self._bad_input("too_large", f"image of {pixels} pixels refused: max_image_pixels is {limit}")
+            return
+        try:
+            check()
+        except ImageDecodeError as exc:
+            self._bad_input(exc.kind, f"bad image: {exc}")
             return
         with self._wake:
             self._last_received = time.monotonic()
@@ -728,9 +743,9 @@ class AgentNode(LifecycleNode):
             self._log_decision(decision)
         self.last_decision = decision
         pubs = self._result_pubs
+        pubs["label"].publish(String(data=result.label))  # first: what a consumer waits on
         if pubs["classification"] is not None:
             pubs["classification"].publish(classification(header, self.core.model.class_names, result.scores))
-        pubs["label"].publish(String(data=result.label))
         pubs["class_id"].publish(Int32(data=result.class_id))
         n = len(result.scores)
         pubs["scores"].publish(Float32MultiArray(

@@ -25,14 +25,35 @@ class ImageDecodeError(ValueError):
         self.kind = kind  # encoding, size, empty, truncated, compressed
 
 
+# the first bytes of the compressed formats OpenCV decodes: (offset, bytes)
+COMPRESSED_MAGIC = {
+    "png": ((0, b"\x89PNG\r\n\x1a\n"),), "jpeg": ((0, b"\xff\xd8\xff"),), "bmp": ((0, b"BM"),),
+    "tiff": ((0, b"II*\x00"),), "tiff (big-endian)": ((0, b"MM\x00*"),), "webp": ((0, b"RIFF"), (8, b"WEBP")),
+}
+
+
 def decode_raw(encoding: str, width: int, height: int, step: int, data: bytes, big_endian: bool = False):
     """-> (H, W, C) uint8 image and its channel order ('gray', 'rgb' or 'bgr')."""
+    check_raw(encoding, width, height, step, len(data))
+    channels, dtype, order = ENCODINGS[encoding]
+    itemsize = np.dtype(dtype).itemsize
+    row_bytes = width * channels * itemsize
+    rows = np.frombuffer(data, dtype=np.uint8).reshape(height, step)[:, :row_bytes]
+    pixels = rows.copy().view(np.dtype(dtype).newbyteorder(">" if big_endian else "<"))
+    image = pixels.reshape(height, width, channels)
+    if itemsize == 2:
+        image = (image >> 8).astype(np.uint8)  # keep the 8 most significant bits
+    return image, order
+
+
+def check_raw(encoding: str, width: int, height: int, step: int, n_bytes: int) -> None:
+    """What can be known of a raw image without touching its pixels; raises ImageDecodeError."""
     if encoding not in ENCODINGS:
         raise ImageDecodeError("encoding", f"unsupported encoding {encoding!r}; "
                                            f"supported: {', '.join(ENCODINGS)}")
     channels, dtype, order = ENCODINGS[encoding]
     itemsize = np.dtype(dtype).itemsize
-    if len(data) == 0:
+    if n_bytes == 0:
         raise ImageDecodeError("empty", "image data is empty")
     if width <= 0 or height <= 0:
         raise ImageDecodeError("size", f"image size {width}x{height} has no pixels")
@@ -41,18 +62,23 @@ def decode_raw(encoding: str, width: int, height: int, step: int, data: bytes, b
         raise ImageDecodeError("size", f"step {step} is shorter than a row of {width} {encoding} pixels "
                                        f"({row_bytes} bytes)")
     expected = step * height
-    if len(data) < expected:
-        raise ImageDecodeError("truncated", f"{len(data)} bytes of data, step {step} x height {height} = "
+    if n_bytes < expected:
+        raise ImageDecodeError("truncated", f"{n_bytes} bytes of data, step {step} x height {height} = "
                                             f"{expected} expected")
-    if len(data) > expected:  # a publisher that got width, height or step wrong: the pixels would be garbage
-        raise ImageDecodeError("size", f"{len(data)} bytes of data, but step {step} x height {height} = "
+    if n_bytes > expected:  # a publisher that got width, height or step wrong: the pixels would be garbage
+        raise ImageDecodeError("size", f"{n_bytes} bytes of data, but step {step} x height {height} = "
                                        f"{expected}")
-    rows = np.frombuffer(data, dtype=np.uint8).reshape(height, step)[:, :row_bytes]
-    pixels = rows.copy().view(np.dtype(dtype).newbyteorder(">" if big_endian else "<"))
-    image = pixels.reshape(height, width, channels)
-    if itemsize == 2:
-        image = (image >> 8).astype(np.uint8)  # keep the 8 most significant bits
-    return image, order
+
+
+def check_compressed(fmt: str, data) -> None:
+    """Whether the data starts as a format OpenCV decodes; raises ImageDecodeError. `data`: bytes,
+    or the array.array a ROS message holds."""
+    if len(data) == 0:
+        raise ImageDecodeError("empty", "compressed image data is empty")
+    head = bytes(data[:12])
+    if not any(all(head[at:at + len(magic)] == magic for at, magic in marks) for marks in COMPRESSED_MAGIC.values()):
+        raise ImageDecodeError("compressed", f"compressed image (format {fmt!r}, {len(data)} bytes) is none of "
+                                             f"{', '.join(COMPRESSED_MAGIC)}: it starts with {head[:8]!r}")
 
 
 def decode_compressed(fmt: str, data: bytes):
