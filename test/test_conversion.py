@@ -83,8 +83,29 @@ def test_conv_batchnorm_avgpool_flatten_gemm(tmp_path):
     ]
     inits = i1 + [const("w2", RNG.normal(0, 0.5, (5, 4 * 2 * 2))), const("b2", RNG.normal(0, 0.1, 5))]
     network = check_dnn_and_snn(save_model(tmp_path, nodes, inits, (2, 8, 8), 5), (2, 8, 8))
-    assert [layer.kind for layer in network.layers] == ["conv", "conv", "dense"]  # pool lowered to conv
-    assert network.layers[1].groups == 4
+    # the pool is in the dense layer's weights: it reads the conv's 4 x 4 x 4 outputs
+    assert [layer.kind for layer in network.layers] == ["conv", "dense"]
+    assert network.layers[1].weight.shape == (5, 4 * 4 * 4)
+
+
+@pytest.mark.parametrize("size, kernel, stride, folded", [
+    (8, 2, 2, True),  # the usual 2x2 pool: the conv's kernel grows to 6x6, stride 2
+    (8, 3, 2, False),  # overlapping windows would reach into the conv's padding: a pool layer instead
+    (7, 2, 2, False),  # the pool drops the last row, which the composed kernel would read
+])
+def test_conv_after_avgpool_composes_with_it_or_keeps_a_pool_layer(tmp_path, size, kernel, stride, folded):
+    n1, i1 = conv_bn_relu_nodes("a", 2, 3, "x")
+    pooled = (size - kernel) // stride + 1
+    nodes = n1 + [helper.make_node("AveragePool", ["ar"], ["p"], kernel_shape=[kernel, kernel], strides=[stride, stride]),
+                  helper.make_node("Conv", ["p", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", ["c2"], ["r2"]), helper.make_node("Flatten", ["r2"], ["f"]),
+                  helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], transB=1)]
+    inits = i1 + [const("w2", RNG.normal(0, 0.5, (4, 3, 3, 3))), const("b2", RNG.normal(0, 0.1, 4)),
+                  const("w3", RNG.normal(0, 0.5, (5, 4 * pooled * pooled))), const("b3", RNG.normal(0, 0.1, 5))]
+    network = check_dnn_and_snn(save_model(tmp_path, nodes, inits, (2, size, size), 5), (2, size, size))
+    assert len(network.layers) == (3 if folded else 4)
+    if folded:
+        assert network.layers[1].weight.shape == (4, 3, 2 + 2 * kernel, 2 + 2 * kernel)
 
 
 def test_global_avgpool_reshape_matmul_add_clip_softmax(tmp_path):

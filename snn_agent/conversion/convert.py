@@ -16,6 +16,7 @@ channel-wise normalization). Thresholds stay 1, so the targets downstream do not
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
@@ -24,6 +25,7 @@ import numpy as np
 from ..engine.dnn import forward
 from ..engine.ops import fan_out
 from ..ir import Network, NeuronConfig, SNNModel
+from .calibrate import CALIBRATION_IMAGES, CALIBRATION_T, calibrate_initial_potentials
 
 
 @dataclass
@@ -39,6 +41,8 @@ class ConversionOptions:
     # of a percentile of their own, which clips it a second time (False: baselines). Not an average
     # pool's: a mean lies far below its source's largest values, and that scale would starve it of spikes
     pooling_source_scale: bool = True
+    # each channel's initial potential calibrated on the calibration images (calibrate.py; False: baselines)
+    calibrate: bool = True
 
 
 _SAMPLE_CAP = 200_000  # positive activations kept per layer and batch (per channel: shared out)
@@ -138,6 +142,20 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
 
 def _model(network: Network, layers: list, calib_x: np.ndarray, options: ConversionOptions, source: str,
            rows: list) -> SNNModel:
+    model = _normalized_model(network, layers, calib_x, options, source, rows)
+    if not options.calibrate:
+        return model
+    start = time.perf_counter()
+    model = calibrate_initial_potentials(model, calib_x)
+    model.info["calibration"] = {"what": "initial potential per channel (Li et al. 2021), layers not scaled by "
+                                         "a Clip ceiling", "timesteps": CALIBRATION_T,
+                                 "images": int(min(len(calib_x), CALIBRATION_IMAGES)),
+                                 "seconds": round(time.perf_counter() - start, 2)}
+    return model
+
+
+def _normalized_model(network: Network, layers: list, calib_x: np.ndarray, options: ConversionOptions, source: str,
+                      rows: list) -> SNNModel:
     snn_network = Network(layers, network.preprocessing, list(network.class_names))
     report = {
         "source": source,
