@@ -322,3 +322,43 @@ def test_unsupported_maxpool_shape_is_named(tmp_path):
     inits = i1 + [const("w3", np.ones((2, 2 * 4 * 4))), const("b3", np.zeros(2))]
     with pytest.raises(UnsupportedModelError, match="pool3.*only 2x2"):
         load_onnx(save_model(tmp_path, nodes, inits, (1, 6, 6), 2))
+
+
+def test_conversion_calibrates_initial_potentials_where_no_clip_ceiling_fixes_the_scale(tmp_path):
+    """Every conversion calibrates each channel's initial potential (conversion/calibrate.py): the
+    layers' firing rates at the calibration T come closer to the DNN's activations on images it did
+    not calibrate on; the potentials are saved with the model and start the loihi target's
+    neurons too. The bundled model's layers all have Clip ceilings: nothing is calibrated."""
+    from snn_agent.adaptation.calibration import dnn_channel_rates
+    from snn_agent.conversion.calibrate import CALIBRATION_T
+    from snn_agent.conversion.loihi import LoihiOptions, to_loihi
+    from snn_agent.engine.loihi_engine import LoihiEngine
+
+    n1, i1 = conv_bn_relu_nodes("a", 2, 6, "x")
+    n2, i2 = conv_bn_relu_nodes("b", 6, 6, "ar", stride=2)
+    n3, i3 = conv_bn_relu_nodes("c", 6, 6, "br")
+    nodes = n1 + n2 + n3 + [helper.make_node("Flatten", ["cr"], ["f"]),
+                            helper.make_node("Gemm", ["f", "w", "b"], ["y"], transB=1)]
+    inits = i1 + i2 + i3 + [const("w", RNG.normal(0, 0.3, (5, 6 * 4 * 4))), const("b", RNG.normal(0, 0.1, 5))]
+    network = load_onnx(save_model(tmp_path, nodes, inits, (2, 8, 8), 5), {"input_shape": (2, 8, 8), "scale": 1.0})
+    calib, held_out = (RNG.uniform(0, 1, (n, 2, 8, 8)).astype(np.float32) for n in (256, 128))
+    plain = convert(network, calib, ConversionOptions(calibrate=False))
+    calibrated = convert(network, calib)
+    assert calibrated.info["calibration"]["timesteps"] == CALIBRATION_T
+    assert all(layer.initial_potential is not None for layer in calibrated.layers[:-1])
+
+    def rate_error(model):  # mean |DNN activation - SNN rate| per channel, the deepest spiking layer
+        reference = dnn_channel_rates(model, held_out)[-1]
+        return np.abs(reference - SNNEngine(model).run(held_out, CALIBRATION_T).ops.channel_rates[-1]).mean()
+
+    assert rate_error(calibrated) < 0.5 * rate_error(plain), (rate_error(calibrated), rate_error(plain))
+    calibrated.save(str(tmp_path / "snn"))
+    for a, b in zip(SNNModel.load(str(tmp_path / "snn")).layers[:-1], calibrated.layers):
+        np.testing.assert_array_equal(a.initial_potential, b.initial_potential)
+    loihi = LoihiEngine(to_loihi(calibrated, calib, LoihiOptions(search_images=0)))
+    uncalibrated = LoihiEngine(to_loihi(plain, calib, LoihiOptions(search_images=0)))
+    assert any((a != b).any() for a, b in zip(loihi.initial_voltages(loihi.model.neuron),
+                                              uncalibrated.initial_voltages(uncalibrated.model.neuron)))
+
+    bundled = convert(load_onnx(BUNDLED_ONNX), RNG.uniform(0, 1, (64, 1, 28, 28)).astype(np.float32))
+    assert all(layer.initial_potential is None for layer in bundled.layers)
