@@ -25,14 +25,15 @@ def _convert(args) -> int:
     from .conversion.loihi import LoihiOptions
 
     loihi = None if args.no_loihi else LoihiOptions()
-    snn = convert_model(args.model, args.calib, args.out, options, pre, ProgressBar("calibrating"),
-                        loihi, ProgressBar("loihi: threshold search"))
+    snn = convert_model(args.model, args.calib, args.out, options, pre, ProgressBar("activation scales"),
+                        loihi, ProgressBar("loihi: threshold search"), ProgressBar("initial potentials (per layer)"))
     print(f"\nConverted {args.model} -> {args.out}  (target ideal; calibration: {args.calib}, "
           f"{snn.info['calibration_images']} images, percentile {args.percentile}"
           f"{', per channel' if args.per_channel else ''})")
     calibrated = snn.info.get("calibration")
-    print(f"initial potentials calibrated per channel at T={calibrated['timesteps']} on {calibrated['images']} images "
-          f"in {calibrated['seconds']:.1f} s" if calibrated else "initial potentials not calibrated (--no-calibration)")
+    print(f"initial potentials calibrated per channel in {calibrated['layers']} layers at T={calibrated['timesteps']} "
+          f"on {calibrated['images']} images in {calibrated['seconds']:.1f} s" if calibrated
+          else "initial potentials not calibrated (--no-calibration)")
     if snn.info["dropped_postprocessing"]:
         print(f"dropped exporter post-processing: {', '.join(snn.info['dropped_postprocessing'])}")
     print(f"{'layer':<22}{'kind':<7}{'neurons':>9}{'synapses':>11}{'DNN MACs':>11}{'scale':>9}  {'from':<13}{'DNN sparsity':>12}")

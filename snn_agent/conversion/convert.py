@@ -117,11 +117,30 @@ def _sample_channels(activation: np.ndarray, channel_samples: dict, i: int, star
 
 
 def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = ConversionOptions(),
-            progress: Optional[Callable[[int, int], None]] = None, source: str = "") -> SNNModel:
-    """Normalize the DNN's layers for integrate-and-fire neurons with threshold 1."""
+            progress: Optional[Callable[[int, int], None]] = None, source: str = "",
+            calibration_progress: Optional[Callable[[int, int], None]] = None) -> SNNModel:
+    """Normalize the DNN's layers for integrate-and-fire neurons with threshold 1, then calibrate
+    each channel's initial potential (calibrate.py) unless options.calibrate is False."""
     calib_x = calib_x[:options.calibration_images]
     if options.per_channel:
-        return _convert_per_channel(network, calib_x, options, progress, source)
+        model = _convert_per_channel(network, calib_x, options, progress, source)
+    else:
+        model = _convert_per_layer(network, calib_x, options, progress, source)
+    if not options.calibrate:
+        return model
+    start = time.perf_counter()
+    model = calibrate_initial_potentials(model, calib_x, progress=calibration_progress)
+    model.info["calibration"] = {"what": "initial potential per channel (Li et al. 2021), layers not scaled by "
+                                         "a Clip ceiling", "timesteps": CALIBRATION_T,
+                                 "images": int(min(len(calib_x), CALIBRATION_IMAGES)),
+                                 "layers": sum(layer.initial_potential is not None for layer in model.layers),
+                                 "seconds": round(time.perf_counter() - start, 2)}
+    return model
+
+
+def _convert_per_layer(network: Network, calib_x: np.ndarray, options: ConversionOptions,
+                       progress: Optional[Callable[[int, int], None]], source: str) -> SNNModel:
+    """One scale per spiking layer: W * lambda_src / lambda for each source, b / lambda."""
     scales, sparsity = activation_scales(network, calib_x, options, progress)
     if options.pooling_source_scale:
         scales = _pooling_scales(network, scales)
@@ -142,20 +161,6 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
 
 def _model(network: Network, layers: list, calib_x: np.ndarray, options: ConversionOptions, source: str,
            rows: list) -> SNNModel:
-    model = _normalized_model(network, layers, calib_x, options, source, rows)
-    if not options.calibrate:
-        return model
-    start = time.perf_counter()
-    model = calibrate_initial_potentials(model, calib_x)
-    model.info["calibration"] = {"what": "initial potential per channel (Li et al. 2021), layers not scaled by "
-                                         "a Clip ceiling", "timesteps": CALIBRATION_T,
-                                 "images": int(min(len(calib_x), CALIBRATION_IMAGES)),
-                                 "seconds": round(time.perf_counter() - start, 2)}
-    return model
-
-
-def _normalized_model(network: Network, layers: list, calib_x: np.ndarray, options: ConversionOptions, source: str,
-                      rows: list) -> SNNModel:
     snn_network = Network(layers, network.preprocessing, list(network.class_names))
     report = {
         "source": source,
