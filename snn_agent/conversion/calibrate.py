@@ -46,9 +46,10 @@ def calibrate_initial_potentials(model: SNNModel, x: np.ndarray, timesteps: int 
     calibrated = [p for p in range(len(spiking)) if not rows or rows[p].get("scale_from") != "clip ceiling"]
     layers = list(model.layers)
     for step, position in enumerate(calibrated):
-        current = replace(model, network=replace(model.network, layers=layers))
-        rates = _channel_rates(SNNEngine(current, compiled_frames=False), x, timesteps)
         index = spiking[position]
+        # the network up to this layer: what comes after it changes nothing before it
+        upto = replace(model, network=replace(model.network, layers=layers[:index + 1]))
+        rates = _channel_rates(SNNEngine(upto, compiled_frames=False), x, timesteps)
         layer = layers[index]
         start = np.zeros_like(layer.bias) if layer.initial_potential is None else layer.initial_potential
         shift = timesteps * (reference[position] - rates[position])
