@@ -35,12 +35,15 @@ POTENTIAL_LIMIT = 1.0
 
 
 def calibrate_initial_potentials(model: SNNModel, x: np.ndarray, timesteps: int = CALIBRATION_T,
-                                 progress: Optional[Callable[[int, int], None]] = None) -> SNNModel:
+                                 progress: Optional[Callable[[int, int], None]] = None,
+                                 ideal: Optional[SNNModel] = None, engine: Callable = SNNEngine) -> SNNModel:
     """`model` with Layer.initial_potential set on every spiking layer not scaled by a Clip
     ceiling: layer by layer from the input, T x (the DNN's mean activation per channel as a
-    fraction of the threshold - the SNN's firing rate per channel at T), on x."""
+    fraction of the threshold - the SNN's firing rate per channel at T), on x, starting from the
+    potentials the layers have. ideal: the ideal model whose DNN rates are the reference (default
+    `model`; the loihi target passes its ideal model and engine=LoihiEngine)."""
     x = x[:CALIBRATION_IMAGES]
-    reference = dnn_channel_rates(model, x)
+    reference = dnn_channel_rates(ideal or model, x)
     spiking = [i for i, layer in enumerate(model.layers) if layer.spiking]
     rows = [row for row in model.info.get("layers", []) if "scale" in row]  # the report's, one per spiking layer
     calibrated = [p for p in range(len(spiking)) if not rows or rows[p].get("scale_from") != "clip ceiling"]
@@ -49,7 +52,7 @@ def calibrate_initial_potentials(model: SNNModel, x: np.ndarray, timesteps: int 
         index = spiking[position]
         # the network up to this layer: what comes after it changes nothing before it
         upto = replace(model, network=replace(model.network, layers=layers[:index + 1]))
-        rates = _channel_rates(SNNEngine(upto, compiled_frames=False), x, timesteps)
+        rates = _channel_rates(engine(upto), x, timesteps)
         layer = layers[index]
         start = np.zeros_like(layer.bias) if layer.initial_potential is None else layer.initial_potential
         shift = timesteps * (reference[position] - rates[position])
@@ -60,7 +63,7 @@ def calibrate_initial_potentials(model: SNNModel, x: np.ndarray, timesteps: int 
     return replace(model, network=replace(model.network, layers=layers))
 
 
-def _channel_rates(engine: SNNEngine, x: np.ndarray, timesteps: int) -> list:
+def _channel_rates(engine, x: np.ndarray, timesteps: int) -> list:
     """Per spiking layer, each channel's spikes per neuron per step over x."""
     batch = max(1, 128 // timesteps)
     sums = None
