@@ -181,8 +181,7 @@ def _through_pool(block: Layer, pool: _Pool) -> Layer:
     """A linear block reading an average-pooled map, as one block reading the map before pooling:
     both are linear, so the composition is exact (a conv's kernel grows to (k - 1) x pool stride +
     pool kernel, its stride multiplies; a dense layer's weight spreads each pooled input over its
-    window). None where a conv's padding in the pooled map would read unpooled values (see
-    _pool_composable): the caller then pools in a spiking layer of its own."""
+    window). A conv composes exactly only where _pool_composable says so."""
     c, h, w = pool.input_shape
     (ph, pw), (sh, sw), (pt, pl, pb, pr) = pool.kernel, pool.stride, pool.pads
     area = np.float32(ph * pw)
@@ -226,7 +225,7 @@ def _pool_composable(template: Layer, pool: _Pool) -> bool:
     # the first padded pooled row's window ends before the map; the last's starts after it
     fits = all(not before or k <= s + p for before, k, s, p in ((top, ph, sh, pt), (left, pw, sw, pl))) and \
         (not bottom or hp * sh - pt >= h) and (not right or wp * sw - pl >= w)
-    composed = _through_pool(replace(template, input_shape=(template.input_shape[0], hp, wp)), pool)
+    composed = _through_pool(template, pool)
     kh, kw = composed.weight.shape[2:]
     same_size = tuple(template.output_shape[1:]) == (
         conv_output_size(h, kh, composed.stride[0], composed.padding[0], composed.padding[2]),
@@ -385,10 +384,10 @@ def _conv(builder: _GraphBuilder, node: _Node) -> _Pending:
                  conv_output_size(shape[2], kw, stride[1], pads[1], pads[3]))
     template = Layer(node.name("conv", builder), "conv", w, b, shape, out_shape, stride,
                      (pads[0], pads[1], pads[2], pads[3]), int(a.get("group", 1)))
-    if any(p.pool is not None and not _pool_composable(template, p.pool) for p in x.parts):
-        x = replace(x, parts=[_pool_layer(builder, p, f"{template.name}/pool{j}")
-                              if p.pool is not None and not _pool_composable(template, p.pool) else p
-                              for j, p in enumerate(x.parts)])
+    # a pooled part whose pooling does not compose with this conv is pooled by a layer of its own
+    x = replace(x, parts=[_pool_layer(builder, p, f"{template.name}/pool{j}")
+                          if p.pool is not None and not _pool_composable(template, p.pool) else p
+                          for j, p in enumerate(x.parts)])
     return _Pending(template.name, _blocks(template, x, node.where), template.bias, template.output_shape)
 
 
