@@ -59,7 +59,8 @@ def targets(network, calib_x):
         print(f"loihi target unavailable in this build: {exc}")
     else:
         runs["loihi"] = LoihiEngine(to_loihi(ideal, calib_x)).run
-    baseline = convert(network, calib_x, ConversionOptions(percentile=100.0, use_clip_ceiling=False, v_init=0.0))
+    baseline = convert(network, calib_x, ConversionOptions(percentile=100.0, use_clip_ceiling=False, v_init=0.0,
+                                                                  calibrate=False))
     baseline.neuron = NeuronConfig("zero", 0.0, 1.0)
     runs["baseline"] = SNNEngine(baseline).run
     return runs
@@ -70,6 +71,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="1,000 test images instead of 10,000")
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "fashion_cnn.onnx"))
     ap.add_argument("--suite", action="store_true", help="the plain models of bench/plain_models.py instead")
+    ap.add_argument("--models", nargs="+", help="with --suite: only these (default: all of bench/plain_models.py)")
+    ap.add_argument("--test-images", type=int, default=0,
+                    help="with --suite: the first N test images (default: all 10,000; --quick: 1,000)")
     ap.add_argument("--out", help="the JSON file (default: bench/results/conversion.json, or bench/results/quick/ with --quick)")
     args = ap.parse_args()
     out = output_path("conversion_suite.json" if args.suite else "conversion.json", args.quick, args.out)
@@ -77,7 +81,7 @@ def main() -> int:
     if not datasets.fashion_mnist_available():
         sys.exit("bench/conversion.py needs Fashion-MNIST: apt-get install dataset-fashion-mnist")
     if args.suite:
-        return suite(args.quick, out)
+        return suite(args.quick, out, args.models, args.test_images)
     network = load_onnx(args.model)
     test = datasets.load("fashion-mnist", "test").subset(1000 if args.quick else 0)
     calib = datasets.load("fashion-mnist", "train").subset(1000)
@@ -131,14 +135,16 @@ def convert_and_measure(name: str, test, log=print) -> dict:
     onnx_path = trained_onnx(name, log)
     with tempfile.TemporaryDirectory() as out_dir:
         start = time.perf_counter()
-        ideal = convert_model(onnx_path, "fashion-mnist", out_dir, progress=ProgressBar(f"{name}: calibrating"),
-                              loihi_progress=ProgressBar(f"{name}: loihi threshold search"))
+        ideal = convert_model(onnx_path, "fashion-mnist", out_dir, progress=ProgressBar(f"{name}: activation scales"),
+                              loihi_progress=ProgressBar(f"{name}: loihi threshold search"),
+                              calibration_progress=ProgressBar(f"{name}: initial potentials (per layer)"))
         seconds = time.perf_counter() - start
         loihi_dir = os.path.join(out_dir, LOIHI_DIR)
         loihi = SNNModel.load(loihi_dir) if os.path.isdir(loihi_dir) else None
     network = load_onnx(onnx_path)
     x, labels = model_input(test, network.preprocessing), test.labels
     row = {"dnn_accuracy": float((predict(network, x) == labels).mean()), "convert_seconds": round(seconds, 1),
+           "calibration": ideal.info.get("calibration"),
            "exports": ideal.info["exports"], "spiking_layers": sum(layer.spiking for layer in ideal.layers),
            "targets": {"ideal": {}}}
     bar = ProgressBar(f"{name}: ideal over T")
@@ -150,12 +156,12 @@ def convert_and_measure(name: str, test, log=print) -> dict:
     return row
 
 
-def suite(quick: bool, out: str) -> int:
+def suite(quick: bool, out: str, models=None, test_images: int = 0) -> int:
     from plain_models import ARCHITECTURES
 
-    test = datasets.load("fashion-mnist", "test").subset(1000 if quick else 0)
+    test = datasets.load("fashion-mnist", "test").subset(1000 if quick else test_images)
     results = {"n_test": int(len(test.labels)), "grid": list(SUITE_GRID), "models": {}, "goals": {}}
-    for name in ARCHITECTURES:
+    for name in models or ARCHITECTURES:
         row = results["models"][name] = convert_and_measure(name, test)
         print(f"\n{name}: {row}", flush=True)  # each model as it finishes: the whole suite takes a while
     print(f"\nFashion-MNIST test, {len(test.labels)} images; points against each model's DNN "

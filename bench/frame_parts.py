@@ -42,7 +42,7 @@ REPEATS, REPEAT_GAP_S = 3, 10.0
 
 
 @njit(cache=True)
-def returns_at_once(x, timesteps, layout, weights, indices, n_spiking, biases, thresholds, v_init, subtract):
+def returns_at_once(x, timesteps, layout, weights, indices, n_spiking, biases, thresholds, v_starts, subtract):
     return x.shape[0]
 
 
@@ -113,7 +113,8 @@ def kernel_parts(cpu, frames, enhanced_t2) -> dict:
 def spikes_of_first_layer(image_row, plan, threshold, bias, timesteps, v_init):
     current = frame_kernels.conv_product(image_row, plan.index.astype(frame_kernels.INDEX_DTYPE), plan.matrix)
     spikes = np.empty((timesteps, current.shape[1]), np.float32)
-    frame_kernels.integrate_and_fire(current, bias, timesteps, threshold, np.float32(v_init) * threshold, True, spikes)
+    v_start = np.full(current.shape[1], np.float32(v_init) * threshold, np.float32)
+    frame_kernels.integrate_and_fire(current, bias, timesteps, threshold, v_start, True, spikes)
     return spikes
 
 

@@ -20,16 +20,20 @@ def _convert(args) -> int:
     from .progress import ProgressBar
 
     options = ConversionOptions(percentile=args.percentile, calibration_images=args.calib_images,
-                                per_channel=args.per_channel)
+                                per_channel=args.per_channel, calibrate=not args.no_calibration)
     pre = json.loads(args.preprocessing) if args.preprocessing else None
     from .conversion.loihi import LoihiOptions
 
     loihi = None if args.no_loihi else LoihiOptions()
-    snn = convert_model(args.model, args.calib, args.out, options, pre, ProgressBar("calibrating"),
-                        loihi, ProgressBar("loihi: threshold search"))
+    snn = convert_model(args.model, args.calib, args.out, options, pre, ProgressBar("activation scales"),
+                        loihi, ProgressBar("loihi: threshold search"), ProgressBar("initial potentials (per layer)"))
     print(f"\nConverted {args.model} -> {args.out}  (target ideal; calibration: {args.calib}, "
           f"{snn.info['calibration_images']} images, percentile {args.percentile}"
           f"{', per channel' if args.per_channel else ''})")
+    calibrated = snn.info.get("calibration")
+    print(f"initial potentials calibrated per channel in {calibrated['layers']} layers at T={calibrated['timesteps']} "
+          f"on {calibrated['images']} images in {calibrated['seconds']:.1f} s" if calibrated
+          else "initial potentials not calibrated (--no-calibration)")
     if snn.info["dropped_postprocessing"]:
         print(f"dropped exporter post-processing: {', '.join(snn.info['dropped_postprocessing'])}")
     print(f"{'layer':<22}{'kind':<7}{'neurons':>9}{'synapses':>11}{'DNN MACs':>11}{'scale':>9}  {'from':<13}{'DNN sparsity':>12}")
@@ -137,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--per-channel", action="store_true",
                          help="one scale per output channel (conv) or neuron (dense) instead of one per layer: "
                               "channels with small activations are not starved of spikes at small T")
+    convert.add_argument("--no-calibration", action="store_true",
+                         help="skip the calibration of each channel's initial potential (docs/conversion.md); "
+                              "layers with a Clip ceiling are never calibrated")
     convert.add_argument("--no-loihi", action="store_true",
                          help="skip the loihi target and its netx file (the lava backend makes them on first use)")
     convert.add_argument("--preprocessing", help='JSON overriding the model metadata, e.g. '

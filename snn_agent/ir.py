@@ -118,6 +118,9 @@ class Layer:
     fixed_point: Optional[FixedPoint] = None  # the `loihi` target's integer parameters
     inputs: Optional[list] = None  # graphs: names of the sources, one per weight block
     extra_synapses: list = field(default_factory=list)  # graphs: Synapse from inputs[1:]
+    # Spiking layers: per output channel, a fraction of the threshold added to the operating
+    # point's v_init at the start of a frame (conversion/calibrate.py); None: nothing added.
+    initial_potential: Optional[np.ndarray] = None
 
     @property
     def n_neurons(self) -> int:
@@ -240,7 +243,10 @@ class SNNModel:
         for i, layer in enumerate(self.layers):
             arrays[f"{i}.weight"] = layer.weight
             arrays[f"{i}.bias"] = layer.bias
-            meta = {k: v for k, v in asdict(layer).items() if k not in ("weight", "bias", "inputs", "extra_synapses")}
+            if layer.initial_potential is not None:
+                arrays[f"{i}.initial_potential"] = layer.initial_potential
+            meta = {k: v for k, v in asdict(layer).items()
+                    if k not in ("weight", "bias", "inputs", "extra_synapses", "initial_potential")}
             if layer.inputs is not None:  # graphs only: chain files stay as they were
                 meta["inputs"] = list(layer.inputs)
             if layer.extra_synapses:
@@ -318,7 +324,8 @@ class SNNModel:
                         synapse[key] = tuple(synapse[key])
                     extra.append(Synapse(weight=arrays[f"{i}.extra{k}.weight"], **synapse))
                 meta["extra_synapses"] = extra
-                layers.append(Layer(weight=arrays[f"{i}.weight"], bias=arrays[f"{i}.bias"], **meta))
+                layers.append(Layer(weight=arrays[f"{i}.weight"], bias=arrays[f"{i}.bias"],
+                                    initial_potential=arrays.get(f"{i}.initial_potential"), **meta))
             pre = dict(doc["preprocessing"])
             for key in ("input_shape", "mean", "std"):
                 pre[key] = tuple(pre[key])
@@ -365,6 +372,10 @@ def validate_network(network: Network) -> None:
                 raise ModelFormatError(f"layer {layer.name}: weights contain NaN or Inf")
         if not np.all(np.isfinite(layer.bias)):
             raise ModelFormatError(f"layer {layer.name}: weights contain NaN or Inf")
+        if layer.initial_potential is not None and (layer.initial_potential.shape != layer.bias.shape or
+                                                    not np.all(np.isfinite(layer.initial_potential))):
+            raise ModelFormatError(f"layer {layer.name}: initial potentials must be {layer.bias.shape[0]} finite "
+                                   f"values, one per output channel")
     if network.layers[-1].spiking:
         raise ModelFormatError("the last layer must be the (non-spiking) score layer")
 

@@ -83,8 +83,29 @@ def test_conv_batchnorm_avgpool_flatten_gemm(tmp_path):
     ]
     inits = i1 + [const("w2", RNG.normal(0, 0.5, (5, 4 * 2 * 2))), const("b2", RNG.normal(0, 0.1, 5))]
     network = check_dnn_and_snn(save_model(tmp_path, nodes, inits, (2, 8, 8), 5), (2, 8, 8))
-    assert [layer.kind for layer in network.layers] == ["conv", "conv", "dense"]  # pool lowered to conv
-    assert network.layers[1].groups == 4
+    # the pool is in the dense layer's weights: it reads the conv's 4 x 4 x 4 outputs
+    assert [layer.kind for layer in network.layers] == ["conv", "dense"]
+    assert network.layers[1].weight.shape == (5, 4 * 4 * 4)
+
+
+@pytest.mark.parametrize("size, kernel, stride, folded", [
+    (8, 2, 2, True),  # the usual 2x2 pool: the conv's kernel grows to 6x6, stride 2
+    (8, 3, 2, False),  # overlapping windows would reach into the conv's padding: a pool layer instead
+    (7, 2, 2, False),  # the pool drops the last row, which the composed kernel would read
+])
+def test_conv_after_avgpool_composes_with_it_or_keeps_a_pool_layer(tmp_path, size, kernel, stride, folded):
+    n1, i1 = conv_bn_relu_nodes("a", 2, 3, "x")
+    pooled = (size - kernel) // stride + 1
+    nodes = n1 + [helper.make_node("AveragePool", ["ar"], ["p"], kernel_shape=[kernel, kernel], strides=[stride, stride]),
+                  helper.make_node("Conv", ["p", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", ["c2"], ["r2"]), helper.make_node("Flatten", ["r2"], ["f"]),
+                  helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], transB=1)]
+    inits = i1 + [const("w2", RNG.normal(0, 0.5, (4, 3, 3, 3))), const("b2", RNG.normal(0, 0.1, 4)),
+                  const("w3", RNG.normal(0, 0.5, (5, 4 * pooled * pooled))), const("b3", RNG.normal(0, 0.1, 5))]
+    network = check_dnn_and_snn(save_model(tmp_path, nodes, inits, (2, size, size), 5), (2, size, size))
+    assert len(network.layers) == (3 if folded else 4)
+    if folded:
+        assert network.layers[1].weight.shape == (4, 3, 2 + 2 * kernel, 2 + 2 * kernel)
 
 
 def test_global_avgpool_reshape_matmul_add_clip_softmax(tmp_path):
@@ -105,7 +126,7 @@ def test_global_avgpool_reshape_matmul_add_clip_softmax(tmp_path):
                   const("w3", RNG.normal(0, 0.5, (4, 8))), const("b3", RNG.normal(0, 0.1, 4))]
     path = save_model(tmp_path, nodes, inits, (3, 6, 6), 4)
     network = load_onnx(path, {"input_shape": (3, 6, 6), "scale": 1.0})
-    assert network.layers[2].activation_max == pytest.approx(0.6)
+    assert network.layers[1].activation_max == pytest.approx(0.6)  # the pool is in its weights
     assert network.dropped_postprocessing == ["Softmax"]
     # Softmax is monotone: predictions of the scores and of OpenVINO's probabilities agree
     x = RNG.uniform(0, 1, size=(32, 3, 6, 6)).astype(np.float32)
@@ -301,3 +322,43 @@ def test_unsupported_maxpool_shape_is_named(tmp_path):
     inits = i1 + [const("w3", np.ones((2, 2 * 4 * 4))), const("b3", np.zeros(2))]
     with pytest.raises(UnsupportedModelError, match="pool3.*only 2x2"):
         load_onnx(save_model(tmp_path, nodes, inits, (1, 6, 6), 2))
+
+
+def test_conversion_calibrates_initial_potentials_where_no_clip_ceiling_fixes_the_scale(tmp_path):
+    """Every conversion calibrates each channel's initial potential (conversion/calibrate.py): the
+    layers' firing rates at the calibration T come closer to the DNN's activations on images it did
+    not calibrate on; the potentials are saved with the model and start the loihi target's
+    neurons too. The bundled model's layers all have Clip ceilings: nothing is calibrated."""
+    from snn_agent.adaptation.calibration import dnn_channel_rates
+    from snn_agent.conversion.calibrate import CALIBRATION_T
+    from snn_agent.conversion.loihi import LoihiOptions, to_loihi
+    from snn_agent.engine.loihi_engine import LoihiEngine
+
+    n1, i1 = conv_bn_relu_nodes("a", 2, 6, "x")
+    n2, i2 = conv_bn_relu_nodes("b", 6, 6, "ar", stride=2)
+    n3, i3 = conv_bn_relu_nodes("c", 6, 6, "br")
+    nodes = n1 + n2 + n3 + [helper.make_node("Flatten", ["cr"], ["f"]),
+                            helper.make_node("Gemm", ["f", "w", "b"], ["y"], transB=1)]
+    inits = i1 + i2 + i3 + [const("w", RNG.normal(0, 0.3, (5, 6 * 4 * 4))), const("b", RNG.normal(0, 0.1, 5))]
+    network = load_onnx(save_model(tmp_path, nodes, inits, (2, 8, 8), 5), {"input_shape": (2, 8, 8), "scale": 1.0})
+    calib, held_out = (RNG.uniform(0, 1, (n, 2, 8, 8)).astype(np.float32) for n in (256, 128))
+    plain = convert(network, calib, ConversionOptions(calibrate=False))
+    calibrated = convert(network, calib)
+    assert calibrated.info["calibration"]["timesteps"] == CALIBRATION_T
+    assert all(layer.initial_potential is not None for layer in calibrated.layers[:-1])
+
+    def rate_error(model):  # mean |DNN activation - SNN rate| per channel, the deepest spiking layer
+        reference = dnn_channel_rates(model, held_out)[-1]
+        return np.abs(reference - SNNEngine(model).run(held_out, CALIBRATION_T).ops.channel_rates[-1]).mean()
+
+    assert rate_error(calibrated) < 0.5 * rate_error(plain), (rate_error(calibrated), rate_error(plain))
+    calibrated.save(str(tmp_path / "snn"))
+    for a, b in zip(SNNModel.load(str(tmp_path / "snn")).layers[:-1], calibrated.layers):
+        np.testing.assert_array_equal(a.initial_potential, b.initial_potential)
+    loihi = LoihiEngine(to_loihi(calibrated, calib, LoihiOptions(search_images=0)))
+    uncalibrated = LoihiEngine(to_loihi(plain, calib, LoihiOptions(search_images=0)))
+    assert any((a != b).any() for a, b in zip(loihi.initial_voltages(loihi.model.neuron),
+                                              uncalibrated.initial_voltages(uncalibrated.model.neuron)))
+
+    bundled = convert(load_onnx(BUNDLED_ONNX), RNG.uniform(0, 1, (64, 1, 28, 28)).astype(np.float32))
+    assert all(layer.initial_potential is None for layer in bundled.layers)

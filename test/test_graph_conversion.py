@@ -91,7 +91,8 @@ def test_residual_block_converts_and_agrees(tmp_path, shortcut):
         assert block.extra_synapses[0].weight.shape == (4, 1, 1, 1) and block.extra_synapses[0].groups == 4
     else:  # the projection: its own 1x1 stride-2 weights, BatchNorm folded
         assert block.extra_synapses[0].weight.shape == (6, 4, 1, 1) and block.extra_synapses[0].stride == (2, 2)
-    assert [len(layer.inputs or [None]) for layer in network.layers] == [1, 1, 2, 1, 1]
+    # stem, conv, the residual layer, the scores (the global average pool is in their weights)
+    assert [len(layer.inputs or [None]) for layer in network.layers] == [1, 1, 2, 1]
 
 
 def test_residual_skip_from_the_input_and_dense_residual(tmp_path):
@@ -155,7 +156,8 @@ def test_concat_after_flatten_feeding_gemm(tmp_path):
     head, ih = gemm_head("cat", 3 * 4 * 4 + 2 * 2 * 2 + 7, flatten=False)
     network, _, _ = check(save_model(tmp_path, nodes + head, inits + ih, (2, 8, 8), 5), (2, 8, 8))
     scores = network.layers[-1]
-    assert [b.weight.shape for b in scores.blocks()] == [(5, 48), (5, 8), (5, 7)]
+    # the pooled branch is read before its pooling: 2 x 4 x 4 inputs, each weight spread over its window
+    assert [b.weight.shape for b in scores.blocks()] == [(5, 48), (5, 32), (5, 7)]
 
 
 def test_add_of_activations_folds_into_the_next_layer(tmp_path):

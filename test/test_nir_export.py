@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from snn_agent.conversion.convert import convert
+from snn_agent.conversion.convert import ConversionOptions, convert
 from snn_agent.conversion.export_nir import export_nir
 from snn_agent.conversion.onnx_import import load_onnx
 from snn_agent.data import datasets
@@ -124,7 +124,7 @@ def test_max_pool_chain_exports_and_runs_as_the_engine(tmp_path):
     path = save_model(tmp_path, nodes + head, inits + head_inits, (1, 8, 8), 5)
     network = load_onnx(path, {"scale": 1.0})
     x = np.random.default_rng(0).uniform(0, 1, (20, 1, 8, 8)).astype(np.float32)
-    snn = convert(network, x)
+    snn = convert(network, x, ConversionOptions(calibrate=False))  # NIR has no initial state
     assert any(layer.groups > 1 for layer in snn.layers)
     export_nir(snn, str(tmp_path / "pool.nir"))
     expected = SNNEngine(snn).run(x, 8, NeuronConfig(reset="zero", v_init=0.0)).scores

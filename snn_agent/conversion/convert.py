@@ -16,6 +16,7 @@ channel-wise normalization). Thresholds stay 1, so the targets downstream do not
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
@@ -24,6 +25,7 @@ import numpy as np
 from ..engine.dnn import forward
 from ..engine.ops import fan_out
 from ..ir import Network, NeuronConfig, SNNModel
+from .calibrate import CALIBRATION_IMAGES, CALIBRATION_T, calibrate_initial_potentials
 
 
 @dataclass
@@ -39,6 +41,8 @@ class ConversionOptions:
     # of a percentile of their own, which clips it a second time (False: baselines). Not an average
     # pool's: a mean lies far below its source's largest values, and that scale would starve it of spikes
     pooling_source_scale: bool = True
+    # each channel's initial potential calibrated on the calibration images (calibrate.py; False: baselines)
+    calibrate: bool = True
 
 
 _SAMPLE_CAP = 200_000  # positive activations kept per layer and batch (per channel: shared out)
@@ -113,11 +117,30 @@ def _sample_channels(activation: np.ndarray, channel_samples: dict, i: int, star
 
 
 def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = ConversionOptions(),
-            progress: Optional[Callable[[int, int], None]] = None, source: str = "") -> SNNModel:
-    """Normalize the DNN's layers for integrate-and-fire neurons with threshold 1."""
+            progress: Optional[Callable[[int, int], None]] = None, source: str = "",
+            calibration_progress: Optional[Callable[[int, int], None]] = None) -> SNNModel:
+    """Normalize the DNN's layers for integrate-and-fire neurons with threshold 1, then calibrate
+    each channel's initial potential (calibrate.py) unless options.calibrate is False."""
     calib_x = calib_x[:options.calibration_images]
     if options.per_channel:
-        return _convert_per_channel(network, calib_x, options, progress, source)
+        model = _convert_per_channel(network, calib_x, options, progress, source)
+    else:
+        model = _convert_per_layer(network, calib_x, options, progress, source)
+    if not options.calibrate:
+        return model
+    start = time.perf_counter()
+    model = calibrate_initial_potentials(model, calib_x, progress=calibration_progress)
+    model.info["calibration"] = {"what": "initial potential per channel (Li et al. 2021), layers not scaled by "
+                                         "a Clip ceiling", "timesteps": CALIBRATION_T,
+                                 "images": int(min(len(calib_x), CALIBRATION_IMAGES)),
+                                 "layers": sum(layer.initial_potential is not None for layer in model.layers),
+                                 "seconds": round(time.perf_counter() - start, 2)}
+    return model
+
+
+def _convert_per_layer(network: Network, calib_x: np.ndarray, options: ConversionOptions,
+                       progress: Optional[Callable[[int, int], None]], source: str) -> SNNModel:
+    """One scale per spiking layer: W * lambda_src / lambda for each source, b / lambda."""
     scales, sparsity = activation_scales(network, calib_x, options, progress)
     if options.pooling_source_scale:
         scales = _pooling_scales(network, scales)

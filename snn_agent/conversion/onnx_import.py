@@ -103,10 +103,22 @@ class _Ref:
     pairs: int = 0
 
 
+@dataclass(frozen=True)
+class _Pool:
+    """An average pooling not yet applied: the linear layer that reads the pooled part takes it
+    into its own weights (_through_pool), so the mean is never quantized by a spiking layer of its own."""
+
+    kernel: tuple
+    stride: tuple
+    pads: tuple  # top, left, bottom, right
+    input_shape: tuple  # (C, H, W) before pooling
+
+
 @dataclass
 class _Part:
     refs: list  # _Ref: the part is the sum of their outputs (an Add of activations)
     shape: tuple  # the DNN's shape of the part, (C, H, W) or (features,)
+    pool: Optional[_Pool] = None  # an average pooling of the refs' sum, applied by the reader
 
 
 @dataclass
@@ -159,8 +171,66 @@ def _blocks(template: Layer, value: _Act, where: str) -> list:
         offset += size
         for ref in part.refs:
             block = replace(template, weight=weight, input_shape=input_shape)
+            if part.pool is not None:
+                block = _through_pool(block, part.pool)
             blocks.append((ref.layer, _read_channel_pairs(block, ref.pairs) if ref.pairs else block))
     return blocks
+
+
+def _through_pool(block: Layer, pool: _Pool) -> Layer:
+    """A linear block reading an average-pooled map, as one block reading the map before pooling:
+    both are linear, so the composition is exact (a conv's kernel grows to (k - 1) x pool stride +
+    pool kernel, its stride multiplies; a dense layer's weight spreads each pooled input over its
+    window). A conv composes exactly only where _pool_composable says so."""
+    c, h, w = pool.input_shape
+    (ph, pw), (sh, sw), (pt, pl, pb, pr) = pool.kernel, pool.stride, pool.pads
+    area = np.float32(ph * pw)
+    if block.kind == "dense":
+        out, (hp, wp) = block.weight.shape[0], _pooled_size(pool)
+        pooled = block.weight.reshape(out, c, hp, wp)
+        padded = np.zeros((out, c, h + pt + pb + ph, w + pl + pr + pw), np.float32)
+        for i in range(hp):
+            for j in range(wp):
+                padded[:, :, i * sh:i * sh + ph, j * sw:j * sw + pw] += pooled[:, :, i:i + 1, j:j + 1] / area
+        weight = padded[:, :, pt:pt + h, pl:pl + w].reshape(out, -1)
+        return replace(block, weight=np.ascontiguousarray(weight), input_shape=(c * h * w,))
+    o, cg, kh, kw = block.weight.shape
+    weight = np.zeros((o, cg, (kh - 1) * sh + ph, (kw - 1) * sw + pw), np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            weight[:, :, i * sh:i * sh + ph, j * sw:j * sw + pw] += block.weight[:, :, i:i + 1, j:j + 1] / area
+    top, left, bottom, right = block.padding
+    return replace(block, weight=weight, input_shape=tuple(pool.input_shape),
+                   stride=(block.stride[0] * sh, block.stride[1] * sw),
+                   padding=(top * sh + pt, left * sw + pl, bottom * sh + pb, right * sw + pr))
+
+
+def _pooled_size(pool: _Pool) -> tuple:
+    _, h, w = pool.input_shape
+    (ph, pw), (sh, sw), (pt, pl, pb, pr) = pool.kernel, pool.stride, pool.pads
+    return conv_output_size(h, ph, sh, pt, pb), conv_output_size(w, pw, sw, pl, pr)
+
+
+def _pool_composable(template: Layer, pool: _Pool) -> bool:
+    """Whether a conv reading the pooled map composes with the pooling exactly: the pooled map's
+    zero padding must lie where the composed kernel reads only zeros (windows wholly outside the
+    map: no overlapping pooling into the padding, no rows the pooling dropped), and the composed
+    conv must give the same output size."""
+    if template.kind == "dense":
+        return True
+    _, h, w = pool.input_shape
+    hp, wp = _pooled_size(pool)
+    (ph, pw), (sh, sw), (pt, pl, pb, pr) = pool.kernel, pool.stride, pool.pads
+    top, left, bottom, right = template.padding
+    # the first padded pooled row's window ends before the map; the last's starts after it
+    fits = all(not before or k <= s + p for before, k, s, p in ((top, ph, sh, pt), (left, pw, sw, pl))) and \
+        (not bottom or hp * sh - pt >= h) and (not right or wp * sw - pl >= w)
+    composed = _through_pool(template, pool)
+    kh, kw = composed.weight.shape[2:]
+    same_size = tuple(template.output_shape[1:]) == (
+        conv_output_size(h, kh, composed.stride[0], composed.padding[0], composed.padding[2]),
+        conv_output_size(w, kw, composed.stride[1], composed.padding[1], composed.padding[3]))
+    return fits and same_size
 
 
 def _identity_blocks(value: _Act, name: str, where: str) -> list:
@@ -314,6 +384,10 @@ def _conv(builder: _GraphBuilder, node: _Node) -> _Pending:
                  conv_output_size(shape[2], kw, stride[1], pads[1], pads[3]))
     template = Layer(node.name("conv", builder), "conv", w, b, shape, out_shape, stride,
                      (pads[0], pads[1], pads[2], pads[3]), int(a.get("group", 1)))
+    # a pooled part whose pooling does not compose with this conv is pooled by a layer of its own
+    x = replace(x, parts=[_pool_layer(builder, p, f"{template.name}/pool{j}")
+                          if p.pool is not None and not _pool_composable(template, p.pool) else p
+                          for j, p in enumerate(x.parts)])
     return _Pending(template.name, _blocks(template, x, node.where), template.bias, template.output_shape)
 
 
@@ -352,7 +426,7 @@ def _add_node(builder: _GraphBuilder, node: _Node):
                                         f"supported (only a bias added to a linear layer)")
         return replace(x, bias=x.bias + _per_channel(bias[0], x.bias.shape[0], node.where))
     if len(node.data_inputs) == 2 and not bias:
-        return _add(x, builder.values[node.data_inputs[1]], node.name("add", builder), node.where)
+        return _add(builder, x, builder.values[node.data_inputs[1]], node.name("add", builder), node.where)
     raise UnsupportedModelError(f"{node.where}: an Add of {len(node.data_inputs)} tensors and "
                                 f"{len(bias)} constants is not supported")
 
@@ -427,31 +501,42 @@ def _max_pool(builder: _GraphBuilder, node: _Node) -> _Act:
 
 
 def _average_pool(builder: _GraphBuilder, node: _Node) -> _Act:
-    """AveragePool or GlobalAveragePool, lowered to a depthwise convolution per part (netx cannot
-    load pooling). The mean of ReLU outputs is non-negative, so its spiking neuron (a ReLU)
-    computes it exactly."""
+    """AveragePool or GlobalAveragePool: linear, so the layer that reads it takes it into its
+    weights (_Part.pool, _through_pool) instead of a spiking layer quantizing the mean (the global
+    pool before the scores most of all: its T + 1 levels per channel were all the score layer
+    saw). A pooling of a pooled part, and a conv reading a pooled part where the two do not
+    compose, get the pooling as a spiking layer (_pool_layer)."""
     x, a, op = node.x, node.attrs, node.proto.op_type
     if isinstance(x, _Pending) or x.flat:
         raise UnsupportedModelError(f"{node.where}: pooling must follow an activation, on feature maps")
     pooled = []
     for j, part in enumerate(x.parts):
+        if part.pool is not None:
+            part = _pool_layer(builder, part, node.name("pool", builder) + (f"/{j}" if len(x.parts) > 1 else ""))
         c, h, w = part.shape
         if op == "GlobalAveragePool":
-            k, stride, pads = (h, w), (1, 1), [0, 0, 0, 0]
+            k, stride, pads = (h, w), (1, 1), (0, 0, 0, 0)
         else:
             k = tuple(a["kernel_shape"])
             stride = tuple(a.get("strides", [1, 1]))
-            pads = a.get("pads", [0, 0, 0, 0])
+            pads = tuple(a.get("pads", [0, 0, 0, 0]))
             if any(pads) and not a.get("count_include_pad", 0):
                 raise UnsupportedModelError(f"{node.where}: padded AveragePool needs count_include_pad=1")
-        weight = np.zeros((c, 1) + k, np.float32) + 1.0 / (k[0] * k[1])
-        out_shape = (c, conv_output_size(h, k[0], stride[0], pads[0], pads[2]),
-                     conv_output_size(w, k[1], stride[1], pads[1], pads[3]))
-        base = node.name("pool", builder) + (f"/{j}" if len(x.parts) > 1 else "")
-        pool = Layer(base, "conv", weight, np.zeros(c, np.float32), tuple(part.shape), out_shape, stride,
-                     tuple(pads), groups=c, spiking=True)
-        pooled.append(_Part([_Ref(builder.activated(pool, part))], out_shape))
+        pool = _Pool(k, stride, pads, tuple(part.shape))
+        pooled.append(_Part(part.refs, (c,) + _pooled_size(pool), pool))
     return _Act(pooled)
+
+
+def _pool_layer(builder: _GraphBuilder, part: _Part, name: str) -> _Part:
+    """A pooled part's pooling as a depthwise convolution in a spiking layer of its own (exact in
+    the DNN: the mean of ReLU outputs is non-negative); -> the part reading that layer."""
+    pool = part.pool
+    c = pool.input_shape[0]
+    weight = np.full((c, 1) + tuple(pool.kernel), 1.0 / (pool.kernel[0] * pool.kernel[1]), np.float32)
+    layer = Layer(name, "conv", weight, np.zeros(c, np.float32), tuple(pool.input_shape), tuple(part.shape),
+                  tuple(pool.stride), tuple(pool.pads), groups=c, spiking=True)
+    return _Part([_Ref(builder.activated(layer, replace(part, shape=tuple(pool.input_shape), pool=None)))],
+                 tuple(part.shape))
 
 
 def _flatten(builder: _GraphBuilder, node: _Node) -> _Act:
@@ -480,16 +565,23 @@ _HANDLERS = {
 SUPPORTED_OPS = tuple(_HANDLERS)
 
 
-def _add(x, y, name: str, where: str):
+def _add(builder: _GraphBuilder, x, y, name: str, where: str):
     """A residual Add of two tensors: a layer before its activation adds the other tensor's blocks
     (an activation through identity weights); two activations add up part by part (a following
-    linear layer reads both through the same weights)."""
+    linear layer reads both through the same weights; parts pooled differently get their pooling
+    as a layer first)."""
     if tuple(x.shape) != tuple(y.shape):
         raise UnsupportedModelError(f"{where}: adds tensors of shapes {x.shape} and {y.shape}")
     if isinstance(x, _Act) and isinstance(y, _Act):
         if x.flat != y.flat or [p.shape for p in x.parts] != [p.shape for p in y.parts]:
             raise UnsupportedModelError(f"{where}: adds concatenations of different parts")
-        return _Act([_Part(p.refs + q.refs, p.shape) for p, q in zip(x.parts, y.parts)], x.flat)
+        summed = []
+        for j, (p, q) in enumerate(zip(x.parts, y.parts)):
+            if p.pool != q.pool:
+                p, q = (_pool_layer(builder, r, f"{name}/pool{j}{side}") if r.pool is not None else r
+                        for r, side in ((p, "a"), (q, "b")))
+            summed.append(_Part(p.refs + q.refs, p.shape, p.pool))
+        return _Act(summed, x.flat)
     if isinstance(x, _Act):
         x, y = y, x
     if isinstance(y, _Act):

@@ -33,14 +33,15 @@ def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionO
                   preprocessing: Optional[dict] = None,
                   progress: Optional[Callable[[int, int], None]] = None,
                   loihi: Optional[LoihiOptions] = LoihiOptions(),
-                  loihi_progress: Optional[Callable[[int, int], None]] = None):
+                  loihi_progress: Optional[Callable[[int, int], None]] = None,
+                  calibration_progress: Optional[Callable[[int, int], None]] = None):
     """Convert and write every artifact; returns the ideal SNNModel. Fails before writing anything
     when the model has an unsupported operator or the dataset cannot be read. loihi=None skips
     the loihi target (the Lava backend then makes it on first use)."""
     network = load_onnx(onnx_path, preprocessing)
     calib_set = datasets.load(calib, "train") if calib in ("fashion-mnist", "digits") else datasets.load(calib)
     calib_x = model_input(calib_set.subset(options.calibration_images), network.preprocessing)
-    snn = convert(network, calib_x, options, progress, source=SOURCE_ONNX)
+    snn = convert(network, calib_x, options, progress, SOURCE_ONNX, calibration_progress)
     snn.info["calibration_data"] = calib
     os.makedirs(out_dir, exist_ok=True)
     if os.path.abspath(onnx_path) != os.path.abspath(os.path.join(out_dir, SOURCE_ONNX)):

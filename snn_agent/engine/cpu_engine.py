@@ -124,8 +124,10 @@ class _ChannelsLastLayer:
             c, h, w = source_shape
             self.weight = self.weight.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(self.weight.shape[0], -1)
         self.weight_t = np.ascontiguousarray(self.weight.T) if layer.kind == "dense" else None
-        self.bias = _to_channels_last(np.broadcast_to(
-            layer.bias.reshape((-1,) + (1,) * (len(layer.output_shape) - 1)), layer.output_shape))
+        self.bias = _per_neuron(layer.bias, layer.output_shape)
+        # added to the point's v_init, per neuron (None: nothing)
+        self.initial_potential = None if layer.initial_potential is None else \
+            _per_neuron(layer.initial_potential, layer.output_shape)
         self.fan_out = _to_channels_last(fan_out(layer)).astype(np.float64)
         self.input_hwc = tuple(layer.input_shape[1:]) + (layer.input_shape[0],) \
             if len(layer.input_shape) == 3 else None
@@ -162,6 +164,12 @@ class _ChannelsLastLayer:
         out = conv2d_nhwc(x_flat.reshape((n,) + self.input_hwc), self.weight, self.layer.stride,
                           self.layer.padding, self.layer.groups)
         return out.reshape(n, -1)
+
+
+def _per_neuron(per_channel: np.ndarray, output_shape: tuple) -> np.ndarray:
+    """One value per output channel -> one per neuron, channels-last, flat float32."""
+    return _to_channels_last(np.broadcast_to(per_channel.reshape((-1,) + (1,) * (len(output_shape) - 1)),
+                                             output_shape))
 
 
 def _to_channels_last(array_chw: np.ndarray) -> np.ndarray:
@@ -235,7 +243,7 @@ class SNNEngine:
                 current = current.reshape(timesteps, frames, -1)
                 current += bias
                 synops = float(spikes_per_input @ plan.fan_out)
-            spikes, spikes_per_input, scores = self._neurons(layer, current, timesteps, neuron, threshold)
+            spikes, spikes_per_input, scores = self._neurons(plan, current, timesteps, neuron, threshold)
             counts.add_layer(layer.name, plan.n_neurons, _total(spikes_per_input), synops, timesteps)
             if layer.spiking:
                 counts.channel_rates.append(plan.channel_rates(spikes_per_input, frames, timesteps))
@@ -285,13 +293,13 @@ class SNNEngine:
         self._last_point = (neuron, point)
         return point
 
-    def _neurons(self, layer: Layer, current: np.ndarray, timesteps: int, neuron: NeuronConfig,
+    def _neurons(self, plan: _ChannelsLastLayer, current: np.ndarray, timesteps: int, neuron: NeuronConfig,
                  threshold: Optional[float]) -> tuple:
         """A layer's neurons on its input current -> (spikes, spikes per neuron over the batch, None)
         for a spiking layer; (None, None, class scores) for the score layer, which integrates
         without spiking: its mean input is the score."""
-        if layer.spiking:
-            spikes = _integrate_and_fire(current, timesteps, threshold, neuron)
+        if plan.layer.spiking:
+            spikes = _integrate_and_fire(current, timesteps, threshold, neuron, plan.initial_potential)
             return spikes, spikes.reshape(-1, spikes.shape[-1]).sum(axis=0), None
         return None, None, current.mean(axis=0) if current.shape[0] == timesteps else current[0]
 
@@ -326,7 +334,7 @@ class SNNEngine:
                 if self._last_use.get(source) == index:
                     outputs.pop(source, None)
                     spikes_per_input.pop(source, None)
-            spikes, per_neuron, scores = self._neurons(layer, current, timesteps, neuron, threshold)
+            spikes, per_neuron, scores = self._neurons(plan, current, timesteps, neuron, threshold)
             if layer.spiking:
                 counts.channel_rates.append(plan.channel_rates(per_neuron, frames, timesteps))
                 spikes_per_input[index] = per_neuron
@@ -389,39 +397,46 @@ def _reading_input_order(shape: tuple, matrix: np.ndarray, index: Optional[np.nd
 
 
 class _PointParameters:
-    """An operating point's thresholds (float32; the score layer's unused) and biases per layer, and
-    all that frame_kernels.run_chain reads of it."""
+    """An operating point's thresholds (float32; the score layer's unused), biases and initial
+    potentials per layer, and all that frame_kernels.run_chain reads of it."""
 
     def __init__(self, engine: SNNEngine, neuron: NeuronConfig):
-        thresholds, self.biases, spiking_index = [], [], 0
+        thresholds, self.biases, starts, spiking_index = [], [], [], 0
         for plan in engine._layers:
             if plan.layer.spiking:
                 threshold = engine.model.thresholds[spiking_index] * neuron.scale_of(spiking_index)
                 self.biases.append(plan.bias_at(threshold, neuron.bias_shift_of(spiking_index)))
                 spiking_index += 1
+                fraction = np.float32(neuron.v_init) if plan.initial_potential is None else \
+                    np.float32(neuron.v_init) + plan.initial_potential
+                starts.append(np.broadcast_to(fraction * np.float32(threshold), (plan.n_neurons,)))
             else:
                 threshold = np.inf
                 self.biases.append(plan.bias)
+                starts.append(np.zeros(plan.n_neurons, np.float32))
             thresholds.append(threshold)
         self.thresholds = np.array(thresholds, dtype=np.float32)
         # what frame_kernels.run_chain reads of the point, ready to pass
         self.frame_arguments = (np.concatenate(self.biases).astype(np.float32), self.thresholds,
-                                float(neuron.v_init), neuron.reset == "subtract")
+                                np.concatenate(starts).astype(np.float32), neuron.reset == "subtract")
 
 
 def _total(spikes_per_neuron: Optional[np.ndarray]) -> int:
     return 0 if spikes_per_neuron is None else int(spikes_per_neuron.sum())
 
 
-def _integrate_and_fire(current: np.ndarray, timesteps: int, threshold: float,
-                        neuron: NeuronConfig) -> np.ndarray:
-    """current: (T or 1, frames, n). Returns spikes (T, frames, n) as float32 0/1."""
+def _integrate_and_fire(current: np.ndarray, timesteps: int, threshold: float, neuron: NeuronConfig,
+                        initial_potential: Optional[np.ndarray] = None) -> np.ndarray:
+    """current: (T or 1, frames, n); initial_potential: (n,) fractions of the threshold added to
+    v_init, or None. Returns spikes (T, frames, n) as float32 0/1."""
     threshold = np.float32(threshold)
     v_init = np.float32(neuron.v_init) * threshold
+    if initial_potential is not None:
+        v_init = v_init + initial_potential * threshold
     if neuron.reset == "subtract":
         return _if_subtract(current, timesteps, threshold, v_init)
     frames, n = current.shape[1], current.shape[2]
-    v = np.full((frames, n), v_init, dtype=np.float32)
+    v = np.array(np.broadcast_to(v_init, (frames, n)), dtype=np.float32)
     spikes = np.empty((timesteps, frames, n), dtype=np.float32)
     fired = np.empty((frames, n), dtype=bool)
     for t in range(timesteps):

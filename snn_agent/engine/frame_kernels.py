@@ -119,17 +119,17 @@ def dense_accumulate(x, weight_t, summed):
 
 
 @njit(cache=True)
-def integrate_and_fire(current, bias, timesteps, threshold, v_init, subtract, spikes):
+def integrate_and_fire(current, bias, timesteps, threshold, v_start, subtract, spikes):
     """Integrate-and-fire over T steps. current: (T or 1, n) without bias (one row: a constant input);
-    threshold and v_init: float32, in units of potential (float32 throughout, as the batched
-    path). Reset by subtracting the threshold, firing at the threshold (the batched path's rule:
+    threshold: float32, v_start: (n,) float32 potentials at the start, in units of potential
+    (float32 throughout, as the batched path). Reset by subtracting the threshold, firing at the threshold (the batched path's rule:
     spikes so far = floor((v0 + input so far) / threshold)); or reset to zero, firing strictly
     above it (Loihi). Writes the spikes as float32 0/1 into `spikes` (T, n).
 
     Branch-free, storing only the potential and the spike, so that it compiles to vector
     instructions (a spike counter in the same loop stops that: 3-5x slower)."""
     n = current.shape[1]
-    v = np.full(n, v_init, np.float32)
+    v = v_start.copy()
     one, zero = np.float32(1.0), np.float32(0.0)
     for t in range(timesteps):
         row = current[0 if current.shape[0] == 1 else t]
@@ -157,16 +157,16 @@ def spikes_offset(n_classes, n_in):
 
 
 @njit(cache=True)
-def run_chain(x, timesteps, layout, weights, indices, n_spiking, biases, thresholds, v_init, subtract):
+def run_chain(x, timesteps, layout, weights, indices, n_spiking, biases, thresholds, v_starts, subtract):
     """One frame through a chain whose last layer gives the scores (its mean input over the steps).
 
     x: (1, n) float32 image, a constant current (its synapses work every step), in the order the
     first layer's gather index or weight rows read it. Per layer (a row of `layout`, columns above):
     its kind; its weight matrix (conv: (kh*kw*C, O) rows in (ky, kx, c) order; dense: the
     transposed weight), its gather index (conv: (positions, kh*kw*C)) or runs, all flat. n_spiking: the
-    spiking layers' neurons together. Then the operating point's: each layer's bias (float32,
-    channels-last, flat) and threshold (float32); v_init, a fraction of each threshold, a Python
-    float (a numpy scalar costs the call over a microsecond of type checks).
+    spiking layers' neurons together. Then the operating point's: each layer's bias and each
+    neuron's potential at the start (float32, channels-last, flat, both at the layer's
+    BIAS_START) and threshold (float32).
     Returns one array (1, classes + n + T * n_spiking), in sections: the scores, which inputs are
     nonzero (1.0 or 0.0), every spike (each spiking layer's (T, n) block after the previous one's,
     flat). One array, not three: each array returned costs numba ~0.5 us to hand to Python, a
@@ -204,7 +204,8 @@ def run_chain(x, timesteps, layout, weights, indices, n_spiking, biases, thresho
             return output
         threshold = thresholds[layer]
         rows = spikes[spikes_start:spikes_start + timesteps * n_out].reshape((timesteps, n_out))
-        integrate_and_fire(current, bias, timesteps, threshold, np.float32(v_init) * threshold, subtract, rows)
+        integrate_and_fire(current, bias, timesteps, threshold, v_starts[spec[BIAS_START]:spec[BIAS_START] + n_out],
+                           subtract, rows)
         spikes_start += timesteps * n_out
     raise ValueError("run_chain: no layers")
 
@@ -230,4 +231,4 @@ def warm_up() -> None:
     layout[0, [KIND, WEIGHT_START, WEIGHT_ROWS, WEIGHT_COLS, POSITIONS, N_OUT]] = [CONV, 0, 9, 2, 16, 32]
     layout[1, [KIND, WEIGHT_START, WEIGHT_ROWS, WEIGHT_COLS, BIAS_START, N_OUT]] = [DENSE, 18, 32, 3, 32, 3]
     run_chain(image, 2, layout, rng.random(18 + 96, dtype=np.float32), taps, 32, np.zeros(35, np.float32),
-              np.ones(2, np.float32), 0.5, True)
+              np.ones(2, np.float32), np.full(35, 0.5, np.float32), True)

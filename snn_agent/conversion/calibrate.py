@@ -1,0 +1,74 @@
+"""The calibration every conversion applies: each channel's initial membrane potential.
+
+After normalization a layer's firing rate still departs from the DNN activation it stands for,
+by a mean that is the layer's own: spikes from the layer below arrive unevenly over the frame, so
+a neuron whose net input is small or negative fires early spikes that later input cannot take
+back (Bu et al. 2022, "unevenness error"), and deeper layers inherit the surplus. SNN calibration
+(Li et al., ICML 2021) corrects that mean per channel, layer by layer from the input, on a few
+hundred unlabelled training images, either as a bias (the mean error per step) or as the initial
+potential (the error over the frame, T x that). The surplus measured on this project's plain
+models is a number of spikes per frame that hardly depends on T (a ResNet-style CNN: ~0.2 spikes
+per neuron at T = 8, 16 and 64 alike), so the initial potential is the form that holds at every
+T the governor picks, where a bias fitted at one T over-corrects at larger T by as much as it
+corrects there. It is stored per output channel with the layer (Layer.initial_potential, added to
+the operating point's v_init), measured at CALIBRATION_T.
+
+Layers whose scale is a Clip ceiling are left alone: their DNN was trained with that ceiling
+(QCFS-style), and v_init's half-threshold shift is QCFS's own correction of the rounding.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..adaptation.calibration import dnn_channel_rates
+from ..engine import SNNEngine
+from ..ir import SNNModel
+
+CALIBRATION_T = 8  # chosen on the validation split (docs/conversion.md): 4 and 16 did worse at T = 8 and 16
+CALIBRATION_IMAGES = 256
+# v_init + initial potential stays within a threshold of zero: a neuron may start ready to fire,
+# or a threshold below, not more
+POTENTIAL_LIMIT = 1.0
+
+
+def calibrate_initial_potentials(model: SNNModel, x: np.ndarray, timesteps: int = CALIBRATION_T,
+                                 progress: Optional[Callable[[int, int], None]] = None,
+                                 ideal: Optional[SNNModel] = None, engine: Callable = SNNEngine) -> SNNModel:
+    """`model` with Layer.initial_potential set on every spiking layer not scaled by a Clip
+    ceiling: layer by layer from the input, T x (the DNN's mean activation per channel as a
+    fraction of the threshold - the SNN's firing rate per channel at T), on x, starting from the
+    potentials the layers have. ideal: the ideal model whose DNN rates are the reference (default
+    `model`; the loihi target passes its ideal model and engine=LoihiEngine)."""
+    x = x[:CALIBRATION_IMAGES]
+    reference = dnn_channel_rates(ideal or model, x)
+    spiking = [i for i, layer in enumerate(model.layers) if layer.spiking]
+    rows = [row for row in model.info.get("layers", []) if "scale" in row]  # the report's, one per spiking layer
+    calibrated = [p for p in range(len(spiking)) if not rows or rows[p].get("scale_from") != "clip ceiling"]
+    layers = list(model.layers)
+    for step, position in enumerate(calibrated):
+        index = spiking[position]
+        # the network up to this layer: what comes after it changes nothing before it
+        upto = replace(model, network=replace(model.network, layers=layers[:index + 1]))
+        rates = _channel_rates(engine(upto), x, timesteps)
+        layer = layers[index]
+        start = np.zeros_like(layer.bias) if layer.initial_potential is None else layer.initial_potential
+        shift = timesteps * (reference[position] - rates[position])
+        potential = np.clip(start + shift, -POTENTIAL_LIMIT - model.neuron.v_init, POTENTIAL_LIMIT - model.neuron.v_init)
+        layers[index] = replace(layer, initial_potential=potential.astype(np.float32))
+        if progress:
+            progress(step + 1, len(calibrated))
+    return replace(model, network=replace(model.network, layers=layers))
+
+
+def _channel_rates(engine, x: np.ndarray, timesteps: int) -> list:
+    """Per spiking layer, each channel's spikes per neuron per step over x."""
+    batch = max(1, 128 // timesteps)
+    sums = None
+    for start in range(0, len(x), batch):
+        part = x[start:start + batch]
+        rates = [r * len(part) for r in engine.run(part, timesteps).ops.channel_rates]
+        sums = rates if sums is None else [s + r for s, r in zip(sums, rates)]
+    return [s / len(x) for s in sums]
