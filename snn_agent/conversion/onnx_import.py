@@ -220,7 +220,7 @@ def _pool_composable(template: Layer, pool: _Pool) -> bool:
         return True
     _, h, w = pool.input_shape
     hp, wp = _pooled_size(pool)
-    (ph, pw), (sh, sw), (pt, pl, pb, pr) = pool.kernel, pool.stride, pool.pads
+    (ph, pw), (sh, sw), (pt, pl, _, _) = pool.kernel, pool.stride, pool.pads
     top, left, bottom, right = template.padding
     # the first padded pooled row's window ends before the map; the last's starts after it
     fits = all(not before or k <= s + p for before, k, s, p in ((top, ph, sh, pt), (left, pw, sw, pl))) and \
