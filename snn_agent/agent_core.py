@@ -21,7 +21,7 @@ from .adaptation.operating_points import OperatingPoint, PointTable
 from .backends import Backend, create_backend
 from .energy.constants import constants_from
 from .energy.models import EnergyEstimate
-from .ir import ModelFormatError, SNNModel
+from .ir import SNNModel
 from .learning.checkpoint import model_fingerprint
 from .learning.online import FeedbackOutcome, LearningSettings, OnlineLearner, trainer_for
 from .learning.readout import HOST

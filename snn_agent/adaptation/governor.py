@@ -15,7 +15,7 @@ make it flap. Nothing here knows about ROS.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from .operating_points import OperatingPoint
