@@ -307,7 +307,7 @@ def params_for(network: StdpNetwork, timesteps: int, points: dict) -> tuple[Stdp
     them and the point's T."""
     table = {network.params.timesteps: network.params, **points}
     chosen = min(table, key=lambda t: (abs(t - timesteps), -t))
-    return replace(table[chosen], timesteps=int(timesteps)), chosen
+    return table[chosen].with_timesteps(timesteps), chosen
 
 
 def train_and_label(params: StdpParams, train_images, label_images, label_classes, n_classes: int,
