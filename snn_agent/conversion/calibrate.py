@@ -13,6 +13,18 @@ T the governor picks, where a bias fitted at one T over-corrects at larger T by 
 corrects there. It is stored per output channel with the layer (Layer.initial_potential, added to
 the operating point's v_init), measured at CALIBRATION_T.
 
+Before that fit, a convolution's neurons start dithered (dither_offsets): each neuron's potential
+moves by a fraction of the threshold from a 4x4 ordered-dither (Bayer) tile over the map, zero on
+average per channel, so that the channel's fitted mean is unchanged. A rate code rounds each
+neuron's activation to one of T + 1 spike counts; with one start per channel, neighbouring
+neurons of a smooth region round the same way and the next layer, which sums a window of them (a
+2x2 average pool folded into a 3x3 convolution reads 6x6), adds their errors up. Dithered, the 16
+neurons of a tile round at 16 different points, and a sum over the tile resolves 16 T levels
+instead of T + 1 (ordered dithering, as in halftoning; Hermite's identity for floors). Measured on
+the suite's ResNet-style CNN, where the first layer's rounding of its analog input was the
+largest loss (docs/conversion.md). A dense layer's neurons are each their own channel: the fit
+sets each one's potential, so they are not dithered.
+
 Layers whose scale is a Clip ceiling are left alone: their DNN was trained with that ceiling
 (QCFS-style), and v_init's half-threshold shift is QCFS's own correction of the rounding.
 """
@@ -32,21 +44,26 @@ CALIBRATION_IMAGES = 256
 # v_init + initial potential stays within a threshold of zero: a neuron may start ready to fire,
 # or a threshold below, not more
 POTENTIAL_LIMIT = 1.0
+# ordered dithering's 4x4 Bayer matrix: the order in which the 16 positions of a tile round up
+BAYER_4X4 = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]])
 
 
 def calibrate_initial_potentials(model: SNNModel, x: np.ndarray, timesteps: int = CALIBRATION_T,
                                  progress: Optional[Callable[[int, int], None]] = None,
-                                 ideal: Optional[SNNModel] = None, engine: Callable = SNNEngine) -> SNNModel:
+                                 ideal: Optional[SNNModel] = None, engine: Callable = SNNEngine,
+                                 dither: bool = True) -> SNNModel:
     """`model` with Layer.initial_potential set on every spiking layer not scaled by a Clip
     ceiling: layer by layer from the input, T x (the DNN's mean activation per channel as a
     fraction of the threshold - the SNN's firing rate per channel at T), on x, starting from the
-    potentials the layers have. ideal: the ideal model whose DNN rates are the reference (default
-    `model`; the loihi target passes its ideal model and engine=LoihiEngine)."""
+    potentials the layers have (none: a convolution's dither_offsets, or zero with dither=False).
+    ideal: the ideal model whose DNN rates are the reference (default `model`; the loihi target
+    passes its ideal model and engine=LoihiEngine)."""
     x = x[:CALIBRATION_IMAGES]
     reference = dnn_channel_rates(ideal or model, x)
     spiking = [i for i, layer in enumerate(model.layers) if layer.spiking]
     rows = [row for row in model.info.get("layers", []) if "scale" in row]  # the report's, one per spiking layer
     calibrated = [p for p in range(len(spiking)) if not rows or rows[p].get("scale_from") != "clip ceiling"]
+    dithered = _ditherable(model, spiking, rows) if dither else set()
     layers = list(model.layers)
     for step, position in enumerate(calibrated):
         index = spiking[position]
@@ -54,13 +71,42 @@ def calibrate_initial_potentials(model: SNNModel, x: np.ndarray, timesteps: int 
         upto = replace(model, network=replace(model.network, layers=layers[:index + 1]))
         rates = _channel_rates(engine(upto), x, timesteps)
         layer = layers[index]
-        start = np.zeros_like(layer.bias) if layer.initial_potential is None else layer.initial_potential
+        start = layer.initial_potential if layer.initial_potential is not None else \
+            dither_offsets(layer) if index in dithered else np.zeros_like(layer.bias)
         shift = timesteps * (reference[position] - rates[position])
+        shift = shift.reshape((-1,) + (1,) * (start.ndim - 1))  # per channel, on every neuron of it
         potential = np.clip(start + shift, -POTENTIAL_LIMIT - model.neuron.v_init, POTENTIAL_LIMIT - model.neuron.v_init)
         layers[index] = replace(layer, initial_potential=potential.astype(np.float32))
         if progress:
             progress(step + 1, len(calibrated))
     return replace(model, network=replace(model.network, layers=layers))
+
+
+def _ditherable(model: SNNModel, spiking: list, rows: list) -> set:
+    """Indices of the layers dither_offsets may start: all but a lowered MaxPool's layers and
+    their sources. A max picks the largest of its inputs, i.e. the one dithering rounded up: it
+    biases every window upwards (the suite's VGG-style CNN, its first layer dithered, 2,000
+    validation images, each layer's activation rounded to T + 1 levels: 1.9 points lost at T = 8),
+    where an average or a convolution, which sums them, gains."""
+    max_pool = {index for index, row in zip(spiking, rows) if row.get("scale_from") == "source (max pool)"}
+    sources = model.network.source_indices()
+    before_max_pool = {source for index in max_pool for source in sources[index]}
+    return set(spiking) - max_pool - before_max_pool
+
+
+def dither_offsets(layer) -> np.ndarray:
+    """A layer's starting potentials before calibration, fractions of the threshold: for a
+    convolution, per neuron (output_shape), the 4x4 Bayer tile's 16 offsets (k + 0.5) / 16 - 0.5
+    repeated over the map, each channel's tile rolled by its own (channel % 4, channel // 4 % 4)
+    so that the channels a reader sums do not all round at the same positions either; for a dense
+    layer, zero per neuron."""
+    if len(layer.output_shape) != 3:
+        return np.zeros_like(layer.bias)
+    channels, height, width = layer.output_shape
+    tile = (BAYER_4X4 + 0.5) / BAYER_4X4.size - 0.5
+    repeats = (-(-height // 4), -(-width // 4))
+    return np.stack([np.tile(np.roll(tile, (c % 4, c // 4 % 4), axis=(0, 1)), repeats)[:height, :width]
+                     for c in range(channels)]).astype(np.float32)
 
 
 def _channel_rates(engine, x: np.ndarray, timesteps: int) -> list:
