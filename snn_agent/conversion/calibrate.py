@@ -13,7 +13,7 @@ T the governor picks, where a bias fitted at one T over-corrects at larger T by 
 corrects there. It is stored per output channel with the layer (Layer.initial_potential, added to
 the operating point's v_init), measured at CALIBRATION_T.
 
-Before that fit, a convolution's neurons start dithered (dither_offsets): each neuron's potential
+Before that fit, the first convolution's neurons start dithered (dither_offsets): each neuron's potential
 moves by a fraction of the threshold from a 4x4 ordered-dither (Bayer) tile over the map, zero on
 average per channel, so that the channel's fitted mean is unchanged. A rate code rounds each
 neuron's activation to one of T + 1 spike counts; with one start per channel, neighbouring
@@ -22,8 +22,7 @@ neurons of a smooth region round the same way and the next layer, which sums a w
 neurons of a tile round at 16 different points, and a sum over the tile resolves 16 T levels
 instead of T + 1 (ordered dithering, as in halftoning; Hermite's identity for floors). Measured on
 the suite's ResNet-style CNN, where the first layer's rounding of its analog input was the
-largest loss (docs/conversion.md). A dense layer's neurons are each their own channel: the fit
-sets each one's potential, so they are not dithered.
+largest loss (docs/conversion.md). Only the layers that read the image (_ditherable says why).
 
 Layers whose scale is a Clip ceiling are left alone: their DNN was trained with that ceiling
 (QCFS-style), and v_init's half-threshold shift is QCFS's own correction of the rounding.
@@ -83,15 +82,19 @@ def calibrate_initial_potentials(model: SNNModel, x: np.ndarray, timesteps: int 
 
 
 def _ditherable(model: SNNModel, spiking: list, rows: list) -> set:
-    """Indices of the layers dither_offsets may start: all but a lowered MaxPool's layers and
-    their sources. A max picks the largest of its inputs, i.e. the one dithering rounded up: it
-    biases every window upwards (the suite's VGG-style CNN, its first layer dithered, 2,000
-    validation images, each layer's activation rounded to T + 1 levels: 1.9 points lost at T = 8),
-    where an average or a convolution, which sums them, gains."""
-    max_pool = {index for index, row in zip(spiking, rows) if row.get("scale_from") == "source (max pool)"}
+    """Indices of the layers dither_offsets starts: the convolutions that read the network input
+    only, unless a lowered MaxPool reads them. Their input is the image, a constant current, so a
+    neuron's count is exactly its activation rounded, and dithering is halftoning's; a deeper
+    layer's input is spike trains, where a neuron started near its threshold fires on the first
+    input spikes whatever comes later (the suite's ResNet-style CNN lost 0.5 points at T = 8 with
+    all six layers dithered, 4,000 validation images). A max picks the largest of its inputs,
+    the one dithering rounded up: a bias on every window (the VGG-style CNN's first layer
+    dithered, each layer's activation rounded to T + 1 levels: 1.9 points lost at T = 8, 2,000
+    validation images)."""
     sources = model.network.source_indices()
+    max_pool = {index for index, row in zip(spiking, rows) if row.get("scale_from") == "source (max pool)"}
     before_max_pool = {source for index in max_pool for source in sources[index]}
-    return set(spiking) - max_pool - before_max_pool
+    return {index for index in spiking if all(s < 0 for s in sources[index]) and index not in before_max_pool}
 
 
 def dither_offsets(layer) -> np.ndarray:
