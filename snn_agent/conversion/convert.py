@@ -43,7 +43,7 @@ class ConversionOptions:
     pooling_source_scale: bool = True
     # each channel's initial potential calibrated on the calibration images (calibrate.py; False: baselines)
     calibrate: bool = True
-    # a convolution's neurons start dithered before that calibration (calibrate.dither_offsets; False: baselines)
+    # the image's convolution starts dithered before the calibration (calibrate.dither_offsets; False: baselines)
     dither: bool = True
 
 
@@ -133,7 +133,7 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
     start = time.perf_counter()
     model = calibrate_initial_potentials(model, calib_x, progress=calibration_progress, dither=options.dither)
     model.info["calibration"] = {"what": "initial potential per channel (Li et al. 2021)" +
-                                         (", convolutions' neurons dithered" if options.dither else "") +
+                                         (", the image's convolution dithered per neuron" if options.dither else "") +
                                          ", layers not scaled by a Clip ceiling", "timesteps": CALIBRATION_T,
                                  "images": int(min(len(calib_x), CALIBRATION_IMAGES)),
                                  "layers": sum(layer.initial_potential is not None for layer in model.layers),
