@@ -389,6 +389,7 @@ def test_first_convolution_starts_dithered_unless_max_pooled(tmp_path):
     model = convert(network, calib)
     first, *around_max_pool, _ = model.layers
     assert first.initial_potential.shape == (6, 8, 8)
+    assert model.info["calibration"]["dithered_layers"] == [first.name]
     offsets = dither_offsets(first)
     assert sorted(np.unique(offsets[0, :4, :4])) == pytest.approx((np.arange(16) + 0.5) / 16 - 0.5)
     assert not np.array_equal(offsets[0], offsets[1])  # each channel's tile rolled

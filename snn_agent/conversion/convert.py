@@ -132,9 +132,11 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
         return model
     start = time.perf_counter()
     model = calibrate_initial_potentials(model, calib_x, progress=calibration_progress, dither=options.dither)
-    model.info["calibration"] = {"what": "initial potential per channel (Li et al. 2021)" +
-                                         (", the image's convolution dithered per neuron" if options.dither else "") +
-                                         ", layers not scaled by a Clip ceiling", "timesteps": CALIBRATION_T,
+    model.info["calibration"] = {"what": "initial potential per channel (Li et al. 2021), layers not scaled by "
+                                         "a Clip ceiling", "timesteps": CALIBRATION_T,
+                                 # layers started per neuron (calibrate.dither_offsets): the image's convolution
+                                 "dithered_layers": [layer.name for layer in model.layers if layer.initial_potential
+                                                     is not None and layer.initial_potential.ndim > 1],
                                  "images": int(min(len(calib_x), CALIBRATION_IMAGES)),
                                  "layers": sum(layer.initial_potential is not None for layer in model.layers),
                                  "seconds": round(time.perf_counter() - start, 2)}
