@@ -10,12 +10,12 @@ potential (the error over the frame, T x that). The surplus measured on this pro
 models is a number of spikes per frame that hardly depends on T (a ResNet-style CNN: ~0.2 spikes
 per neuron at T = 8, 16 and 64 alike), so the initial potential is the form that holds at every
 T the governor picks, where a bias fitted at one T over-corrects at larger T by as much as it
-corrects there. It is stored per output channel with the layer (Layer.initial_potential, added to
-the operating point's v_init), measured at CALIBRATION_T.
+corrects there. It is stored per output channel (per neuron where dithered, below) with the
+layer (Layer.initial_potential, added to the operating point's v_init), measured at CALIBRATION_T.
 
-Before that fit, the first convolution's neurons start dithered (dither_offsets): each neuron's potential
-moves by a fraction of the threshold from a 4x4 ordered-dither (Bayer) tile over the map, zero on
-average per channel, so that the channel's fitted mean is unchanged. A rate code rounds each
+Before that fit, the first convolution's neurons start dithered (dither_offsets): each neuron's
+potential moves by a fraction of the threshold from a 4x4 ordered-dither (Bayer) tile over the
+map, zero on average per channel, so that the channel's fitted mean is unchanged. A rate code rounds each
 neuron's activation to one of T + 1 spike counts; with one start per channel, neighbouring
 neurons of a smooth region round the same way and the next layer, which sums a window of them (a
 2x2 average pool folded into a 3x3 convolution reads 6x6), adds their errors up. Dithered, the 16
