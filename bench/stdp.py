@@ -471,7 +471,7 @@ def main() -> None:
                          f"(default {' '.join(map(str, INFERENCE_T))} and the reduced T; quick 100 64)")
     ap.add_argument("--workers", type=int, default=2, help="training processes at once (default 2: this machine's cores)")
     ap.add_argument("--model-dir", help="keep the tuned baseline network there, with its operating points at the "
-                                        "reduced T (docs/stdp.md; default: a temporary directory)")
+                                        "inference T (docs/stdp.md; default: a temporary directory)")
     ap.add_argument("--searched", help="take each T's chosen parameters from this earlier stdp.json instead of "
                                        "searching again (its search, made on validation, is recorded as reused)")
     ap.add_argument("--out", help="the JSON (default bench/results/stdp.json, quick: bench/results/quick/)")
