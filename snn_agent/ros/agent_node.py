@@ -7,8 +7,13 @@ it configures and activates itself.
 
 Threads: the executor runs the callbacks; one worker thread decodes and classifies. A callback only
 keeps the newest raw message (cheap checks first: size limits); the worker decodes that one alone,
-so a frame dropped because inference fell behind costs nothing. One lock (`self._lock`, shared
-with the core) guards everything both threads touch.
+so a frame dropped because inference fell behind costs nothing. A frame that finds the worker idle
+while the CPU engine runs fast frames is classified in the callback itself: waking the worker costs
+more than such a frame (the executor thread holds the GIL while it rebuilds its wait set), and the
+executor is held for no longer than INLINE_MAX_S. A backend in another process or on a device
+(Lava, OpenVINO), or a slow frame, keeps the worker, so that the watchdog and the services stay
+responsive while it runs. One lock (`self._lock`, shared with the core) guards everything the
+threads share.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import BatteryState, CompressedImage, Image
 from std_msgs.msg import Float32, Float32MultiArray, Int32, MultiArrayDimension, MultiArrayLayout, String, UInt16
@@ -50,6 +55,10 @@ from .vision import VISION_MSGS_MISSING, classification
 
 LOG_THROTTLE_S = 5.0
 WATCHDOG_PERIOD_S = 0.25  # how often the backend's health is checked (steady clock)
+INLINE_MAX_S = 0.005  # a CPU-engine frame that took less is followed by frames classified in the callback
+# camera frames: sensor data QoS keeping only the newest frame, so that a frame classified in the
+# callback is never followed by older ones queued meanwhile (the worker also takes only the newest)
+IMAGE_QOS = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT)  # else as qos_profile_sensor_data
 # The agent's publishers go without rclpy's default QoS-event handlers: a mismatch on these topics is
 # reported by the subscriber's side, and each handler is a waitable the executor re-adds in Python
 # on every iteration (two per publisher, ~7 us each: on every frame's path)
@@ -241,6 +250,8 @@ class AgentNode(LifecycleNode):
         # the current one) and a new worker carries on with a replaced backend.
         self._generation = 0
         self._busy_since: Optional[float] = None  # when the worker's current frame went to the backend
+        self._worker_busy = False  # the worker has taken a frame, a reload or a replacement
+        self._inline = False  # the last frame was the CPU engine's and fast: the next is classified in the callback
         self._last_classified: Optional[float] = None
         self._last_received: Optional[float] = None
         self._active_since: Optional[float] = None
@@ -269,9 +280,8 @@ class AgentNode(LifecycleNode):
         self.frames_not_active = 0
         # QoS: the defaults below, overridable per topic at start (qos_overrides.<topic>.subscription.*)
         overridable = QoSOverridingOptions.with_default_policies()
-        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data,
-                                 qos_overriding_options=overridable)
-        self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, qos_profile_sensor_data,
+        self.create_subscription(Image, "image", self._on_image, IMAGE_QOS, qos_overriding_options=overridable)
+        self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, IMAGE_QOS,
                                  qos_overriding_options=overridable)
         self.create_subscription(Int32, "ground_truth", self._on_ground_truth, 10, qos_overriding_options=overridable)
         # best effort takes messages from reliable and best-effort publishers alike (battery drivers differ)
@@ -394,6 +404,7 @@ class AgentNode(LifecycleNode):
         """A new worker thread; call with self._lock held, or before anything else can run."""
         self._generation += 1
         self._busy_since = None
+        self._worker_busy, self._inline = False, False
         self._worker = threading.Thread(target=self._work, args=(self._generation,), name="snn_agent_inference",
                                         daemon=True)
         self._worker.start()
@@ -550,12 +561,19 @@ class AgentNode(LifecycleNode):
         except ImageDecodeError as exc:
             self._bad_input(exc.kind, f"bad image: {exc}")
             return
+        frame = (frame_id, msg.header, decode, received_s)
         with self._wake:
             self._last_received = time.monotonic()
-            if self._newest is not None:
-                self.stats.dropped += 1
-            self._newest = (frame_id, msg.header, decode, received_s)
-            self._wake.notify()
+            inline = self._inline and not self._worker_busy and self._newest is None \
+                and self._pending_reload is None and self._pending_replacement is None
+            if not inline:
+                if self._newest is not None:
+                    self.stats.dropped += 1
+                self._newest = frame
+                self._wake.notify()
+                return
+            generation = self._generation
+        self._handle(generation, lambda: self._classify(generation, *frame))
 
     @never_raises
     def _on_ground_truth(self, msg: Int32) -> None:
@@ -650,6 +668,8 @@ class AgentNode(LifecycleNode):
     def _work(self, generation: int) -> None:
         while True:
             with self._wake:
+                if generation == self._generation:
+                    self._worker_busy = False
                 while self._running and generation == self._generation and self._newest is None \
                         and self._pending_reload is None and self._pending_replacement is None:
                     self._wake.wait(0.5)
@@ -658,17 +678,30 @@ class AgentNode(LifecycleNode):
                 replacement, self._pending_replacement = self._pending_replacement, None
                 frame, self._newest = (None, self._newest) if replacement else (self._newest, None)
                 reload, self._pending_reload = self._pending_reload, None
-            try:
-                if replacement is not None:
-                    self._replace_backend(replacement)
-                if reload is not None:
-                    self._reload(reload)
-                if frame is not None:
-                    self._classify(generation, *frame)
-            except Exception as exc:  # noqa: BLE001 - the inference thread must outlive any one frame
-                if not self.context.ok():  # Ctrl-C shut ROS down under a publish: not the frame's fault
-                    return
-                self._bad_input("internal", f"frame handling failed: {exc!r}", error=True)
+                self._worker_busy = True
+                if replacement is not None or reload is not None:
+                    self._inline = False  # the new backend's first frame shows whether it is fast
+            if not self._handle(generation, lambda: self._work_on(generation, replacement, reload, frame)):
+                return
+
+    def _work_on(self, generation: int, replacement: Optional[str], reload: Optional[BackendChoice],
+                 frame: Optional[tuple]) -> None:
+        if replacement is not None:
+            self._replace_backend(replacement)
+        if reload is not None:
+            self._reload(reload)
+        if frame is not None:
+            self._classify(generation, *frame)
+
+    def _handle(self, generation: int, work) -> bool:
+        """Run the worker's or an inline frame's work; False when ROS is gone (the worker ends)."""
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001 - the inference thread must outlive any one frame
+            if not self.context.ok():  # Ctrl-C shut ROS down under a publish: not the frame's fault
+                return False
+            self._bad_input("internal", f"frame handling failed: {exc!r}", error=True)
+        return True
 
     def _reload(self, choice: BackendChoice) -> None:
         try:
@@ -723,7 +756,7 @@ class AgentNode(LifecycleNode):
             self._bad_input(exc.kind, f"bad image: {exc}")
             return
         with self._lock:
-            self._busy_since = time.monotonic()
+            self._busy_since = started = time.monotonic()
         try:
             result = self.core.classify(x, frame_id=frame_id)
         except Exception as exc:  # noqa: BLE001 - a failing frame must not end the node
@@ -754,6 +787,8 @@ class AgentNode(LifecycleNode):
         pubs["energy"].publish(Float32(data=float(result.energy.joules)))
         with self._lock:
             self._last_classified = time.monotonic()
+            if generation == self._generation:
+                self._inline = self.core.backend.name == "cpu" and self._last_classified - started < INLINE_MAX_S
             self.stats.node_latencies_s.append(time.perf_counter() - received_s)
             self._count(self.pairing.prediction(frame_id, result.class_id))
 
