@@ -330,6 +330,11 @@ class AgentNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Validate the parameters, load the model and backend. FAILURE, with the reason logged and on
         /diagnostics, leaves the node unconfigured and unchanged."""
+        # Said before loading (Lava's takes seconds); also the process's first ROS log line, which
+        # costs a scan of every module loaded (rclpy finds each line's call site with inspect):
+        # here it comes before the backend's imports (numba's registries, scipy), not after them
+        self.get_logger().info(f"configuring: backend {self.get_parameter('backend').value} on "
+                               f"{self.get_parameter('model').value}")
         try:
             problem = next((f"parameter {name}: {reason}" for name in PARAMETERS
                             if (reason := self._problem(self.get_parameter(name)))), None)
