@@ -55,7 +55,7 @@ from .vision import VISION_MSGS_MISSING, classification
 
 LOG_THROTTLE_S = 5.0
 WATCHDOG_PERIOD_S = 0.25  # how often the backend's health is checked (steady clock)
-INLINE_MAX_S = 0.005  # a CPU-engine frame that took less is followed by frames classified in the callback
+INLINE_MAX_S = 0.005  # a CPU-engine frame that took less (in the core) is followed by frames classified in the callback
 # camera frames: sensor data QoS keeping only the newest frame, so that a frame classified in the
 # callback is never followed by older ones queued meanwhile (the worker also takes only the newest)
 IMAGE_QOS = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT)  # else as qos_profile_sensor_data
@@ -764,6 +764,7 @@ class AgentNode(LifecycleNode):
             self._busy_since = started = time.monotonic()
         try:
             result = self.core.classify(x, frame_id=frame_id)
+            fast = self.core.backend.name == "cpu" and time.monotonic() - started < INLINE_MAX_S
         except Exception as exc:  # noqa: BLE001 - a failing frame must not end the node
             self.inference_error = f"inference failed: {exc}"
             self._bad_input("inference", self.inference_error, error=True)
@@ -793,7 +794,7 @@ class AgentNode(LifecycleNode):
         with self._lock:
             self._last_classified = time.monotonic()
             if generation == self._generation:
-                self._inline = self.core.backend.name == "cpu" and self._last_classified - started < INLINE_MAX_S
+                self._inline = fast
             self.stats.node_latencies_s.append(time.perf_counter() - received_s)
             self._count(self.pairing.prediction(frame_id, result.class_id))
 
