@@ -56,13 +56,18 @@ from .vision import VISION_MSGS_MISSING, classification
 LOG_THROTTLE_S = 5.0
 WATCHDOG_PERIOD_S = 0.25  # how often the backend's health is checked (steady clock)
 INLINE_MAX_S = 0.005  # a CPU-engine frame that took less (in the core) is followed by frames classified in the callback
-# camera frames: sensor data QoS keeping only the newest frame, so that a frame classified in the
-# callback is never followed by older ones queued meanwhile (the worker also takes only the newest)
-IMAGE_QOS = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT)  # else as qos_profile_sensor_data
 # The agent's publishers go without rclpy's default QoS-event handlers: a mismatch on these topics is
 # reported by the subscriber's side, and each handler is a waitable the executor re-adds in Python
 # on every iteration (two per publisher, ~7 us each: on every frame's path)
 QUIET_PUBLISHER = {"event_callbacks": PublisherEventCallbacks(use_default_callbacks=False)}
+
+
+def newest_frame_qos() -> QoSProfile:
+    """Camera frames: rclpy's sensor data QoS keeping only the newest frame, so that a frame
+    classified in the callback is never followed by older ones queued meanwhile (the worker also
+    takes only the newest). A new profile for each subscription: a QoS override (qos_overrides.*)
+    changes the profile object it is given, which must not reach another topic or node."""
+    return QoSProfile(depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT)
 
 
 def _float_range(lo, hi):
@@ -280,8 +285,8 @@ class AgentNode(LifecycleNode):
         self.frames_not_active = 0
         # QoS: the defaults below, overridable per topic at start (qos_overrides.<topic>.subscription.*)
         overridable = QoSOverridingOptions.with_default_policies()
-        self.create_subscription(Image, "image", self._on_image, IMAGE_QOS, qos_overriding_options=overridable)
-        self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, IMAGE_QOS,
+        self.create_subscription(Image, "image", self._on_image, newest_frame_qos(), qos_overriding_options=overridable)
+        self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, newest_frame_qos(),
                                  qos_overriding_options=overridable)
         self.create_subscription(Int32, "ground_truth", self._on_ground_truth, 10, qos_overriding_options=overridable)
         # best effort takes messages from reliable and best-effort publishers alike (battery drivers differ)
