@@ -95,12 +95,11 @@ class LavaNetwork:
                                "which is not installed; run on Lava's simulator (hardware=False) or on "
                                "the cpu backend")
         netx = import_netx()
+        from lava.magma.core.process.process import ProcessServer
+        from lava.magma.core.process.variable import VarServer
         from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
         from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
         from lava.proc.io.injector import Injector, PyLoihiInjectorModel
-
-        from lava.magma.core.process.process import ProcessServer
-        from lava.magma.core.process.variable import VarServer
 
         self.model = model
         first_process, first_var = ProcessServer().num_processes, VarServer().num_vars
