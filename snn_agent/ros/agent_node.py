@@ -7,12 +7,18 @@ it configures and activates itself.
 
 Threads: the executor runs the callbacks; one worker thread decodes and classifies. A callback only
 keeps the newest raw message (cheap checks first: size limits); the worker decodes that one alone,
-so a frame dropped because inference fell behind costs nothing. One lock (`self._lock`, shared
-with the core) guards everything both threads touch.
+so a frame dropped because inference fell behind costs nothing. A frame that finds the worker idle
+while the CPU engine runs fast frames is classified in the callback itself: waking the worker costs
+more than such a frame (the executor thread holds the GIL while it rebuilds its wait set), and the
+executor is held for no longer than INLINE_MAX_S. A backend in another process or on a device
+(Lava, OpenVINO), or a slow frame, keeps the worker, so that the watchdog and the services stay
+responsive while it runs. One lock (`self._lock`, shared with the core) guards everything the
+threads share.
 """
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import math
 import threading
@@ -27,7 +33,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import BatteryState, CompressedImage, Image
 from std_msgs.msg import Float32, Float32MultiArray, Int32, MultiArrayDimension, MultiArrayLayout, String, UInt16
@@ -50,10 +56,19 @@ from .vision import VISION_MSGS_MISSING, classification
 
 LOG_THROTTLE_S = 5.0
 WATCHDOG_PERIOD_S = 0.25  # how often the backend's health is checked (steady clock)
+INLINE_MAX_S = 0.005  # a CPU-engine frame that took less (in the core) is followed by frames classified in the callback
 # The agent's publishers go without rclpy's default QoS-event handlers: a mismatch on these topics is
 # reported by the subscriber's side, and each handler is a waitable the executor re-adds in Python
 # on every iteration (two per publisher, ~7 us each: on every frame's path)
 QUIET_PUBLISHER = {"event_callbacks": PublisherEventCallbacks(use_default_callbacks=False)}
+
+
+def newest_frame_qos() -> QoSProfile:
+    """Camera frames: rclpy's sensor data QoS keeping only the newest frame, so that a frame
+    classified in the callback is never followed by older ones queued meanwhile (the worker also
+    takes only the newest). A new profile for each subscription: a QoS override (qos_overrides.*)
+    changes the profile object it is given, which must not reach another topic or node."""
+    return QoSProfile(depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT)
 
 
 def _float_range(lo, hi):
@@ -241,6 +256,8 @@ class AgentNode(LifecycleNode):
         # the current one) and a new worker carries on with a replaced backend.
         self._generation = 0
         self._busy_since: Optional[float] = None  # when the worker's current frame went to the backend
+        self._worker_busy = False  # the worker has taken a frame, a reload or a replacement
+        self._inline = False  # the last frame was the CPU engine's and fast: the next is classified in the callback
         self._last_classified: Optional[float] = None
         self._last_received: Optional[float] = None
         self._active_since: Optional[float] = None
@@ -269,9 +286,8 @@ class AgentNode(LifecycleNode):
         self.frames_not_active = 0
         # QoS: the defaults below, overridable per topic at start (qos_overrides.<topic>.subscription.*)
         overridable = QoSOverridingOptions.with_default_policies()
-        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data,
-                                 qos_overriding_options=overridable)
-        self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, qos_profile_sensor_data,
+        self.create_subscription(Image, "image", self._on_image, newest_frame_qos(), qos_overriding_options=overridable)
+        self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, newest_frame_qos(),
                                  qos_overriding_options=overridable)
         self.create_subscription(Int32, "ground_truth", self._on_ground_truth, 10, qos_overriding_options=overridable)
         # best effort takes messages from reliable and best-effort publishers alike (battery drivers differ)
@@ -320,6 +336,11 @@ class AgentNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Validate the parameters, load the model and backend. FAILURE, with the reason logged and on
         /diagnostics, leaves the node unconfigured and unchanged."""
+        # Said before loading (Lava's takes seconds); also the process's first ROS log line, which
+        # costs a scan of every module loaded (rclpy finds each line's call site with inspect):
+        # here it comes before the backend's imports (numba's registries, scipy), not after them
+        self.get_logger().info(f"configuring: backend {self.get_parameter('backend').value} on "
+                               f"{self.get_parameter('model').value}")
         try:
             problem = next((f"parameter {name}: {reason}" for name in PARAMETERS
                             if (reason := self._problem(self.get_parameter(name)))), None)
@@ -370,6 +391,12 @@ class AgentNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._unload()
+        # A Lava network's processes, ports and Vars refer to each other: without a full collection
+        # their memory (~1.8 MB a network) waits for Python's generation-2 pass, which a process holding
+        # torch's, numba's and Lava's ~0.5 M long-lived objects runs about once per 80 networks.
+        # Cleanup is when the backend's memory is given back (0.3-2 s here; not at shutdown: the
+        # process is ending).
+        gc.collect()
         self.get_logger().info("cleaned up: backend closed")
         return super().on_cleanup(state)
 
@@ -394,6 +421,7 @@ class AgentNode(LifecycleNode):
         """A new worker thread; call with self._lock held, or before anything else can run."""
         self._generation += 1
         self._busy_since = None
+        self._worker_busy, self._inline = False, False
         self._worker = threading.Thread(target=self._work, args=(self._generation,), name="snn_agent_inference",
                                         daemon=True)
         self._worker.start()
@@ -550,12 +578,19 @@ class AgentNode(LifecycleNode):
         except ImageDecodeError as exc:
             self._bad_input(exc.kind, f"bad image: {exc}")
             return
+        frame = (frame_id, msg.header, decode, received_s)
         with self._wake:
             self._last_received = time.monotonic()
-            if self._newest is not None:
-                self.stats.dropped += 1
-            self._newest = (frame_id, msg.header, decode, received_s)
-            self._wake.notify()
+            inline = self._inline and not self._worker_busy and self._newest is None \
+                and self._pending_reload is None and self._pending_replacement is None
+            if not inline:
+                if self._newest is not None:
+                    self.stats.dropped += 1
+                self._newest = frame
+                self._wake.notify()
+                return
+            generation = self._generation
+        self._handle(generation, lambda: self._classify(generation, *frame))
 
     @never_raises
     def _on_ground_truth(self, msg: Int32) -> None:
@@ -650,6 +685,8 @@ class AgentNode(LifecycleNode):
     def _work(self, generation: int) -> None:
         while True:
             with self._wake:
+                if generation == self._generation:
+                    self._worker_busy = False
                 while self._running and generation == self._generation and self._newest is None \
                         and self._pending_reload is None and self._pending_replacement is None:
                     self._wake.wait(0.5)
@@ -658,17 +695,30 @@ class AgentNode(LifecycleNode):
                 replacement, self._pending_replacement = self._pending_replacement, None
                 frame, self._newest = (None, self._newest) if replacement else (self._newest, None)
                 reload, self._pending_reload = self._pending_reload, None
-            try:
-                if replacement is not None:
-                    self._replace_backend(replacement)
-                if reload is not None:
-                    self._reload(reload)
-                if frame is not None:
-                    self._classify(generation, *frame)
-            except Exception as exc:  # noqa: BLE001 - the inference thread must outlive any one frame
-                if not self.context.ok():  # Ctrl-C shut ROS down under a publish: not the frame's fault
-                    return
-                self._bad_input("internal", f"frame handling failed: {exc!r}", error=True)
+                self._worker_busy = True
+                if replacement is not None or reload is not None:
+                    self._inline = False  # the new backend's first frame shows whether it is fast
+            if not self._handle(generation, lambda: self._work_on(generation, replacement, reload, frame)):
+                return
+
+    def _work_on(self, generation: int, replacement: Optional[str], reload: Optional[BackendChoice],
+                 frame: Optional[tuple]) -> None:
+        if replacement is not None:
+            self._replace_backend(replacement)
+        if reload is not None:
+            self._reload(reload)
+        if frame is not None:
+            self._classify(generation, *frame)
+
+    def _handle(self, generation: int, work) -> bool:
+        """Run the worker's or an inline frame's work; False when ROS is gone (the worker ends)."""
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001 - the inference thread must outlive any one frame
+            if not self.context.ok():  # Ctrl-C shut ROS down under a publish: not the frame's fault
+                return False
+            self._bad_input("internal", f"frame handling failed: {exc!r}", error=True)
+        return True
 
     def _reload(self, choice: BackendChoice) -> None:
         try:
@@ -723,9 +773,10 @@ class AgentNode(LifecycleNode):
             self._bad_input(exc.kind, f"bad image: {exc}")
             return
         with self._lock:
-            self._busy_since = time.monotonic()
+            self._busy_since = started = time.monotonic()
         try:
             result = self.core.classify(x, frame_id=frame_id)
+            fast = self.core.backend.name == "cpu" and time.monotonic() - started < INLINE_MAX_S
         except Exception as exc:  # noqa: BLE001 - a failing frame must not end the node
             self.inference_error = f"inference failed: {exc}"
             self._bad_input("inference", self.inference_error, error=True)
@@ -754,6 +805,8 @@ class AgentNode(LifecycleNode):
         pubs["energy"].publish(Float32(data=float(result.energy.joules)))
         with self._lock:
             self._last_classified = time.monotonic()
+            if generation == self._generation:
+                self._inline = fast
             self.stats.node_latencies_s.append(time.perf_counter() - received_s)
             self._count(self.pairing.prediction(frame_id, result.class_id))
 
