@@ -22,7 +22,8 @@ from conftest import BUNDLED_SNN
 from snn_agent.adaptation.operating_points import PointTable
 from snn_agent.backends import create_backend
 from snn_agent.data import datasets
-from snn_agent.ros.agent_node import INLINE_MAX_S, AgentNode, LabelPairing
+from snn_agent.ros.agent_node import INLINE_MAX_S, AgentNode
+from snn_agent.ros.label_pairing import LabelPairing
 from snn_agent.sensing.images import to_network_input
 
 # Operating points with round numbers, so each budget has one right answer.

@@ -23,12 +23,10 @@ import logging
 import math
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import fields
 from typing import Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -39,18 +37,16 @@ from sensor_msgs.msg import BatteryState, CompressedImage, Image
 from std_msgs.msg import Float32, Float32MultiArray, Int32, MultiArrayDimension, MultiArrayLayout, String, UInt16
 from std_srvs.srv import Trigger
 
-from ..adaptation.battery_input import PERCENTAGE_SCALES, read_battery, scale_evidence
-from ..adaptation.governor import POLICIES, GovernorSettings
+from ..adaptation.battery_input import read_battery, scale_evidence
+from ..adaptation.governor import GovernorSettings
 from ..agent_core import AgentCore, BackendChoice, FrameStats
-from ..backends import BACKENDS, create_backend, device_problem
-from ..energy.constants import ENERGY_SECTIONS
-from ..engine import stdp_engine
-from ..graph import resolve_path
-from ..ir import SNNModel
+from ..backends import create_backend
 from ..learning.online import LearningSettings
-from ..learning.rules import MAX_RATE_EXPONENT, rate_problem
 from ..sensing.images import (ImageDecodeError, check_compressed, check_raw, compressed_pixels, decode_compressed,
                               decode_raw, to_network_input)
+from .agent_parameters import (BACKEND_PARAMS, GOVERNOR_PARAMS, LEARNING_PARAMS, PARAMETERS, backend_choice,
+                               governor_settings, learning_settings, parameter_problem)
+from .label_pairing import LabelPairing
 from .spin import spin_node
 from .vision import VISION_MSGS_MISSING, classification
 
@@ -69,79 +65,6 @@ def newest_frame_qos() -> QoSProfile:
     takes only the newest). A new profile for each subscription: a QoS override (qos_overrides.*)
     changes the profile object it is given, which must not reach another topic or node."""
     return QoSProfile(depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT)
-
-
-def _float_range(lo, hi):
-    return [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
-
-
-# name: (default, description, extra descriptor fields)
-PARAMETERS = {
-    "model": ("models/fashion_cnn_snn", "model directory: a converted SNN (snn-agent convert -o DIR) or a trained "
-                                        "STDP network (cpu backend only; docs/stdp.md)", {}),
-    "backend": ("cpu", "inference backend", {"additional_constraints": f"one of {', '.join(BACKENDS)}"}),
-    "device": ("CPU", "openvino: CPU, GPU, NPU, MYRIAD (NCS2, OpenVINO 2022.3 LTS only), AUTO; "
-                      "lava: CPU (Lava's simulator), LOIHI2 (the chip, needs Lava-Loihi), AUTO", {}),
-    "allow_fallback": (True, "fall back to the CPU engine when a backend or device fails", {}),
-    "policy": ("auto", "timestep policy", {"additional_constraints": f"one of {', '.join(POLICIES)}"}),
-    "timesteps": (16, "T for the fixed policy and for models without operating points",
-                  {"integer_range": [IntegerRange(from_value=1, to_value=1024, step=1)]}),
-    "min_accuracy": (0.0, "operating points below this accuracy only when nothing else fits",
-                     {"floating_point_range": _float_range(0, 1)}),
-    "max_latency_ms": (0.0, "[ms] latency limit for operating points, 0 = none",
-                       {"floating_point_range": _float_range(0, 1e6)}),
-    "mission_time_s": (3600.0, "[s] how long the battery must last, from node start",
-                       {"floating_point_range": _float_range(1, 1e7)}),
-    "battery_reserve": (0.2, "charge fraction never to spend", {"floating_point_range": _float_range(0, 1)}),
-    "battery_percentage_scale": ("auto", "BatteryState.percentage: fraction (0..1, ROS), percent (0..100, "
-                                         "Gazebo), auto (decided once per publisher from what it sends)",
-                                 {"additional_constraints": f"one of {', '.join(PERCENTAGE_SCALES)}"}),
-    "battery_capacity_wh": (0.0, "[Wh] battery capacity when BatteryState has none, 0 = from the message",
-                            {"floating_point_range": _float_range(0, 1e6)}),
-    "hysteresis": (0.1, "relative budget margin before a costlier operating point",
-                   {"floating_point_range": _float_range(0, 1)}),
-    "diagnostics_period_s": (1.0, "[s] /diagnostics period (read at start)",
-                             {"floating_point_range": _float_range(0.1, 60), "read_only": True}),
-    "autostart": (True, "configure and activate at start (false: a lifecycle manager drives the node)",
-                  {"read_only": True}),
-    "stall_timeout_s": (10.0, "[s] a frame unfinished this long (steady clock) means a stalled backend: it is "
-                              "closed and replaced (the CPU engine when allow_fallback)",
-                        {"floating_point_range": _float_range(0.5, 3600)}),
-    "max_image_pixels": (10_000_000, "images with more pixels are refused (bad_input_too_large)",
-                         {"integer_range": [IntegerRange(from_value=1, to_value=1_000_000_000, step=1)]}),
-}
-# learning.*: online learning from ~/feedback (learning/online.py); a change rebuilds the learner
-# from its checkpoint
-LEARNING_PARAMS = {
-    "learning.enabled": (False, "learn from labelled frames on ~/feedback (the readout over the last hidden layer)", {}),
-    "learning.rate": (LearningSettings.rate, "weight units per pre-synaptic spike: a power of two (Loihi's "
-                                             "fixed-point rule scales by a shift), others are rejected",
-                      {"floating_point_range": _float_range(2.0 ** -MAX_RATE_EXPONENT, 1.0)}),
-    "learning.max_classes": (0, "classes the readout can hold, added ones included; 0 = the model's (none added)",
-                             {"integer_range": [IntegerRange(from_value=0, to_value=1024, step=1)]}),
-    "learning.class_names": ([""], "names of the classes by index (added ones: else class_<index>); '' keeps "
-                                   "the model's name", {}),
-    "learning.checkpoint_dir": ("", "directory of the learning checkpoint ('' = none: learning is lost at exit)", {}),
-    "learning.checkpoint_every": (50, "updates between checkpoints (and one at shutdown)",
-                                  {"integer_range": [IntegerRange(from_value=1, to_value=1_000_000, step=1)]}),
-    "learning.stdp_rate": (LearningSettings.stdp_rate, "an STDP network adapting to the camera: its trained STDP "
-                                                       "learning rates times this (0: thresholds only)",
-                           {"floating_point_range": _float_range(0.0, 100.0)}),
-}
-PARAMETERS.update(LEARNING_PARAMS)
-# energy.<section>.<field>: the published constants (energy/constants.py, with their sources),
-# overridable for the robot at hand; a change reloads the backend so that its figures use them
-ENERGY_PARAMS = {f"energy.{section}.{f.name}": float(getattr(constants(), f.name))
-                 for section, constants in ENERGY_SECTIONS.items() for f in fields(constants)}
-UNIT_SUFFIXES = {"_w": "[W]", "_j": "[J]", "_s": "[s]", "_per_s": "[1/s]"}
-PARAMETERS.update({
-    name: (default, f"{next(u for s, u in reversed(UNIT_SUFFIXES.items()) if name.endswith(s))} "
-                    f"energy model constant (snn_agent/energy/constants.py cites its source)",
-           {"floating_point_range": _float_range(0, 1e15)})
-    for name, default in ENERGY_PARAMS.items()})
-BACKEND_PARAMS = ("model", "backend", "device", "allow_fallback") + tuple(ENERGY_PARAMS)
-GOVERNOR_PARAMS = ("policy", "timesteps", "min_accuracy", "max_latency_ms", "mission_time_s",
-                   "battery_reserve", "hysteresis")
 
 
 class RosLogHandler(logging.Handler):
@@ -163,67 +86,6 @@ class RosLogHandler(logging.Handler):
             self.ros_logger.warning(text)
         else:
             self.ros_logger.info(text)
-
-
-class LabelPairing:
-    """Pairs ground-truth labels with the frames they belong to, for the running accuracy.
-
-    A label (std_msgs/Int32) has no header, and the replay publishes each stamped image and then its
-    label; across processes either may arrive first, and a best-effort image may never arrive. So a
-    label belongs to the newest image if that one has none yet and was stamped before the label
-    arrived; a label that finds no such image waits for the next image, and belongs to it only if
-    that image was stamped before the label arrived (else its own image was lost). Pairing by count
-    alone would shift every later pair after one lost image.
-    """
-
-    def __init__(self, keep: int = 256):
-        self._frames: OrderedDict = OrderedDict()  # frame id -> [stamp ns, label, predicted class]
-        self._waiting: Optional[tuple] = None  # (arrival ns, label) of a label ahead of its image
-        self._next_id = 0
-        self._keep = keep
-        self.unpaired = 0  # labels whose image was lost
-
-    def image(self, stamp_ns: int) -> int:
-        """A frame arrived (good or bad); returns its id for prediction()."""
-        frame_id, self._next_id = self._next_id, self._next_id + 1
-        entry = [stamp_ns, None, None]
-        if self._waiting is not None:
-            arrival_ns, label = self._waiting
-            self._waiting = None
-            if stamp_ns <= arrival_ns:
-                entry[1] = label
-            else:
-                self.unpaired += 1
-        self._frames[frame_id] = entry
-        if len(self._frames) > self._keep:
-            self._frames.popitem(last=False)
-        return frame_id
-
-    def label(self, arrival_ns: int, label: int) -> Optional[tuple]:
-        """A label arrived; returns (predicted, label) when it completes a classified frame."""
-        if self._frames:
-            frame_id = next(reversed(self._frames))
-            entry = self._frames[frame_id]
-            if entry[1] is None and entry[0] <= arrival_ns:
-                entry[1] = label
-                return self._pair(entry)
-        if self._waiting is not None:
-            self.unpaired += 1
-        self._waiting = (arrival_ns, label)
-        return None
-
-    def prediction(self, frame_id: int, class_id: int) -> Optional[tuple]:
-        """A frame was classified; returns (predicted, label) when its label is known."""
-        entry = self._frames.get(frame_id)
-        if entry is None:  # evicted: classified long after newer frames arrived
-            return None
-        entry[2] = class_id
-        return self._pair(entry)
-
-    @staticmethod
-    def _pair(entry: list) -> Optional[tuple]:
-        # each field is set once, so a frame completes (and counts) exactly once
-        return None if entry[1] is None or entry[2] is None else (entry[2], entry[1])
 
 
 def never_raises(callback):
@@ -448,51 +310,25 @@ class AgentNode(LifecycleNode):
         self._result_pubs = {}
 
     # --- parameters ----------------------------------------------------------------------------
+    def _values(self, names, overrides: Optional[dict] = None) -> dict:
+        """The parameters' current values, with the ones being set (overrides) in their place."""
+        values = {name: self.get_parameter(name).value for name in names}
+        values.update({name: value for name, value in (overrides or {}).items() if name in values})
+        return values
+
     def _backend_choice(self, overrides: Optional[dict] = None) -> BackendChoice:
-        values = {name: self.get_parameter(name).value for name in BACKEND_PARAMS}
-        values.update(overrides or {})
-        energy = {name[len("energy."):]: values[name] for name in ENERGY_PARAMS
-                  if values[name] != ENERGY_PARAMS[name]}
-        return BackendChoice(resolve_path(values["model"]), values["backend"], values["device"],
-                             values["allow_fallback"], energy)
+        return backend_choice(self._values(BACKEND_PARAMS, overrides))
 
     def _governor_settings(self, overrides: Optional[dict] = None) -> GovernorSettings:
-        p = {name: self.get_parameter(name).value for name in GOVERNOR_PARAMS}
-        p.update({name: value for name, value in (overrides or {}).items() if name in GOVERNOR_PARAMS})
-        return GovernorSettings(policy=p["policy"], timesteps=p["timesteps"], min_accuracy=p["min_accuracy"],
-                                max_latency_ms=p["max_latency_ms"] or math.inf, mission_time_s=p["mission_time_s"],
-                                battery_reserve=p["battery_reserve"], hysteresis=p["hysteresis"])
+        return governor_settings(self._values(GOVERNOR_PARAMS, overrides))
 
     def _learning_settings(self, overrides: Optional[dict] = None) -> LearningSettings:
-        p = {name: self.get_parameter(name).value for name in LEARNING_PARAMS}
-        p.update({name: value for name, value in (overrides or {}).items() if name in LEARNING_PARAMS})
-        directory = p["learning.checkpoint_dir"]
-        return LearningSettings(enabled=p["learning.enabled"], rate=p["learning.rate"],
-                                max_classes=p["learning.max_classes"], class_names=list(p["learning.class_names"]),
-                                checkpoint_dir=resolve_path(directory) if directory else "",
-                                checkpoint_every=p["learning.checkpoint_every"], stdp_rate=p["learning.stdp_rate"])
+        return learning_settings(self._values(LEARNING_PARAMS, overrides))
 
     def _problem(self, p: Parameter, pending: Optional[dict] = None) -> Optional[str]:
-        """Why a value cannot be used, or None; the ranges in the descriptors rclpy checks itself.
-        pending: the other values being set with it (backend and device are judged together)."""
-        if p.name == "backend" and p.value not in BACKENDS:
-            return f"backend must be one of {', '.join(BACKENDS)}, got {p.value!r}"
-        if p.name in ("backend", "device"):
-            values = {name: self.get_parameter(name).value for name in ("backend", "device")}
-            values.update({k: v for k, v in (pending or {}).items() if k in values})
-            return device_problem(values["backend"], values["device"])
-        if p.name == "battery_percentage_scale" and p.value not in PERCENTAGE_SCALES:
-            return f"battery_percentage_scale must be one of {', '.join(PERCENTAGE_SCALES)}, got {p.value!r}"
-        if p.name == "policy" and p.value not in POLICIES:
-            return f"policy must be one of {', '.join(POLICIES)}, got {p.value!r}"
-        if p.name == "learning.rate":
-            return rate_problem(p.value)
-        if p.name == "model":
-            path = resolve_path(p.value)
-            return stdp_engine.files_problem(path) if stdp_engine.is_stdp_model(path) else SNNModel.files_problem(path)
-        if p.type_ == Parameter.Type.DOUBLE and not math.isfinite(p.value):
-            return f"{p.name} must be finite, got {p.value}"
-        return None
+        """Why a value cannot be used, or None. pending: the other values being set with it."""
+        together = self._values(("backend", "device"), pending)
+        return parameter_problem(p.name, p.value, together["backend"], together["device"])
 
     def _validate_parameters(self, params) -> SetParametersResult:
         try:
