@@ -78,6 +78,7 @@ class OnlineLearner(LearnerBase):
     def classify(self, hidden: np.ndarray, timesteps: int, frame_id=None) -> np.ndarray:
         """hidden: one frame's features (steps, n) -> its scores; the frame is held for feedback."""
         pre = self.readout.inputs(hidden, timesteps)
+        self.readout.observe(pre)
         self._hold(_HeldFrame(pre, timesteps), frame_id)
         return self.readout.scores(pre, timesteps)
 
