@@ -36,6 +36,7 @@ The machine is shared: timings are noisy.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import subprocess
 import sys
@@ -65,9 +66,11 @@ PAIRS = {"easy": (5, 8), "hard": (6, 2)}  # Sandal, Bag; Shirt, Pullover
 KS = (1, 5, 20, 100)
 OLD_LOSS_LIMIT = 1.0  # points the old classes may lose (the issue's target), for the choice on validation
 TIMESTEP_CHOICES = (8, 16)  # the frame's timesteps, chosen with the rule on the validation stream
-CANDIDATES = [(timesteps, ReadoutRule(2.0 ** -k, 0.0, repeats)) for timesteps in TIMESTEP_CHOICES
-              for k in (2, 3, 4, 5, 6) for repeats in (1, 2, 4, 8)]
+CANDIDATES = [(timesteps, ReadoutRule(2.0 ** -k, margin, repeats, centred)) for timesteps in TIMESTEP_CHOICES
+              for k in (2, 3, 4, 5, 6) for repeats in (1, 2, 4, 8) for margin in (0.0, 100.0, 200.0)
+              for centred in (False, True)]
 TRAINING_EPOCHS = 20  # the bundled model's recipe (models/train_fashion_cnn.py)
+TRAINING_RECIPE = ()  # train_fashion_cnn.py arguments besides the classes and epochs
 DRIFT = (0.5, 0.4)  # x * contrast + brightness
 DRIFT_LABELLED = (0, 25, 50, 100, 200, 500, 1000)
 CLP_LOIHI2 = {"ms_per_update": 0.33, "mj_per_update": 0.05}  # Hajizada et al. (arXiv 2511.01553)
@@ -82,6 +85,19 @@ def hidden_spikes(engine: SNNEngine, x: np.ndarray, timesteps: int, batch: int =
     return np.concatenate([engine.hidden_spikes(engine.run(x[i:i + batch], timesteps)) for i in range(0, len(x), batch)])
 
 
+def cached_hidden_spikes(engine: SNNEngine, model_dir: str, split: str, images: np.ndarray, timesteps: int) -> np.ndarray:
+    """hidden_spikes of the images, kept beside the converted model (by split, T and a hash of the
+    images): a rerun of the bench computes an 8-class network's features once."""
+    key = hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:10]
+    path = os.path.join(model_dir, f"hidden_{split}_T{timesteps}_{key}.npz")
+    if os.path.isfile(path):
+        with np.load(path) as cached:
+            return np.unpackbits(cached["packed"], axis=-1, count=int(cached["neurons"])).astype(bool)
+    hidden = hidden_spikes(engine, to_input(images), timesteps)
+    np.savez(path, packed=np.packbits(hidden, axis=-1), neurons=hidden.shape[-1])
+    return hidden
+
+
 def predict(readout: PlasticReadout, hidden: np.ndarray) -> np.ndarray:
     inputs = np.concatenate([hidden, np.ones(hidden.shape[:2] + (1,), bool)], axis=2)  # the bias input
     counts = inputs.sum(axis=1, dtype=np.float64)
@@ -89,15 +105,17 @@ def predict(readout: PlasticReadout, hidden: np.ndarray) -> np.ndarray:
     return scores.argmax(axis=1)
 
 
-def eight_class_model(work: str, pair: tuple, epochs: int) -> str:
-    """The network trained on the other 8 classes, converted (cached in `work`)."""
+def eight_class_model(work: str, pair: tuple, epochs: int, recipe: tuple = TRAINING_RECIPE) -> str:
+    """The network trained on the other 8 classes, converted (cached in `work` under a name with a
+    hash of the training arguments)."""
     kept = [c for c in range(10) if c not in pair]
-    name = "without_" + "_".join(str(c) for c in pair)
+    arguments = ["--classes", *map(str, kept), "--epochs", str(epochs), "--threads", "1", *recipe]
+    name = "without_" + "_".join(str(c) for c in pair) + "_" + hashlib.sha256(" ".join(arguments).encode()).hexdigest()[:10]
     onnx, model_dir = os.path.join(work, f"{name}.onnx"), os.path.join(work, name)
     if not os.path.isfile(onnx):
-        print(f"training the architecture on classes {kept} ({epochs} epochs)...", flush=True)
-        subprocess.run([sys.executable, os.path.join(ROOT, "models", "train_fashion_cnn.py"), "--classes",
-                        *map(str, kept), "--epochs", str(epochs), "--threads", "1", "--out", onnx], check=True)
+        print(f"training the architecture: {' '.join(arguments)}...", flush=True)
+        subprocess.run([sys.executable, os.path.join(ROOT, "models", "train_fashion_cnn.py"), *arguments, "--out", onnx],
+                       check=True)
     if not os.path.isfile(os.path.join(model_dir, "snn.json")):
         from snn_agent.conversion.pipeline import convert_model
 
@@ -122,7 +140,8 @@ class PairTask:
         frames = {"stream": (train.images[stream], train.labels[stream]),
                   "validation": (train.images[validation], train.labels[validation]),
                   "test": (test.images[:n_test], test.labels[:n_test])}
-        self.splits = {timesteps: {name: (hidden_spikes(engine, to_input(images), timesteps), self.numbering[labels])
+        self.splits = {timesteps: {name: (cached_hidden_spikes(engine, model_dir, name, images, timesteps),
+                                          self.numbering[labels])
                                    for name, (images, labels) in frames.items()} for timesteps in TIMESTEP_CHOICES}
         self.names = [model.class_names[kept.index(c)] if c in kept else datasets.FASHION_MNIST_CLASSES[c]
                       for c in kept + list(pair)]
@@ -132,12 +151,10 @@ class PairTask:
                                          trainer or EmulatedTrainer(), 10, self.names)
 
     def learn(self, readout: PlasticReadout, k: int, timesteps: int) -> LearningOps:
-        """Feedback on the first k stream frames of each new class."""
+        """Feedback on the first k stream frames of each new class; the readout sees (observes) every
+        stream frame up to the last of them, as the node classifies each."""
         hidden, labels = self.splits[timesteps]["stream"]
-        ops = LearningOps()
-        for i in self.taught(k, timesteps):
-            ops.add(readout.teach(readout.inputs(hidden[i], timesteps), int(labels[i]), timesteps).ops)
-        return ops
+        return stream_through(readout, hidden, labels, self.taught(k, timesteps), timesteps)
 
     def taught(self, k: int, timesteps: int) -> np.ndarray:
         """The stream positions of the first k frames of each new class, in stream order."""
@@ -150,6 +167,22 @@ class PairTask:
         correct = predict(readout, hidden) == labels
         old = labels < 8
         return {"all": float(correct.mean()), "old": float(correct[old].mean()), "new": float(correct[~old].mean())}
+
+
+def stream_through(readout: PlasticReadout, hidden, labels, taught, timesteps: int) -> LearningOps:
+    """The frames up to the last of `taught` (positions) through the readout in order, as the node
+    runs them: each observed (its mean input), the taught ones taught their label."""
+    ops, taught = LearningOps(), set(int(i) for i in taught)
+    for i in range(max(taught, default=-1) + 1):
+        pre = readout.inputs(hidden[i], timesteps)
+        readout.observe(pre)
+        if i in taught:
+            ops.add(readout.teach(pre, int(labels[i]), timesteps).ops)
+    return ops
+
+
+def rule_text(rule: ReadoutRule) -> str:
+    return f"rate {rule.rate:<8g} replays {rule.max_repeats} margin {rule.margin:<4g} {'centred' if rule.centred else 'plain'}"
 
 
 def choose_rule(tasks: dict) -> tuple:
@@ -168,9 +201,9 @@ def choose_rule(tasks: dict) -> tuple:
             accuracy.append(after["all"])
             old_loss.append(100 * (before - after["old"]))
         scores.append({"timesteps": timesteps, "rate": rule.rate, "max_repeats": rule.max_repeats,
-                       "validation_all_k20": float(np.mean(accuracy)),
+                       "margin": rule.margin, "centred": rule.centred, "validation_all_k20": float(np.mean(accuracy)),
                        "validation_old_loss_points_k20": dict(zip(tasks, old_loss))})
-        print(f"  validation: T {timesteps:<3} rate {rule.rate:<8g} replays {rule.max_repeats}: all-10 accuracy at k=20 "
+        print(f"  validation: T {timesteps:<3} {rule_text(rule)}: all-10 accuracy at k=20 "
               f"{np.mean(accuracy):.4f} (old classes lose {', '.join(f'{p:.2f}' for p in old_loss)} points)", flush=True)
     keeping_old = [i for i, s in enumerate(scores) if max(s["validation_old_loss_points_k20"].values()) <= OLD_LOSS_LIMIT]
     best = max(keeping_old or range(len(scores)), key=lambda i: scores[i]["validation_all_k20"])
@@ -222,20 +255,21 @@ def blanked_reference(rule: ReadoutRule, timesteps: int, pair: tuple, k: int, n_
     engine = SNNEngine(model)
     train, test = datasets.load("fashion-mnist", "train"), datasets.load("fashion-mnist", "test")
     order = np.random.default_rng(0).permutation(len(train.labels))
-    taken, chosen = dict.fromkeys(pair, 0), []  # the first k stream frames of each, in stream order
-    for i in order:
+    taken, chosen = dict.fromkeys(pair, 0), []  # stream positions of the first k frames of each
+    for position, i in enumerate(order):
         label = int(train.labels[i])
         if label in taken and taken[label] < k:
             taken[label] += 1
-            chosen.append(i)
+            chosen.append(position)
     readout = PlasticReadout.from_layer(model.layers[-1], model.class_names, rule, EmulatedTrainer())
     readout.weights[list(pair)] = 0
     readout.active[list(pair)] = False
     test_hidden, labels = hidden_spikes(engine, to_input(test.images[:n_test]), timesteps), test.labels[:n_test]
     old = ~np.isin(labels, pair)
     before = float((predict(readout, test_hidden) == labels)[old].mean())
-    for frame, label in zip(hidden_spikes(engine, to_input(train.images[chosen]), timesteps), train.labels[chosen]):
-        readout.teach(readout.inputs(frame, timesteps), int(label), timesteps)
+    stream = order[:chosen[-1] + 1]
+    stream_through(readout, hidden_spikes(engine, to_input(train.images[stream]), timesteps), train.labels[stream],
+                   chosen, timesteps)
     correct = predict(readout, test_hidden) == labels
     return {"k": k, "all": float(correct.mean()), "old": float(correct[old].mean()), "new": float(correct[~old].mean()),
             "old_loss_points": 100 * (before - float(correct[old].mean()))}
@@ -266,21 +300,21 @@ def cpu_and_lava(task: PairTask, rule: ReadoutRule, timesteps: int, k: int, n_fr
     chosen = task.taught(k, timesteps)
     test = datasets.load("fashion-mnist", "test").subset(n_frames)
     started = time.perf_counter()
-    lava_teach = [lava.infer(to_input(train.images[order[i:i + 1]]), timesteps).hidden[0] for i in chosen]
+    lava_stream = [lava.infer(to_input(train.images[order[i:i + 1]]), timesteps).hidden[0]
+                   for i in range(chosen[-1] + 1)]
     lava_test = [lava.infer(to_input(test.images[i:i + 1]), timesteps).hidden[0] for i in range(n_frames)]
-    lava_inference_s = (time.perf_counter() - started) / (len(chosen) + n_frames)
+    lava_inference_s = (time.perf_counter() - started) / (len(lava_stream) + n_frames)
     lava.close()
     labels = task.numbering[test.labels]
     result = {"k": k, "frames": n_frames}
     weights = {}
-    for name, trainer, teach_hidden, test_hidden in (
-            ("cpu", EmulatedTrainer(), [stream_hidden[i] for i in chosen], task.splits[timesteps]["test"][0][:n_frames]),
-            ("lava", LavaTrainer(), lava_teach, lava_test),
-            ("cpu_emulation_on_lava_spikes", EmulatedTrainer(), lava_teach, lava_test)):
+    for name, trainer, seen_hidden, test_hidden in (
+            ("cpu", EmulatedTrainer(), stream_hidden, task.splits[timesteps]["test"][0][:n_frames]),
+            ("lava", LavaTrainer(), lava_stream, lava_test),
+            ("cpu_emulation_on_lava_spikes", EmulatedTrainer(), lava_stream, lava_test)):
         readout = task.readout(rule, trainer)
         started = time.perf_counter()
-        runs = sum(readout.teach(readout.inputs(h, timesteps), int(stream_labels[i]), timesteps).ops.runs
-                   for h, i in zip(teach_hidden, chosen))
+        runs = stream_through(readout, seen_hidden, stream_labels, chosen, timesteps).runs
         seconds = time.perf_counter() - started
         trainer.close()
         steps = max(len(h) for h in test_hidden)
@@ -310,7 +344,9 @@ def drift(rule: ReadoutRule, timesteps: int, n_stream: int, n_eval: int) -> dict
     before, curve, seen = accuracy(clean), [], 0
     for target in [n for n in DRIFT_LABELLED if n <= n_stream]:
         for frame, label in zip(stream[seen:target], stream_labels[seen:target]):
-            readout.teach(readout.inputs(frame, timesteps), int(label), timesteps)
+            pre = readout.inputs(frame, timesteps)
+            readout.observe(pre)
+            readout.teach(pre, int(label), timesteps)
         seen = target
         curve.append({"labelled": target, "accuracy": accuracy(shifted)})
     after = curve[0]["accuracy"]
@@ -348,6 +384,7 @@ def labelled_frame_runner(features, model, rule: ReadoutRule, meter, timesteps: 
     def run(frame):
         reading, started = meter.read(), time.perf_counter()
         pre = readout.inputs(features(frame, timesteps), timesteps)
+        readout.observe(pre)
         scores = readout.scores(pre, timesteps)
         runner_up = int(np.argsort(scores)[-2])
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -399,6 +436,7 @@ def cost(rule: ReadoutRule, timesteps: int, n_frames: int, lava_updates: int) ->
     started = time.perf_counter()
     for frame in hidden[:lava_updates]:
         pre = readout.inputs(frame, timesteps)
+        readout.observe(pre)
         readout.teach(pre, int(np.argsort(readout.scores(pre, timesteps))[-2]), timesteps)
     results["Lava simulation (LearningDense, Loihi2SimCfg fixed_pt)"] = {
         "ms_per_update_measured": 1e3 * (time.perf_counter() - started) / lava_updates, "updates": lava_updates}
@@ -469,9 +507,8 @@ def main() -> int:
     print("choosing the timesteps, the rate and the replays on the validation stream...", flush=True)
     (timesteps, rule), validation = choose_rule(tasks)
     node_default = LearningSettings().rule()
-    print(f"chosen: T {timesteps}, rate {rule.rate}, replays {rule.max_repeats}; the node's default rule "
-          f"(rate {node_default.rate}, replays {node_default.max_repeats}) is {'the' if node_default == rule else 'NOT the'} "
-          f"chosen one", flush=True)
+    print(f"chosen: T {timesteps}, {rule_text(rule)}; the node's default rule ({rule_text(node_default)}) is "
+          f"{'the' if node_default == rule else 'NOT the'} chosen one", flush=True)
     reference = dnn_all10_accuracy(sizes["n_test"])
     rows = new_classes(tasks, rule, timesteps, reference)
     print(f"\nNew classes (test set, {sizes['n_test']} frames, T={timesteps}; DNN trained on all 10: {reference:.4f})")
@@ -522,7 +559,8 @@ def main() -> int:
 
     write_results(out, {
         "timesteps": timesteps, "chosen_rule": {"rate": rule.rate, "rate_exponent": rule.rate_exponent,
-                                                "max_repeats": rule.max_repeats, "dw": rule.dw},
+                                                "max_repeats": rule.max_repeats, "margin": rule.margin,
+                                                "centred": rule.centred, "dw": rule.dw},
         "node_default_rule_is_chosen": node_default == rule,
         "validation": validation, "sizes": sizes, "training_epochs": epochs, "new_classes": rows,
         "new_classes_blanked_bundled_reference": blanked, "new_classes_offline_linear_reference": linear,

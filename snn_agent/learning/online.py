@@ -28,11 +28,12 @@ log = logging.getLogger("snn_agent")
 @dataclass
 class LearningSettings:
     enabled: bool = False
-    # rate and replays: bench/learning.py's choice on its validation stream (T = 16, old classes
-    # losing at most a point): one replay at 2^-5; the node's learning.rate can change the rate
-    rate: float = 2.0 ** -5  # weight units per pre spike, a power of two (rules.rate_problem)
-    margin: float = 0.0  # see ReadoutRule
+    # rate, margin, replays, centring: bench/learning.py's choice on its validation stream (old
+    # classes losing at most a point); the node's learning.rate can change the rate
+    rate: float = 2.0 ** -2  # weight units per pre spike, a power of two (rules.rate_problem)
+    margin: float = 100.0  # see ReadoutRule
     max_repeats: int = 1
+    centred: bool = True
     max_classes: int = 0  # 0: the model's classes (then no class can be added)
     class_names: list = field(default_factory=list)  # names of added classes, by index
     checkpoint_dir: str = ""  # "": no checkpoints
@@ -41,7 +42,7 @@ class LearningSettings:
     stdp_rate: float = 0.25  # an STDP network adapting: its trained STDP rates times this (bench/stdp_robot.py)
 
     def rule(self) -> ReadoutRule:
-        return ReadoutRule(self.rate, self.margin, self.max_repeats)
+        return ReadoutRule(self.rate, self.margin, self.max_repeats, self.centred)
 
 
 @dataclass
