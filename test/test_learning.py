@@ -175,7 +175,7 @@ def test_cpu_learns_new_classes_and_keeps_the_old(tmp_path):
 
 
 def test_openvino_host_readout_learns_the_same_task(tmp_path):
-    old_before, old_after, new_after, diagnostics, energy = learn_held_out_pair("openvino", tmp_path, rate=1.0)  # the cpu test's 0.125 x T (8): rates, not counts
+    old_before, old_after, new_after, diagnostics, energy = learn_held_out_pair("openvino", tmp_path, rate=0.25)  # rates: x T (8) of a count
     assert diagnostics["learning kind"] == "host"
     assert new_after >= 0.85, new_after
     assert old_after >= old_before - 0.03, (old_before, old_after)

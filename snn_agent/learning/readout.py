@@ -164,15 +164,24 @@ class PlasticReadout:
         self.observed += 1
         self.input_mean += (counts / max(counts[-1], 1) - self.input_mean) / min(self.observed, MEAN_HORIZON)
 
-    def mean_frame(self, pre: np.ndarray) -> np.ndarray:
-        """The mean input over `pre`'s duration, in its form: spikes (each input's mean count,
-        rounded, at the first steps) or, for graded inputs, the mean in the first step."""
-        counts = self.input_mean * pre[:, -1].sum(dtype=np.float64)  # the bias input counts the frame's steps
+    def centred_frames(self, pre: np.ndarray) -> tuple:
+        """The frame less the mean input over its duration, as two inputs to replay: what it has
+        above the mean and what it has below it. Spikes (each input's count difference, the mean
+        rounded, at the first steps) or, for graded inputs, the differences in the first step.
+        Replaying the difference, not the frame and then the mean, keeps the chip's stochastic
+        rounding to the change itself: Lava's fixed point rounds every synapse of an epoch with one
+        random number, which made two large opposite runs far noisier than their small sum."""
+        mean = self.input_mean * pre[:, -1].sum(dtype=np.float64)  # the bias input counts the frame's steps
+        counts = pre.sum(axis=0, dtype=np.float64)
         if pre.dtype != bool:
-            frame = np.zeros_like(pre)
-            frame[0] = counts
-            return frame
-        return np.arange(len(pre))[:, None] < np.rint(counts)[None, :]
+            above, below = np.zeros_like(pre), np.zeros_like(pre)
+            above[0], below[0] = np.maximum(counts - mean, 0), np.maximum(mean - counts, 0)
+            return above, below
+        difference = counts - np.rint(mean)
+        # each input's spikes start at its own step (input i at step i mod steps): the epochs' shared
+        # random numbers then round different inputs' changes apart instead of all together
+        steps = (np.arange(len(pre))[:, None] - np.arange(pre.shape[1])[None, :]) % len(pre)
+        return steps < difference[None, :], steps < -difference[None, :]
 
     def scores(self, pre: np.ndarray, timesteps: int) -> np.ndarray:
         """(max_classes,) scores in the converted model's units; -inf for inactive classes."""
@@ -197,8 +206,7 @@ class PlasticReadout:
             self.add_class(label)
         counts = pre.sum(axis=0, dtype=np.float64)
         result = TeachResult(label, -1, added_class=added)
-        spiking = pre != 0
-        mean = self.mean_frame(pre) if self.rule.centred and self.observed else None
+        above, below = self.centred_frames(pre) if self.rule.centred and self.observed else (pre, None)
         for repeat in range(self.rule.max_repeats + 1):
             raw = np.where(self.active, self._raw(counts, timesteps), -np.inf)
             if repeat == 0:
@@ -208,11 +216,11 @@ class PlasticReadout:
             winner = int(np.argmax(others)) if np.isfinite(others).any() else -1
             if winner < 0 or raw[label] - raw[winner] > self.rule.margin or repeat == self.rule.max_repeats:
                 break
-            changed = self.trainer.teach(self.weights, pre, label, winner, self.rule)
-            result.ops.add(self._ops(spiking, changed))
-            if mean is not None:  # the roles swapped: label row -= rate x mean, winner row += rate x mean
-                changed = self.trainer.teach(self.weights, mean, winner, label, self.rule)
-                result.ops.add(self._ops(mean != 0, changed))
+            changed = self.trainer.teach(self.weights, above, label, winner, self.rule)
+            result.ops.add(self._ops(above != 0, changed))
+            if below is not None:  # the roles swapped: the label's row down, the winner's up
+                changed = self.trainer.teach(self.weights, below, winner, label, self.rule)
+                result.ops.add(self._ops(below != 0, changed))
         return result
 
     def _ops(self, spiking: np.ndarray, changed: int) -> LearningOps:
