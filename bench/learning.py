@@ -8,10 +8,11 @@ New classes. The bundled architecture trained on 8 of the 10 Fashion-MNIST class
 Shirt and Pullover), converted; its readout learns the two held-out classes from a stream of
 training frames with feedback on k frames of each new class (k = 1, 5, 20, 100), then is scored
 on the test set: all 10 classes, the 8 old, the 2 new, against the DNN trained offline on all 10
-(the bundled one). The frame's timesteps (8 or 16), the rate and the replays are chosen on a
-validation stream (training frames the 8-class networks never saw for the new classes; for the old
-ones they are training frames, which flatters the old classes there); the test set is scored once,
-with the chosen ones. Two references: the same rule over features that know the pair (the bundled
+(the bundled one). The frame's timesteps (8 or 16), the rate, the replays, the margin and the
+centring are chosen on a validation stream (training frames the 8-class networks never saw for the
+new classes; for the old ones they are training frames, which flatters the old classes there),
+twice: the node's rule (both pairs' old classes within a point) and the rule for the target alone
+(the easy pair's old classes within a point); the test set is scored once, with each. Two references: the same rule over features that know the pair (the bundled
 network, its two rows blanked), and a linear classifier fitted offline over the 8-class features
 with far more labels than feedback gives (what any linear readout of these features can reach).
 cpu (emulated Loihi learning over the ideal engine) and, on a subset, lava (LearningDense on
@@ -30,7 +31,8 @@ Crash safety. A learning process killed with SIGKILL at random moments (100 time
 
 Writes bench/results/learning.json and learning.png (bench/results/quick/ with --quick). The
 8-class networks are trained once into --work with the bundled model's recipe (20 epochs, one torch
-thread: about 3 minutes each on a free core; 2 epochs with --quick).
+thread: about 3 minutes each on a free core, ~7 on the shared machine; 2 epochs with --quick),
+named by a hash of the training arguments; their hidden spikes are kept beside them.
 The machine is shared: timings are noisy.
 """
 from __future__ import annotations
