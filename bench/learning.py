@@ -481,7 +481,7 @@ def crash(timesteps: int, rounds: int) -> dict:
             "seconds": report.seconds}
 
 
-def plot(path: str, rows: list, drifted: dict) -> None:
+def plot(path: str, rows: list, target_rows: list, drifted: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -493,6 +493,10 @@ def plot(path: str, rows: list, drifted: dict) -> None:
         for key, style in (("all", "-o"), ("old", "--s"), ("new", ":^")):
             left.plot([r["k"] for r in mine], [100 * r[key] for r in mine], style, color=color,
                       label=f"{pair} pair: {key}")
+    target_easy = [r for r in target_rows if r["pair"] == "easy"]
+    for key, style in (("all", "-o"), ("new", ":^")):
+        left.plot([r["k"] for r in target_easy], [100 * r[key] for r in target_easy], style, color="tab:green",
+                  label=f"easy pair, the target's rule: {key}")
     left.axhline(100 * rows[0]["dnn_all10"], color="grey", lw=1, label="DNN trained on all 10")
     left.set(xscale="log", xlabel="labelled frames per new class (k)", ylabel="test accuracy (%)",
              title="New classes (cpu, emulated Loihi learning)")
@@ -600,7 +604,7 @@ def main() -> int:
                         "(modelled); lava: wall time measured",
     }, quick)
     png = os.path.splitext(out)[0] + ".png"  # beside the JSON, whose folder write_results made
-    plot(png, rows, drifted)
+    plot(png, rows, target_rows, drifted)
     print(f"\ntargets: {targets}\nwrote {out} and {png}")
     return 0
 
