@@ -9,11 +9,11 @@ Shirt and Pullover), converted; its readout learns the two held-out classes from
 training frames with feedback on k frames of each new class (k = 1, 5, 20, 100), then is scored
 on the test set: all 10 classes, the 8 old, the 2 new, against the DNN trained offline on all 10
 (the bundled one). The frame's timesteps (8 or 16), the rate, the replays, the margin and the
-centring are chosen on a validation stream (training frames the 8-class networks never saw for the
-new classes; for the old ones they are training frames, which flatters the old classes there),
-twice: the node's rule (both pairs' old classes within a point) and the rule for the target alone
-(the easy pair's old classes within a point); the test set is scored once, with each. Two references: the same rule over features that know the pair (the bundled
-network, its two rows blanked), and a linear classifier fitted offline over the 8-class features
+centring are chosen on a validation stream (training frames the 8-class networks never saw: the
+new classes' and the old classes' images their training held out), twice: the node's rule (both
+pairs' old classes within a point) and the rule for the target alone (the easy pair's old classes
+within a point); the test set is scored once, with each. Two references: the same rule over
+features that know the pair (the bundled network, its two rows blanked), and a linear classifier fitted offline over the 8-class features
 with far more labels than feedback gives (what any linear readout of these features can reach).
 cpu (emulated Loihi learning over the ideal engine) and, on a subset, lava (LearningDense on
 Loihi2SimCfg fixed_pt over the netx network's spikes), side by side.
@@ -73,6 +73,7 @@ CANDIDATES = [(timesteps, ReadoutRule(2.0 ** -k, margin, repeats, centred)) for 
               for k in (2, 3, 4, 5, 6) for repeats in (1, 2, 4, 8) for margin in (0.0, 100.0, 200.0)
               for centred in (False, True)]
 TRAINING_EPOCHS = 20  # the bundled model's recipe (models/train_fashion_cnn.py)
+VALIDATION_IMAGES = 5000  # train_fashion_cnn.py's default: the last ones of the training set, held out
 # train_fashion_cnn.py arguments besides the classes and epochs: an auxiliary reconstruction loss
 # (a decoder, not exported) keeps more of the images in the last hidden layer than the 8 classes
 # need, which the new classes are learned from (chosen on the easy pair's validation stream:
@@ -130,6 +131,24 @@ def eight_class_model(work: str, pair: tuple, epochs: int, recipe: tuple = TRAIN
     return model_dir
 
 
+def unseen_frames(labels: np.ndarray, kept: list, candidates: np.ndarray, n: int) -> np.ndarray:
+    """n of the candidates (training-set indices, in their order) that an 8-class network never
+    trained on, 8 of 10 from the old classes as in the test set: old-class images its training
+    script held out for validation (the last VALIDATION_IMAGES of the kept classes' images), so
+    that the validation stream does not measure the old classes on frames learned by heart, and
+    images of the two new classes."""
+    kept_positions = np.where(np.isin(labels, kept))[0]
+    held_out = np.zeros(len(labels), bool)
+    held_out[kept_positions[-VALIDATION_IMAGES:]] = True
+    old = candidates[held_out[candidates]]
+    new = candidates[~np.isin(labels[candidates], kept)]
+    n_old = round(0.8 * n)
+    if len(old) < n_old:
+        raise ValueError(f"{n} validation frames need {n_old} held-out old-class frames; the split has {len(old)}")
+    chosen = set(old[:n_old]) | set(new[:n - n_old])
+    return np.array([i for i in candidates if i in chosen])
+
+
 class PairTask:
     """An 8-class network's features of the stream (training frames), the validation stream and
     the test set at each of TIMESTEP_CHOICES (`splits[timesteps]`), with the labels in the
@@ -143,7 +162,7 @@ class PairTask:
         train, test = datasets.load("fashion-mnist", "train"), datasets.load("fashion-mnist", "test")
         engine = SNNEngine(model)
         order = np.random.default_rng(0).permutation(len(train.labels))
-        stream, validation = order[:n_stream], order[n_stream:n_stream + n_validation]
+        stream, validation = order[:n_stream], unseen_frames(train.labels, kept, order[n_stream:], n_validation)
         frames = {"stream": (train.images[stream], train.labels[stream]),
                   "validation": (train.images[validation], train.labels[validation]),
                   "test": (test.images[:n_test], test.labels[:n_test])}
