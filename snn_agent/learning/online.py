@@ -28,12 +28,13 @@ log = logging.getLogger("snn_agent")
 @dataclass
 class LearningSettings:
     enabled: bool = False
-    # rate, margin, replays, centring: bench/learning.py's choice on its validation stream (both
-    # pairs' old classes losing at most a point); the node's learning.rate can change the rate
+    # rate, margin, replays, centring: bench/learning.py's choice on its validation streams (both
+    # pairs' old classes losing at most a point, half a drift's loss back within 500 labelled
+    # frames); the node's learning.rate can change the rate
     rate: float = 2.0 ** -6  # weight units per pre spike, a power of two (rules.rate_problem)
-    margin: float = 100.0  # see ReadoutRule
-    max_repeats: int = 4
-    centred: bool = True  # see ReadoutRule (a new class against the mean frame)
+    margin: float = 0.0  # see ReadoutRule
+    max_repeats: int = 1
+    centred: bool = False  # see ReadoutRule: learns new classes faster, cannot undo a drift
     max_classes: int = 0  # 0: the model's classes (then no class can be added)
     class_names: list = field(default_factory=list)  # names of added classes, by index
     checkpoint_dir: str = ""  # "": no checkpoints
