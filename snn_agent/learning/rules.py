@@ -49,7 +49,7 @@ class ReadoutRule:
     replays of one frame (each one a teaching run on the chip, two where centred). centred: each
     replay is followed by the mean frame's run with the roles swapped (see the module doc)."""
 
-    rate: float = 2.0 ** -5
+    rate: float = 2.0 ** -6  # the node's default (online.LearningSettings)
     margin: float = 0.0
     max_repeats: int = 1
     centred: bool = False
