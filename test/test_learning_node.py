@@ -14,7 +14,7 @@ from snn_agent.learning import checkpoint as checkpoints
 from snn_agent.ros.agent_node import AgentNode
 
 NEW = 10  # the new class: photographic negatives of Fashion-MNIST frames
-RATE = 0.125  # above the default (2^-5, chosen to keep old classes): a class from 24 frames in one replay each
+RATE = 0.125  # above the default (2^-6, chosen to keep old classes): a class from 24 frames
 
 
 def agent_with_learning(model, directory):
