@@ -70,6 +70,12 @@ LEARNING_PARAMS = {
     "learning.rate": (LearningSettings.rate, "weight units per pre-synaptic spike: a power of two (Loihi's "
                                              "fixed-point rule scales by a shift), others are rejected",
                       {"floating_point_range": _float_range(2.0 ** -MAX_RATE_EXPONENT, 1.0)}),
+    "learning.margin": (LearningSettings.margin, "a frame is taught while its label does not beat every other class by "
+                                                 "this much (score units)", {"floating_point_range": _float_range(0, 1e6)}),
+    "learning.max_repeats": (LearningSettings.max_repeats, "the most replays of one labelled frame (teaching runs)",
+                             {"integer_range": [IntegerRange(from_value=1, to_value=64, step=1)]}),
+    "learning.centred": (LearningSettings.centred, "teach each frame's difference from the mean input: learns new "
+                                                   "classes from few labels, cannot undo a drift (docs/learning.md)", {}),
     "learning.max_classes": (0, "classes the readout can hold, added ones included; 0 = the model's (none added)",
                              {"integer_range": [IntegerRange(from_value=0, to_value=1024, step=1)]}),
     "learning.class_names": ([""], "names of the classes by index (added ones: else class_<index>); '' keeps "
@@ -116,6 +122,8 @@ def learning_settings(values: Mapping) -> LearningSettings:
     """values: every name in LEARNING_PARAMS."""
     directory = values["learning.checkpoint_dir"]
     return LearningSettings(enabled=values["learning.enabled"], rate=values["learning.rate"],
+                            margin=values["learning.margin"], max_repeats=values["learning.max_repeats"],
+                            centred=values["learning.centred"],
                             max_classes=values["learning.max_classes"],
                             class_names=list(values["learning.class_names"]),
                             checkpoint_dir=resolve_path(directory) if directory else "",
