@@ -35,15 +35,14 @@ POTENTIAL_LIMIT = 1.0
 
 
 def calibrate_initial_potentials(model: SNNModel, x: np.ndarray, timesteps: int = CALIBRATION_T,
-                                 progress: Optional[Callable[[int, int], None]] = None,
-                                 ideal: Optional[SNNModel] = None, engine: Callable = SNNEngine) -> SNNModel:
+                                 progress: Optional[Callable[[int, int], None]] = None) -> SNNModel:
     """`model` with Layer.initial_potential set on every spiking layer not scaled by a Clip
     ceiling: layer by layer from the input, T x (the DNN's mean activation per channel as a
     fraction of the threshold - the SNN's firing rate per channel at T), on x, starting from the
-    potentials the layers have. ideal: the ideal model whose DNN rates are the reference (default
-    `model`; the loihi target passes its ideal model and engine=LoihiEngine)."""
+    potentials the layers have (calibrated_potential; the loihi target calibrates its own the
+    same way, loihi.tune_thresholds)."""
     x = x[:CALIBRATION_IMAGES]
-    reference = dnn_channel_rates(ideal or model, x)
+    reference = dnn_channel_rates(model, x)
     spiking = [i for i, layer in enumerate(model.layers) if layer.spiking]
     rows = [row for row in model.info.get("layers", []) if "scale" in row]  # the report's, one per spiking layer
     calibrated = [p for p in range(len(spiking)) if not rows or rows[p].get("scale_from") != "clip ceiling"]
@@ -52,15 +51,22 @@ def calibrate_initial_potentials(model: SNNModel, x: np.ndarray, timesteps: int 
         index = spiking[position]
         # the network up to this layer: what comes after it changes nothing before it
         upto = replace(model, network=replace(model.network, layers=layers[:index + 1]))
-        rates = _channel_rates(engine(upto), x, timesteps)
+        rates = _channel_rates(SNNEngine(upto), x, timesteps)
         layer = layers[index]
-        start = np.zeros_like(layer.bias) if layer.initial_potential is None else layer.initial_potential
-        shift = timesteps * (reference[position] - rates[position])
-        potential = np.clip(start + shift, -POTENTIAL_LIMIT - model.neuron.v_init, POTENTIAL_LIMIT - model.neuron.v_init)
-        layers[index] = replace(layer, initial_potential=potential.astype(np.float32))
+        potential = calibrated_potential(layer, reference[position], rates[position], timesteps, model.neuron.v_init)
+        layers[index] = replace(layer, initial_potential=potential)
         if progress:
             progress(step + 1, len(calibrated))
     return replace(model, network=replace(model.network, layers=layers))
+
+
+def calibrated_potential(layer, reference: np.ndarray, rates: np.ndarray, timesteps: int,
+                         v_init: float) -> np.ndarray:
+    """The layer's initial potential per channel (fractions of the threshold) moved by T x (the
+    DNN's mean activation per channel - the SNN's firing rate per channel at T), from the one it has."""
+    start = np.zeros_like(layer.bias) if layer.initial_potential is None else layer.initial_potential
+    shift = timesteps * (reference - rates)
+    return np.clip(start + shift, -POTENTIAL_LIMIT - v_init, POTENTIAL_LIMIT - v_init).astype(np.float32)
 
 
 def _channel_rates(engine, x: np.ndarray, timesteps: int) -> list:
