@@ -157,13 +157,19 @@ def tune_thresholds(model: SNNModel, ideal: SNNModel, x: np.ndarray, options: Lo
         for a_in in inputs:
             frames = a_in.shape[1]
             target = targets[index][start:start + frames].reshape(frames, -1)
+            previous, error = None, 0.0
             for k, vth in enumerate(candidates):
                 layer.fixed_point.vth = vth
                 spikes, _ = engine.layer_output(index, a_in)
                 rates = spikes[window:window + timesteps].mean(axis=0)
-                miss = (rates - target).reshape((frames,) + tuple(following.input_shape)).astype(np.float32)
-                current = linear(following, miss, with_bias=False)
-                squared[k] += float(np.sum(current.astype(np.float64) ** 2))
+                # neighbouring thresholds often give the same spikes (a lowered MaxPool layer's
+                # input comes in steps of its weights: all its candidates but one tie): same error
+                if previous is None or not np.array_equal(rates, previous):
+                    miss = (rates - target).reshape((frames,) + tuple(following.input_shape)).astype(np.float32)
+                    current = linear(following, miss, with_bias=False)
+                    error = float(np.sum(current.astype(np.float64) ** 2))
+                squared[k] += error
+                previous = rates
             count += current.size
             start += frames
             if progress:
