@@ -135,9 +135,7 @@ def convert_and_measure(name: str, test, log=print) -> dict:
     onnx_path = trained_onnx(name, log)
     with tempfile.TemporaryDirectory() as out_dir:
         start = time.perf_counter()
-        ideal = convert_model(onnx_path, "fashion-mnist", out_dir, progress=ProgressBar(f"{name}: activation scales"),
-                              loihi_progress=ProgressBar(f"{name}: loihi threshold search"),
-                              calibration_progress=ProgressBar(f"{name}: initial potentials (per layer)"))
+        ideal = convert_model(onnx_path, "fashion-mnist", out_dir, progress=ProgressBar(f"{name}: convert"))
         seconds = time.perf_counter() - start
         loihi_dir = os.path.join(out_dir, LOIHI_DIR)
         loihi = SNNModel.load(loihi_dir) if os.path.isdir(loihi_dir) else None

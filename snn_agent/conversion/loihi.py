@@ -62,8 +62,10 @@ class LoihiOptions:
 
 
 def to_loihi(ideal: SNNModel, calib_x: np.ndarray, options: LoihiOptions = LoihiOptions(),
-             progress: Optional[Callable[[int, int], None]] = None) -> SNNModel:
-    """The loihi target of an ideal model; calib_x: preprocessed calibration images."""
+             progress: Optional[Callable[[int, int], None]] = None,
+             calibration_progress: Optional[Callable[[int, int], None]] = None) -> SNNModel:
+    """The loihi target of an ideal model; calib_x: preprocessed calibration images. progress:
+    of the threshold search; calibration_progress: of the initial potentials' calibration."""
     if ideal.target != "ideal":
         raise ValueError(f"to_loihi converts an ideal model, got target {ideal.target!r}")
     if not ideal.network.is_chain:
@@ -100,7 +102,8 @@ def to_loihi(ideal: SNNModel, calib_x: np.ndarray, options: LoihiOptions = Loihi
         # the ideal target's calibration, done again for Loihi's neurons (reset to zero, its
         # thresholds) at the search's T: on the suite's MLP (validation split) the loihi target
         # went from 0.94 / 0.80 points below the DNN at T = 16 / 32 to 0.14 / 0.40
-        calibrate_potentials(model, ideal, calib_x[:CALIBRATION_IMAGES], options.search_timesteps)
+        calibrate_potentials(model, ideal, calib_x[:CALIBRATION_IMAGES], options.search_timesteps,
+                             calibration_progress)
     for row, layer in zip(report, layers):
         row["vth"] = layer.fixed_point.vth
     model.info["loihi"] = {"input_scale": input_scale, "max_timesteps": options.max_timesteps,
@@ -183,7 +186,8 @@ def tune_thresholds(model: SNNModel, ideal: SNNModel, x: np.ndarray, options: Lo
     return scales
 
 
-def calibrate_potentials(model: SNNModel, ideal: SNNModel, x: np.ndarray, timesteps: int) -> None:
+def calibrate_potentials(model: SNNModel, ideal: SNNModel, x: np.ndarray, timesteps: int,
+                         progress: Optional[Callable[[int, int], None]] = None) -> None:
     """The ideal target's calibration (calibrate.py) for Loihi's neurons, which reset to zero and
     have their own thresholds: each layer with an initial potential gets it moved by T x (the
     DNN's mean activation per channel - its rate per channel at T) on x, layer by layer from the
@@ -196,6 +200,8 @@ def calibrate_potentials(model: SNNModel, ideal: SNNModel, x: np.ndarray, timest
             rates = _channel_spikes(engine, index, inputs, timesteps) / (len(x) * timesteps)
             layer.initial_potential = calibrated_potential(layer, reference[index], rates, timesteps,
                                                            model.neuron.v_init)
+        if progress:
+            progress(index + 1, len(model.layers) - 1)
 
     _layer_by_layer(model, x, timesteps, calibrate)
 
