@@ -90,7 +90,10 @@ class ConversionPhases:
 
     def __init__(self, progress: Optional[Callable[[int, int], None]], network, images: int,
                  options: ConversionOptions, loihi: Optional[LoihiOptions]):
-        calibrated = min(images, CALIBRATION_IMAGES) if options.calibrate else 0
+        # layers scaled by a Clip ceiling are not calibrated (calibrate.py): a network of only such has nothing to do
+        calibrates = options.calibrate and any(layer.spiking and (layer.activation_max is None or not options.use_clip_ceiling)
+                                               for layer in network.layers)
+        calibrated = min(images, CALIBRATION_IMAGES) if calibrates else 0
         frames_and_steps = {"activation scales": images, "initial potentials": calibrated * CALIBRATION_T}
         if loihi is not None:
             steps = loihi.search_timesteps + len(network.layers)  # a frame of the loihi target
@@ -101,6 +104,7 @@ class ConversionPhases:
         self.work = {name: PROGRESS_UNITS * w / max(sum(work.values()), 1e-9) for name, w in work.items()}
         self.total = PROGRESS_UNITS
         self.progress = progress
+        self.done = 0  # the last progress reported
         self.times: dict = {}
         self.last = self.start = (time.perf_counter(), time.process_time())
         if progress:
@@ -113,8 +117,9 @@ class ConversionPhases:
         share = self.work[name]
 
         def update(done: int, total: int) -> None:
+            self.done = min(round(before + share * done / max(total, 1)), self.total)
             if self.progress:
-                self.progress(min(round(before + share * done / max(total, 1)), self.total), self.total)
+                self.progress(self.done, self.total)
             if done >= total:
                 self.mark(name)
 
@@ -127,7 +132,10 @@ class ConversionPhases:
         self.last = now
 
     def seconds(self) -> dict:
-        """{phase: {"wall": s, "cpu": s}} and the total; CPU: this process's, all its threads."""
+        """The conversion is done: -> {phase: {"wall": s, "cpu": s}} and the total; CPU: this
+        process's, all its threads."""
+        if self.progress and self.done < self.total:  # phases that had nothing to do (no calibrated layer)
+            self.progress(self.total, self.total)
         now = (time.perf_counter(), time.process_time())
         rows = dict(self.times, total=(now[0] - self.start[0], now[1] - self.start[1]))
         return {name: {"wall": round(wall, 2), "cpu": round(cpu, 2)} for name, (wall, cpu) in rows.items()}
