@@ -34,6 +34,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..adaptation.calibration import dnn_channel_rates
 from ..data import datasets
 from ..data.prepare import model_input
 from ..engine.dnn import forward
@@ -41,7 +42,6 @@ from ..engine.loihi_engine import ACT_SHIFT, PAYLOAD_MAX, VTH_MAX, LoihiEngine
 from ..engine.ops import linear
 from ..evaluation import accuracy
 from ..ir import MODEL_JSON, FixedPoint, Layer, ModelFormatError, Network, NeuronConfig, SNNModel
-from ..adaptation.calibration import dnn_channel_rates
 from .calibrate import CALIBRATION_IMAGES, calibrated_potential
 
 WEIGHT_MAX = 127  # 8-bit signed weight mantissa
