@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/conversion.py [--quick] [--model models/fashion_cnn.onnx]
     .venv/bin/python bench/conversion.py --suite [--quick]
+    .venv/bin/python bench/conversion.py --timing [--models vgg] [--baseline OTHER_CHECKOUT] [--repeats N]
 
 --suite: models nobody trained for spikes (bench/plain_models.py: an MLP, a VGG-style CNN with
 BatchNorm and MaxPool, a ResNet-style CNN with residual Add, Concat and average pooling; trained
@@ -18,14 +19,26 @@ Targets:
   baseline  the classic recipe: max normalization, reset to zero, no initial potential, no
             calibration: what each of our techniques buys is the gap to it
 Writes bench/results/conversion.json (bench/results/quick/ with --quick).
+
+--timing: `snn-agent convert` with its default options on the suite's models, each run a fresh
+process timed from outside (wall, and its CPU time from the OS), the load average beside it, and
+each phase's wall and CPU seconds from its report.json; with --baseline, the same command from
+another checkout (e.g. the main branch) in turn with this one (A B A B), on the same ONNX file,
+and whether the two made the same loihi target (thresholds and initial voltages, integers).
+Writes bench/results/conversion_timing.json.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
+
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -76,9 +89,15 @@ def main() -> int:
                     help="with --suite: the T values of the ideal target (default: %(default)s)")
     ap.add_argument("--test-images", type=int, default=0,
                     help="with --suite: the first N test images (default: all 10,000; --quick: 1,000)")
+    ap.add_argument("--timing", action="store_true", help="time `snn-agent convert` of the suite's models (--models)")
+    ap.add_argument("--baseline", help="with --timing: another checkout whose convert runs in turn with this one's")
+    ap.add_argument("--repeats", type=int, default=2, help="with --timing: runs of each (default 2; --quick: 1)")
     ap.add_argument("--out", help="the JSON file (default: bench/results/conversion.json, or bench/results/quick/ with --quick)")
     args = ap.parse_args()
-    out = output_path("conversion_suite.json" if args.suite else "conversion.json", args.quick, args.out)
+    out = output_path("conversion_suite.json" if args.suite else "conversion_timing.json" if args.timing
+                      else "conversion.json", args.quick, args.out)
+    if args.timing:
+        return timing(args.quick, out, args.models or ["vgg"], args.baseline, 1 if args.quick else args.repeats)
 
     if not datasets.fashion_mnist_available():
         sys.exit("bench/conversion.py needs Fashion-MNIST: apt-get install dataset-fashion-mnist")
@@ -137,9 +156,7 @@ def convert_and_measure(name: str, test, log=print, grid=SUITE_GRID) -> dict:
     onnx_path = trained_onnx(name, log)
     with tempfile.TemporaryDirectory() as out_dir:
         start = time.perf_counter()
-        ideal = convert_model(onnx_path, "fashion-mnist", out_dir, progress=ProgressBar(f"{name}: activation scales"),
-                              loihi_progress=ProgressBar(f"{name}: loihi threshold search"),
-                              calibration_progress=ProgressBar(f"{name}: initial potentials (per layer)"))
+        ideal = convert_model(onnx_path, "fashion-mnist", out_dir, progress=ProgressBar(f"{name}: convert"))
         seconds = time.perf_counter() - start
         loihi_dir = os.path.join(out_dir, LOIHI_DIR)
         loihi = SNNModel.load(loihi_dir) if os.path.isdir(loihi_dir) else None
@@ -188,6 +205,87 @@ def suite(quick: bool, out: str, models=None, test_images: int = 0, grid=SUITE_G
     for key, goal in results["goals"].items():
         figure = f"gap {goal['gap_points']:+.2f} points" if "gap_points" in goal else f"{goal['seconds']:.0f} s"
         print(f"  {key:<28} {figure} (limit {goal['limit']}) {'MET' if goal['met'] else 'MISSED'}")
+    write_results(out, results, quick)
+    print(f"wrote {out}")
+    return 0
+
+
+def timed_convert(checkout: str, onnx_path: str, out_dir: str) -> dict:
+    """`snn-agent convert ONNX -o OUT` (default options) run from `checkout` in a fresh process:
+    its wall and CPU seconds (the OS's account of the child), the load average before and after,
+    and its report.json's phases where it records them."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "snn_agent.cli", "convert", onnx_path, "-o", out_dir], cwd=checkout,
+                   env=dict(os.environ, PYTHONPATH=checkout), check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(os.path.join(out_dir, "report.json")) as f:
+        report = json.load(f)
+    return {"wall_s": round(wall, 1),
+            "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "phases": report.get("conversion_seconds")}
+
+
+def same_loihi_target(dir_a: str, dir_b: str) -> bool:
+    """Whether two conversions made the same loihi target: weights, biases, fixed point and the
+    initial voltages LoihiEngine (and Lava) start from, all integers."""
+    from snn_agent.conversion.loihi import LOIHI_DIR
+    from snn_agent.engine.loihi_engine import LoihiEngine
+    from snn_agent.ir import SNNModel
+
+    a, b = (SNNModel.load(os.path.join(d, LOIHI_DIR)) for d in (dir_a, dir_b))
+    same = all(np.array_equal(x.weight, y.weight) and np.array_equal(x.bias, y.bias) and x.fixed_point == y.fixed_point
+               for x, y in zip(a.layers, b.layers))
+    return same and all(np.array_equal(x, y) for x, y in zip(LoihiEngine(a).initial_voltages(a.neuron),
+                                                              LoihiEngine(b).initial_voltages(b.neuron)))
+
+
+def timing(quick: bool, out: str, models: list, baseline: str, repeats: int) -> int:
+    from plain_models import trained_onnx
+    from snn_agent.conversion.loihi import LOIHI_DIR, evaluate_loihi
+    from snn_agent.ir import SNNModel
+
+    trees = {"this": ROOT} if not baseline else {"this": ROOT, "baseline": os.path.abspath(baseline)}
+    validation = datasets.load("fashion-mnist", "train").subset(1000, offset=55_000)  # plain_models' validation split
+    results = {"repeats": repeats, "trees": trees, "validation_images": len(validation.labels),
+               "note": "wall and CPU under the load average shown: the machine was shared with other work",
+               "models": {}}
+    for name in models:
+        onnx_path = trained_onnx(name)
+        runs = {tree: [] for tree in trees}
+        with tempfile.TemporaryDirectory() as scratch:
+            for repeat in range(repeats):
+                for tree, checkout in trees.items():  # A B A B: the pairs see the same load
+                    out_dir = os.path.join(scratch, f"{tree}{repeat}")
+                    runs[tree].append(timed_convert(checkout, onnx_path, out_dir))
+                    print(f"{name} {tree} run {repeat + 1}: {runs[tree][-1]}", flush=True)
+            row = {"runs": runs, "median": {tree: {key: float(np.median([r[key] for r in rs])) for key in ("wall_s", "cpu_s")}
+                                            for tree, rs in runs.items()}}
+            first = os.path.join(scratch, "this0")
+            if os.path.isdir(os.path.join(first, LOIHI_DIR)):
+                loihi = SNNModel.load(os.path.join(first, LOIHI_DIR))
+                x = model_input(validation, loihi.network.preprocessing)
+                row["loihi_validation_accuracy"] = {"this": evaluate_loihi(loihi, x, validation.labels, (16, 32))}
+                if baseline:
+                    row["same_loihi_target"] = same_loihi_target(first, os.path.join(scratch, "baseline0"))
+                    if not row["same_loihi_target"]:
+                        other = SNNModel.load(os.path.join(scratch, "baseline0", LOIHI_DIR))
+                        row["loihi_validation_accuracy"]["baseline"] = evaluate_loihi(other, x, validation.labels, (16, 32))
+        results["models"][name] = row
+    print(f"\n`snn-agent convert` (default options), median of {repeats} runs each; machine shared: load average per run in the JSON")
+    print(f"{'model':<8}" + "".join(f"{tree + ' wall s':>16}{tree + ' CPU s':>15}" for tree in trees))
+    for name, row in results["models"].items():
+        print(f"{name:<8}" + "".join(f"{row['median'][t]['wall_s']:>16.1f}{row['median'][t]['cpu_s']:>15.1f}" for t in trees))
+        if "same_loihi_target" in row:
+            print(f"  same loihi target as the baseline: {row['same_loihi_target']}")
+        print(f"  loihi target on {len(validation.labels)} validation images: {row.get('loihi_validation_accuracy')}")
+        phases = row["runs"]["this"][0]["phases"] or {}
+        for phase, seconds in phases.items():
+            print(f"    {phase:<30} wall {seconds['wall']:>7.1f} s  CPU {seconds['cpu']:>6.1f} s")
     write_results(out, results, quick)
     print(f"wrote {out}")
     return 0

@@ -9,7 +9,9 @@ validate (choices are made there); the test set is used once per reported networ
    points): the defaults and --trials random draws of the parameters (stdp_topspark.search_space),
    each trained on --search-train images and validated; the --finalists best confirmed at two more
    seeds on --confirm-train images; the best mean wins (--searched: taken from an earlier results
-   file instead). Then, on --train images (all 50,000 by default), every T with BindsNET's defaults
+   file instead). Homeostasis refined: theta's decay as chosen, 4x slower and none, each at two seeds
+   on --refine-train images, the best mean kept (the decay acts over more images than a search run
+   has). Then, on --train images (all 50,000 by default), every T with BindsNET's defaults
    and with its chosen parameters, validated after 5 %, 10 %, 20 %, 40 %, 70 % and all of the
    images (learning curve); the best validated of those networks is kept (early stopping) and
    tested once. Every validation labels the neurons and chooses the readout's margin weight
@@ -17,8 +19,11 @@ validate (choices are made there); the test set is used once per reported networ
 2. best_point: of the reduced T that cut training energy >= 3.5x, the one with the largest cut whose
    *validation* accuracy is within 2 points of the tuned baseline's (none within: the most
    accurate); its test figures are reported beside the tuned baseline's (and the defaults').
-   With --model-dir, the tuned baseline network is saved there with the reduced T's parameters as
-   its operating points, and measured run frozen at each (what the robot does when T is cut).
+   The tuned baseline network is saved (--model-dir, else a temporary directory) and run frozen at
+   each of --inference-timesteps with inference parameters searched on validation (what the robot
+   does when T is cut; they become its operating points); inference_point: of those T, the one with
+   the lowest validation inference energy whose validation accuracy is within 2 points of the
+   baseline's (chosen by the bench, not by hand), tested once.
 3. Speed: ours and BindsNET's DiehlAndCook2015 on the same images, same T, same network, in this
    run (BindsNET from its own venv, --bindsnet-python); scaling: ours at 100 / 400 / 1600 neurons.
 4. Lava: the network with LearningDense + STDPLoihi on a few images, beside ours on the same ones.
@@ -56,6 +61,10 @@ BINDSNET_PYTHON = os.environ.get("SNN_AGENT_BINDSNET_PYTHON", "/work/venvs/binds
 PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stdp_bindsnet_peer.py")
 ACCURACY_TOLERANCE = 0.02  # TopSpark: within 2 points of the baseline
 TRAINING_REDUCTION_TARGET = 3.5  # TopSpark: training energy 3.5x lower
+INFERENCE_REDUCTION_TARGET = 3.3  # TopSpark: inference energy 3.3x lower
+HOMEOSTASIS_SLOWER = 4.0  # refine_homeostasis tries theta's decay as searched, this much slower, and none
+# the T the tuned baseline network may run at (inference only; inference_point chooses on validation)
+INFERENCE_T = (200, 160, 128, 100, 90, 80, 72, 64, 50)
 BASE = StdpParams()  # the baseline parameters (main sets its T)
 
 
@@ -139,6 +148,7 @@ def measure(job: Job) -> dict:
            "validation_accuracy_counts_readout": best["validation_accuracy_counts_readout"],
            "margin_weight_per_mv": network.params.margin_weight,
            "training_energy_j": stdp_topspark.modelled_energy_j(trained.mean_ops(), learning=True),
+           "training_energy_j_per_run": stdp_topspark.modelled_energy_j(trained.mean_ops(), learning=True) * best["images"],
            "training_ops": trained.mean_ops(), "cpu_s_per_training_image": trained.cpu_seconds / best["images"],
            "wall_s_per_training_image": trained.seconds / best["images"],
            "mean_theta_mv": float(network.theta.mean())}
@@ -162,8 +172,8 @@ def deployed_at_reduced_t(directory: str, reduced: list, n_trials: int) -> dict:
     """The saved tuned baseline network run frozen at each reduced T (what the robot does when the
     governor cuts T): per T the network's own parameters and n_trials random draws from
     stdp_topspark.inference_space applied on top of them, each validated with the labels the
-    neurons got at the baseline T (the robot keeps them); the best on validation is tested once and
-    written as the directory's operating point for that T."""
+    neurons got at the baseline T (the robot keeps them); the best on validation (with its
+    validation energy) is tested once and written as the directory's operating point for that T."""
     network = stdp.StdpNetwork.load(directory)
     result, points, notes = {}, {}, {}
     for t in reduced:
@@ -173,21 +183,45 @@ def deployed_at_reduced_t(directory: str, reduced: list, n_trials: int) -> dict:
             params = stdp_topspark.enhance(network.params, t, e)
             record = network.run(SPLITS.validation[0], False, 2, params)
             weight, validation = stdp.choose_margin_weight(network, record, SPLITS.validation[1], N_CLASSES)
-            trials.append((e, validation, replace(params, margin_weight=weight)))
-        e, validation, points[t] = max(trials, key=lambda trial: trial[1])
+            trials.append((e, validation, replace(params, margin_weight=weight), record))
+        e, validation, points[t], validated = max(trials, key=lambda trial: trial[1])
         accuracy, record = stdp.accuracy(network, *SPLITS.test, N_CLASSES, params=points[t])
         result[str(t)] = {"enhancement": e.to_dict(), "margin_weight_per_mv": points[t].margin_weight,
-                          "validation_accuracy": validation, "test_accuracy": accuracy,
-                          "test_frames": frames_with_few_spikes(record),
+                          "validation_accuracy": validation,
+                          "validation_inference_energy_j": stdp_topspark.modelled_energy_j(validated.mean_ops(),
+                                                                                           learning=False),
+                          "test_accuracy": accuracy, "test_frames": frames_with_few_spikes(record),
                           "inference_energy_j": stdp_topspark.modelled_energy_j(record.mean_ops(), learning=False),
                           "cpu_s_per_inference_image": record.cpu_seconds / len(SPLITS.test[1]),
-                          "trials": [{"enhancement": e.to_dict(), "validation_accuracy": a} for e, a, _ in trials]}
+                          "trials": [{"enhancement": e.to_dict(), "validation_accuracy": a} for e, a, _, _ in trials]}
         notes[t] = {"enhancement": e.to_dict(), "validation_accuracy": validation,
                     "chosen_by": "bench/stdp.py inference search (validation), on top of the network's parameters"}
         print(f"  tuned baseline network at T={t}: validation {100 * validation:.1f} %, test {100 * accuracy:.1f} %",
               flush=True)
     stdp.save_operating_points(directory, points, notes)
     return result
+
+
+def inference_point(baseline: dict, deployed: dict) -> dict:
+    """The T to run the tuned baseline network at, chosen on validation: of the T (deployed) whose
+    validation accuracy is within the tolerance of the baseline's, the one with the lowest
+    validation inference energy (modelled); none within: the most accurate. Its test figures,
+    measured once, are reported beside the baseline's."""
+    within = {t: d for t, d in deployed.items()
+              if d["validation_accuracy"] >= baseline["validation_accuracy"] - ACCURACY_TOLERANCE}
+    t = (min(within, key=lambda t: within[t]["validation_inference_energy_j"]) if within
+         else max(deployed, key=lambda t: deployed[t]["validation_accuracy"]))
+    d = deployed[t]
+    return {"T": int(t), "baseline_T": baseline["T"],
+            "chosen_by": "lowest validation inference energy within 2 points of the baseline's validation accuracy",
+            "validation_accuracy": d["validation_accuracy"], "baseline_validation_accuracy": baseline["validation_accuracy"],
+            "within_tolerance_on_validation": bool(within), "accuracy": d["test_accuracy"],
+            "baseline_accuracy": baseline["test_accuracy"],
+            "accuracy_gap_points": 100 * (baseline["test_accuracy"] - d["test_accuracy"]),
+            "inference_energy_reduction": baseline["inference_energy_j"] / d["inference_energy_j"],
+            "within_tolerance_on_test": bool(baseline["test_accuracy"] - d["test_accuracy"] <= ACCURACY_TOLERANCE),
+            "target_met": bool(baseline["test_accuracy"] - d["test_accuracy"] <= ACCURACY_TOLERANCE
+                               and baseline["inference_energy_j"] / d["inference_energy_j"] >= INFERENCE_REDUCTION_TARGET)}
 
 
 def run_jobs(jobs: list, workers: int, what: str, started: float) -> list:
@@ -210,14 +244,18 @@ def search(all_t: list, n_trials: int, n_search: int, n_eval: int, n_finalists: 
     """Per T (the baseline's included, same budget): random search (the plain parameters and
     n_trials draws from stdp_topspark.search_space, n_search training images each, one seed), then
     the n_finalists best confirmed with n_confirm training images at two other seeds; the chosen
-    enhancement has the best mean validation accuracy of the two."""
+    enhancement has the best mean validation accuracy of the two. Every run is validated as the
+    final ones are (margin readout, early stopping: here the best of a quarter, half and all of its
+    images), so parameters that act over many images (homeostasis' decay) are judged on runs long
+    enough to show it."""
     candidates = {t: [stdp_topspark.NONE] + stdp_topspark.draw(stdp_topspark.search_space(BASE.timesteps, t),
                                                                 n_trials, seed=t) for t in all_t}
-    jobs = [Job(t, e, n_search, n_eval) for t in all_t for e in candidates[t]]
+    jobs = [Job(t, e, n_search, n_eval, checkpoints=(n_search // 4, n_search // 2)) for t in all_t for e in candidates[t]]
     explored = run_jobs(jobs, workers, "search", started)
     best = {t: stdp_topspark.finalists([(r["enhancement"], r["validation_accuracy"]) for r in explored if r["T"] == t],
                                        n_finalists) for t in all_t}
-    jobs = [Job(t, Enhancement(**e), n_confirm, SPLITS.label[1].size, seed) for t in all_t
+    jobs = [Job(t, Enhancement(**e), n_confirm, SPLITS.label[1].size, seed, checkpoints=(n_confirm // 4, n_confirm // 2))
+            for t in all_t
             for e, _ in best[t] for seed in (1, 2)]
     confirmed = run_jobs(jobs, workers, "finalists", started)
     chosen = {}
@@ -245,6 +283,36 @@ def searched_before(path: str, all_t: list) -> dict:
                 "reused_from": {"file": path, "run": previous.get("run")}} for t in all_t}
 
 
+def decay_variants(e: Enhancement) -> list:
+    """e with theta's decay as chosen, HOMEOSTASIS_SLOWER times slower, and none (the baseline's
+    1e7 steps), without repeats."""
+    slower = None if e.tau_theta_images is None else e.tau_theta_images * HOMEOSTASIS_SLOWER
+    variants = [replace(e, tau_theta_images=tau) for tau in (e.tau_theta_images, slower, None)]
+    return [v for i, v in enumerate(variants) if v not in variants[:i]]
+
+
+def refine_homeostasis(chosen: dict, n_refine: int, workers: int, started: float) -> None:
+    """Per T (every T alike), the chosen enhancement's decay_variants, each trained on n_refine
+    images at two seeds (1, 2) with early stopping (the best of a quarter, half and all); the best
+    mean validation accuracy replaces chosen[t]'s enhancement (its record: `homeostasis`). Why:
+    theta's decay acts over thousands of images, which the search's short runs cannot judge."""
+    variants = {t: decay_variants(c["enhancement"]) for t, c in chosen.items()}
+    jobs = [Job(t, e, n_refine, SPLITS.label[1].size, seed, checkpoints=(n_refine // 4, n_refine // 2))
+            for t, es in variants.items() for e in es for seed in (1, 2)]
+    rows = run_jobs(jobs, workers, "homeostasis", started)
+    for t, es in variants.items():
+        scored = [{"enhancement": e.to_dict(), "validation_accuracy_per_seed":
+                   [r["validation_accuracy"] for r in rows if r["T"] == t and r["enhancement"] == e.to_dict()]}
+                  for e in es]
+        for s in scored:
+            s["mean_validation_accuracy"] = float(np.mean(s["validation_accuracy_per_seed"]))
+        best = max(scored, key=lambda s: s["mean_validation_accuracy"])
+        chosen[t]["enhancement"] = Enhancement(**best["enhancement"])
+        chosen[t]["homeostasis"] = {"n_train": n_refine, "seeds": [1, 2], "variants": scored}
+        print(f"  T={t}: theta's decay {best['enhancement']['tau_theta_images'] or 'none'} (images), "
+              f"validation {100 * best['mean_validation_accuracy']:.1f} % (mean of 2 seeds)", flush=True)
+
+
 def best_point(baseline: dict, rows: list) -> dict:
     """Chosen on validation, reported on test: of the reduced-T rows that cut training energy by at
     least TRAINING_REDUCTION_TARGET against the tuned baseline, the one with the largest cut whose
@@ -258,6 +326,8 @@ def best_point(baseline: dict, rows: list) -> dict:
     return {"T": best["T"], "baseline_T": baseline["T"], "enhanced": best["enhanced"],
             "enhancement": best["enhancement"], "baseline_enhancement": baseline["enhancement"],
             "training_energy_reduction": baseline["training_energy_j"] / best["training_energy_j"],
+            # over the whole run (per image x the images the kept network trained on: early stopping differs per T)
+            "training_energy_reduction_per_run": baseline["training_energy_j_per_run"] / best["training_energy_j_per_run"],
             "inference_energy_reduction": baseline["inference_energy_j"] / best["inference_energy_j"],
             "training_cpu_time_reduction": baseline["cpu_s_per_training_image"] / best["cpu_s_per_training_image"],
             "inference_cpu_time_reduction": baseline["cpu_s_per_inference_image"] / best["cpu_s_per_inference_image"],
@@ -367,18 +437,20 @@ def plot(baseline_plain: dict, baseline: dict, rows: list, deployed: dict, path:
 
 def print_table(baseline: dict, rows: list) -> None:
     print(f"\n{'T':>4} {'parameters':>10} {'stopped':>7} {'val acc':>8} {'test acc':>8} {'counts':>7} {'0 spk':>6} "
-          f"{'train uJ*':>10} {'x less':>7} {'infer uJ*':>10} {'x less':>7} {'train CPU ms/img':>17}")
+          f"{'train uJ*':>10} {'x less':>7} {'run mJ*':>8} {'infer uJ*':>10} {'x less':>7} {'train CPU ms/img':>17}")
     for r in rows:
         print(f"{r['T']:>4} {'tuned' if r['enhanced'] else 'defaults':>10} {r['stopped_at_images']:>7} "
               f"{100 * r['validation_accuracy']:>7.2f}% {100 * r['test_accuracy']:>7.2f}% "
               f"{100 * r['test_accuracy_counts_readout']:>6.2f}% {100 * r['test_frames']['no_spike']:>5.1f}% "
               f"{1e6 * r['training_energy_j']:>10.1f} "
-              f"{baseline['training_energy_j'] / r['training_energy_j']:>7.2f} {1e6 * r['inference_energy_j']:>10.2f} "
+              f"{baseline['training_energy_j'] / r['training_energy_j']:>7.2f} {1e3 * r['training_energy_j_per_run']:>8.1f} "
+              f"{1e6 * r['inference_energy_j']:>10.2f} "
               f"{baseline['inference_energy_j'] / r['inference_energy_j']:>7.2f} {1e3 * r['cpu_s_per_training_image']:>17.2f}")
     print("* modelled (Loihi's per-operation energy, Davies et al. 2018); x less: against the tuned baseline; "
           "CPU ms measured (thread CPU time, shared machine); stopped: training images of the network kept "
           "(best on validation); counts: test accuracy of the same network read by spike counts alone; "
-          "0 spk: test images with no output spike")
+          "0 spk: test images with no output spike; run mJ: training energy of the whole run (per image x the images "
+          "the kept network trained on)")
 
 
 def main() -> None:
@@ -388,13 +460,18 @@ def main() -> None:
     ap.add_argument("--train", type=int, help="training images per reported network (default 50000: all; quick 1000)")
     ap.add_argument("--search-train", type=int, help="training images per search trial (default 3000; quick 200)")
     ap.add_argument("--confirm-train", type=int, help="training images per finalist run (default 8000; quick 300)")
+    ap.add_argument("--refine-train", type=int, help="training images per run refining theta's decay after the "
+                                                      "search (default 20000; quick 300; 0: no refinement)")
     ap.add_argument("--trials", type=int, help="random draws per T (default 16; quick 3)")
     ap.add_argument("--finalists", type=int, help="trials per T confirmed at two seeds (default 3; quick 2)")
     ap.add_argument("--baseline-t", type=int, default=250, help="baseline timesteps (BindsNET's 250 x 1 ms)")
     ap.add_argument("--timesteps", type=int, nargs="+", help="reduced T (default 100 64 50; quick 64)")
+    ap.add_argument("--inference-timesteps", type=int, nargs="+",
+                    help="T the tuned baseline network may run at, inference only, one chosen on validation "
+                         f"(default {' '.join(map(str, INFERENCE_T))} and the reduced T; quick 100 64)")
     ap.add_argument("--workers", type=int, default=2, help="training processes at once (default 2: this machine's cores)")
     ap.add_argument("--model-dir", help="keep the tuned baseline network there, with its operating points at the "
-                                        "reduced T (docs/stdp.md; default: a temporary directory)")
+                                        "inference T (docs/stdp.md; default: a temporary directory)")
     ap.add_argument("--searched", help="take each T's chosen parameters from this earlier stdp.json instead of "
                                        "searching again (its search, made on validation, is recorded as reused)")
     ap.add_argument("--out", help="the JSON (default bench/results/stdp.json, quick: bench/results/quick/)")
@@ -403,6 +480,7 @@ def main() -> None:
     n_train = args.train or (1000 if quick else 50000)
     n_search = args.search_train or (200 if quick else 3000)
     n_confirm = args.confirm_train or (300 if quick else 8000)
+    n_refine = (300 if quick else 20000) if args.refine_train is None else args.refine_train
     n_trials = args.trials or (3 if quick else 16)
     n_finalists = args.finalists or (2 if quick else 3)
     reduced = args.timesteps or ([64] if quick else [100, 64, 50])
@@ -427,6 +505,10 @@ def main() -> None:
         print(f"search on validation, every T alike: {n_trials} random draws + the defaults ({n_search} training "
               f"images each), {n_finalists} finalists x 2 seeds ({n_confirm} images each)", flush=True)
         chosen = search(all_t, n_trials, n_search, n_search_eval, n_finalists, n_confirm, args.workers, started)
+    if n_refine:
+        print(f"homeostasis: theta's decay as chosen, {HOMEOSTASIS_SLOWER:g}x slower and none, every T alike "
+              f"({n_refine} training images, 2 seeds)", flush=True)
+        refine_homeostasis(chosen, n_refine, args.workers, started)
     print(f"final runs ({n_train} training images each; test set once per network)", flush=True)
     checkpoints = tuple(c for c in (n_train // 20, n_train // 10, n_train // 5, 2 * n_train // 5, 7 * n_train // 10)
                         if c > 0)
@@ -442,12 +524,17 @@ def main() -> None:
     print_table(baseline, finals)
     print("best point:", json.dumps(point))
     print(f"the tuned baseline network run frozen at reduced T ({n_trials} random draws each, validation)", flush=True)
-    deployed = deployed_at_reduced_t(model_dir, reduced, n_trials)
+    inference_t = sorted(set(args.inference_timesteps or ((100, 64) if quick else INFERENCE_T)) | set(reduced),
+                         reverse=True)
+    deployed = deployed_at_reduced_t(model_dir, inference_t, n_trials)
     for t, d in deployed.items():
         d["inference_energy_reduction"] = baseline["inference_energy_j"] / d["inference_energy_j"]
         d["accuracy_gap_points"] = 100 * (baseline["test_accuracy"] - d["test_accuracy"])
-        print(f"  T={t}: test {100 * d['test_accuracy']:.2f} % ({d['accuracy_gap_points']:.1f} points below the tuned "
-              f"baseline), inference energy {d['inference_energy_reduction']:.2f}x lower (modelled)", flush=True)
+        print(f"  T={t}: validation {100 * d['validation_accuracy']:.2f} %, test {100 * d['test_accuracy']:.2f} % "
+              f"({d['accuracy_gap_points']:.1f} points below the tuned baseline), inference energy "
+              f"{d['inference_energy_reduction']:.2f}x lower (modelled)", flush=True)
+    chosen_inference = inference_point(baseline, deployed)
+    print("inference point (T chosen on validation):", json.dumps(chosen_inference), flush=True)
     if not args.model_dir:
         shutil.rmtree(model_dir)
 
@@ -462,6 +549,7 @@ def main() -> None:
         "dataset": "fashion-mnist", "n_neurons": BASE.n_neurons, "n_train": n_train,
         "search": {"reused_from": args.searched, "trials_per_T": n_trials, "search_train": n_search, "search_eval": n_search_eval,
                    "finalists_per_T": n_finalists, "finalist_seeds": [1, 2], "confirm_train": n_confirm,
+                   "homeostasis_refine_train": n_refine, "homeostasis_slower": HOMEOSTASIS_SLOWER,
                    "space": {str(t): {k: asdict(r) for k, r in stdp_topspark.search_space(BASE.timesteps, t).items()}
                              for t in all_t}},
         "splits": {"train": "train[0:50000] (first n_train)", "label": "train[50000:55000]",
@@ -471,7 +559,8 @@ def main() -> None:
                        "cpu_s measured (thread CPU time) on a machine shared with other jobs, two runs at once",
         "baseline": baseline, "baseline_defaults": baseline_plain, "rows": rows,
         "searched": {str(t): {**c, "enhancement": c["enhancement"].to_dict()} for t, c in chosen.items()},
-        "best_point": point, "baseline_network_at_reduced_t": deployed, "speed": speed_result, "scaling": scaling_result, "lava": lava,
+        "best_point": point, "baseline_network_at_reduced_t": deployed,
+        "inference_point": chosen_inference, "speed": speed_result, "scaling": scaling_result, "lava": lava,
         "plot": os.path.relpath(png, os.path.dirname(out)), "bench_seconds": time.time() - started,
         "machine_shared": True}, quick)
     print(f"wrote {out} and {png}")

@@ -140,6 +140,11 @@ def main() -> None:
     ap.add_argument("--classes", type=int, nargs="+", metavar="INDEX",
                     help="train on these Fashion-MNIST classes only (indices; the outputs follow this order): "
                          "bench/learning.py holds two classes out to learn them online")
+    ap.add_argument("--reconstruction", type=float, default=0.0, metavar="WEIGHT",
+                    help="weight of an auxiliary loss while training only: a linear decoder rebuilds the image from "
+                         "the last hidden layer (mean squared error per pixel), so that the hidden layer keeps what "
+                         "the image shows beyond the trained classes (features a readout can learn new classes "
+                         "from: bench/learning.py). The decoder is not exported: the network keeps its form")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                     help="torch threads (default: every core; 1 on a shared machine wastes less time in contention)")
@@ -180,7 +185,9 @@ def main() -> None:
         for m in teacher.modules():
             if isinstance(m, QCFS):
                 m.quantize = False
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    decoder = nn.Linear(model[-1].in_features, 28 * 28) if args.reconstruction else None
+    trained = list(model.parameters()) + (list(decoder.parameters()) if decoder else [])
+    opt = torch.optim.AdamW(trained, lr=2e-3, weight_decay=1e-4)
     steps = args.epochs * ((len(xtr) + 127) // 128)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=FINETUNE_MAX_LR if teacher else 3e-3, total_steps=steps)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.0)
@@ -202,8 +209,11 @@ def main() -> None:
                 if isinstance(m, QCFS):
                     m.quantize = quantize
             opt.zero_grad()
-            scores = model(xb)
+            hidden = model[:-1](xb)
+            scores = model[-1](hidden)
             loss = loss_fn(scores, ytr[idx])
+            if decoder is not None:
+                loss = loss + args.reconstruction * nn.functional.mse_loss(decoder(hidden), xb.flatten(1))
             if teacher is not None:
                 with torch.no_grad():
                     taught = teacher(xb)
@@ -251,7 +261,8 @@ def main() -> None:
                                   + (f", every batch quantized (for T={args.levels} only)" if args.for_levels_only else "")
                                   + (f", fine-tuned from and distilled from {os.path.basename(args.finetune)}"
                                      if args.finetune else "")
-                                  + (f", firing-rate penalty {args.rate_penalty:g}" if args.rate_penalty else ""),
+                                  + (f", firing-rate penalty {args.rate_penalty:g}" if args.rate_penalty else "")
+                                  + (f", reconstruction loss {args.reconstruction:g}" if args.reconstruction else ""),
     }
     for key, value in metadata.items():
         entry = proto.metadata_props.add()

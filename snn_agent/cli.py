@@ -25,8 +25,7 @@ def _convert(args) -> int:
     from .conversion.loihi import LoihiOptions
 
     loihi = None if args.no_loihi else LoihiOptions()
-    snn = convert_model(args.model, args.calib, args.out, options, pre, ProgressBar("activation scales"),
-                        loihi, ProgressBar("loihi: threshold search"), ProgressBar("initial potentials (per layer)"))
+    snn = convert_model(args.model, args.calib, args.out, options, pre, ProgressBar("convert"), loihi)
     print(f"\nConverted {args.model} -> {args.out}  (target ideal; calibration: {args.calib}, "
           f"{snn.info['calibration_images']} images, percentile {args.percentile}"
           f"{', per channel' if args.per_channel else ''})")

@@ -14,6 +14,8 @@ class ProgressBar:
 
     def __call__(self, done: int, total: int) -> None:
         now = time.perf_counter()
+        if done == 0:  # the work starts now: what came before it is not its time
+            self.start = now
         if done < total and now - self._last < 0.1:  # redrawing faster than the eye is wasted work
             return
         self._last = now

@@ -224,6 +224,9 @@ def test_battery_scale_is_decided_once_per_publisher_and_any_reliability_connect
         assert fraction_after(best_effort, percentage=0.5) == pytest.approx(0.5)  # another publisher, ROS scale
         info = probe.get_subscriptions_info_by_topic("/image")
         assert [i.qos_profile.reliability for i in info] == [QoSReliabilityPolicy.RELIABLE]
+        # the override changed that topic only, not the profile the others are given
+        info = probe.get_subscriptions_info_by_topic("/image/compressed")
+        assert [i.qos_profile.reliability for i in info] == [QoSReliabilityPolicy.BEST_EFFORT]
         assert agent.get_parameter("qos_overrides./battery_state.subscription.reliability").value == "best_effort"
     finally:
         graph.close()

@@ -22,7 +22,8 @@ from conftest import BUNDLED_SNN
 from snn_agent.adaptation.operating_points import PointTable
 from snn_agent.backends import create_backend
 from snn_agent.data import datasets
-from snn_agent.ros.agent_node import AgentNode, LabelPairing
+from snn_agent.ros.agent_node import INLINE_MAX_S, AgentNode
+from snn_agent.ros.label_pairing import LabelPairing
 from snn_agent.sensing.images import to_network_input
 
 # Operating points with round numbers, so each budget has one right answer.
@@ -273,6 +274,36 @@ def test_malformed_frame_does_not_displace_the_valid_frame_held_for_the_worker(r
         values = probe.diagnostics(lambda v: v["frames"] == "2")
         assert values["bad_input_truncated"] == "1" and values["bad_input_compressed"] == "1"
         assert values["dropped"] == "0"
+
+
+def test_fast_cpu_frames_are_classified_in_the_callback_and_slow_ones_by_the_worker(rclpy_context, model_dir,
+                                                                                  samples):
+    """After a fast CPU-engine frame the next one is classified in the image callback (no hand-over
+    to the worker); after a slow one (over INLINE_MAX_S) frames go to the worker again, so that the
+    executor (services, /diagnostics, the watchdog) never waits on a slow backend."""
+    threads, delay_s = [], [0.0]
+
+    def recording_backend(name, **options):  # the real CPU engine, slowed down on demand
+        backend = create_backend(name, **options)
+        infer = backend.infer
+
+        def recorded(*args, **kwargs):
+            threads.append(threading.current_thread().name)
+            time.sleep(delay_s[0])
+            return infer(*args, **kwargs)
+        backend.infer = recorded
+        return backend
+
+    agent = AgentNode(recording_backend, parameter_overrides=[Parameter("model", value=model_dir)])
+    with spinning(agent) as (agent, probe):
+        images, worker = samples[0], "snn_agent_inference"
+        for image in images[:4]:
+            assert probe.classify(image)
+        assert threads[0] == worker and any(name != worker for name in threads[1:])  # the first shows it is fast
+        delay_s[0] = 2 * INLINE_MAX_S
+        for image in images[4:7]:
+            assert probe.classify(image)
+        assert threads[5:] == [worker, worker]  # the frame after a slow one goes to the worker
 
 
 def test_an_exception_in_a_callback_is_counted_and_the_node_spins_on(rclpy_context, model_dir, samples):

@@ -94,7 +94,7 @@ def start_as_launch_ros(action):
 
 
 def test_config_has_every_node_and_documents_every_parameter():
-    from snn_agent.ros.agent_node import ENERGY_PARAMS, PARAMETERS
+    from snn_agent.ros.agent_parameters import ENERGY_PARAMS, PARAMETERS
 
     params = load_config(CONFIG)
     assert set(params) == {spec.name for spec in node_specs(use_sim=True)}

@@ -48,6 +48,31 @@ def test_rule_against_a_hand_computed_update(trainer):
     assert readout.classes == 5
 
 
+@pytest.mark.parametrize("trainer", [EmulatedTrainer, FloatTrainer])
+def test_centred_rule_against_a_hand_computed_update(trainer):
+    """Centred, a teaching run is followed by the mean frame's with the roles swapped: the label's
+    row moves by +(counts - mean counts), the winner's by -(counts - mean counts); the bias input
+    cancels (its mean count is the frame's T)."""
+    readout = PlasticReadout.from_layer(small_layer(), [], ReadoutRule(rate=1.0, centred=True), trainer(), 5)
+    seen = np.zeros((4, 30), bool)
+    seen[:2, 0] = True  # input 0: 2 spikes in 4 steps, a mean of 0.5 per step
+    readout.observe(readout.inputs(seen, 4))
+    readout.observe(readout.inputs(np.zeros((4, 30), bool), 4))  # mean: input 0 at 0.25 per step, the bias at 1
+    np.testing.assert_allclose(readout.input_mean[[0, 30]], [0.25, 1.0])
+    hidden = np.zeros((4, 30), bool)
+    hidden[:, 0] = True  # 4 spikes against a mean of 1 over 4 steps
+    hidden[1, 7] = True  # 1 against 0
+    before = readout.weights.copy()
+    result = readout.teach(readout.inputs(hidden, 4), 4, 4)
+    assert result.ops.runs == 2
+    change = np.zeros(31, readout.weights.dtype)
+    change[0], change[7] = 3, 1
+    expected = before.copy()
+    expected[4] += change
+    expected[result.predicted] -= change
+    np.testing.assert_array_equal(readout.weights, expected)
+
+
 def test_lava_parses_the_rule_into_our_products():
     for rate in (1.0, 0.25, 2.0 ** -7):
         rule = ReadoutRule(rate=rate)
@@ -74,10 +99,10 @@ def test_teaching_schedule():
 def test_fixed_point_learning_equals_lavas_learning_dense():
     """The same frames and labels through Lava's LearningDense (Loihi2SimCfg fixed_pt) and through
     our emulation: the same weights, bit for bit, with stochastic rounding (rate 2^-2), weights
-    at both ends of their range, and a class grown on the way."""
+    at both ends of their range, a class grown on the way, and the centred rule's mean-frame runs."""
     layer = small_layer(seed=3, classes=4, inputs=24)
     layer.weight[0, :4] = [40.0, -40.0, 39.0, -39.0]  # |weights| at the top of the range: saturation
-    rule = ReadoutRule(rate=0.25, max_repeats=3)
+    rule = ReadoutRule(rate=0.25, max_repeats=3, centred=True)  # centred: the mean frame's runs too
     learned = []
     for trainer in (EmulatedTrainer(), LavaTrainer()):
         readout = PlasticReadout.from_layer(layer, [], rule, trainer, max_classes=6)
@@ -85,7 +110,9 @@ def test_fixed_point_learning_equals_lavas_learning_dense():
         runs = 0
         for _ in range(6):
             hidden = rng.random((8, 24)) < 0.35
-            runs += readout.teach(readout.inputs(hidden, 8), int(rng.integers(6)), 8).ops.runs
+            pre = readout.inputs(hidden, 8)
+            readout.observe(pre)
+            runs += readout.teach(pre, int(rng.integers(6)), 8).ops.runs
         trainer.close()
         learned.append(readout.weights.copy())
     assert runs >= 6  # the stream did make it learn

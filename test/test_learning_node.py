@@ -11,10 +11,11 @@ from test_agent_node import Probe, model_dir  # noqa: F401 - fixture
 from snn_agent.data import datasets
 from snn_agent.ir import SNNModel
 from snn_agent.learning import checkpoint as checkpoints
+from snn_agent.learning.rules import ReadoutRule
 from snn_agent.ros.agent_node import AgentNode
 
 NEW = 10  # the new class: photographic negatives of Fashion-MNIST frames
-RATE = 0.125  # above the default (2^-5, chosen to keep old classes): a class from 24 frames in one replay each
+RATE = 0.125  # above the default (2^-6, chosen to keep old classes): a class from 24 frames
 
 
 def agent_with_learning(model, directory):
@@ -74,6 +75,10 @@ def test_learns_a_class_from_feedback_saves_resets_and_restores(rclpy_context, m
         assert answer.success, answer.message
         assert probe.diagnostics(lambda v: v.get("learning updates") == "0")["learning classes"] == "10"
         assert not any(probe.classify(image) == "negative" for image in check)
+        target_rule = [Parameter("learning.centred", value=True), Parameter("learning.max_repeats", value=4),
+                       Parameter("learning.margin", value=200.0)]
+        assert all(result.successful for result in agent.set_parameters(target_rule))
+        assert probe.wait(lambda: agent.core.learning.rule() == ReadoutRule(RATE, 200.0, 4, True))
     finally:
         graph.close()
     fingerprint = f"{checkpoints.model_fingerprint(SNNModel.load(model_dir))}-spikes"

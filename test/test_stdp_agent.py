@@ -2,6 +2,7 @@
 frames over real DDS on the cpu backend; other backends refuse it; corrupt files are clear errors;
 with learning enabled it adapts without labels, feedback relabels its neurons, checkpoints come back
 after a restart; at each T the governor picks it runs with the parameters enhanced for that T."""
+import dataclasses
 import json
 import os
 import shutil
@@ -245,3 +246,23 @@ def test_a_garbage_operating_points_file_is_named_before_loading(trained, tmp_pa
     (model / stdp.OPERATING_POINTS_FILE).write_text("{not json")
     problem = stdp_engine.files_problem(str(model))
     assert problem and stdp.OPERATING_POINTS_FILE in problem
+
+
+def test_learning_reads_frames_with_the_models_margin_readout_as_the_frozen_engine(trained, frames, tmp_path):
+    """Turning learning on must not change how a frame is read: the learner's scores are the
+    engine's (spike counts plus margin_weight x the end potential's margin), not counts alone."""
+    with_margin = str(tmp_path / "with_margin")
+    network = stdp.StdpNetwork.load(trained)
+    network.params = dataclasses.replace(network.params, margin_weight=0.03)
+    network.save(with_margin, frames[2])
+    model, engine = stdp_engine.load(with_margin)
+    learner = stdp_online.StdpLearner(engine, model.class_names, LearningSettings(enabled=True))
+    differ = 0
+    for image, label in zip(frames[0][:10], frames[1]):
+        result = engine.run(image[None, None].astype(np.float32) / 255, TIMESTEPS)
+        scores = learner.classify(engine.hidden_spikes(result)[0], TIMESTEPS)
+        assert np.allclose(scores, result.scores[0])
+        counts_alone = engine.network.class_scores(result.hidden, len(model.class_names))[0]
+        differ += not np.allclose(scores, counts_alone)
+    assert differ > 0  # the margin counts in these frames: counts alone would have read them otherwise
+    assert learner.feedback(int(label)).teach.predicted == int(np.argmax(scores))  # feedback's prediction: the same readout

@@ -49,36 +49,57 @@ BAYER_4X4 = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 
 
 def calibrate_initial_potentials(model: SNNModel, x: np.ndarray, timesteps: int = CALIBRATION_T,
                                  progress: Optional[Callable[[int, int], None]] = None,
-                                 ideal: Optional[SNNModel] = None, engine: Callable = SNNEngine,
                                  dither: bool = True) -> SNNModel:
     """`model` with Layer.initial_potential set on every spiking layer not scaled by a Clip
     ceiling: layer by layer from the input, T x (the DNN's mean activation per channel as a
     fraction of the threshold - the SNN's firing rate per channel at T), on x, starting from the
-    potentials the layers have (none: a convolution's dither_offsets, or zero with dither=False).
-    ideal: the ideal model whose DNN rates are the reference (default `model`; the loihi target
-    passes its ideal model and engine=LoihiEngine)."""
+    potentials the layers have (none: the image's convolution's dither_offsets, or zero with
+    dither=False; calibrated_potential; the loihi target calibrates its own the same way,
+    loihi.tune_thresholds)."""
     x = x[:CALIBRATION_IMAGES]
-    reference = dnn_channel_rates(ideal or model, x)
+    reference = dnn_channel_rates(model, x)
     spiking = [i for i, layer in enumerate(model.layers) if layer.spiking]
     rows = [row for row in model.info.get("layers", []) if "scale" in row]  # the report's, one per spiking layer
     calibrated = [p for p in range(len(spiking)) if not rows or rows[p].get("scale_from") != "clip ceiling"]
     dithered = _ditherable(model, spiking, rows) if dither else set()
     layers = list(model.layers)
-    for step, position in enumerate(calibrated):
-        index = spiking[position]
-        # the network up to this layer: what comes after it changes nothing before it
-        upto = replace(model, network=replace(model.network, layers=layers[:index + 1]))
-        rates = _channel_rates(engine(upto), x, timesteps)
-        layer = layers[index]
-        start = layer.initial_potential if layer.initial_potential is not None else \
-            dither_offsets(layer) if index in dithered else np.zeros_like(layer.bias)
-        shift = timesteps * (reference[position] - rates[position])
-        shift = shift.reshape((-1,) + (1,) * (start.ndim - 1))  # per channel, on every neuron of it
-        potential = np.clip(start + shift, -POTENTIAL_LIMIT - model.neuron.v_init, POTENTIAL_LIMIT - model.neuron.v_init)
-        layers[index] = replace(layer, initial_potential=potential.astype(np.float32))
-        if progress:
-            progress(step + 1, len(calibrated))
+    # Each layer is measured on what the layers before it, calibrated, send it: their spikes on x
+    # are computed once and kept until their last reader (SNNEngine.layer_current / layer_spikes,
+    # on the batches run() would make: the same numbers as a run of the network up to the layer).
+    engine = SNNEngine(model, compiled_frames=False)
+    batch = max(1, 128 // timesteps)
+    outputs = [{-1: engine.input_rows(x[start:start + batch])} for start in range(0, len(x), batch)]
+    last_reader = {source: index for index, sources in enumerate(model.network.source_indices()) for source in sources}
+    for position, index in enumerate(spiking[:calibrated[-1] + 1] if calibrated else []):
+        currents = [engine.layer_current(index, batch_outputs, timesteps) for batch_outputs in outputs]
+        for batch_outputs in outputs:
+            for source in [s for s in batch_outputs if last_reader.get(s) == index]:
+                del batch_outputs[source]
+        if position in calibrated:
+            rates = sum(engine.layer_spikes(index, current, timesteps)[1] * current.shape[1] for current in currents)
+            layer = layers[index]
+            if layer.initial_potential is None and index in dithered:
+                layer = replace(layer, initial_potential=dither_offsets(layer))
+            potential = calibrated_potential(layer, reference[position], rates / len(x), timesteps,
+                                             model.neuron.v_init)
+            layers[index] = replace(layers[index], initial_potential=potential)
+            engine = SNNEngine(replace(model, network=replace(model.network, layers=layers)), compiled_frames=False)
+            if progress:
+                progress(calibrated.index(position) + 1, len(calibrated))
+        for batch_outputs, current in zip(outputs, currents):
+            batch_outputs[index] = engine.layer_spikes(index, current, timesteps)[0]
     return replace(model, network=replace(model.network, layers=layers))
+
+
+def calibrated_potential(layer, reference: np.ndarray, rates: np.ndarray, timesteps: int,
+                         v_init: float) -> np.ndarray:
+    """The layer's initial potential (per channel or per neuron, fractions of the threshold) moved
+    by T x (the DNN's mean activation per channel - the SNN's firing rate per channel at T), from
+    the one it has."""
+    start = np.zeros_like(layer.bias) if layer.initial_potential is None else layer.initial_potential
+    shift = timesteps * (reference - rates)
+    shift = shift.reshape((-1,) + (1,) * (start.ndim - 1))  # per channel, on every neuron of it (dithered)
+    return np.clip(start + shift, -POTENTIAL_LIMIT - v_init, POTENTIAL_LIMIT - v_init).astype(np.float32)
 
 
 def _ditherable(model: SNNModel, spiking: list, rows: list) -> set:
@@ -110,14 +131,3 @@ def dither_offsets(layer) -> np.ndarray:
     repeats = (-(-height // 4), -(-width // 4))
     return np.stack([np.tile(np.roll(tile, (c % 4, c // 4 % 4), axis=(0, 1)), repeats)[:height, :width]
                      for c in range(channels)]).astype(np.float32)
-
-
-def _channel_rates(engine, x: np.ndarray, timesteps: int) -> list:
-    """Per spiking layer, each channel's spikes per neuron per step over x."""
-    batch = max(1, 128 // timesteps)
-    sums = None
-    for start in range(0, len(x), batch):
-        part = x[start:start + batch]
-        rates = [r * len(part) for r in engine.run(part, timesteps).ops.channel_rates]
-        sums = rates if sums is None else [s + r for s, r in zip(sums, rates)]
-    return [s / len(x) for s in sums]

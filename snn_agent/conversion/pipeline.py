@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from typing import Callable, Optional
 
 from ..data import datasets
 from ..data.prepare import model_input
+from .calibrate import CALIBRATION_IMAGES, CALIBRATION_T
 from .convert import ConversionOptions, convert
 from .export_netx import NETX_FILE, export_netx
 from .export_nir import export_nir
@@ -32,16 +34,17 @@ NIR_FILE = "model.nir"
 def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionOptions = ConversionOptions(),
                   preprocessing: Optional[dict] = None,
                   progress: Optional[Callable[[int, int], None]] = None,
-                  loihi: Optional[LoihiOptions] = LoihiOptions(),
-                  loihi_progress: Optional[Callable[[int, int], None]] = None,
-                  calibration_progress: Optional[Callable[[int, int], None]] = None):
+                  loihi: Optional[LoihiOptions] = LoihiOptions()):
     """Convert and write every artifact; returns the ideal SNNModel. Fails before writing anything
     when the model has an unsupported operator or the dataset cannot be read. loihi=None skips
-    the loihi target (the Lava backend then makes it on first use)."""
+    the loihi target (the Lava backend then makes it on first use). progress(done, total): the
+    whole conversion, in units of its expected work (ConversionPhases)."""
     network = load_onnx(onnx_path, preprocessing)
     calib_set = datasets.load(calib, "train") if calib in ("fashion-mnist", "digits") else datasets.load(calib)
     calib_x = model_input(calib_set.subset(options.calibration_images), network.preprocessing)
-    snn = convert(network, calib_x, options, progress, SOURCE_ONNX, calibration_progress)
+    phases = ConversionPhases(progress, network, len(calib_x), options, loihi if network.is_chain else None)
+    snn = convert(network, calib_x, options, phases.part("activation scales"), SOURCE_ONNX,
+                  phases.part("initial potentials"))
     snn.info["calibration_data"] = calib
     os.makedirs(out_dir, exist_ok=True)
     if os.path.abspath(onnx_path) != os.path.abspath(os.path.join(out_dir, SOURCE_ONNX)):
@@ -49,19 +52,93 @@ def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionO
     snn.save(out_dir)
     exports = {"openvino": _optional_export(lambda: export_openvino(onnx_path, out_dir), f"{OPENVINO_DIR}/{IR_XML}"),
                "nir": _optional_export(lambda: export_nir(snn, os.path.join(out_dir, NIR_FILE)), NIR_FILE)}
+    phases.mark("save and exports")
     if loihi is not None and not snn.network.is_chain:
         exports["loihi"] = "skipped: the loihi target (and its netx file) takes a chain of layers; " \
                            "this network has residual Add or Concat branches"
     elif loihi is not None:
-        target = to_loihi(snn, calib_x, loihi, loihi_progress)
+        target = to_loihi(snn, calib_x, loihi, phases.part("loihi: threshold search"),
+                          phases.part("loihi: initial potentials"))
         target_dir = os.path.join(out_dir, LOIHI_DIR)
         target.save(target_dir)
         exports["netx"] = _optional_export(lambda: export_netx(target, os.path.join(target_dir, NETX_FILE)), NETX_FILE)
         snn.info["loihi"] = target.info["loihi"]
+        phases.mark("loihi: save and netx export")
     snn.info["exports"] = exports
+    snn.info["conversion_seconds"] = phases.seconds()
     with open(os.path.join(out_dir, REPORT_JSON), "w") as f:
         json.dump(snn.info, f, indent=1)
     return snn
+
+
+# CPU time per neuron and timestep of each phase, relative: measured on the suite's VGG-style CNN
+# (activation scales 25 ns, the ideal target's calibration 24, the loihi threshold search 29 with
+# its candidates, the loihi target's calibration 11.5)
+PHASE_COST = {"activation scales": 2.0, "initial potentials": 2.0, "loihi: threshold search": 2.5,
+              "loihi: initial potentials": 1.0}
+PROGRESS_UNITS = 1000  # the whole conversion, in thousandths
+
+
+class ConversionPhases:
+    """One progress over the whole conversion, and each phase's wall and CPU seconds.
+
+    A phase's share of the progress is its expected work, images x timesteps x PHASE_COST (the
+    DNN's forward pass counts one step), so that a progress bar's total
+    time, extrapolated from the part done, holds from its first update (the activation scales'
+    first batch) rather than from the last phase. A phase's time runs from the end of the one
+    before it (or from the start) to its last update (part) or to mark."""
+
+    def __init__(self, progress: Optional[Callable[[int, int], None]], network, images: int,
+                 options: ConversionOptions, loihi: Optional[LoihiOptions]):
+        # layers scaled by a Clip ceiling are not calibrated (calibrate.py): a network of only such has nothing to do
+        calibrates = options.calibrate and any(layer.spiking and (layer.activation_max is None or not options.use_clip_ceiling)
+                                               for layer in network.layers)
+        calibrated = min(images, CALIBRATION_IMAGES) if calibrates else 0
+        frames_and_steps = {"activation scales": images, "initial potentials": calibrated * CALIBRATION_T}
+        if loihi is not None:
+            steps = loihi.search_timesteps + len(network.layers)  # a frame of the loihi target
+            frames_and_steps["loihi: threshold search"] = min(images, loihi.search_images) * steps
+            frames_and_steps["loihi: initial potentials"] = calibrated * steps
+        # the spiking layers' neurons are a factor of every phase's work: left out
+        work = {name: n * PHASE_COST[name] for name, n in frames_and_steps.items()}
+        self.work = {name: PROGRESS_UNITS * w / max(sum(work.values()), 1e-9) for name, w in work.items()}
+        self.total = PROGRESS_UNITS
+        self.progress = progress
+        self.done = 0  # the last progress reported
+        self.times: dict = {}
+        self.last = self.start = (time.perf_counter(), time.process_time())
+        if progress:
+            progress(0, self.total)  # the work starts now (a ProgressBar's clock too)
+
+    def part(self, name: str) -> Callable[[int, int], None]:
+        """The progress of phase `name`: its (done, total) as part of the whole."""
+        names = list(self.work)
+        before = sum(self.work[n] for n in names[:names.index(name)])  # the phases run in this order
+        share = self.work[name]
+
+        def update(done: int, total: int) -> None:
+            self.done = min(round(before + share * done / max(total, 1)), self.total)
+            if self.progress:
+                self.progress(self.done, self.total)
+            if done >= total:
+                self.mark(name)
+
+        return update
+
+    def mark(self, name: str) -> None:
+        """Phase `name` ends now."""
+        now = (time.perf_counter(), time.process_time())
+        self.times[name] = now[0] - self.last[0], now[1] - self.last[1]
+        self.last = now
+
+    def seconds(self) -> dict:
+        """The conversion is done: -> {phase: {"wall": s, "cpu": s}} and the total; CPU: this
+        process's, all its threads."""
+        if self.progress and self.done < self.total:  # phases that had nothing to do (no calibrated layer)
+            self.progress(self.total, self.total)
+        now = (time.perf_counter(), time.process_time())
+        rows = dict(self.times, total=(now[0] - self.start[0], now[1] - self.start[1]))
+        return {name: {"wall": round(wall, 2), "cpu": round(cpu, 2)} for name, (wall, cpu) in rows.items()}
 
 
 def _optional_export(write: Callable[[], object], name: str) -> str:

@@ -192,6 +192,7 @@ class SNNEngine:
         self._graph = None if model.network.is_chain else model.network.source_indices()
         if self._graph is None:
             self._layers = [_ChannelsLastLayer(layer, shape_of(i - 1)) for i, layer in enumerate(layers)]
+            self._blocks = [[(i - 1, plan)] for i, plan in enumerate(self._layers)]
         else:
             # per layer: one plan per (source, weight block); the layer's plan is its first block's
             self._blocks = [[(s, _ChannelsLastLayer(block, shape_of(s))) for s, block in zip(sources, layer.blocks())]
@@ -225,8 +226,7 @@ class SNNEngine:
         if frames == 1 and self._frame_program is not None:
             return self._run_frame(x, timesteps, neuron)
         counts = OpCounts(frames=frames, timesteps=timesteps)
-        x = x.astype(np.float32, copy=False)
-        x_flat = (x.transpose(0, 2, 3, 1) if x.ndim == 4 else x).reshape(frames, -1)
+        x_flat = self.input_rows(x)
         if self._graph is not None:
             return self._run_graph(x_flat, timesteps, neuron, counts)
         spikes = hidden = None  # (T, frames, n) from the previous (spiking) layer; None for the analog input
@@ -308,41 +308,62 @@ class SNNEngine:
                    counts: OpCounts) -> InferenceResult:
         """As run() for a graph: each layer's current is the sum of its sources' contributions,
         through one weight block per source; outputs are kept until their last reader."""
-        frames = x_flat.shape[0]
-        outputs = {-1: None}  # spikes (T, frames, n) of each layer still to be read; -1: the input
+        outputs = {-1: x_flat}  # spikes (T, frames, n) of each layer still to be read; -1: the input
         spikes_per_input = {-1: np.count_nonzero(x_flat, axis=0) * timesteps}  # per source neuron
-        point = self._parameters(neuron)
         hidden = None
         for index, (layer, blocks) in enumerate(zip(self.model.layers, self._blocks)):
-            plan = self._layers[index]
-            threshold, bias = point.thresholds[index], point.biases[index]
-            current, synops = None, 0.0
-            for source, block in blocks:
-                if source < 0:  # the image is a constant current: once, repeated over time
-                    part = block.apply(x_flat)[None]
-                else:
-                    part = block.apply(outputs[source].reshape(timesteps * frames, -1)).reshape(timesteps, frames, -1)
-                synops += float(spikes_per_input[source] @ block.fan_out)
-                if current is None:
-                    current = part
-                elif current.shape[0] >= part.shape[0]:
-                    current += part
-                else:
-                    current = current + part
-            current += bias
+            current = self.layer_current(index, outputs, timesteps, neuron)
+            synops = sum(float(spikes_per_input[source] @ block.fan_out) for source, block in blocks)
             for source in set(s for s, _ in blocks):
                 if self._last_use.get(source) == index:
                     outputs.pop(source, None)
                     spikes_per_input.pop(source, None)
-            spikes, per_neuron, scores = self._neurons(plan, current, timesteps, neuron, threshold)
+            spikes, per_neuron, scores = self._neurons(self._layers[index], current, timesteps, neuron,
+                                                       self._parameters(neuron).thresholds[index])
             if layer.spiking:
-                counts.channel_rates.append(plan.channel_rates(per_neuron, frames, timesteps))
+                counts.channel_rates.append(self._layers[index].channel_rates(per_neuron, len(x_flat), timesteps))
                 spikes_per_input[index] = per_neuron
                 hidden = spikes
                 if index in self._last_use:
                     outputs[index] = spikes
-            counts.add_layer(layer.name, plan.n_neurons, _total(per_neuron), synops, timesteps)
+            counts.add_layer(layer.name, self._layers[index].n_neurons, _total(per_neuron), synops, timesteps)
         return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts, hidden=hidden)
+
+    def input_rows(self, x: np.ndarray) -> np.ndarray:
+        """(frames, C, H, W) preprocessed -> what the first layer reads, (frames, n) channels-last."""
+        x = x.astype(np.float32, copy=False)
+        return (x.transpose(0, 2, 3, 1) if x.ndim == 4 else x).reshape(len(x), -1)
+
+    def layer_current(self, index: int, outputs: dict, timesteps: int, neuron: Optional[NeuronConfig] = None):
+        """Layer `index`'s input current over a batch, its bias included, as run computes it:
+        (T, frames, n) channels-last, or (1, frames, n) from the image alone (a constant current).
+        outputs: its sources' {layer index: spikes (T, frames, n) from layer_spikes; -1: the image
+        from input_rows}."""
+        bias = self._parameters(neuron or self.model.neuron).biases[index]
+        current = None
+        for source, block in self._blocks[index]:
+            rows = outputs[source]
+            if source < 0:  # the image is a constant current: once, repeated over time
+                part = block.apply(rows)[None]
+            else:
+                part = block.apply(rows.reshape(timesteps * rows.shape[1], -1)).reshape(timesteps, rows.shape[1], -1)
+            if current is None:
+                current = part
+            elif current.shape[0] >= part.shape[0]:
+                current += part
+            else:
+                current = current + part
+        current += bias
+        return current
+
+    def layer_spikes(self, index: int, current: np.ndarray, timesteps: int,
+                     neuron: Optional[NeuronConfig] = None) -> tuple:
+        """Spiking layer `index`'s neurons on their current (layer_current) -> (spikes (T, frames, n)
+        float32 0/1, each channel's spikes per neuron per step over the batch)."""
+        neuron = neuron or self.model.neuron
+        plan = self._layers[index]
+        spikes, per_neuron, _ = self._neurons(plan, current, timesteps, neuron, self._parameters(neuron).thresholds[index])
+        return spikes, plan.channel_rates(per_neuron, current.shape[1], timesteps)
 
 
 def chain_program(layers: list, input_shape: tuple, dtype=np.float32) -> Optional[dict]:

@@ -105,6 +105,9 @@ class StdpEngine:
         self.fingerprint = model_fingerprint
         self.plasticity: Optional[float] = None
         self.last_ops: dict = {}  # the last run's operation counts, summed over its frames (RunRecord.mean_ops)
+        # the last run's readout votes (frames, neurons): spike counts plus the margin (stdp.activity),
+        # what its scores are made of; a learner scores frames with them, as the frozen engine does
+        self.last_votes: np.ndarray = np.zeros((0, network.params.n_neurons))
         self._seed = 0  # each run draws fresh Poisson input, reproducibly
 
     def params_at(self, timesteps: int) -> tuple[stdp.StdpParams, int]:
@@ -124,8 +127,9 @@ class StdpEngine:
         counts = OpCounts(frames=frames, timesteps=int(timesteps), spikes=int(record.spike_counts.sum()),
                           synaptic_ops=int(round(self.last_ops["synaptic_ops"])),
                           neuron_updates=int(round(self.last_ops["neuron_updates"])))
-        return InferenceResult(self.network.class_scores(stdp.activity(record, params.margin_weight), self.n_classes),
-                               counts, hidden=record.spike_counts)
+        self.last_votes = stdp.activity(record, params.margin_weight)
+        return InferenceResult(self.network.class_scores(self.last_votes, self.n_classes), counts,
+                               hidden=record.spike_counts)
 
     def hidden_spikes(self, result: InferenceResult) -> np.ndarray:
         """Each frame's spike counts per neuron, (frames, 1, n): what the learner tallies (one step:

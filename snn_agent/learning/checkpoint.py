@@ -66,7 +66,7 @@ def save(directory: str, checkpoint: Checkpoint) -> str:
     buffer = io.BytesIO()
     np.savez(buffer, format_version=FORMAT_VERSION, weights=state["weights"], scale=state["scale"],
              active=state["active"], class_names=np.array(state["class_names"], dtype=str),
-             updates=checkpoint.updates, model=checkpoint.model, saved_at=checkpoint.saved_at,
+             input_mean=state["input_mean"], observed=state["observed"], updates=checkpoint.updates, model=checkpoint.model, saved_at=checkpoint.saved_at,
              weights_sha256=_checksum(state["weights"]))
     return _write_atomically(directory, CHECKPOINT_FILE, buffer.getvalue())
 
@@ -141,6 +141,8 @@ def _read(path: str) -> Checkpoint:
             raise ValueError("the weights do not match their checksum")
         state = {"weights": weights, "scale": float(data["scale"]), "active": data["active"].astype(bool),
                  "class_names": [str(name) for name in data["class_names"]]}
+        if "input_mean" in data.files:  # written since the readout keeps its mean input
+            state.update(input_mean=data["input_mean"], observed=int(data["observed"]))
         return Checkpoint(state, int(data["updates"]), str(data["model"]), float(data["saved_at"]))
 
 

@@ -28,11 +28,13 @@ log = logging.getLogger("snn_agent")
 @dataclass
 class LearningSettings:
     enabled: bool = False
-    # rate and replays: bench/learning.py's choice on its validation stream (T = 16, old classes
-    # losing at most a point): one replay at 2^-5; the node's learning.rate can change the rate
-    rate: float = 2.0 ** -5  # weight units per pre spike, a power of two (rules.rate_problem)
+    # rate, margin, replays, centring: bench/learning.py's choice on its validation streams (both
+    # pairs' old classes losing at most a point, half a drift's loss back within 500 labelled
+    # frames); the node's learning.rate can change the rate
+    rate: float = 2.0 ** -6  # weight units per pre spike, a power of two (rules.rate_problem)
     margin: float = 0.0  # see ReadoutRule
     max_repeats: int = 1
+    centred: bool = False  # see ReadoutRule: learns new classes faster, cannot undo a drift
     max_classes: int = 0  # 0: the model's classes (then no class can be added)
     class_names: list = field(default_factory=list)  # names of added classes, by index
     checkpoint_dir: str = ""  # "": no checkpoints
@@ -41,7 +43,7 @@ class LearningSettings:
     stdp_rate: float = 0.25  # an STDP network adapting: its trained STDP rates times this (bench/stdp_robot.py)
 
     def rule(self) -> ReadoutRule:
-        return ReadoutRule(self.rate, self.margin, self.max_repeats)
+        return ReadoutRule(self.rate, self.margin, self.max_repeats, self.centred)
 
 
 @dataclass
@@ -78,6 +80,7 @@ class OnlineLearner(LearnerBase):
     def classify(self, hidden: np.ndarray, timesteps: int, frame_id=None) -> np.ndarray:
         """hidden: one frame's features (steps, n) -> its scores; the frame is held for feedback."""
         pre = self.readout.inputs(hidden, timesteps)
+        self.readout.observe(pre)
         self._hold(_HeldFrame(pre, timesteps), frame_id)
         return self.readout.scores(pre, timesteps)
 

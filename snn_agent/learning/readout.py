@@ -11,6 +11,9 @@ With W = round(W_float / scale) this is the converted layer's own score, W_float
 Rows are held for `max_classes` classes from the start (a chip's synapses are allocated once);
 a class is active once the model knows it or a label adds it.
 
+The readout also keeps the mean of its inputs over the frames it classified (per step, a running
+mean over the last ~MEAN_HORIZON frames): the mean frame a centred rule replays (rules.py).
+
 Who applies a teaching run is a trainer: EmulatedTrainer (Lava's fixed point on the CPU, exact),
 FloatTrainer (the same rule in float: the ideal target, and the host readout over a DNN's
 activations) or lava_readout.LavaTrainer (Lava's LearningDense on the simulated or real chip).
@@ -27,6 +30,7 @@ from . import fixed_point
 from .rules import T_EPOCH, ReadoutRule
 
 EMULATED, ON_CHIP, HOST = "emulated", "on-chip", "host"  # the kinds of learning /diagnostics reports
+MEAN_HORIZON = 1000  # frames: the mean input follows a drifting stream at this horizon
 
 
 @dataclass
@@ -111,6 +115,8 @@ class PlasticReadout:
         self.class_names = class_names  # max_classes names
         self.rule = rule
         self.trainer = trainer
+        self.input_mean = np.zeros(weights.shape[1])  # per step of a frame (the bias input's is 1)
+        self.observed = 0  # frames in input_mean
 
     @classmethod
     def from_layer(cls, layer: Layer, model_class_names: list, rule: ReadoutRule, trainer, max_classes: int = 0,
@@ -152,6 +158,31 @@ class PlasticReadout:
         bias[:timesteps] = 1
         return np.concatenate([hidden, bias], axis=1)
 
+    def observe(self, pre: np.ndarray) -> None:
+        """A classified frame's input (from `inputs`) joins the mean input."""
+        counts = pre.sum(axis=0, dtype=np.float64)
+        self.observed += 1
+        self.input_mean += (counts / max(counts[-1], 1) - self.input_mean) / min(self.observed, MEAN_HORIZON)
+
+    def centred_frames(self, pre: np.ndarray) -> tuple:
+        """The frame less the mean input over its duration, as two inputs to replay: what it has
+        above the mean and what it has below it. Spikes (each input's count difference, the mean
+        rounded, at the first steps) or, for graded inputs, the differences in the first step.
+        Replaying the difference, not the frame and then the mean, keeps the chip's stochastic
+        rounding to the change itself: Lava's fixed point rounds every synapse of an epoch with one
+        random number, which made two large opposite runs far noisier than their small sum."""
+        mean = self.input_mean * pre[:, -1].sum(dtype=np.float64)  # the bias input counts the frame's steps
+        counts = pre.sum(axis=0, dtype=np.float64)
+        if pre.dtype != bool:
+            above, below = np.zeros_like(pre), np.zeros_like(pre)
+            above[0], below[0] = np.maximum(counts - mean, 0), np.maximum(mean - counts, 0)
+            return above, below
+        difference = counts - np.rint(mean)
+        # each input's spikes start at its own step (input i at step i mod steps): the epochs' shared
+        # random numbers then round different inputs' changes apart instead of all together
+        steps = (np.arange(len(pre))[:, None] - np.arange(pre.shape[1])[None, :]) % len(pre)
+        return steps < difference[None, :], steps < -difference[None, :]
+
     def scores(self, pre: np.ndarray, timesteps: int) -> np.ndarray:
         """(max_classes,) scores in the converted model's units; -inf for inactive classes."""
         raw = self._raw(pre.sum(axis=0, dtype=np.float64), timesteps)
@@ -175,7 +206,7 @@ class PlasticReadout:
             self.add_class(label)
         counts = pre.sum(axis=0, dtype=np.float64)
         result = TeachResult(label, -1, added_class=added)
-        spiking = pre != 0
+        above, below = self.centred_frames(pre) if self.rule.centred and self.observed else (pre, None)
         for repeat in range(self.rule.max_repeats + 1):
             raw = np.where(self.active, self._raw(counts, timesteps), -np.inf)
             if repeat == 0:
@@ -185,8 +216,11 @@ class PlasticReadout:
             winner = int(np.argmax(others)) if np.isfinite(others).any() else -1
             if winner < 0 or raw[label] - raw[winner] > self.rule.margin or repeat == self.rule.max_repeats:
                 break
-            changed = self.trainer.teach(self.weights, pre, label, winner, self.rule)
-            result.ops.add(self._ops(spiking, changed))
+            changed = self.trainer.teach(self.weights, above, label, winner, self.rule)
+            result.ops.add(self._ops(above != 0, changed))
+            if below is not None:  # the roles swapped: the label's row down, the winner's up
+                changed = self.trainer.teach(self.weights, below, winner, label, self.rule)
+                result.ops.add(self._ops(below != 0, changed))
         return result
 
     def _ops(self, spiking: np.ndarray, changed: int) -> LearningOps:
@@ -199,7 +233,8 @@ class PlasticReadout:
     def state(self) -> dict:
         """What a checkpoint holds (checkpoint.py)."""
         return {"weights": self.weights.copy(), "scale": self.scale, "active": self.active.copy(),
-                "class_names": list(self.class_names)}
+                "class_names": list(self.class_names), "input_mean": self.input_mean.copy(),
+                "observed": self.observed}
 
     def restore(self, state: dict) -> None:
         weights = np.asarray(state["weights"])
@@ -210,6 +245,9 @@ class PlasticReadout:
         self.scale = float(state["scale"])
         self.active = np.asarray(state["active"], bool).copy()
         self.class_names = list(state["class_names"])
+        if "input_mean" in state:  # checkpoints from before the mean input have none
+            self.input_mean = np.asarray(state["input_mean"], np.float64).copy()
+            self.observed = int(state["observed"])
         self.trainer.load(self.weights)
 
 

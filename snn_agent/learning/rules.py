@@ -16,7 +16,12 @@ a teacher drives the score neurons' back-propagated spikes (Lava's `s_in_bap`):
   what keeps the old classes: a frame changes two rows, and only when it is misclassified.
 
 Summed over a frame: w[label] += 2^-k * counts, w[winner] -= 2^-k * counts, the perceptron rule on
-spike counts. In fixed point each epoch's change is rounded stochastically (Lava: one random number
+spike counts. Centred (`ReadoutRule.centred`), a second teaching run follows with the same rule:
+the readout's mean input (readout.py: the mean frame of the frames it classified) replayed with
+the roles swapped, the winner's row fired with it and the label's after it, so that the two rows
+move by +-2^-k (counts - mean counts): the perceptron on centred inputs. A new class's row then
+learns what sets its frames apart from the average frame, not that frames have spikes (which
+makes a row that only ever grows win every frame). In fixed point each epoch's change is rounded stochastically (Lava: one random number
 per epoch for all synapses; see fixed_point.py), so a fraction 2^-k arrives as a whole weight unit
 with probability 2^-k. Integer impulses and tau 0 keep the traces free of rounding.
 """
@@ -41,11 +46,13 @@ class ReadoutRule:
     rate: weight units per pre spike, a power of two 2^-k, 0 <= k <= 7 (`rate_exponent`): Loihi's
     fixed-point rule scales by a shift, so any other rate would be rounded behind the user's back. margin: a frame is taught while its label does not beat every
     other class by this much (score units: weight units x spikes per step). max_repeats: the most
-    replays of one frame (each one a teaching run on the chip)."""
+    replays of one frame (each one a teaching run on the chip, two where centred). centred: each
+    replay is followed by the mean frame's run with the roles swapped (see the module doc)."""
 
-    rate: float = 2.0 ** -5
+    rate: float = 2.0 ** -6  # the node's default (online.LearningSettings)
     margin: float = 0.0
     max_repeats: int = 1
+    centred: bool = False
 
     def __post_init__(self):
         problem = rate_problem(self.rate)

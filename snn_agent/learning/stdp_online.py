@@ -4,6 +4,8 @@ adapting to the camera stream without labels, and feedback relabels its neurons.
 - Unsupervised: while learning is enabled, every frame runs with STDP and homeostasis on (the
   training kernels, stdp_kernels.run_images with learn), at the trained learning rates times
   `LearningSettings.stdp_rate`. Each frame is one update.
+- Scores: as the frozen engine's (the model's readout, stdp.activity: spike counts plus the margin
+  where the model has a margin weight), so turning learning on does not change how frames are read.
 - Feedback: a label adds the frame's per-neuron spike counts to that class's response tally (which
   starts from the model's labelling images where it saved them); each neuron takes the class with
   its highest mean response per frame in the tally (Diehl & Cook's assignment); neurons silent in
@@ -58,29 +60,31 @@ class StdpLearner(LearnerBase):
 
     # --- frames --------------------------------------------------------------------------------
     def classify(self, hidden: np.ndarray, timesteps: int, frame_id=None) -> np.ndarray:
-        """hidden: one frame's spike counts (1, n), from a run that learned -> its scores; the frame
-        is held for feedback."""
-        counts = hidden[0]
+        """hidden: one frame's spike counts (1, n), from the engine's last run (which learned) -> its
+        scores, read as the frozen engine reads them (the model's margin readout: the engine's
+        votes); the frame is held for feedback (counts for the tally, votes for its prediction)."""
+        counts, votes = hidden[0], self.engine.last_votes[0]
         ops = self.engine.last_ops
         self.updates += 1
         self.synaptic_updates += ops["synaptic_updates"]
         self.energy_j += loihi_learning_energy(int(ops["synaptic_updates"]), 0,
                                                int(ops["input_spikes"] + ops["exc_spikes"]), 0,
                                                self.loihi_constants).joules
-        self._hold(counts, frame_id)
+        self._hold((counts, votes), frame_id)
         self._save_when_due()
-        return self.network.class_scores(counts[None], len(self.class_names))[0]
+        return self.network.class_scores(votes[None], len(self.class_names))[0]
 
     def feedback(self, label: int, frame_id=None) -> FeedbackOutcome:
         """The frame `frame_id` (None: the most recent) shows `label`: relabel the neurons."""
         problem = None if 0 <= label < len(self.class_names) else (
             f"label {label} is not one of the STDP network's {len(self.class_names)} classes (its neurons can be "
             f"relabelled, not a class added)")
-        counts, refused = self._frame_for(problem, frame_id)
+        frame, refused = self._frame_for(problem, frame_id)
         if refused:
             return refused
+        counts, votes = frame
         started = time.perf_counter()
-        predicted = int(np.argmax(self.network.class_scores(counts[None], len(self.class_names))[0]))
+        predicted = int(np.argmax(self.network.class_scores(votes[None], len(self.class_names))[0]))
         self.tally[label] += counts
         self.tally_frames[label] += 1
         self.network.labels = stdp.labels_from_tally(self.tally, self.tally_frames, self.network.labels)

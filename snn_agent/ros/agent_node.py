@@ -7,126 +7,64 @@ it configures and activates itself.
 
 Threads: the executor runs the callbacks; one worker thread decodes and classifies. A callback only
 keeps the newest raw message (cheap checks first: size limits); the worker decodes that one alone,
-so a frame dropped because inference fell behind costs nothing. One lock (`self._lock`, shared
-with the core) guards everything both threads touch.
+so a frame dropped because inference fell behind costs nothing. A frame that finds the worker idle
+while the CPU engine runs fast frames is classified in the callback itself: waking the worker costs
+more than such a frame (the executor thread holds the GIL while it rebuilds its wait set), and the
+executor is held for no longer than INLINE_MAX_S. A backend in another process or on a device
+(Lava, OpenVINO), or a slow frame, keeps the worker, so that the watchdog and the services stay
+responsive while it runs. One lock (`self._lock`, shared with the core) guards everything the
+threads share.
 """
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import math
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import fields
 from typing import Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import BatteryState, CompressedImage, Image
 from std_msgs.msg import Float32, Float32MultiArray, Int32, MultiArrayDimension, MultiArrayLayout, String, UInt16
 from std_srvs.srv import Trigger
 
-from ..adaptation.battery_input import PERCENTAGE_SCALES, read_battery, scale_evidence
-from ..adaptation.governor import POLICIES, GovernorSettings
+from ..adaptation.battery_input import read_battery, scale_evidence
+from ..adaptation.governor import GovernorSettings
 from ..agent_core import AgentCore, BackendChoice, FrameStats
-from ..backends import BACKENDS, create_backend, device_problem
-from ..energy.constants import ENERGY_SECTIONS
-from ..engine import stdp_engine
-from ..graph import resolve_path
-from ..ir import SNNModel
+from ..backends import create_backend
 from ..learning.online import LearningSettings
-from ..learning.rules import MAX_RATE_EXPONENT, rate_problem
 from ..sensing.images import (ImageDecodeError, check_compressed, check_raw, compressed_pixels, decode_compressed,
                               decode_raw, to_network_input)
+from .agent_parameters import (BACKEND_PARAMS, GOVERNOR_PARAMS, LEARNING_PARAMS, PARAMETERS, backend_choice,
+                               governor_settings, learning_settings, parameter_problem)
+from .label_pairing import LabelPairing
 from .spin import spin_node
 from .vision import VISION_MSGS_MISSING, classification
 
 LOG_THROTTLE_S = 5.0
 WATCHDOG_PERIOD_S = 0.25  # how often the backend's health is checked (steady clock)
+INLINE_MAX_S = 0.005  # a CPU-engine frame that took less (in the core) is followed by frames classified in the callback
 # The agent's publishers go without rclpy's default QoS-event handlers: a mismatch on these topics is
 # reported by the subscriber's side, and each handler is a waitable the executor re-adds in Python
 # on every iteration (two per publisher, ~7 us each: on every frame's path)
 QUIET_PUBLISHER = {"event_callbacks": PublisherEventCallbacks(use_default_callbacks=False)}
 
 
-def _float_range(lo, hi):
-    return [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
-
-
-# name: (default, description, extra descriptor fields)
-PARAMETERS = {
-    "model": ("models/fashion_cnn_snn", "model directory: a converted SNN (snn-agent convert -o DIR) or a trained "
-                                        "STDP network (cpu backend only; docs/stdp.md)", {}),
-    "backend": ("cpu", "inference backend", {"additional_constraints": f"one of {', '.join(BACKENDS)}"}),
-    "device": ("CPU", "openvino: CPU, GPU, NPU, MYRIAD (NCS2, OpenVINO 2022.3 LTS only), AUTO; "
-                      "lava: CPU (Lava's simulator), LOIHI2 (the chip, needs Lava-Loihi), AUTO", {}),
-    "allow_fallback": (True, "fall back to the CPU engine when a backend or device fails", {}),
-    "policy": ("auto", "timestep policy", {"additional_constraints": f"one of {', '.join(POLICIES)}"}),
-    "timesteps": (16, "T for the fixed policy and for models without operating points",
-                  {"integer_range": [IntegerRange(from_value=1, to_value=1024, step=1)]}),
-    "min_accuracy": (0.0, "operating points below this accuracy only when nothing else fits",
-                     {"floating_point_range": _float_range(0, 1)}),
-    "max_latency_ms": (0.0, "[ms] latency limit for operating points, 0 = none",
-                       {"floating_point_range": _float_range(0, 1e6)}),
-    "mission_time_s": (3600.0, "[s] how long the battery must last, from node start",
-                       {"floating_point_range": _float_range(1, 1e7)}),
-    "battery_reserve": (0.2, "charge fraction never to spend", {"floating_point_range": _float_range(0, 1)}),
-    "battery_percentage_scale": ("auto", "BatteryState.percentage: fraction (0..1, ROS), percent (0..100, "
-                                         "Gazebo), auto (decided once per publisher from what it sends)",
-                                 {"additional_constraints": f"one of {', '.join(PERCENTAGE_SCALES)}"}),
-    "battery_capacity_wh": (0.0, "[Wh] battery capacity when BatteryState has none, 0 = from the message",
-                            {"floating_point_range": _float_range(0, 1e6)}),
-    "hysteresis": (0.1, "relative budget margin before a costlier operating point",
-                   {"floating_point_range": _float_range(0, 1)}),
-    "diagnostics_period_s": (1.0, "[s] /diagnostics period (read at start)",
-                             {"floating_point_range": _float_range(0.1, 60), "read_only": True}),
-    "autostart": (True, "configure and activate at start (false: a lifecycle manager drives the node)",
-                  {"read_only": True}),
-    "stall_timeout_s": (10.0, "[s] a frame unfinished this long (steady clock) means a stalled backend: it is "
-                              "closed and replaced (the CPU engine when allow_fallback)",
-                        {"floating_point_range": _float_range(0.5, 3600)}),
-    "max_image_pixels": (10_000_000, "images with more pixels are refused (bad_input_too_large)",
-                         {"integer_range": [IntegerRange(from_value=1, to_value=1_000_000_000, step=1)]}),
-}
-# learning.*: online learning from ~/feedback (learning/online.py); a change rebuilds the learner
-# from its checkpoint
-LEARNING_PARAMS = {
-    "learning.enabled": (False, "learn from labelled frames on ~/feedback (the readout over the last hidden layer)", {}),
-    "learning.rate": (LearningSettings.rate, "weight units per pre-synaptic spike: a power of two (Loihi's "
-                                             "fixed-point rule scales by a shift), others are rejected",
-                      {"floating_point_range": _float_range(2.0 ** -MAX_RATE_EXPONENT, 1.0)}),
-    "learning.max_classes": (0, "classes the readout can hold, added ones included; 0 = the model's (none added)",
-                             {"integer_range": [IntegerRange(from_value=0, to_value=1024, step=1)]}),
-    "learning.class_names": ([""], "names of the classes by index (added ones: else class_<index>); '' keeps "
-                                   "the model's name", {}),
-    "learning.checkpoint_dir": ("", "directory of the learning checkpoint ('' = none: learning is lost at exit)", {}),
-    "learning.checkpoint_every": (50, "updates between checkpoints (and one at shutdown)",
-                                  {"integer_range": [IntegerRange(from_value=1, to_value=1_000_000, step=1)]}),
-    "learning.stdp_rate": (LearningSettings.stdp_rate, "an STDP network adapting to the camera: its trained STDP "
-                                                       "learning rates times this (0: thresholds only)",
-                           {"floating_point_range": _float_range(0.0, 100.0)}),
-}
-PARAMETERS.update(LEARNING_PARAMS)
-# energy.<section>.<field>: the published constants (energy/constants.py, with their sources),
-# overridable for the robot at hand; a change reloads the backend so that its figures use them
-ENERGY_PARAMS = {f"energy.{section}.{f.name}": float(getattr(constants(), f.name))
-                 for section, constants in ENERGY_SECTIONS.items() for f in fields(constants)}
-UNIT_SUFFIXES = {"_w": "[W]", "_j": "[J]", "_s": "[s]", "_per_s": "[1/s]"}
-PARAMETERS.update({
-    name: (default, f"{next(u for s, u in reversed(UNIT_SUFFIXES.items()) if name.endswith(s))} "
-                    f"energy model constant (snn_agent/energy/constants.py cites its source)",
-           {"floating_point_range": _float_range(0, 1e15)})
-    for name, default in ENERGY_PARAMS.items()})
-BACKEND_PARAMS = ("model", "backend", "device", "allow_fallback") + tuple(ENERGY_PARAMS)
-GOVERNOR_PARAMS = ("policy", "timesteps", "min_accuracy", "max_latency_ms", "mission_time_s",
-                   "battery_reserve", "hysteresis")
+def newest_frame_qos() -> QoSProfile:
+    """Camera frames: rclpy's sensor data QoS keeping only the newest frame, so that a frame
+    classified in the callback is never followed by older ones queued meanwhile (the worker also
+    takes only the newest). A new profile for each subscription: a QoS override (qos_overrides.*)
+    changes the profile object it is given, which must not reach another topic or node."""
+    return QoSProfile(depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT)
 
 
 class RosLogHandler(logging.Handler):
@@ -148,67 +86,6 @@ class RosLogHandler(logging.Handler):
             self.ros_logger.warning(text)
         else:
             self.ros_logger.info(text)
-
-
-class LabelPairing:
-    """Pairs ground-truth labels with the frames they belong to, for the running accuracy.
-
-    A label (std_msgs/Int32) has no header, and the replay publishes each stamped image and then its
-    label; across processes either may arrive first, and a best-effort image may never arrive. So a
-    label belongs to the newest image if that one has none yet and was stamped before the label
-    arrived; a label that finds no such image waits for the next image, and belongs to it only if
-    that image was stamped before the label arrived (else its own image was lost). Pairing by count
-    alone would shift every later pair after one lost image.
-    """
-
-    def __init__(self, keep: int = 256):
-        self._frames: OrderedDict = OrderedDict()  # frame id -> [stamp ns, label, predicted class]
-        self._waiting: Optional[tuple] = None  # (arrival ns, label) of a label ahead of its image
-        self._next_id = 0
-        self._keep = keep
-        self.unpaired = 0  # labels whose image was lost
-
-    def image(self, stamp_ns: int) -> int:
-        """A frame arrived (good or bad); returns its id for prediction()."""
-        frame_id, self._next_id = self._next_id, self._next_id + 1
-        entry = [stamp_ns, None, None]
-        if self._waiting is not None:
-            arrival_ns, label = self._waiting
-            self._waiting = None
-            if stamp_ns <= arrival_ns:
-                entry[1] = label
-            else:
-                self.unpaired += 1
-        self._frames[frame_id] = entry
-        if len(self._frames) > self._keep:
-            self._frames.popitem(last=False)
-        return frame_id
-
-    def label(self, arrival_ns: int, label: int) -> Optional[tuple]:
-        """A label arrived; returns (predicted, label) when it completes a classified frame."""
-        if self._frames:
-            frame_id = next(reversed(self._frames))
-            entry = self._frames[frame_id]
-            if entry[1] is None and entry[0] <= arrival_ns:
-                entry[1] = label
-                return self._pair(entry)
-        if self._waiting is not None:
-            self.unpaired += 1
-        self._waiting = (arrival_ns, label)
-        return None
-
-    def prediction(self, frame_id: int, class_id: int) -> Optional[tuple]:
-        """A frame was classified; returns (predicted, label) when its label is known."""
-        entry = self._frames.get(frame_id)
-        if entry is None:  # evicted: classified long after newer frames arrived
-            return None
-        entry[2] = class_id
-        return self._pair(entry)
-
-    @staticmethod
-    def _pair(entry: list) -> Optional[tuple]:
-        # each field is set once, so a frame completes (and counts) exactly once
-        return None if entry[1] is None or entry[2] is None else (entry[2], entry[1])
 
 
 def never_raises(callback):
@@ -241,6 +118,8 @@ class AgentNode(LifecycleNode):
         # the current one) and a new worker carries on with a replaced backend.
         self._generation = 0
         self._busy_since: Optional[float] = None  # when the worker's current frame went to the backend
+        self._worker_busy = False  # the worker has taken a frame, a reload or a replacement
+        self._inline = False  # the last frame was the CPU engine's and fast: the next is classified in the callback
         self._last_classified: Optional[float] = None
         self._last_received: Optional[float] = None
         self._active_since: Optional[float] = None
@@ -269,9 +148,8 @@ class AgentNode(LifecycleNode):
         self.frames_not_active = 0
         # QoS: the defaults below, overridable per topic at start (qos_overrides.<topic>.subscription.*)
         overridable = QoSOverridingOptions.with_default_policies()
-        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data,
-                                 qos_overriding_options=overridable)
-        self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, qos_profile_sensor_data,
+        self.create_subscription(Image, "image", self._on_image, newest_frame_qos(), qos_overriding_options=overridable)
+        self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, newest_frame_qos(),
                                  qos_overriding_options=overridable)
         self.create_subscription(Int32, "ground_truth", self._on_ground_truth, 10, qos_overriding_options=overridable)
         # best effort takes messages from reliable and best-effort publishers alike (battery drivers differ)
@@ -320,6 +198,11 @@ class AgentNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Validate the parameters, load the model and backend. FAILURE, with the reason logged and on
         /diagnostics, leaves the node unconfigured and unchanged."""
+        # Said before loading (Lava's takes seconds); also the process's first ROS log line, which
+        # costs a scan of every module loaded (rclpy finds each line's call site with inspect):
+        # here it comes before the backend's imports (numba's registries, scipy), not after them
+        self.get_logger().info(f"configuring: backend {self.get_parameter('backend').value} on "
+                               f"{self.get_parameter('model').value}")
         try:
             problem = next((f"parameter {name}: {reason}" for name in PARAMETERS
                             if (reason := self._problem(self.get_parameter(name)))), None)
@@ -370,6 +253,12 @@ class AgentNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._unload()
+        # A Lava network's processes, ports and Vars refer to each other: without a full collection
+        # their memory (~1.8 MB a network) waits for Python's generation-2 pass, which a process holding
+        # torch's, numba's and Lava's ~0.5 M long-lived objects runs about once per 80 networks.
+        # Cleanup is when the backend's memory is given back (0.3-2 s here; not at shutdown: the
+        # process is ending).
+        gc.collect()
         self.get_logger().info("cleaned up: backend closed")
         return super().on_cleanup(state)
 
@@ -394,6 +283,7 @@ class AgentNode(LifecycleNode):
         """A new worker thread; call with self._lock held, or before anything else can run."""
         self._generation += 1
         self._busy_since = None
+        self._worker_busy, self._inline = False, False
         self._worker = threading.Thread(target=self._work, args=(self._generation,), name="snn_agent_inference",
                                         daemon=True)
         self._worker.start()
@@ -420,51 +310,25 @@ class AgentNode(LifecycleNode):
         self._result_pubs = {}
 
     # --- parameters ----------------------------------------------------------------------------
+    def _values(self, names, overrides: Optional[dict] = None) -> dict:
+        """The parameters' current values, with the ones being set (overrides) in their place."""
+        values = {name: self.get_parameter(name).value for name in names}
+        values.update({name: value for name, value in (overrides or {}).items() if name in values})
+        return values
+
     def _backend_choice(self, overrides: Optional[dict] = None) -> BackendChoice:
-        values = {name: self.get_parameter(name).value for name in BACKEND_PARAMS}
-        values.update(overrides or {})
-        energy = {name[len("energy."):]: values[name] for name in ENERGY_PARAMS
-                  if values[name] != ENERGY_PARAMS[name]}
-        return BackendChoice(resolve_path(values["model"]), values["backend"], values["device"],
-                             values["allow_fallback"], energy)
+        return backend_choice(self._values(BACKEND_PARAMS, overrides))
 
     def _governor_settings(self, overrides: Optional[dict] = None) -> GovernorSettings:
-        p = {name: self.get_parameter(name).value for name in GOVERNOR_PARAMS}
-        p.update({name: value for name, value in (overrides or {}).items() if name in GOVERNOR_PARAMS})
-        return GovernorSettings(policy=p["policy"], timesteps=p["timesteps"], min_accuracy=p["min_accuracy"],
-                                max_latency_ms=p["max_latency_ms"] or math.inf, mission_time_s=p["mission_time_s"],
-                                battery_reserve=p["battery_reserve"], hysteresis=p["hysteresis"])
+        return governor_settings(self._values(GOVERNOR_PARAMS, overrides))
 
     def _learning_settings(self, overrides: Optional[dict] = None) -> LearningSettings:
-        p = {name: self.get_parameter(name).value for name in LEARNING_PARAMS}
-        p.update({name: value for name, value in (overrides or {}).items() if name in LEARNING_PARAMS})
-        directory = p["learning.checkpoint_dir"]
-        return LearningSettings(enabled=p["learning.enabled"], rate=p["learning.rate"],
-                                max_classes=p["learning.max_classes"], class_names=list(p["learning.class_names"]),
-                                checkpoint_dir=resolve_path(directory) if directory else "",
-                                checkpoint_every=p["learning.checkpoint_every"], stdp_rate=p["learning.stdp_rate"])
+        return learning_settings(self._values(LEARNING_PARAMS, overrides))
 
     def _problem(self, p: Parameter, pending: Optional[dict] = None) -> Optional[str]:
-        """Why a value cannot be used, or None; the ranges in the descriptors rclpy checks itself.
-        pending: the other values being set with it (backend and device are judged together)."""
-        if p.name == "backend" and p.value not in BACKENDS:
-            return f"backend must be one of {', '.join(BACKENDS)}, got {p.value!r}"
-        if p.name in ("backend", "device"):
-            values = {name: self.get_parameter(name).value for name in ("backend", "device")}
-            values.update({k: v for k, v in (pending or {}).items() if k in values})
-            return device_problem(values["backend"], values["device"])
-        if p.name == "battery_percentage_scale" and p.value not in PERCENTAGE_SCALES:
-            return f"battery_percentage_scale must be one of {', '.join(PERCENTAGE_SCALES)}, got {p.value!r}"
-        if p.name == "policy" and p.value not in POLICIES:
-            return f"policy must be one of {', '.join(POLICIES)}, got {p.value!r}"
-        if p.name == "learning.rate":
-            return rate_problem(p.value)
-        if p.name == "model":
-            path = resolve_path(p.value)
-            return stdp_engine.files_problem(path) if stdp_engine.is_stdp_model(path) else SNNModel.files_problem(path)
-        if p.type_ == Parameter.Type.DOUBLE and not math.isfinite(p.value):
-            return f"{p.name} must be finite, got {p.value}"
-        return None
+        """Why a value cannot be used, or None. pending: the other values being set with it."""
+        together = self._values(("backend", "device"), pending)
+        return parameter_problem(p.name, p.value, together["backend"], together["device"])
 
     def _validate_parameters(self, params) -> SetParametersResult:
         try:
@@ -550,12 +414,19 @@ class AgentNode(LifecycleNode):
         except ImageDecodeError as exc:
             self._bad_input(exc.kind, f"bad image: {exc}")
             return
+        frame = (frame_id, msg.header, decode, received_s)
         with self._wake:
             self._last_received = time.monotonic()
-            if self._newest is not None:
-                self.stats.dropped += 1
-            self._newest = (frame_id, msg.header, decode, received_s)
-            self._wake.notify()
+            inline = self._inline and not self._worker_busy and self._newest is None \
+                and self._pending_reload is None and self._pending_replacement is None
+            if not inline:
+                if self._newest is not None:
+                    self.stats.dropped += 1
+                self._newest = frame
+                self._wake.notify()
+                return
+            generation = self._generation
+        self._handle(generation, lambda: self._classify(generation, *frame))
 
     @never_raises
     def _on_ground_truth(self, msg: Int32) -> None:
@@ -650,6 +521,8 @@ class AgentNode(LifecycleNode):
     def _work(self, generation: int) -> None:
         while True:
             with self._wake:
+                if generation == self._generation:
+                    self._worker_busy = False
                 while self._running and generation == self._generation and self._newest is None \
                         and self._pending_reload is None and self._pending_replacement is None:
                     self._wake.wait(0.5)
@@ -658,17 +531,30 @@ class AgentNode(LifecycleNode):
                 replacement, self._pending_replacement = self._pending_replacement, None
                 frame, self._newest = (None, self._newest) if replacement else (self._newest, None)
                 reload, self._pending_reload = self._pending_reload, None
-            try:
-                if replacement is not None:
-                    self._replace_backend(replacement)
-                if reload is not None:
-                    self._reload(reload)
-                if frame is not None:
-                    self._classify(generation, *frame)
-            except Exception as exc:  # noqa: BLE001 - the inference thread must outlive any one frame
-                if not self.context.ok():  # Ctrl-C shut ROS down under a publish: not the frame's fault
-                    return
-                self._bad_input("internal", f"frame handling failed: {exc!r}", error=True)
+                self._worker_busy = True
+                if replacement is not None or reload is not None:
+                    self._inline = False  # the new backend's first frame shows whether it is fast
+            if not self._handle(generation, lambda: self._work_on(generation, replacement, reload, frame)):
+                return
+
+    def _work_on(self, generation: int, replacement: Optional[str], reload: Optional[BackendChoice],
+                 frame: Optional[tuple]) -> None:
+        if replacement is not None:
+            self._replace_backend(replacement)
+        if reload is not None:
+            self._reload(reload)
+        if frame is not None:
+            self._classify(generation, *frame)
+
+    def _handle(self, generation: int, work) -> bool:
+        """Run the worker's or an inline frame's work; False when ROS is gone (the worker ends)."""
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001 - the inference thread must outlive any one frame
+            if not self.context.ok():  # Ctrl-C shut ROS down under a publish: not the frame's fault
+                return False
+            self._bad_input("internal", f"frame handling failed: {exc!r}", error=True)
+        return True
 
     def _reload(self, choice: BackendChoice) -> None:
         try:
@@ -723,9 +609,10 @@ class AgentNode(LifecycleNode):
             self._bad_input(exc.kind, f"bad image: {exc}")
             return
         with self._lock:
-            self._busy_since = time.monotonic()
+            self._busy_since = started = time.monotonic()
         try:
             result = self.core.classify(x, frame_id=frame_id)
+            fast = self.core.backend.name == "cpu" and time.monotonic() - started < INLINE_MAX_S
         except Exception as exc:  # noqa: BLE001 - a failing frame must not end the node
             self.inference_error = f"inference failed: {exc}"
             self._bad_input("inference", self.inference_error, error=True)
@@ -754,6 +641,8 @@ class AgentNode(LifecycleNode):
         pubs["energy"].publish(Float32(data=float(result.energy.joules)))
         with self._lock:
             self._last_classified = time.monotonic()
+            if generation == self._generation:
+                self._inline = fast
             self.stats.node_latencies_s.append(time.perf_counter() - received_s)
             self._count(self.pairing.prediction(frame_id, result.class_id))
 

@@ -1,0 +1,53 @@
+"""bench/stdp.py's choices: the tuned baseline network's inference T is chosen on validation (the
+test set chooses nothing), and the results file records that choice and the fields issue 20 asks for."""
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import stdp as bench  # noqa: E402
+
+from snn_agent.learning.stdp_topspark import Enhancement  # noqa: E402
+
+RESULTS = os.path.join(ROOT, "bench", "results", "stdp.json")
+
+
+def deployed(validation, validation_energy, test):
+    return {"validation_accuracy": validation, "validation_inference_energy_j": validation_energy,
+            "test_accuracy": test, "inference_energy_j": validation_energy}
+
+
+def test_inference_t_is_the_cheapest_on_validation_within_two_points_whatever_the_test_says():
+    baseline = {"T": 250, "validation_accuracy": 0.72, "test_accuracy": 0.70, "inference_energy_j": 80e-6}
+    points = {"100": deployed(0.705, 24e-6, 0.60),   # within 2 points on validation; test far below
+              "80": deployed(0.701, 20e-6, 0.69),    # within, cheapest: chosen
+              "64": deployed(0.699, 18e-6, 0.72)}    # 2.1 points below on validation: not, whatever its test
+    point = bench.inference_point(baseline, points)
+    assert point["T"] == 80 and point["within_tolerance_on_validation"]
+    assert point["inference_energy_reduction"] == 4.0 and abs(point["accuracy_gap_points"] - 1.0) < 1e-9
+    assert point["target_met"]
+    del points["80"], points["100"]  # none within: the most accurate on validation, and the miss is said
+    point = bench.inference_point(baseline, points)
+    assert point["T"] == 64 and not point["within_tolerance_on_validation"]
+
+
+def test_homeostasis_variants_are_the_decay_as_chosen_slower_and_none():
+    taus = [e.tau_theta_images for e in bench.decay_variants(Enhancement(tau_theta_images=5000.0))]
+    assert taus == [5000.0, 5000.0 * bench.HOMEOSTASIS_SLOWER, None]
+    assert [e.tau_theta_images for e in bench.decay_variants(Enhancement())] == [None]
+
+
+def test_the_results_file_records_the_choices_it_made_on_validation():
+    with open(RESULTS) as f:
+        results = json.load(f)
+    assert not results["run"]["quick"]
+    recorded = results["inference_point"]
+    assert recorded == bench.inference_point(results["baseline"], results["baseline_network_at_reduced_t"])
+    point = results["best_point"]
+    for field in ("T", "baseline_T", "training_energy_reduction", "inference_energy_reduction", "accuracy",
+                  "baseline_accuracy"):
+        assert field in point
+    assert {"ours_images_per_s", "peer", "peer_images_per_s"} <= set(results["speed"])
+    for t, searched in results["searched"].items():  # every T's homeostasis refined alike
+        assert len(searched["homeostasis"]["variants"]) >= 1
