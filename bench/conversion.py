@@ -85,6 +85,8 @@ def main() -> int:
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "fashion_cnn.onnx"))
     ap.add_argument("--suite", action="store_true", help="the plain models of bench/plain_models.py instead")
     ap.add_argument("--models", nargs="+", help="with --suite: only these (default: all of bench/plain_models.py)")
+    ap.add_argument("--grid", type=int, nargs="+", default=list(SUITE_GRID),
+                    help="with --suite: the T values of the ideal target (default: %(default)s)")
     ap.add_argument("--test-images", type=int, default=0,
                     help="with --suite: the first N test images (default: all 10,000; --quick: 1,000)")
     ap.add_argument("--timing", action="store_true", help="time `snn-agent convert` of the suite's models (--models)")
@@ -100,7 +102,7 @@ def main() -> int:
     if not datasets.fashion_mnist_available():
         sys.exit("bench/conversion.py needs Fashion-MNIST: apt-get install dataset-fashion-mnist")
     if args.suite:
-        return suite(args.quick, out, args.models, args.test_images)
+        return suite(args.quick, out, args.models, args.test_images, tuple(args.grid))
     network = load_onnx(args.model)
     test = datasets.load("fashion-mnist", "test").subset(1000 if args.quick else 0)
     calib = datasets.load("fashion-mnist", "train").subset(1000)
@@ -142,9 +144,9 @@ def main() -> int:
     return 0
 
 
-def convert_and_measure(name: str, test, log=print) -> dict:
+def convert_and_measure(name: str, test, log=print, grid=SUITE_GRID) -> dict:
     """`snn-agent convert` (default options) of the suite's model `name`, timed, and its accuracy
-    on `test`: the DNN's, the ideal target's over SUITE_GRID, the loihi target's at T=32."""
+    on `test`: the DNN's, the ideal target's over `grid`, the loihi target's at T=32."""
     from plain_models import trained_onnx
     from snn_agent.conversion.loihi import LOIHI_DIR
     from snn_agent.conversion.pipeline import convert_model
@@ -165,28 +167,28 @@ def convert_and_measure(name: str, test, log=print) -> dict:
            "exports": ideal.info["exports"], "spiking_layers": sum(layer.spiking for layer in ideal.layers),
            "targets": {"ideal": {}}}
     bar = ProgressBar(f"{name}: ideal over T")
-    for i, t in enumerate(SUITE_GRID):
+    for i, t in enumerate(grid):
         row["targets"]["ideal"][t] = accuracy(SNNEngine(ideal).run, x, labels, t)
-        bar(i + 1, len(SUITE_GRID))
+        bar(i + 1, len(grid))
     if loihi is not None:
         row["targets"]["loihi"] = {32: accuracy(LoihiEngine(loihi).run, x, labels, 32)}
     return row
 
 
-def suite(quick: bool, out: str, models=None, test_images: int = 0) -> int:
+def suite(quick: bool, out: str, models=None, test_images: int = 0, grid=SUITE_GRID) -> int:
     from plain_models import ARCHITECTURES
 
     test = datasets.load("fashion-mnist", "test").subset(1000 if quick else test_images)
-    results = {"n_test": int(len(test.labels)), "grid": list(SUITE_GRID), "models": {}, "goals": {}}
+    results = {"n_test": int(len(test.labels)), "grid": list(grid), "models": {}, "goals": {}}
     for name in models or ARCHITECTURES:
-        row = results["models"][name] = convert_and_measure(name, test)
+        row = results["models"][name] = convert_and_measure(name, test, grid=grid)
         print(f"\n{name}: {row}", flush=True)  # each model as it finishes: the whole suite takes a while
     print(f"\nFashion-MNIST test, {len(test.labels)} images; points against each model's DNN "
           f"(machine shared with other work: convert times are wall clock under load)")
-    print(f"{'model':<8}{'DNN %':>7}" + "".join(f"{'T=' + str(t):>8}" for t in SUITE_GRID) + f"{'loihi32':>9}{'convert s':>11}")
+    print(f"{'model':<8}{'DNN %':>7}" + "".join(f"{'T=' + str(t):>8}" for t in grid) + f"{'loihi32':>9}{'convert s':>11}")
     for name, row in results["models"].items():
         dnn = row["dnn_accuracy"]
-        cells = "".join(f"{100 * (row['targets']['ideal'][t] - dnn):>+8.2f}" for t in SUITE_GRID)
+        cells = "".join(f"{100 * (row['targets']['ideal'][t] - dnn):>+8.2f}" for t in grid)
         loihi = row["targets"].get("loihi")
         print(f"{name:<8}{100 * dnn:>7.2f}{cells}{(f'{100 * (loihi[32] - dnn):+.2f}' if loihi else '-'):>9}"
               f"{row['convert_seconds']:>11.1f}")

@@ -118,13 +118,23 @@ class Layer:
     fixed_point: Optional[FixedPoint] = None  # the `loihi` target's integer parameters
     inputs: Optional[list] = None  # graphs: names of the sources, one per weight block
     extra_synapses: list = field(default_factory=list)  # graphs: Synapse from inputs[1:]
-    # Spiking layers: per output channel, a fraction of the threshold added to the operating
-    # point's v_init at the start of a frame (conversion/calibrate.py); None: nothing added.
+    # Spiking layers: a fraction of the threshold added to the operating point's v_init at the
+    # start of a frame (conversion/calibrate.py), per output channel (out,) or per neuron
+    # (output_shape); None: nothing added.
     initial_potential: Optional[np.ndarray] = None
 
     @property
     def n_neurons(self) -> int:
         return int(np.prod(self.output_shape))
+
+    def initial_potential_map(self) -> Optional[np.ndarray]:
+        """initial_potential for every neuron, shape output_shape (channels first), or None."""
+        if self.initial_potential is None:
+            return None
+        if self.initial_potential.size == self.n_neurons:
+            return self.initial_potential.reshape(self.output_shape)
+        per_channel = self.initial_potential.reshape((-1,) + (1,) * (len(self.output_shape) - 1))
+        return np.broadcast_to(per_channel, tuple(self.output_shape))
 
     def blocks(self) -> list:
         """One Layer per source, each with only that source's weights (the first is the layer itself;
@@ -372,10 +382,11 @@ def validate_network(network: Network) -> None:
                 raise ModelFormatError(f"layer {layer.name}: weights contain NaN or Inf")
         if not np.all(np.isfinite(layer.bias)):
             raise ModelFormatError(f"layer {layer.name}: weights contain NaN or Inf")
-        if layer.initial_potential is not None and (layer.initial_potential.shape != layer.bias.shape or
-                                                    not np.all(np.isfinite(layer.initial_potential))):
-            raise ModelFormatError(f"layer {layer.name}: initial potentials must be {layer.bias.shape[0]} finite "
-                                   f"values, one per output channel")
+        if layer.initial_potential is not None and (
+                layer.initial_potential.shape not in (layer.bias.shape, tuple(layer.output_shape)) or
+                not np.all(np.isfinite(layer.initial_potential))):
+            raise ModelFormatError(f"layer {layer.name}: initial potentials must be finite, one per output channel "
+                                   f"{layer.bias.shape} or one per neuron {tuple(layer.output_shape)}")
     if network.layers[-1].spiking:
         raise ModelFormatError("the last layer must be the (non-spiking) score layer")
 

@@ -343,7 +343,7 @@ def test_conversion_calibrates_initial_potentials_where_no_clip_ceiling_fixes_th
     network = load_onnx(save_model(tmp_path, nodes, inits, (2, 8, 8), 5), {"input_shape": (2, 8, 8), "scale": 1.0})
     calib, held_out = (RNG.uniform(0, 1, (n, 2, 8, 8)).astype(np.float32) for n in (256, 128))
     plain = convert(network, calib, ConversionOptions(calibrate=False))
-    calibrated = convert(network, calib)
+    calibrated = convert(network, calib, ConversionOptions(dither=False))  # the fit alone (dithering: below)
     assert calibrated.info["calibration"]["timesteps"] == CALIBRATION_T
     assert all(layer.initial_potential is not None for layer in calibrated.layers[:-1])
 
@@ -355,10 +355,60 @@ def test_conversion_calibrates_initial_potentials_where_no_clip_ceiling_fixes_th
     calibrated.save(str(tmp_path / "snn"))
     for a, b in zip(SNNModel.load(str(tmp_path / "snn")).layers[:-1], calibrated.layers):
         np.testing.assert_array_equal(a.initial_potential, b.initial_potential)
-    loihi = LoihiEngine(to_loihi(calibrated, calib, LoihiOptions(search_images=0)))
+    dithered = convert(network, calib)  # only the layer that reads the image, per neuron (below)
+    assert [layer.initial_potential.shape for layer in dithered.layers[:-1]] == [(6, 8, 8), (6,), (6,)]
+    # the compiled frame and the batched path start each neuron the same way
+    frames = np.stack([SNNEngine(dithered).run(x[None], CALIBRATION_T).scores[0] for x in held_out[:4]])
+    np.testing.assert_allclose(frames, SNNEngine(dithered, compiled_frames=False).run(held_out[:4], CALIBRATION_T).scores,
+                               atol=1e-4)
+    loihi = LoihiEngine(to_loihi(dithered, calib, LoihiOptions(search_images=0)))
     uncalibrated = LoihiEngine(to_loihi(plain, calib, LoihiOptions(search_images=0)))
     assert any((a != b).any() for a, b in zip(loihi.initial_voltages(loihi.model.neuron),
                                               uncalibrated.initial_voltages(uncalibrated.model.neuron)))
 
     bundled = convert(load_onnx(BUNDLED_ONNX), RNG.uniform(0, 1, (64, 1, 28, 28)).astype(np.float32))
     assert all(layer.initial_potential is None for layer in bundled.layers)
+
+
+def test_first_convolution_starts_dithered_unless_max_pooled(tmp_path):
+    """The convolution that reads the image (read here through an average pool) starts each neuron
+    at its own 4x4 ordered-dither offset (zero mean per channel; the calibration moves each channel
+    as a whole), so that a reader's sum over a tile resolves 16 times finer than one neuron's spike
+    count; a layer a lowered MaxPool reads, and that MaxPool's layers, keep one potential per
+    channel (a max would pick the neuron dithering rounded up). Per-neuron potentials save and load."""
+    from snn_agent.conversion.calibrate import dither_offsets
+
+    n1, i1 = conv_bn_relu_nodes("a", 2, 6, "x")
+    n2, i2 = conv_bn_relu_nodes("b", 6, 6, "p")
+    nodes = n1 + [helper.make_node("AveragePool", ["ar"], ["p"], kernel_shape=[2, 2], strides=[2, 2])] + n2 + \
+        [helper.make_node("MaxPool", ["br"], ["mp"], kernel_shape=[2, 2], strides=[2, 2]),
+         helper.make_node("Flatten", ["mp"], ["f"]), helper.make_node("Gemm", ["f", "w", "b"], ["y"], transB=1)]
+    inits = i1 + i2 + [const("w", RNG.normal(0, 0.3, (5, 6 * 2 * 2))), const("b", RNG.normal(0, 0.1, 5))]
+    network = load_onnx(save_model(tmp_path, nodes, inits, (2, 8, 8), 5), {"input_shape": (2, 8, 8), "scale": 1.0})
+    calib = RNG.uniform(0, 1, (128, 2, 8, 8)).astype(np.float32)
+    model = convert(network, calib)
+    first, *around_max_pool, _ = model.layers
+    assert first.initial_potential.shape == (6, 8, 8)
+    assert model.info["calibration"]["dithered_layers"] == [first.name]
+    offsets = dither_offsets(first)
+    assert sorted(np.unique(offsets[0, :4, :4])) == pytest.approx((np.arange(16) + 0.5) / 16 - 0.5)
+    assert not np.array_equal(offsets[0], offsets[1])  # each channel's tile rolled
+    # each channel is its offsets moved as a whole, where no neuron reached the potential's limits
+    potential = first.initial_potential
+    unclipped = [c for c in range(6) if np.all(np.abs(potential[c] + 0.5) < 0.999)]
+    assert len(unclipped) >= 3
+    within_channel = potential - potential.mean(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(within_channel[unclipped], (offsets - offsets.mean(axis=(1, 2), keepdims=True))[unclipped],
+                               atol=1e-5)
+    assert [layer.initial_potential.shape for layer in around_max_pool] == [(6,), (24,), (12,)]
+    undithered = convert(network, calib, ConversionOptions(dither=False))
+    assert undithered.layers[0].initial_potential.shape == (6,)
+    pooled = n1 + [helper.make_node("MaxPool", ["ar"], ["mp"], kernel_shape=[2, 2], strides=[2, 2]),
+                   helper.make_node("Flatten", ["mp"], ["f"]), helper.make_node("Gemm", ["f", "w", "b"], ["y"], transB=1)]
+    max_pooled = load_onnx(save_model(tmp_path, pooled, i1 + [const("w", RNG.normal(0, 0.3, (5, 6 * 4 * 4))), inits[-1]],
+                                     (2, 8, 8), 5, "mp.onnx"),
+                           {"input_shape": (2, 8, 8), "scale": 1.0})
+    assert [layer.initial_potential.shape for layer in convert(max_pooled, calib).layers[:-1]] == [(6,), (24,), (12,)]
+    model.save(str(tmp_path / "snn"))
+    np.testing.assert_array_equal(SNNModel.load(str(tmp_path / "snn")).layers[0].initial_potential,
+                                  first.initial_potential)

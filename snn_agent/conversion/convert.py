@@ -43,6 +43,8 @@ class ConversionOptions:
     pooling_source_scale: bool = True
     # each channel's initial potential calibrated on the calibration images (calibrate.py; False: baselines)
     calibrate: bool = True
+    # the image's convolution starts dithered before the calibration (calibrate.dither_offsets; False: baselines)
+    dither: bool = True
 
 
 _SAMPLE_CAP = 200_000  # positive activations kept per layer and batch (per channel: shared out)
@@ -129,9 +131,12 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
     if not options.calibrate:
         return model
     start = time.perf_counter()
-    model = calibrate_initial_potentials(model, calib_x, progress=calibration_progress)
+    model = calibrate_initial_potentials(model, calib_x, progress=calibration_progress, dither=options.dither)
     model.info["calibration"] = {"what": "initial potential per channel (Li et al. 2021), layers not scaled by "
                                          "a Clip ceiling", "timesteps": CALIBRATION_T,
+                                 # layers started per neuron (calibrate.dither_offsets): the image's convolution
+                                 "dithered_layers": [layer.name for layer in model.layers if layer.initial_potential
+                                                     is not None and layer.initial_potential.ndim > 1],
                                  "images": int(min(len(calib_x), CALIBRATION_IMAGES)),
                                  "layers": sum(layer.initial_potential is not None for layer in model.layers),
                                  "seconds": round(time.perf_counter() - start, 2)}

@@ -21,7 +21,7 @@ How our ideal SNN maps onto NIR's nodes, and where it does not:
   subtracting neuron fires on v >= threshold.
 - v_init does NOT map: NIR has no initial state, so simulators start at v = 0 (our v_init = 0.5
   starts half-way to threshold, which centres the rounding error of rate coding), nor do the
-  calibrated initial potentials per channel (conversion/calibrate.py).
+  calibrated initial potentials per channel or neuron (conversion/calibrate.py).
 - The score layer has no neuron: its Affine feeds Output, and the class scores are that current
   averaged over the T timesteps.
 The neuron settings that NIR cannot hold are written to the graph's metadata (reset, v_init, the
@@ -87,8 +87,9 @@ def export_nir(model: SNNModel, path: str):
         "target": model.target,
         "reset": model.neuron.reset,  # NIR's IF resets to v_reset (0): "zero" in our terms
         "v_init": float(model.neuron.v_init),  # fraction of threshold; NIR starts at 0
-        # per layer, per output channel, added to v_init (fractions of the threshold)
-        "initial_potential": {layer.name: [float(v) for v in layer.initial_potential]
+        # per layer, per output channel or per neuron (nested as the layer's output shape), added
+        # to v_init (fractions of the threshold)
+        "initial_potential": {layer.name: layer.initial_potential.astype(float).tolist()
                               for layer in model.layers if layer.initial_potential is not None},
         "readout": "mean over timesteps of the last Affine's output",
         "input": "the preprocessed frame, the same at every timestep",

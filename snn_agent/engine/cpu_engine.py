@@ -127,7 +127,7 @@ class _ChannelsLastLayer:
         self.bias = _per_neuron(layer.bias, layer.output_shape)
         # added to the point's v_init, per neuron (None: nothing)
         self.initial_potential = None if layer.initial_potential is None else \
-            _per_neuron(layer.initial_potential, layer.output_shape)
+            _to_channels_last(layer.initial_potential_map())
         self.fan_out = _to_channels_last(fan_out(layer)).astype(np.float64)
         self.input_hwc = tuple(layer.input_shape[1:]) + (layer.input_shape[0],) \
             if len(layer.input_shape) == 3 else None

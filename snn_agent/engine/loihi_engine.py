@@ -140,9 +140,8 @@ class LoihiEngine:
         for layer, vth, bias in zip(self.model.layers, self.thresholds(neuron), self._biases(neuron)):
             fp = layer.fixed_point
             start = (round(neuron.v_init * vth) << ACT_SHIFT) if layer.spiking else 0
-            if layer.spiking and layer.initial_potential is not None:  # per channel, fractions of vth
-                fraction = neuron.v_init + np.broadcast_to(layer.initial_potential.reshape(
-                    (-1,) + (1,) * (len(layer.output_shape) - 1)), layer.output_shape).reshape(-1)
+            if layer.spiking and layer.initial_potential is not None:  # fractions of vth
+                fraction = neuron.v_init + layer.initial_potential_map().reshape(-1)
                 start = np.rint(fraction * vth).astype(np.int64) << ACT_SHIFT
             bias = bias.astype(np.int64)
             v0 = np.clip(start - fp.start_delay * bias, -V_LIMIT, vth << ACT_SHIFT)
