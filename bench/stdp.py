@@ -170,7 +170,8 @@ def measure(job: Job) -> dict:
 
 def mean_over_seeds(runs: list) -> dict:
     """One row for one T and parameter set trained at several seeds (measure()'s rows, same T and
-    enhancement): every number (and every dict of numbers) the mean over the seeds, the learning
+    enhancement): every number (and every dict of numbers) the mean over the seeds (the readout's
+    margin weights: each seed's), the learning
     curve averaged checkpoint by checkpoint, the test accuracy's spread over the seeds (points), and
     each seed's own row (per_seed). The seed spread says how much of a difference is noise."""
     def mean(values):
@@ -183,6 +184,7 @@ def mean_over_seeds(runs: list) -> dict:
         return values
 
     row = {k: mean([r[k] for r in runs]) for k in runs[0] if k not in ("seed", "learning_curve")}
+    row["margin_weight_per_mv"] = [r["margin_weight_per_mv"] for r in runs]  # each seed's choice (a mean is none)
     row["seeds"] = [r["seed"] for r in runs]
     if "learning_curve" in runs[0]:
         row["learning_curve"] = [mean(points) for points in zip(*(r["learning_curve"] for r in runs))]
