@@ -12,7 +12,8 @@ validate (choices are made there); the test set is used once per reported networ
    file instead). Homeostasis refined: theta's decay as chosen, 4x slower and none, each at two seeds
    on --refine-train images, the best mean kept (the decay acts over more images than a search run
    has). Then, on --train images (all 50,000 by default), every T with BindsNET's defaults
-   and with its chosen parameters, validated after 5 %, 10 %, 20 %, 40 %, 70 % and all of the
+   and with its chosen parameters, each at --seeds seeds (reported as their mean, each seed's
+   figures beside it: one network's accuracy moves by points with the seed), validated after 5 %, 10 %, 20 %, 40 %, 70 % and all of the
    images (learning curve); the best validated of those networks is kept (early stopping) and
    tested once. Every validation labels the neurons and chooses the readout's margin weight
    (stdp.choose_margin_weight: spike counts plus the end potential's margin).
