@@ -12,7 +12,8 @@ validate (choices are made there); the test set is used once per reported networ
    file instead). Homeostasis refined: theta's decay as chosen, 4x slower and none, each at two seeds
    on --refine-train images, the best mean kept (the decay acts over more images than a search run
    has). Then, on --train images (all 50,000 by default), every T with BindsNET's defaults
-   and with its chosen parameters, validated after 5 %, 10 %, 20 %, 40 %, 70 % and all of the
+   and with its chosen parameters, each at --seeds seeds (reported as their mean, each seed's
+   figures beside it: one network's accuracy moves by points with the seed), validated after 5 %, 10 %, 20 %, 40 %, 70 % and all of the
    images (learning curve); the best validated of those networks is kept (early stopping) and
    tested once. Every validation labels the neurons and chooses the readout's margin weight
    (stdp.choose_margin_weight: spike counts plus the end potential's margin).
@@ -165,6 +166,34 @@ def measure(job: Job) -> dict:
                    cpu_s_per_inference_image=inference.cpu_seconds / len(SPLITS.test[1]))
     if job.save_to:
         network.save(job.save_to, SPLITS.class_names)
+    return row
+
+
+def mean_over_seeds(runs: list) -> dict:
+    """One row for one T and parameter set trained at several seeds (measure()'s rows, same T and
+    enhancement): every number (and every dict of numbers) the mean over the seeds (the readout's
+    margin weights: each seed's), the learning
+    curve averaged checkpoint by checkpoint, the test accuracy's spread over the seeds (points), and
+    each seed's own row (per_seed). The seed spread says how much of a difference is noise."""
+    def mean(values):
+        if all(v == values[0] for v in values):
+            return values[0]
+        if all(isinstance(v, dict) for v in values):
+            return {k: mean([v[k] for v in values]) for k in values[0]}
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return float(np.mean(values))
+        return values
+
+    row = {k: mean([r[k] for r in runs]) for k in runs[0] if k not in ("seed", "learning_curve")}
+    row["margin_weight_per_mv"] = [r["margin_weight_per_mv"] for r in runs]  # each seed's choice (a mean is none)
+    row["seeds"] = [r["seed"] for r in runs]
+    if "learning_curve" in runs[0]:
+        row["learning_curve"] = [mean(points) for points in zip(*(r["learning_curve"] for r in runs))]
+    accuracies = [r["test_accuracy"] for r in runs]
+    row["test_accuracy_per_seed"] = accuracies
+    row["validation_accuracy_per_seed"] = [r["validation_accuracy"] for r in runs]
+    row["test_accuracy_spread_points"] = 100 * (max(accuracies) - min(accuracies))
+    row["per_seed"] = runs
     return row
 
 
@@ -333,6 +362,8 @@ def best_point(baseline: dict, rows: list) -> dict:
             "inference_cpu_time_reduction": baseline["cpu_s_per_inference_image"] / best["cpu_s_per_inference_image"],
             "accuracy": best["test_accuracy"], "baseline_accuracy": baseline["test_accuracy"],
             "accuracy_gap_points": 100 * (baseline["test_accuracy"] - best["test_accuracy"]),
+            "seeds": best["seeds"], "accuracy_per_seed": best["test_accuracy_per_seed"],
+            "baseline_accuracy_per_seed": baseline["test_accuracy_per_seed"],
             "validation_accuracy": best["validation_accuracy"],
             "baseline_validation_accuracy": baseline["validation_accuracy"],
             "within_tolerance_on_validation": bool(within),
@@ -398,7 +429,7 @@ def lava_beside_ours(splits: Splits, n_train: int, n_eval: int, n_neurons: int, 
     return result
 
 
-def plot(baseline_plain: dict, baseline: dict, rows: list, deployed: dict, path: str) -> None:
+def plot(baseline_plain: dict, baseline: dict, rows: list, deployed: dict, deployed_network: dict, path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -408,11 +439,15 @@ def plot(baseline_plain: dict, baseline: dict, rows: list, deployed: dict, path:
         chosen = sorted((r for r in rows if r["enhanced"] == enhanced), key=lambda r: r["T"]) + [first]
         label = "tuned on validation (TopSpark)" if enhanced else "BindsNET defaults (fewer steps only)"
         ts = [r["T"] for r in chosen]
-        top.plot(ts, [100 * r["test_accuracy"] for r in chosen], style, label=label)
+        mean = np.array([100 * r["test_accuracy"] for r in chosen])
+        spread = np.array([[mean[i] - 100 * min(r["test_accuracy_per_seed"]), 100 * max(r["test_accuracy_per_seed"]) - mean[i]]
+                           for i, r in enumerate(chosen)]).T
+        top.errorbar(ts, mean, yerr=spread, fmt=style, capsize=3, label=f"{label}, seeds' mean and range")
         middle.plot(ts, [1e6 * r["training_energy_j"] for r in chosen], style, label=label)
     ts = sorted(int(t) for t in deployed)
-    top.plot(ts + [baseline["T"]], [100 * deployed[str(t)]["test_accuracy"] for t in ts] + [100 * baseline["test_accuracy"]],
-             "^:", label="trained at the baseline T, run at T (inference only)")
+    top.plot(ts + [baseline["T"]],
+             [100 * deployed[str(t)]["test_accuracy"] for t in ts] + [100 * deployed_network["test_accuracy"]],
+             "^:", label="a network trained at the baseline T, run at T (inference only)")
     top.axhline(100 * (baseline["test_accuracy"] - ACCURACY_TOLERANCE), color="grey", lw=0.8, ls=":",
                 label="tuned baseline - 2 points")
     top.set_ylabel("test accuracy (%)")
@@ -422,7 +457,7 @@ def plot(baseline_plain: dict, baseline: dict, rows: list, deployed: dict, path:
     for r in [baseline_plain, baseline] + rows:
         if "learning_curve" in r:
             curve = r["learning_curve"]
-            tuned = "tuned" if r["enhanced"] else "defaults"
+            tuned = "tuned" if r["enhanced"] else "defaults"  # the mean over the seeds
             bottom.plot([c["images"] for c in curve], [100 * c["validation_accuracy"] for c in curve], ".-",
                         label=f"T={r['T']} {tuned}")
     bottom.set_xlabel("training images")
@@ -469,6 +504,8 @@ def main() -> None:
     ap.add_argument("--inference-timesteps", type=int, nargs="+",
                     help="T the tuned baseline network may run at, inference only, one chosen on validation "
                          f"(default {' '.join(map(str, INFERENCE_T))} and the reduced T; quick 100 64)")
+    ap.add_argument("--seeds", type=int, help="seeds each final network trains at, reported as their mean and "
+                                             "spread (default 3; quick 2)")
     ap.add_argument("--workers", type=int, default=2, help="training processes at once (default 2: this machine's cores)")
     ap.add_argument("--model-dir", help="keep the tuned baseline network there, with its operating points at the "
                                         "inference T (docs/stdp.md; default: a temporary directory)")
@@ -483,6 +520,7 @@ def main() -> None:
     n_refine = (300 if quick else 20000) if args.refine_train is None else args.refine_train
     n_trials = args.trials or (3 if quick else 16)
     n_finalists = args.finalists or (2 if quick else 3)
+    seeds = range(args.seeds or (2 if quick else 3))
     reduced = args.timesteps or ([64] if quick else [100, 64, 50])
     n_search_eval = 200 if quick else 2000
     out = output_path("stdp.json", quick, args.out)
@@ -509,15 +547,18 @@ def main() -> None:
         print(f"homeostasis: theta's decay as chosen, {HOMEOSTASIS_SLOWER:g}x slower and none, every T alike "
               f"({n_refine} training images, 2 seeds)", flush=True)
         refine_homeostasis(chosen, n_refine, args.workers, started)
-    print(f"final runs ({n_train} training images each; test set once per network)", flush=True)
+    print(f"final runs ({n_train} training images each, seeds {list(seeds)}; test set once per network)", flush=True)
     checkpoints = tuple(c for c in (n_train // 20, n_train // 10, n_train // 5, 2 * n_train // 5, 7 * n_train // 10)
                         if c > 0)
     model_dir = args.model_dir or tempfile.mkdtemp(prefix="stdp_model_")
-    jobs = [Job(t, e, n_train, len(SPLITS.label[1]), test=True, checkpoints=checkpoints,
-                save_to=model_dir if (t == BASE.timesteps and e != stdp_topspark.NONE) else "")
-            for t in all_t for e in (stdp_topspark.NONE, chosen[t]["enhancement"])]
-    finals = run_jobs(jobs, args.workers, "final", started)
+    # the tuned baseline network of the first seed is the one kept (the model directory) and run at reduced T
+    jobs = [Job(t, e, n_train, len(SPLITS.label[1]), seed, test=True, checkpoints=checkpoints,
+                save_to=model_dir if (t == BASE.timesteps and e != stdp_topspark.NONE and seed == seeds[0]) else "")
+            for t in all_t for e in (stdp_topspark.NONE, chosen[t]["enhancement"]) for seed in seeds]
+    runs = run_jobs(jobs, args.workers, "final", started)
+    finals = [mean_over_seeds(runs[i:i + len(seeds)]) for i in range(0, len(runs), len(seeds))]
     baseline_plain, baseline = finals[0], finals[1]
+    deployed_network = baseline["per_seed"][0]
     rows = finals[2:]
     point = best_point(baseline, rows)
     point["baseline_defaults_accuracy"] = baseline_plain["test_accuracy"]
@@ -527,13 +568,13 @@ def main() -> None:
     inference_t = sorted(set(args.inference_timesteps or ((100, 64) if quick else INFERENCE_T)) | set(reduced),
                          reverse=True)
     deployed = deployed_at_reduced_t(model_dir, inference_t, n_trials)
-    for t, d in deployed.items():
-        d["inference_energy_reduction"] = baseline["inference_energy_j"] / d["inference_energy_j"]
-        d["accuracy_gap_points"] = 100 * (baseline["test_accuracy"] - d["test_accuracy"])
+    for t, d in deployed.items():  # against the network itself at the baseline T
+        d["inference_energy_reduction"] = deployed_network["inference_energy_j"] / d["inference_energy_j"]
+        d["accuracy_gap_points"] = 100 * (deployed_network["test_accuracy"] - d["test_accuracy"])
         print(f"  T={t}: validation {100 * d['validation_accuracy']:.2f} %, test {100 * d['test_accuracy']:.2f} % "
               f"({d['accuracy_gap_points']:.1f} points below the tuned baseline), inference energy "
               f"{d['inference_energy_reduction']:.2f}x lower (modelled)", flush=True)
-    chosen_inference = inference_point(baseline, deployed)
+    chosen_inference = inference_point(deployed_network, deployed)
     print("inference point (T chosen on validation):", json.dumps(chosen_inference), flush=True)
     if not args.model_dir:
         shutil.rmtree(model_dir)
@@ -544,7 +585,7 @@ def main() -> None:
 
     png = os.path.splitext(out)[0] + ".png"
     os.makedirs(os.path.dirname(png), exist_ok=True)
-    plot(baseline_plain, baseline, rows, deployed, png)
+    plot(baseline_plain, baseline, rows, deployed, deployed_network, png)
     write_results(out, {
         "dataset": "fashion-mnist", "n_neurons": BASE.n_neurons, "n_train": n_train,
         "search": {"reused_from": args.searched, "trials_per_T": n_trials, "search_train": n_search, "search_eval": n_search_eval,

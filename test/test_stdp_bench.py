@@ -42,12 +42,28 @@ def test_the_results_file_records_the_choices_it_made_on_validation():
     with open(RESULTS) as f:
         results = json.load(f)
     assert not results["run"]["quick"]
-    recorded = results["inference_point"]
-    assert recorded == bench.inference_point(results["baseline"], results["baseline_network_at_reduced_t"])
+    recorded = results["inference_point"]  # the kept network (the tuned baseline's first seed) run at reduced T
+    assert recorded == bench.inference_point(results["baseline"]["per_seed"][0], results["baseline_network_at_reduced_t"])
     point = results["best_point"]
     for field in ("T", "baseline_T", "training_energy_reduction", "inference_energy_reduction", "accuracy",
                   "baseline_accuracy"):
         assert field in point
+    assert len(point["accuracy_per_seed"]) >= 2 and len(point["baseline_accuracy_per_seed"]) >= 2
+    assert abs(point["accuracy"] - sum(point["accuracy_per_seed"]) / len(point["accuracy_per_seed"])) < 1e-9
     assert {"ours_images_per_s", "peer", "peer_images_per_s"} <= set(results["speed"])
     for t, searched in results["searched"].items():  # every T's homeostasis refined alike
         assert len(searched["homeostasis"]["variants"]) >= 1
+
+
+def test_a_final_point_is_the_mean_over_its_seeds_with_each_seeds_figures_and_the_spread():
+    runs = [{"T": 64, "enhanced": True, "seed": seed, "test_accuracy": accuracy, "validation_accuracy": accuracy + 0.01,
+             "training_ops": {"input_spikes": spikes}, "margin_weight_per_mv": weight,
+             "learning_curve": [{"images": 100, "validation_accuracy": accuracy}]}
+            for seed, accuracy, spikes, weight in ((0, 0.60, 1000, 0.001), (1, 0.64, 1200, 0.001), (2, 0.68, 1400, 0.003))]
+    row = bench.mean_over_seeds(runs)
+    assert row["T"] == 64 and row["enhanced"] is True and row["seeds"] == [0, 1, 2]
+    assert abs(row["test_accuracy"] - 0.64) < 1e-12 and abs(row["test_accuracy_spread_points"] - 8.0) < 1e-9
+    assert row["training_ops"] == {"input_spikes": 1200.0}
+    assert row["margin_weight_per_mv"] == [0.001, 0.001, 0.003]  # differs per seed: each seed's kept
+    assert row["learning_curve"] == [{"images": 100, "validation_accuracy": 0.64}]
+    assert row["test_accuracy_per_seed"] == [0.60, 0.64, 0.68] and row["per_seed"] == runs
