@@ -225,6 +225,23 @@ def test_corrupt_checkpoint_is_set_aside(tmp_path):
     assert any(name.startswith("readout.npz.corrupt-") for name in os.listdir(tmp_path))
 
 
+def test_a_corrupted_mean_input_is_detected(tmp_path):
+    """The checksum covers the mean input (the centred rule replays frames against it), not only
+    the weights: a checkpoint whose mean changed on disk is set aside, not loaded."""
+    first = learner(tmp_path)
+    teach_some(first)
+    first.close()
+    path = checkpoints.path_in(str(tmp_path))
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["input_mean"] = arrays["input_mean"] + 0.5
+    with open(path, "wb") as out:
+        np.savez(out, **arrays)
+    fresh = learner(tmp_path)
+    assert fresh.updates == 0 and "corrupt" in fresh.checkpoint_errors[0]
+    assert any(name.startswith("readout.npz.corrupt-") for name in os.listdir(tmp_path))
+
+
 def test_checkpoint_of_another_model_is_refused(tmp_path):
     first = learner(tmp_path)
     teach_some(first)
