@@ -27,7 +27,8 @@ import numpy as np
 from ..ir import SNNModel
 
 CHECKPOINT_FILE = "readout.npz"
-FORMAT_VERSION = 2  # 2: the checksum covers the mean input too (1: the weights only)
+FORMAT_VERSION = 1  # save_arrays' files
+READOUT_FORMAT_VERSION = 2  # the readout's: 2, the checksum covers the mean input too (1: the weights only)
 
 
 class CheckpointError(RuntimeError):
@@ -64,7 +65,7 @@ def save(directory: str, checkpoint: Checkpoint) -> str:
     """Write atomically (see the module doc); returns the checkpoint's path. Raises OSError."""
     state = checkpoint.state
     buffer = io.BytesIO()
-    np.savez(buffer, format_version=FORMAT_VERSION, weights=state["weights"], scale=state["scale"],
+    np.savez(buffer, format_version=READOUT_FORMAT_VERSION, weights=state["weights"], scale=state["scale"],
              active=state["active"], class_names=np.array(state["class_names"], dtype=str),
              input_mean=state["input_mean"], observed=state["observed"], updates=checkpoint.updates,
              model=checkpoint.model, saved_at=checkpoint.saved_at,
@@ -136,8 +137,8 @@ def _load(directory: str, file: str, model: str, read) -> Optional[Checkpoint]:
 def _read(path: str) -> Checkpoint:
     with np.load(path, allow_pickle=False) as data:
         version = int(data["format_version"])
-        if version not in (1, FORMAT_VERSION):
-            raise ValueError(f"format version {version}, this version reads 1 and {FORMAT_VERSION}")
+        if version not in (1, READOUT_FORMAT_VERSION):
+            raise ValueError(f"format version {version}, this version reads 1 and {READOUT_FORMAT_VERSION}")
         weights = data["weights"]
         state = {"weights": weights, "scale": float(data["scale"]), "active": data["active"].astype(bool),
                  "class_names": [str(name) for name in data["class_names"]]}
