@@ -1,6 +1,7 @@
 """Online learning (snn_agent/learning): the rule against a hand-computed update, our fixed-point
 learning against Lava's LearningDense, a new class learned on the cpu and openvino backends with
 the old ones kept, checkpoints (restore, corrupt, another model's), and kill -9 during learning."""
+import hashlib
 import os
 
 import numpy as np
@@ -223,6 +224,41 @@ def test_corrupt_checkpoint_is_set_aside(tmp_path):
     assert "corrupt" in fresh.checkpoint_errors[0]
     assert not os.path.exists(checkpoints.path_in(str(tmp_path)))
     assert any(name.startswith("readout.npz.corrupt-") for name in os.listdir(tmp_path))
+
+
+def test_a_corrupted_mean_input_is_detected(tmp_path):
+    """The checksum covers the mean input (the centred rule replays frames against it), not only
+    the weights: a checkpoint whose mean changed on disk is set aside, not loaded."""
+    first = learner(tmp_path)
+    teach_some(first)
+    first.close()
+    path = checkpoints.path_in(str(tmp_path))
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["input_mean"] = arrays["input_mean"] + 0.5
+    with open(path, "wb") as out:
+        np.savez(out, **arrays)
+    fresh = learner(tmp_path)
+    assert fresh.updates == 0 and "corrupt" in fresh.checkpoint_errors[0]
+    assert any(name.startswith("readout.npz.corrupt-") for name in os.listdir(tmp_path))
+
+
+def test_a_format_1_checkpoint_loads_its_checked_weights_without_its_mean(tmp_path):
+    """Format 1 (before the checksum covered the mean input): its weights are checked and restored,
+    its mean input, which nothing vouches for, is not."""
+    first = learner(tmp_path)
+    teach_some(first)
+    first.close()
+    path = checkpoints.path_in(str(tmp_path))
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files if name != "sha256_of_state"}
+    arrays.update(format_version=1, weights_sha256=hashlib.sha256(arrays["weights"].tobytes()).hexdigest())
+    with open(path, "wb") as out:
+        np.savez(out, **arrays)
+    second = learner(tmp_path)
+    assert second.updates == 7 and not second.checkpoint_errors
+    np.testing.assert_array_equal(second.readout.weights, first.readout.weights)
+    assert second.readout.observed == 0 and not second.readout.input_mean.any()
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):

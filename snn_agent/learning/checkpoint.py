@@ -8,7 +8,7 @@ checkpoint or the new one, never a mix (a leftover temporary file is removed at 
 
 A checkpoint names the model it belongs to (a fingerprint of the converted network's files): one
 made for another model is refused with a clear error. One that cannot be read (truncated, not a
-checkpoint, a weight checksum that does not match) is corrupt: it is moved aside, with a suffix,
+checkpoint, a checksum of the learned state that does not match) is corrupt: it is moved aside, with a suffix,
 and reported; it is never loaded. Both errors leave the learner on the model's own weights.
 """
 from __future__ import annotations
@@ -27,7 +27,8 @@ import numpy as np
 from ..ir import SNNModel
 
 CHECKPOINT_FILE = "readout.npz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # save_arrays' files
+READOUT_FORMAT_VERSION = 2  # the readout's: 2, the checksum covers the mean input too (1: the weights only)
 
 
 class CheckpointError(RuntimeError):
@@ -64,10 +65,11 @@ def save(directory: str, checkpoint: Checkpoint) -> str:
     """Write atomically (see the module doc); returns the checkpoint's path. Raises OSError."""
     state = checkpoint.state
     buffer = io.BytesIO()
-    np.savez(buffer, format_version=FORMAT_VERSION, weights=state["weights"], scale=state["scale"],
+    np.savez(buffer, format_version=READOUT_FORMAT_VERSION, weights=state["weights"], scale=state["scale"],
              active=state["active"], class_names=np.array(state["class_names"], dtype=str),
-             input_mean=state["input_mean"], observed=state["observed"], updates=checkpoint.updates, model=checkpoint.model, saved_at=checkpoint.saved_at,
-             weights_sha256=_checksum(state["weights"]))
+             input_mean=state["input_mean"], observed=state["observed"], updates=checkpoint.updates,
+             model=checkpoint.model, saved_at=checkpoint.saved_at,
+             sha256_of_state=_checksum(state["weights"], state["input_mean"], np.int64(state["observed"])))
     return _write_atomically(directory, CHECKPOINT_FILE, buffer.getvalue())
 
 
@@ -134,15 +136,20 @@ def _load(directory: str, file: str, model: str, read) -> Optional[Checkpoint]:
 
 def _read(path: str) -> Checkpoint:
     with np.load(path, allow_pickle=False) as data:
-        if int(data["format_version"]) != FORMAT_VERSION:
-            raise ValueError(f"format version {int(data['format_version'])}, this version reads {FORMAT_VERSION}")
+        version = int(data["format_version"])
+        if version not in (1, READOUT_FORMAT_VERSION):
+            raise ValueError(f"format version {version}, this version reads 1 and {READOUT_FORMAT_VERSION}")
         weights = data["weights"]
-        if str(data["weights_sha256"]) != _checksum(weights):
-            raise ValueError("the weights do not match their checksum")
         state = {"weights": weights, "scale": float(data["scale"]), "active": data["active"].astype(bool),
                  "class_names": [str(name) for name in data["class_names"]]}
-        if "input_mean" in data.files:  # written since the readout keeps its mean input
-            state.update(input_mean=data["input_mean"], observed=int(data["observed"]))
+        if version == 1:  # its checksum covers the weights alone: a mean input it holds is not trusted
+            if str(data["weights_sha256"]) != _checksum(weights):
+                raise ValueError("the weights do not match their checksum")
+        else:
+            input_mean, observed = data["input_mean"], int(data["observed"])
+            if str(data["sha256_of_state"]) != _checksum(weights, input_mean, np.int64(observed)):
+                raise ValueError("the learned state (weights, mean input) does not match its checksum")
+            state.update(input_mean=input_mean, observed=observed)
         return Checkpoint(state, int(data["updates"]), str(data["model"]), float(data["saved_at"]))
 
 

@@ -19,7 +19,7 @@ from ..energy.models import CpuEnergyMeter, loihi_learning_energy
 from ..ir import Layer
 from . import checkpoint as checkpoints
 from .learner import FeedbackOutcome, LearnerBase
-from .readout import EMULATED, HOST, ON_CHIP, EmulatedTrainer, FloatTrainer, PlasticReadout
+from .readout import EMULATED, HOST, ON_CHIP, EmulatedTrainer, FloatTrainer, FrameInput, PlasticReadout
 from .rules import ReadoutRule
 
 log = logging.getLogger("snn_agent")
@@ -48,7 +48,7 @@ class LearningSettings:
 
 @dataclass
 class _HeldFrame:
-    pre: np.ndarray  # the readout's input, (steps, inputs + 1)
+    pre: FrameInput
     timesteps: int
 
 

@@ -49,6 +49,18 @@ class LearningOps:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+@dataclass(frozen=True)
+class FrameInput:
+    """One frame's input to the readout (PlasticReadout.inputs): per step, and counted once."""
+
+    spikes: np.ndarray  # (steps, inputs + 1): hidden spikes (or a DNN's activations, one step), the bias input last
+    counts: np.ndarray  # (inputs + 1,) float64: each input's sum over the frame
+
+    @classmethod
+    def of(cls, spikes: np.ndarray) -> "FrameInput":
+        return cls(spikes, spikes.sum(axis=0, dtype=np.float64))
+
+
 @dataclass
 class TeachResult:
     label: int
@@ -151,28 +163,28 @@ class PlasticReadout:
     def max_classes(self) -> int:
         return len(self.active)
 
-    def inputs(self, hidden: np.ndarray, timesteps: int) -> np.ndarray:
+    def inputs(self, hidden: np.ndarray, timesteps: int) -> FrameInput:
         """hidden: (steps, n) one frame's hidden spikes (or a DNN's activations, one step) -> the
-        readout's input per step, with the bias input on at the frame's first T steps."""
+        readout's input, with the bias input on at the frame's first T steps."""
         bias = np.zeros((len(hidden), 1), hidden.dtype)
         bias[:timesteps] = 1
-        return np.concatenate([hidden, bias], axis=1)
+        return FrameInput.of(np.concatenate([hidden, bias], axis=1))
 
-    def observe(self, pre: np.ndarray) -> None:
+    def observe(self, frame: FrameInput) -> None:
         """A classified frame's input (from `inputs`) joins the mean input."""
-        counts = pre.sum(axis=0, dtype=np.float64)
+        counts = frame.counts
         self.observed += 1
         self.input_mean += (counts / max(counts[-1], 1) - self.input_mean) / min(self.observed, MEAN_HORIZON)
 
-    def centred_frames(self, pre: np.ndarray) -> tuple:
+    def centred_frames(self, frame: FrameInput) -> tuple:
         """The frame less the mean input over its duration, as two inputs to replay: what it has
         above the mean and what it has below it. Spikes (each input's count difference, the mean
         rounded, at the first steps) or, for graded inputs, the differences in the first step.
         Replaying the difference, not the frame and then the mean, keeps the chip's stochastic
         rounding to the change itself: Lava's fixed point rounds every synapse of an epoch with one
         random number, which made two large opposite runs far noisier than their small sum."""
-        mean = self.input_mean * pre[:, -1].sum(dtype=np.float64)  # the bias input counts the frame's steps
-        counts = pre.sum(axis=0, dtype=np.float64)
+        pre, counts = frame.spikes, frame.counts
+        mean = self.input_mean * counts[-1]  # the bias input counts the frame's steps
         if pre.dtype != bool:
             above, below = np.zeros_like(pre), np.zeros_like(pre)
             above[0], below[0] = np.maximum(counts - mean, 0), np.maximum(mean - counts, 0)
@@ -183,9 +195,9 @@ class PlasticReadout:
         steps = (np.arange(len(pre))[:, None] - np.arange(pre.shape[1])[None, :]) % len(pre)
         return steps < difference[None, :], steps < -difference[None, :]
 
-    def scores(self, pre: np.ndarray, timesteps: int) -> np.ndarray:
+    def scores(self, frame: FrameInput, timesteps: int) -> np.ndarray:
         """(max_classes,) scores in the converted model's units; -inf for inactive classes."""
-        raw = self._raw(pre.sum(axis=0, dtype=np.float64), timesteps)
+        raw = self._raw(frame.counts, timesteps)
         return np.where(self.active, raw * self.scale, -np.inf)
 
     def _raw(self, counts: np.ndarray, timesteps: int) -> np.ndarray:
@@ -198,15 +210,15 @@ class PlasticReadout:
                              f"(learning.max_classes)")
         self.active[label] = True
 
-    def teach(self, pre: np.ndarray, label: int, timesteps: int) -> TeachResult:
-        """Teach one frame (its readout input `pre`, from `inputs`) that it shows `label`: replays
-        it until the label wins by the rule's margin, at most rule.max_repeats times."""
+    def teach(self, frame: FrameInput, label: int, timesteps: int) -> TeachResult:
+        """Teach one frame (its readout input, from `inputs`) that it shows `label`: replays it
+        until the label wins by the rule's margin, at most rule.max_repeats times."""
         added = not (0 <= label < self.max_classes and self.active[label])
         if added:
             self.add_class(label)
-        counts = pre.sum(axis=0, dtype=np.float64)
+        counts = frame.counts
         result = TeachResult(label, -1, added_class=added)
-        above, below = self.centred_frames(pre) if self.rule.centred and self.observed else (pre, None)
+        above, below = self.centred_frames(frame) if self.rule.centred and self.observed else (frame.spikes, None)
         for repeat in range(self.rule.max_repeats + 1):
             raw = np.where(self.active, self._raw(counts, timesteps), -np.inf)
             if repeat == 0:
