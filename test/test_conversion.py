@@ -343,7 +343,7 @@ def test_conversion_calibrates_initial_potentials_where_no_clip_ceiling_fixes_th
     network = load_onnx(save_model(tmp_path, nodes, inits, (2, 8, 8), 5), {"input_shape": (2, 8, 8), "scale": 1.0})
     calib, held_out = (RNG.uniform(0, 1, (n, 2, 8, 8)).astype(np.float32) for n in (256, 128))
     plain = convert(network, calib, ConversionOptions(calibrate=False))
-    calibrated = convert(network, calib, ConversionOptions(dither=False))  # the fit alone (dithering: below)
+    calibrated = convert(network, calib, ConversionOptions(dither=False, refit_weights=False))  # the fit alone
     assert calibrated.info["calibration"]["timesteps"] == CALIBRATION_T
     assert all(layer.initial_potential is not None for layer in calibrated.layers[:-1])
 
@@ -412,3 +412,40 @@ def test_first_convolution_starts_dithered_unless_max_pooled(tmp_path):
     model.save(str(tmp_path / "snn"))
     np.testing.assert_array_equal(SNNModel.load(str(tmp_path / "snn")).layers[0].initial_potential,
                                   first.initial_potential)
+
+
+@pytest.mark.parametrize("kind", ["conv chain", "residual graph"])
+def test_weight_refit_brings_the_snn_closer_to_the_dnn(tmp_path, kind):
+    """The calibration's weight refit (calibrate.refit_weights, Li et al. 2021): each layer's
+    weights fitted to what the SNN's layers before it send at the calibration T bring the SNN's
+    class scores nearer the DNN's at that T on images it was not fitted on; layers reading the
+    image and the residual skip's identity keep their weights."""
+    from test_graph_conversion import residual_block
+
+    from snn_agent.conversion.calibrate import CALIBRATION_T
+    from snn_agent.engine.dnn import forward
+
+    if kind == "conv chain":
+        n1, i1 = conv_bn_relu_nodes("a", 2, 6, "x")
+        n2, i2 = conv_bn_relu_nodes("b", 6, 6, "ar", stride=2)
+        n3, i3 = conv_bn_relu_nodes("c", 6, 6, "br")
+        nodes = n1 + n2 + n3 + [helper.make_node("Flatten", ["cr"], ["f"]),
+                                helper.make_node("Gemm", ["f", "w", "b"], ["y"], transB=1)]
+        inits = i1 + i2 + i3 + [const("w", RNG.normal(0, 0.3, (5, 6 * 4 * 4))), const("b", RNG.normal(0, 0.1, 5))]
+    else:
+        nodes, inits = residual_block("identity")
+    network = load_onnx(save_model(tmp_path, nodes, inits, (2, 8, 8), 5), {"input_shape": (2, 8, 8), "scale": 1.0})
+    calib, held_out = (RNG.uniform(0, 1, (n, 2, 8, 8)).astype(np.float32) for n in (256, 256))
+    potentials_only = convert(network, calib, ConversionOptions(refit_weights=False))
+    refit = convert(network, calib)
+    assert refit.info["calibration"]["refit_layers"] == [layer.name for layer in refit.layers[1:]]
+    np.testing.assert_array_equal(refit.layers[0].weight, potentials_only.layers[0].weight)
+    for ours, before in zip(refit.layers, potentials_only.layers):  # the residual skip from the stem: kept
+        for synapse, unchanged in zip(ours.extra_synapses, before.extra_synapses):
+            np.testing.assert_array_equal(synapse.weight, unchanged.weight)
+    dnn = forward(network, held_out)
+
+    def score_error(model):
+        return np.abs(SNNEngine(model).run(held_out, CALIBRATION_T).scores - dnn).mean()
+
+    assert score_error(refit) < score_error(potentials_only), (score_error(refit), score_error(potentials_only))

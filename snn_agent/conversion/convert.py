@@ -25,7 +25,7 @@ import numpy as np
 from ..engine.dnn import forward
 from ..engine.ops import fan_out
 from ..ir import Network, NeuronConfig, SNNModel
-from .calibrate import CALIBRATION_IMAGES, CALIBRATION_T, calibrate_initial_potentials
+from .calibrate import CALIBRATION_IMAGES, CALIBRATION_T, calibrate_layers
 
 
 @dataclass
@@ -45,6 +45,8 @@ class ConversionOptions:
     calibrate: bool = True
     # the image's convolution starts dithered before the calibration (calibrate.dither_offsets; False: baselines)
     dither: bool = True
+    # the calibration refits each layer's weights to the SNN's rates first (calibrate.refit_weights; False: baselines)
+    refit_weights: bool = True
 
 
 _SAMPLE_CAP = 200_000  # positive activations kept per layer and batch (per channel: shared out)
@@ -122,7 +124,8 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
             progress: Optional[Callable[[int, int], None]] = None, source: str = "",
             calibration_progress: Optional[Callable[[int, int], None]] = None) -> SNNModel:
     """Normalize the DNN's layers for integrate-and-fire neurons with threshold 1, then calibrate
-    each channel's initial potential (calibrate.py) unless options.calibrate is False."""
+    each layer's weights and each channel's initial potential (calibrate.py) unless
+    options.calibrate is False."""
     calib_x = calib_x[:options.calibration_images]
     if options.per_channel:
         model = _convert_per_channel(network, calib_x, options, progress, source)
@@ -131,9 +134,14 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
     if not options.calibrate:
         return model
     start = time.perf_counter()
-    model = calibrate_initial_potentials(model, calib_x, progress=calibration_progress, dither=options.dither)
-    model.info["calibration"] = {"what": "initial potential per channel (Li et al. 2021), layers not scaled by "
-                                         "a Clip ceiling", "timesteps": CALIBRATION_T,
+    converted = model
+    model = calibrate_layers(model, calib_x, progress=calibration_progress, dither=options.dither,
+                             weights=options.refit_weights)
+    model.info["calibration"] = {"what": "weights refit to the SNN's rates (where refit_layers) and initial "
+                                         "potential per channel (Li et al. 2021), layers not scaled by a Clip "
+                                         "ceiling", "timesteps": CALIBRATION_T,
+                                 "refit_layers": [new.name for new, old in zip(model.layers, converted.layers)
+                                                  if new.bias is not old.bias],
                                  # layers started per neuron (calibrate.dither_offsets): the image's convolution
                                  "dithered_layers": [layer.name for layer in model.layers if layer.initial_potential
                                                      is not None and layer.initial_potential.ndim > 1],
