@@ -1,4 +1,12 @@
-"""The calibration every conversion applies: each channel's initial membrane potential.
+"""The calibration every conversion applies: each layer's weights, then each channel's initial
+membrane potential, layer by layer from the input.
+
+Weights first (refit_weights; Li et al. 2021's advanced pipeline, here a closed-form ridge
+regression instead of their gradient steps): a layer's inputs in the SNN are its sources' rates,
+rounded to T + 1 levels and distorted by the layers before it, where the DNN had exact
+activations; the weights are refit, given the rates the SNN's layers (already calibrated) send at
+CALIBRATION_T, so that the layer's current is nearest the DNN's pre-activation, and the score
+layer's last, on the last spiking layers' rates. One set of weights serves every T.
 
 After normalization a layer's firing rate still departs from the DNN activation it stands for,
 by a mean that is the layer's own: spikes from the layer below arrive unevenly over the frame, so
