@@ -450,10 +450,13 @@ def test_weight_refit_fits_the_layer_to_distorted_inputs():
 
 
 @pytest.mark.parametrize("kind", ["conv chain", "residual graph"])
-def test_conversion_refits_the_weights_of_layers_reading_spikes(tmp_path, kind):
-    """Every conversion refits the weights of the layers that read spikes (conv, dense, the score
-    layer); the image's convolution and a residual skip's identity keep theirs."""
+def test_calibration_refits_the_weights_of_layers_reading_spikes(tmp_path, kind):
+    """The calibration refits the weights of the layers that read spikes (conv, dense, the score
+    layer); the image's convolution and a residual skip's identity keep theirs. convert refits only
+    where it can check the refit on calibration images beyond the calibration's (here: none)."""
     from test_graph_conversion import residual_block
+
+    from snn_agent.conversion.calibrate import calibrate_layers
 
     if kind == "conv chain":
         n1, i1 = conv_bn_relu_nodes("a", 2, 6, "x")
@@ -465,12 +468,12 @@ def test_conversion_refits_the_weights_of_layers_reading_spikes(tmp_path, kind):
         nodes, inits = residual_block("identity")
     network = load_onnx(save_model(tmp_path, nodes, inits, (2, 8, 8), 5), {"input_shape": (2, 8, 8), "scale": 1.0})
     calib = RNG.uniform(0, 1, (64, 2, 8, 8)).astype(np.float32)
-    potentials_only = convert(network, calib, ConversionOptions(refit_weights=False))
-    refit = convert(network, calib)
-    assert potentials_only.info["calibration"]["refit_layers"] == []
-    assert refit.info["calibration"]["refit_layers"] == [layer.name for layer in refit.layers[1:]]
-    np.testing.assert_array_equal(refit.layers[0].weight, potentials_only.layers[0].weight)
-    for ours, before in zip(refit.layers, potentials_only.layers):
-        assert ours.initial_potential is None or ours.initial_potential.shape == before.initial_potential.shape
+    converted = convert(network, calib, ConversionOptions(calibrate=False))
+    refit = calibrate_layers(converted, calib)
+    unchecked = convert(network, calib)
+    assert unchecked.info["calibration"]["refit_layers"] == [] and unchecked.info["calibration"]["refit_check"] is None
+    np.testing.assert_array_equal(refit.layers[0].weight, converted.layers[0].weight)
+    for ours, before in zip(refit.layers[1:], converted.layers[1:]):
+        assert not np.array_equal(ours.weight, before.weight), ours.name
         for synapse, unchanged in zip(ours.extra_synapses, before.extra_synapses):  # the skip from the stem
             np.testing.assert_array_equal(synapse.weight, unchanged.weight)

@@ -46,11 +46,12 @@ class ConversionOptions:
     calibrate: bool = True
     # the image's convolution starts dithered before the calibration (calibrate.dither_offsets; False: baselines)
     dither: bool = True
-    # the calibration refits each layer's weights to the SNN's rates first (calibrate.refit_weights; False: baselines)
+    # the calibration refits each layer's weights to the SNN's rates first, kept where it pays on held-out
+    # calibration images (calibrate.refit_weights, _better_on_held_out; False: baselines)
     refit_weights: bool = True
 
 
-# calibration images beyond the calibration's own that convert needs to check the weight refit on
+# calibration images beyond the calibration's own that the weight refit is checked on (fewer: no refit)
 REFIT_CHECK_IMAGES = 100
 _SAMPLE_CAP = 200_000  # positive activations kept per layer and batch (per channel: shared out)
 
@@ -138,10 +139,11 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
         return model
     start = time.perf_counter()
     converted = model
-    model = calibrate_layers(model, calib_x, progress=calibration_progress, dither=options.dither,
-                             weights=options.refit_weights)
+    # the weight refit only where it can be checked on calibration images it was not fitted on, and pays there
+    refit = options.refit_weights and len(calib_x) - CALIBRATION_IMAGES >= REFIT_CHECK_IMAGES
+    model = calibrate_layers(model, calib_x, progress=calibration_progress, dither=options.dither, weights=refit)
     check = None
-    if options.refit_weights and len(calib_x) - CALIBRATION_IMAGES >= REFIT_CHECK_IMAGES:
+    if refit:
         model, check = _better_on_held_out(network, model, calibrate_layers(converted, calib_x, dither=options.dither,
                                                                             weights=False),
                                            calib_x[CALIBRATION_IMAGES:])
