@@ -15,10 +15,9 @@ back (Bu et al. 2022, "unevenness error"), and deeper layers inherit the surplus
 (Li et al., ICML 2021) corrects that mean per channel, layer by layer from the input, on a few
 hundred unlabelled training images, either as a bias (the mean error per step) or as the initial
 potential (the error over the frame, T x that). The surplus measured on this project's plain
-models is a number of spikes per frame that hardly depends on T (a ResNet-style CNN: ~0.2 spikes
-per neuron at T = 8, 16 and 64 alike), so the initial potential is the form that holds at every
-T the governor picks, where a bias fitted at one T over-corrects at larger T by as much as it
-corrects there. It is stored per output channel (per neuron where dithered, below) with the
+models is a number of spikes per frame that hardly depends on T (docs/conversion.md), so the
+initial potential is the form that holds at every T the governor picks, where a bias fitted at
+one T over-corrects at larger T by as much as it corrects there. It is stored per output channel (per neuron where dithered, below) with the
 layer (Layer.initial_potential, added to the operating point's v_init), measured at CALIBRATION_T.
 
 Before that fit, the first convolution's neurons start dithered (dither_offsets): each neuron's
