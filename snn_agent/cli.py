@@ -30,9 +30,9 @@ def _convert(args) -> int:
           f"{snn.info['calibration_images']} images, percentile {args.percentile}"
           f"{', per channel' if args.per_channel else ''})")
     calibrated = snn.info.get("calibration")
-    print(f"initial potentials calibrated per channel in {calibrated['layers']} layers at T={calibrated['timesteps']} "
-          f"on {calibrated['images']} images in {calibrated['seconds']:.1f} s" if calibrated
-          else "initial potentials not calibrated (--no-calibration)")
+    print(f"weights refit in {len(calibrated['refit_layers'])} layers, initial potentials calibrated per channel in "
+          f"{calibrated['layers']} layers at T={calibrated['timesteps']} on {calibrated['images']} images in "
+          f"{calibrated['seconds']:.1f} s" if calibrated else "not calibrated (--no-calibration)")
     if snn.info["dropped_postprocessing"]:
         print(f"dropped exporter post-processing: {', '.join(snn.info['dropped_postprocessing'])}")
     print(f"{'layer':<22}{'kind':<7}{'neurons':>9}{'synapses':>11}{'DNN MACs':>11}{'scale':>9}  {'from':<13}{'DNN sparsity':>12}")

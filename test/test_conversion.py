@@ -16,7 +16,7 @@ from snn_agent.data import datasets
 from snn_agent.data.prepare import model_input
 from snn_agent.engine import SNNEngine
 from snn_agent.engine.dnn import forward
-from snn_agent.ir import ModelFormatError, SNNModel
+from snn_agent.ir import Layer, ModelFormatError, SNNModel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLED_ONNX = os.path.join(ROOT, "models", "fashion_cnn.onnx")
@@ -343,7 +343,7 @@ def test_conversion_calibrates_initial_potentials_where_no_clip_ceiling_fixes_th
     network = load_onnx(save_model(tmp_path, nodes, inits, (2, 8, 8), 5), {"input_shape": (2, 8, 8), "scale": 1.0})
     calib, held_out = (RNG.uniform(0, 1, (n, 2, 8, 8)).astype(np.float32) for n in (256, 128))
     plain = convert(network, calib, ConversionOptions(calibrate=False))
-    calibrated = convert(network, calib, ConversionOptions(dither=False))  # the fit alone (dithering: below)
+    calibrated = convert(network, calib, ConversionOptions(dither=False, refit_weights=False))  # the fit alone
     assert calibrated.info["calibration"]["timesteps"] == CALIBRATION_T
     assert all(layer.initial_potential is not None for layer in calibrated.layers[:-1])
 
@@ -412,3 +412,68 @@ def test_first_convolution_starts_dithered_unless_max_pooled(tmp_path):
     model.save(str(tmp_path / "snn"))
     np.testing.assert_array_equal(SNNModel.load(str(tmp_path / "snn")).layers[0].initial_potential,
                                   first.initial_potential)
+
+
+def test_weight_refit_fits_the_layer_to_distorted_inputs():
+    """calibrate.refit_weights (Li et al. 2021's weight calibration, closed form): a layer reading
+    a 3x3 convolution's source and, through a kept depthwise identity, a residual skip, whose SNN
+    inputs are the DNN's activations rounded down to T + 1 levels (the bias a rate code's floor
+    makes): the refit layer's current on held-out inputs is nearer the DNN's pre-activation than
+    the converted weights', and the kept block's weights are its own. The same for a dense layer."""
+    from snn_agent.conversion.calibrate import refit_weights
+    from snn_agent.engine.ops import linear
+    from snn_agent.ir import Synapse
+
+    rng = np.random.default_rng(3)
+    conv = Layer("c", "conv", rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), rng.normal(0, 0.1, 4).astype(np.float32),
+                 (3, 6, 6), (4, 6, 6), padding=(1, 1, 1, 1), inputs=["a", "skip"],
+                 extra_synapses=[Synapse("conv", np.ones((4, 1, 1, 1), np.float32), (4, 6, 6), groups=4)])
+    dense = Layer("d", "dense", rng.normal(0, 0.3, (5, 20)).astype(np.float32), rng.normal(0, 0.1, 5).astype(np.float32),
+                  (20,), (5,))
+
+    def rounded(a):  # what a rate code at T = 4 sends of an activation in [0, 1]
+        return np.floor(a * 4) / 4
+
+    for layer, shapes in ((conv, [(3, 6, 6), (4, 6, 6)]), (dense, [(20,)])):
+        fit, held_out = ([rng.uniform(0, 1, (n,) + shape).astype(np.float32) for shape in shapes] for n in (256, 128))
+        refit = refit_weights(layer, [rounded(a) for a in fit], fit)
+
+        def error(model):
+            current = sum(linear(block, rounded(a), with_bias=False) for block, a in zip(model.blocks(), held_out))
+            exact = sum(linear(block, a, with_bias=False) for block, a in zip(layer.blocks(), held_out))
+            bias = (model.bias - layer.bias).reshape((1, -1) + (1,) * (exact.ndim - 2))
+            return np.abs(current + bias - exact).mean()
+
+        assert error(refit) < 0.8 * error(layer), (layer.name, error(refit), error(layer))
+        for kept, before in zip(refit.extra_synapses, layer.extra_synapses):
+            np.testing.assert_array_equal(kept.weight, before.weight)
+
+
+@pytest.mark.parametrize("kind", ["conv chain", "residual graph"])
+def test_calibration_refits_the_weights_of_layers_reading_spikes(tmp_path, kind):
+    """The calibration refits the weights of the layers that read spikes (conv, dense, the score
+    layer); the image's convolution and a residual skip's identity keep theirs. convert refits only
+    where it can check the refit on calibration images beyond the calibration's (here: none)."""
+    from test_graph_conversion import residual_block
+
+    from snn_agent.conversion.calibrate import calibrate_layers
+
+    if kind == "conv chain":
+        n1, i1 = conv_bn_relu_nodes("a", 2, 6, "x")
+        n2, i2 = conv_bn_relu_nodes("b", 6, 6, "ar", stride=2)
+        nodes = n1 + n2 + [helper.make_node("Flatten", ["br"], ["f"]),
+                           helper.make_node("Gemm", ["f", "w", "b"], ["y"], transB=1)]
+        inits = i1 + i2 + [const("w", RNG.normal(0, 0.3, (5, 6 * 4 * 4))), const("b", RNG.normal(0, 0.1, 5))]
+    else:
+        nodes, inits = residual_block("identity")
+    network = load_onnx(save_model(tmp_path, nodes, inits, (2, 8, 8), 5), {"input_shape": (2, 8, 8), "scale": 1.0})
+    calib = RNG.uniform(0, 1, (64, 2, 8, 8)).astype(np.float32)
+    converted = convert(network, calib, ConversionOptions(calibrate=False))
+    refit = calibrate_layers(converted, calib)
+    unchecked = convert(network, calib)
+    assert unchecked.info["calibration"]["refit_layers"] == [] and unchecked.info["calibration"]["refit_check"] is None
+    np.testing.assert_array_equal(refit.layers[0].weight, converted.layers[0].weight)
+    for ours, before in zip(refit.layers[1:], converted.layers[1:]):
+        assert not np.array_equal(ours.weight, before.weight), ours.name
+        for synapse, unchanged in zip(ours.extra_synapses, before.extra_synapses):  # the skip from the stem
+            np.testing.assert_array_equal(synapse.weight, unchanged.weight)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from snn_agent.adaptation.calibration import dnn_channel_rates
-from snn_agent.conversion.calibrate import CALIBRATION_T, calibrate_initial_potentials, calibrated_potential
+from snn_agent.conversion.calibrate import CALIBRATION_T, calibrate_layers, calibrated_potential
 from snn_agent.conversion.convert import ConversionOptions, convert
 from snn_agent.conversion.loihi import LoihiOptions, to_loihi
 from snn_agent.conversion.onnx_import import load_onnx
@@ -58,7 +58,7 @@ def test_calibration_layer_by_layer_equals_runs_of_each_prefix(tmp_path, kind):
     network = load_onnx(path, {"input_shape": (2, 8, 8), "scale": 1.0})
     x = RNG.uniform(0, 1, (100, 2, 8, 8)).astype(np.float32)
     plain = convert(network, x, ConversionOptions(calibrate=False))
-    fast = calibrate_initial_potentials(plain, x, dither=False)  # the two ways of measuring (the dither: test_conversion)
+    fast = calibrate_layers(plain, x, dither=False, weights=False)  # the two ways of measuring (the dither: test_conversion)
     expected = potentials_by_prefix_runs(plain, x, CALIBRATION_T, SNNEngine)
     assert sum(layer.initial_potential is not None for layer in fast.layers) == len(fast.thresholds)
     for ours, reference in zip(fast.layers, expected):
@@ -69,7 +69,7 @@ def test_calibration_layer_by_layer_equals_runs_of_each_prefix(tmp_path, kind):
 def test_loihi_calibration_layer_by_layer_equals_runs_of_each_prefix(tmp_path):
     network = load_onnx(maxpool_chain(tmp_path), {"input_shape": (2, 8, 8), "scale": 1.0})
     x = RNG.uniform(0, 1, (100, 2, 8, 8)).astype(np.float32)
-    ideal = convert(network, x)
+    ideal = convert(network, x, ConversionOptions(refit_weights=False))  # the potentials on the same weights
     options = LoihiOptions(search_images=0, search_timesteps=12)
     calibrated = to_loihi(ideal, x, options)
     # the same target before its calibration: the ideal potentials on the same integers

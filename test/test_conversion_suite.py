@@ -21,6 +21,7 @@ def test_plain_mlp_converts_within_the_suite_gaps():
     row = convert_and_measure("mlp", datasets.load("fashion-mnist", "test").subset(SUBSET))
     assert row["exports"] == {"openvino": "openvino/model.xml", "nir": "model.nir", "netx": "loihi.net"}
     assert row["dnn_accuracy"] > 0.8
+    assert row["calibration"]["refit_check"]["images"] == 1000 - 256  # the weight refit checked on held-out images
     for target, goals in SUITE_GOALS.items():
         for t, limit in goals.items():
             gap = 100 * (row["dnn_accuracy"] - row["targets"][target][t])

@@ -29,11 +29,9 @@ COORDINATE_PASSES = 2
 BIAS_PASSES = 2
 
 
-def dnn_channel_rates(model: SNNModel, x: np.ndarray, batch: int = 256) -> list:
-    """Per spiking layer, per channel: the mean DNN activation over x as a fraction of the layer's
-    threshold, every ReLU clipped at the threshold (the rate an ideal SNN would fire at). `model` is the ideal
-    (normalized) model; its loihi target has the same layers and channels."""
-    # the DNN whose ReLUs saturate where the SNN's rates do (at the threshold): what the SNN approximates
+def saturating_network(model: SNNModel):
+    """The model's layers as a DNN whose ReLUs saturate where the SNN's rates do (at the
+    threshold): what the SNN approximates."""
     layers, spiking_index = [], 0
     for layer in model.layers:
         if layer.spiking:
@@ -41,7 +39,14 @@ def dnn_channel_rates(model: SNNModel, x: np.ndarray, batch: int = 256) -> list:
             layer = replace(layer, activation_max=min(layer.activation_max or ceiling, ceiling))
             spiking_index += 1
         layers.append(layer)
-    network = replace(model.network, layers=layers)
+    return replace(model.network, layers=layers)
+
+
+def dnn_channel_rates(model: SNNModel, x: np.ndarray, batch: int = 256) -> list:
+    """Per spiking layer, per channel: the mean DNN activation over x as a fraction of the layer's
+    threshold, every ReLU clipped at the threshold (the rate an ideal SNN would fire at). `model` is the ideal
+    (normalized) model; its loihi target has the same layers and channels."""
+    network = saturating_network(model)
     sums = None
     for start in range(0, len(x), batch):
         _, activations = forward(network, x[start:start + batch], return_activations=True)

@@ -1,4 +1,12 @@
-"""The calibration every conversion applies: each channel's initial membrane potential.
+"""The calibration every conversion applies: each layer's weights, then each channel's initial
+membrane potential, layer by layer from the input.
+
+Weights first (refit_weights; Li et al. 2021's advanced pipeline, here a closed-form ridge
+regression instead of their gradient steps): a layer's inputs in the SNN are its sources' rates,
+rounded to T + 1 levels and distorted by the layers before it, where the DNN had exact
+activations; the weights are refit, given the rates the SNN's layers (already calibrated) send at
+CALIBRATION_T, so that the layer's current is nearest the DNN's pre-activation, and the score
+layer's last, on the last spiking layers' rates. One set of weights serves every T.
 
 After normalization a layer's firing rate still departs from the DNN activation it stands for,
 by a mean that is the layer's own: spikes from the layer below arrive unevenly over the frame, so
@@ -7,10 +15,9 @@ back (Bu et al. 2022, "unevenness error"), and deeper layers inherit the surplus
 (Li et al., ICML 2021) corrects that mean per channel, layer by layer from the input, on a few
 hundred unlabelled training images, either as a bias (the mean error per step) or as the initial
 potential (the error over the frame, T x that). The surplus measured on this project's plain
-models is a number of spikes per frame that hardly depends on T (a ResNet-style CNN: ~0.2 spikes
-per neuron at T = 8, 16 and 64 alike), so the initial potential is the form that holds at every
-T the governor picks, where a bias fitted at one T over-corrects at larger T by as much as it
-corrects there. It is stored per output channel (per neuron where dithered, below) with the
+models is a number of spikes per frame that hardly depends on T (docs/conversion.md), so the
+initial potential is the form that holds at every T the governor picks, where a bias fitted at
+one T over-corrects at larger T by as much as it corrects there. It is stored per output channel (per neuron where dithered, below) with the
 layer (Layer.initial_potential, added to the operating point's v_init), measured at CALIBRATION_T.
 
 Before that fit, the first convolution's neurons start dithered (dither_offsets): each neuron's
@@ -34,9 +41,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..adaptation.calibration import dnn_channel_rates
+from ..adaptation.calibration import dnn_channel_rates, saturating_network
 from ..engine import SNNEngine
-from ..ir import SNNModel
+from ..engine.dnn import forward
+from ..engine.ops import linear
+from ..ir import Layer, SNNModel
 
 CALIBRATION_T = 8  # chosen on the validation split (docs/conversion.md): 4 and 16 did worse at T = 8 and 16
 CALIBRATION_IMAGES = 256
@@ -44,18 +53,24 @@ CALIBRATION_IMAGES = 256
 # or a threshold below, not more
 POTENTIAL_LIMIT = 1.0
 # ordered dithering's 4x4 Bayer matrix: the order in which the 16 positions of a tile round up
+# the weight refit's least squares: rows (image x position) drawn from the calibration images, and
+# its ridge toward the converted weights, relative to the features' mean square
+REFIT_ROWS = 30_000
+REFIT_RIDGE = 1e-2
 BAYER_4X4 = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]])
 
 
-def calibrate_initial_potentials(model: SNNModel, x: np.ndarray, timesteps: int = CALIBRATION_T,
-                                 progress: Optional[Callable[[int, int], None]] = None,
-                                 dither: bool = True) -> SNNModel:
-    """`model` with Layer.initial_potential set on every spiking layer not scaled by a Clip
-    ceiling: layer by layer from the input, T x (the DNN's mean activation per channel as a
-    fraction of the threshold - the SNN's firing rate per channel at T), on x, starting from the
-    potentials the layers have (none: the image's convolution's dither_offsets, or zero with
+def calibrate_layers(model: SNNModel, x: np.ndarray, timesteps: int = CALIBRATION_T,
+                     progress: Optional[Callable[[int, int], None]] = None,
+                     dither: bool = True, weights: bool = True) -> SNNModel:
+    """`model` calibrated on x, layer by layer from the input, on every spiking layer not scaled by
+    a Clip ceiling: with `weights`, its weights refit to the SNN's rates of its sources
+    (refit_weights), then Layer.initial_potential set to T x (the DNN's mean activation per
+    channel as a fraction of the threshold - the SNN's firing rate per channel at T), starting from
+    the potentials the layers have (none: the image's convolution's dither_offsets, or zero with
     dither=False; calibrated_potential; the loihi target calibrates its own the same way,
-    loihi.tune_thresholds)."""
+    loihi.tune_thresholds); with `weights`, the score layer's weights last, where every layer it
+    reads was calibrated."""
     x = x[:CALIBRATION_IMAGES]
     reference = dnn_channel_rates(model, x)
     spiking = [i for i, layer in enumerate(model.layers) if layer.spiking]
@@ -69,8 +84,13 @@ def calibrate_initial_potentials(model: SNNModel, x: np.ndarray, timesteps: int 
     engine = SNNEngine(model, compiled_frames=False)
     batch = max(1, 128 // timesteps)
     outputs = [{-1: engine.input_rows(x[start:start + batch])} for start in range(0, len(x), batch)]
-    last_reader = {source: index for index, sources in enumerate(model.network.source_indices()) for source in sources}
+    last_reader = {source: index for index, reads in enumerate(model.network.source_indices()) for source in reads}
+    sources = model.network.source_indices()
+    dnn = forward(saturating_network(model), x, return_activations=True)[1] if weights else None
     for position, index in enumerate(spiking[:calibrated[-1] + 1] if calibrated else []):
+        if weights and position in calibrated:
+            layers[index] = _refit(model, layers[index], sources[index], outputs, x, dnn)
+            engine = SNNEngine(replace(model, network=replace(model.network, layers=layers)), compiled_frames=False)
         currents = [engine.layer_current(index, batch_outputs, timesteps) for batch_outputs in outputs]
         for batch_outputs in outputs:
             for source in [s for s in batch_outputs if last_reader.get(s) == index]:
@@ -88,6 +108,8 @@ def calibrate_initial_potentials(model: SNNModel, x: np.ndarray, timesteps: int 
                 progress(calibrated.index(position) + 1, len(calibrated))
         for batch_outputs, current in zip(outputs, currents):
             batch_outputs[index] = engine.layer_spikes(index, current, timesteps)[0]
+    if weights and not layers[-1].spiking and all(s in outputs[0] for s in sources[-1]):
+        layers[-1] = _refit(model, layers[-1], sources[-1], outputs, x, dnn)
     return replace(model, network=replace(model.network, layers=layers))
 
 
@@ -107,11 +129,8 @@ def _ditherable(model: SNNModel, spiking: list, rows: list) -> set:
     only, unless a lowered MaxPool reads them. Their input is the image, a constant current, so a
     neuron's count is exactly its activation rounded, and dithering is halftoning's; a deeper
     layer's input is spike trains, where a neuron started near its threshold fires on the first
-    input spikes whatever comes later (the suite's ResNet-style CNN lost 0.5 points at T = 8 with
-    all six layers dithered, 4,000 validation images). A max picks the largest of its inputs,
-    the one dithering rounded up: a bias on every window (the VGG-style CNN's first layer
-    dithered, each layer's activation rounded to T + 1 levels: 1.9 points lost at T = 8, 2,000
-    validation images)."""
+    input spikes whatever comes later; a max picks the largest of its inputs, the one dithering
+    rounded up: a bias on every window (measured: docs/conversion.md, Dithered starts)."""
     sources = model.network.source_indices()
     max_pool = {index for index, row in zip(spiking, rows) if row.get("scale_from") == "source (max pool)"}
     before_max_pool = {source for index in max_pool for source in sources[index]}
@@ -131,3 +150,81 @@ def dither_offsets(layer) -> np.ndarray:
     repeats = (-(-height // 4), -(-width // 4))
     return np.stack([np.tile(np.roll(tile, (c % 4, c // 4 % 4), axis=(0, 1)), repeats)[:height, :width]
                      for c in range(channels)]).astype(np.float32)
+
+
+def refit_weights(layer: Layer, snn_inputs: list, dnn_inputs: list) -> Layer:
+    """`layer` with its weights refit to the SNN (Li et al. 2021's weight calibration, in closed
+    form): given what each of its sources sends in the SNN (snn_inputs: rates, or the image) in
+    place of the DNN's activation (dnn_inputs, the same sources), the weights and bias whose current
+    is nearest the DNN's pre-activation, least squares with a ridge toward the converted weights.
+    Blocks that read the image (exact already) and grouped ones (a lowered MaxPool's structure,
+    the identity of a residual skip) keep their weights; their SNN current is part of the fit's target.
+    The fit is at the calibration T and holds for every T: at larger T the rates come nearer the
+    DNN's and these weights leave a small error that does not shrink with T (docs/conversion.md)."""
+    blocks = layer.blocks()
+    free = [k for k, block in enumerate(blocks) if block.groups == 1 and snn_inputs[k] is not dnn_inputs[k]]
+    if not free:
+        return layer
+    rows = int(np.prod(layer.output_shape[1:]))
+    keep = np.random.default_rng(0).permutation(len(snn_inputs[0]) * rows)[:REFIT_ROWS]
+    # the DNN's pre-activation, less what the kept blocks send on the SNN's input
+    target = _rows(layer.bias.reshape((1, -1) + (1,) * (len(layer.output_shape) - 1)) +
+                   sum(linear(block, x, with_bias=False) for block, x in zip(blocks, dnn_inputs)))[keep] - \
+        sum((_rows(linear(blocks[k], snn_inputs[k], with_bias=False))[keep]
+             for k in range(len(blocks)) if k not in free), np.zeros(1))
+    features = np.concatenate([_patches(blocks[k], snn_inputs[k])[keep] for k in free] +
+                              [np.ones((len(keep), 1), np.float32)], axis=1).astype(np.float64)
+    converted = np.concatenate([blocks[k].weight.reshape(len(layer.bias), -1) for k in free] +
+                               [layer.bias[:, None]], axis=1).T.astype(np.float64)
+    residual = target - features @ converted
+    ridge = REFIT_RIDGE * np.einsum("ij,ij->", features, features) / features.shape[1]
+    if features.shape[1] <= len(features):
+        delta = np.linalg.solve(features.T @ features + ridge * np.eye(features.shape[1]), features.T @ residual)
+    else:  # more weights than rows (a dense layer on a few hundred images): the same solution, the smaller system
+        delta = features.T @ np.linalg.solve(features @ features.T + ridge * np.eye(len(features)), residual)
+    fitted = (converted + delta).T.astype(np.float32)
+    weights = np.split(fitted[:, :-1], np.cumsum([blocks[k].weight[0].size for k in free])[:-1], axis=1)
+    refit = {k: w.reshape(blocks[k].weight.shape) for k, w in zip(free, weights)}
+    return replace(layer, weight=refit.get(0, layer.weight), bias=fitted[:, -1].copy(),
+                   extra_synapses=[replace(synapse, weight=refit.get(k + 1, synapse.weight))
+                                   for k, synapse in enumerate(layer.extra_synapses)])
+
+
+def _rows(output: np.ndarray) -> np.ndarray:
+    """(N, O, H, W) or (N, O) -> one row per image and position, (N * H * W, O)."""
+    return output.reshape(len(output), -1) if output.ndim == 2 else \
+        output.transpose(0, 2, 3, 1).reshape(-1, output.shape[1])
+
+
+def _patches(block: Layer, x: np.ndarray) -> np.ndarray:
+    """What each output position of `block` reads of x (im2col), (N * H * W, features), in the
+    order of block.weight.reshape(out, -1); a dense block: x flattened."""
+    if block.kind == "dense":
+        return x.reshape(len(x), -1)
+    top, left, bottom, right = block.padding
+    x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    kh, kw = block.weight.shape[2:]
+    height, width = block.output_shape[1:]
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
+    windows = windows[:, :, ::block.stride[0], ::block.stride[1]][:, :, :height, :width]
+    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(-1, x.shape[1] * kh * kw)
+
+
+def _source_values(model: SNNModel, outputs: list, x: np.ndarray, source: int) -> np.ndarray:
+    """What a source sends in the SNN over the calibration images, channels first: its rates
+    (spikes per step) from the kept spikes, or the image."""
+    if source < 0:
+        return x
+    shape = tuple(model.layers[source].output_shape)
+    rates = np.concatenate([batch[source].mean(axis=0) for batch in outputs])
+    if len(shape) == 3:
+        return rates.reshape((len(rates),) + shape[1:] + shape[:1]).transpose(0, 3, 1, 2)
+    return rates
+
+
+
+def _refit(model: SNNModel, layer: Layer, sources: list, outputs: list, x: np.ndarray, dnn: list) -> Layer:
+    """refit_weights on what the layer's sources send in the SNN (kept spikes of the calibration
+    batches, or the image) and in the DNN."""
+    return refit_weights(layer, [_source_values(model, outputs, x, s) for s in sources],
+                         [x if s < 0 else dnn[s] for s in sources])

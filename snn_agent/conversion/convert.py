@@ -22,10 +22,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..engine.dnn import forward
+from ..engine import SNNEngine
+from ..engine.dnn import forward, predict
 from ..engine.ops import fan_out
 from ..ir import Network, NeuronConfig, SNNModel
-from .calibrate import CALIBRATION_IMAGES, CALIBRATION_T, calibrate_initial_potentials
+from .calibrate import CALIBRATION_IMAGES, CALIBRATION_T, calibrate_layers
 
 
 @dataclass
@@ -45,8 +46,13 @@ class ConversionOptions:
     calibrate: bool = True
     # the image's convolution starts dithered before the calibration (calibrate.dither_offsets; False: baselines)
     dither: bool = True
+    # the calibration refits each layer's weights to the SNN's rates first, kept where it pays on held-out
+    # calibration images (calibrate.refit_weights, _better_on_held_out; False: baselines)
+    refit_weights: bool = True
 
 
+# calibration images beyond the calibration's own that the weight refit is checked on (fewer: no refit)
+REFIT_CHECK_IMAGES = 100
 _SAMPLE_CAP = 200_000  # positive activations kept per layer and batch (per channel: shared out)
 
 
@@ -122,7 +128,8 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
             progress: Optional[Callable[[int, int], None]] = None, source: str = "",
             calibration_progress: Optional[Callable[[int, int], None]] = None) -> SNNModel:
     """Normalize the DNN's layers for integrate-and-fire neurons with threshold 1, then calibrate
-    each channel's initial potential (calibrate.py) unless options.calibrate is False."""
+    each layer's weights and each channel's initial potential (calibrate.py) unless
+    options.calibrate is False."""
     calib_x = calib_x[:options.calibration_images]
     if options.per_channel:
         model = _convert_per_channel(network, calib_x, options, progress, source)
@@ -131,16 +138,41 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
     if not options.calibrate:
         return model
     start = time.perf_counter()
-    model = calibrate_initial_potentials(model, calib_x, progress=calibration_progress, dither=options.dither)
-    model.info["calibration"] = {"what": "initial potential per channel (Li et al. 2021), layers not scaled by "
-                                         "a Clip ceiling", "timesteps": CALIBRATION_T,
+    converted = model
+    # the weight refit only where it can be checked on calibration images it was not fitted on, and pays there
+    refit = options.refit_weights and len(calib_x) - CALIBRATION_IMAGES >= REFIT_CHECK_IMAGES
+    model = calibrate_layers(model, calib_x, progress=calibration_progress, dither=options.dither, weights=refit)
+    check = None
+    if refit:
+        model, check = _better_on_held_out(network, model, calibrate_layers(converted, calib_x, dither=options.dither,
+                                                                            weights=False),
+                                           calib_x[CALIBRATION_IMAGES:])
+    model.info["calibration"] = {"what": "weights refit to the SNN's rates (where refit_layers) and initial "
+                                         "potential per channel (Li et al. 2021), layers not scaled by a Clip "
+                                         "ceiling", "timesteps": CALIBRATION_T,
+                                 "refit_layers": [new.name for new, old in zip(model.layers, converted.layers)
+                                                  if new.bias is not old.bias],
                                  # layers started per neuron (calibrate.dither_offsets): the image's convolution
                                  "dithered_layers": [layer.name for layer in model.layers if layer.initial_potential
                                                      is not None and layer.initial_potential.ndim > 1],
                                  "images": int(min(len(calib_x), CALIBRATION_IMAGES)),
                                  "layers": sum(layer.initial_potential is not None for layer in model.layers),
+                                 "refit_check": check,
                                  "seconds": round(time.perf_counter() - start, 2)}
     return model
+
+
+def _better_on_held_out(network: Network, refit: SNNModel, potentials_only: SNNModel, held_out: np.ndarray) -> tuple:
+    """The calibrated model whose labels at CALIBRATION_T agree more often with the DNN's on
+    calibration images neither was fitted on: the weight refit where it pays, the initial
+    potentials alone where the SNN had little to correct and the refit's fit to 256 images costs
+    more than it mends (the suite's MLP, docs/conversion.md); a tie keeps the converted weights."""
+    labels = predict(network, held_out)
+    agreement = {name: float((SNNEngine(model).run(held_out, CALIBRATION_T).scores.argmax(1) == labels).mean())
+                 for name, model in (("refit", refit), ("potentials_only", potentials_only))}
+    kept = agreement["refit"] > agreement["potentials_only"]
+    return (refit if kept else potentials_only), {"images": int(len(held_out)), "agreement_with_dnn": agreement,
+                                                  "weights_refit": kept}
 
 
 def _convert_per_layer(network: Network, calib_x: np.ndarray, options: ConversionOptions,
