@@ -16,7 +16,7 @@ corrections, both computed per T on the calibration split:
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -54,12 +54,13 @@ def dnn_channel_rates(model: SNNModel, x: np.ndarray, batch: int = 256) -> list:
 
 
 def refine_layer_scales(run: Callable, calib: tuple, timesteps: int, neuron: NeuronConfig, n_layers: int,
-                        scales: Sequence[float] = LAYER_SCALES) -> tuple:
+                        scales: Sequence[float] = LAYER_SCALES, start_accuracy: Optional[float] = None) -> tuple:
     """Coordinate search of per-layer threshold scales from `neuron` -> (neuron, calibration accuracy).
-    The global scale is folded into the layers' first, so that `scales` are what each layer gets."""
+    The global scale is folded into the layers' first, so that `scales` are what each layer gets.
+    start_accuracy: `neuron`'s on calib, where already measured."""
     best = neuron if neuron.layer_threshold_scales else \
         replace(neuron, threshold_scale=1.0, layer_threshold_scales=(neuron.threshold_scale,) * n_layers)
-    best_accuracy = accuracy(run, *calib, timesteps, best)
+    best_accuracy = accuracy(run, *calib, timesteps, best) if start_accuracy is None else start_accuracy
     for _ in range(COORDINATE_PASSES):
         improved = False
         for layer in range(n_layers):

@@ -72,7 +72,8 @@ def split_data(spec: str, model: SNNModel, n_test: int, n_calib: int) -> Profile
 
 
 def _search_points(name: str, run, cost, data: ProfileData, neuron, grid, reference_rates: Optional[list],
-                   latency_kind: str = "measured", v_decays: tuple = (), weights: str = "") -> list:
+                   latency_kind: str = "measured", v_decays: tuple = (), weights: str = "",
+                   scores_by_timesteps=None, plain_heldout: Optional[dict] = None) -> list:
     """Every enhancement up to LAYER_ENHANCE_MAX_T, the global threshold scale and v_init (and the
     leak, where the target has one: v_decays) up to ENHANCE_MAX_T, the plain conversion above it.
     reference_rates None: no bias calibration; so for weights trained for their T (weights), whose
@@ -88,7 +89,8 @@ def _search_points(name: str, run, cost, data: ProfileData, neuron, grid, refere
     for timesteps, label, options in tiers:
         if timesteps:
             points += search(run, cost, data.calib, data.heldout, neuron, timesteps, latency_kind=latency_kind,
-                             progress=ProgressBar(f"{name}: operating points ({label})"), weights=weights, **options)
+                             progress=ProgressBar(f"{name}: operating points ({label})"), weights=weights,
+                             scores_by_timesteps=scores_by_timesteps, plain_heldout=plain_heldout, **options)
     return mark_pareto(points)
 
 
@@ -105,18 +107,20 @@ def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_
     for those T, gets its points at them too, searched the same way (OperatingPoint.weights)."""
     model = SNNModel.load(model_dir)
     engine = SNNEngine(model)
-    plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, ProgressBar("ideal: accuracy vs T"))
+    plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, ProgressBar("ideal: accuracy vs T"),
+                                  scores_by_timesteps=engine.scores_by_timesteps)
+    # the search leaves latency and energy to the side-by-side measurement of every point below
+    points = _search_points("ideal", engine.run, None, data, model.neuron, grid,
+                            dnn_channel_rates(model, data.calib[0]), scores_by_timesteps=engine.scores_by_timesteps,
+                            plain_heldout=plain)
+    for directory, its_grid in trained_weights:
+        trained = SNNEngine(SNNModel.load(os.path.join(model_dir, directory)))
+        points += _search_points(f"ideal, weights {directory}", trained.run, None, data, trained.model.neuron,
+                                 its_grid, None, weights=directory, scores_by_timesteps=trained.scores_by_timesteps)
     backend = CpuBackend()
     backend.load(model_dir)
     try:
         cost = MeasuredCost(backend.infer, data.heldout[0][:latency_frames])
-        points = _search_points("ideal", engine.run, cost, data, model.neuron, grid,
-                                dnn_channel_rates(model, data.calib[0]))
-        for directory, its_grid in trained_weights:
-            backend.load_weights(directory)
-            trained = SNNModel.load(os.path.join(model_dir, directory))
-            points += _search_points(f"ideal, weights {directory}", SNNEngine(trained).run, cost, data,
-                                     trained.neuron, its_grid, None, weights=directory)
         print("ideal: latency and energy of every point, side by side...", file=sys.stderr)
         remeasure_side_by_side(points, cost, model.neuron.reset)
     finally:
@@ -156,7 +160,7 @@ def profile_loihi(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, energy_f
     cost = loihi_cost(engine, data.heldout[0][:energy_frames], constants)
     points = _search_points("loihi", engine.run, cost, data, model.neuron, grid,
                             dnn_channel_rates(SNNModel.load(model_dir), data.calib[0]), latency_kind="modelled",
-                            v_decays=LOIHI_V_DECAYS)
+                            v_decays=LOIHI_V_DECAYS, plain_heldout=plain)
     table = PointTable("lava", "loihi", points, _calibration(
         data, latency=f"modelled chip time: (T + {engine.depth}) steps x {constants.timestep_s * 1e6:g} us "
                       f"per step (energy/constants.py); Lava's simulator is not timed",
