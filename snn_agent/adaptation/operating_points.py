@@ -21,7 +21,7 @@ import numpy as np
 
 from ..evaluation import accuracy, accuracy_vs_timesteps
 from ..ir import NeuronConfig
-from .calibration import LAYER_SCALES, calibrate_biases, refine_layer_scales
+from .calibration import BIAS_PASSES, COORDINATE_PASSES, LAYER_SCALES, calibrate_biases, refine_layer_scales
 
 POINTS_JSON = "operating_points.json"
 DEFAULT_GRID = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
@@ -124,7 +124,8 @@ def search(run: Callable, cost: Optional[Callable], calib: tuple, heldout: tuple
            latency_kind: str = "measured", layer_scales=LAYER_SCALES,
            reference_rates: Optional[list] = None, v_decays: Iterable[int] = (), weights: str = "",
            scores_by_timesteps: Optional[Callable] = None, plain_heldout: Optional[dict] = None) -> list:
-    """run(x, T, neuron) -> result with .labels and .ops.channel_rates; cost(T, neuron, weights) ->
+    """run(x, T, neuron) -> result with .labels and .ops.channel_rates; progress(done, total): in
+    image-steps run, against search_steps' total; cost(T, neuron, weights) ->
     (latency_ms, EnergyEstimate), or None to leave latency and energy at 0 for a side-by-side
     measurement afterwards (remeasure_side_by_side). weights: the OperatingPoint.weights that `run`
     runs ("": the model's own). scores_by_timesteps: the engine's, where one run reads every T
@@ -148,6 +149,12 @@ def search(run: Callable, cost: Optional[Callable], calib: tuple, heldout: tuple
     options = [plain] + [replace(plain, threshold_scale=s, v_init=v) for s in threshold_scales for v in v_inits
                          if (s, v) != (plain.threshold_scale, plain.v_init)]
     n_layers = len(run(calib[0][:1], 1, plain).ops.channel_rates)
+    if progress:
+        work = StepCounter(progress, search_steps(grid, len(calib[1]), len(heldout[1]), len(options), n_layers,
+                                                  layer_scales, v_decays, reference_rates is not None,
+                                                  scores_by_timesteps is not None, bool(plain_heldout)))
+        run = work.counted_run(run)
+        scores_by_timesteps = scores_by_timesteps and work.counted_scores(scores_by_timesteps)
     search_half = (calib[0][0::2], calib[1][0::2])
     check_half = (calib[0][1::2], calib[1][1::2])
 
@@ -185,7 +192,7 @@ def search(run: Callable, cost: Optional[Callable], calib: tuple, heldout: tuple
     on_heldout = accuracies(heldout, {t: neuron for t, neuron in kept.items() if neuron != plain or t not in known})
     on_heldout.update({t: known[t] for t in grid if t not in on_heldout})
     points = []
-    for i, timesteps in enumerate(grid):
+    for timesteps in grid:
         neuron = kept[timesteps]
         latency_ms, joules, energy_kind = 0.0, 0.0, ""
         if cost is not None:
@@ -196,9 +203,61 @@ def search(run: Callable, cost: Optional[Callable], calib: tuple, heldout: tuple
                                      layer_threshold_scales=list(neuron.layer_threshold_scales),
                                      bias_shifts=[list(s) for s in neuron.bias_shifts], v_decay=neuron.v_decay,
                                      weights=weights))
-        if progress:
-            progress(i + 1, len(grid))
+    if progress:
+        work.finish()
     return mark_pareto(points)
+
+
+def search_steps(grid, calib_n: int, heldout_n: int, n_options: int, n_layers: int, layer_scales=LAYER_SCALES,
+                 v_decays=(), bias: bool = False, one_run: bool = False, plain_heldout_known: bool = False) -> int:
+    """The image-steps (frames x T of every run) that `search` runs at most with these options:
+    the total of its progress, known before it starts. one_run: scores_by_timesteps given;
+    plain_heldout_known: plain_heldout given."""
+    grid = [int(t) for t in grid]
+    steps_of_grid = max(grid) if one_run else sum(grid)  # one run at the largest T, or one per T
+    search_n, check_n = (calib_n + 1) // 2, calib_n // 2
+    searched = (n_options if n_options > 1 else 0) * search_n * steps_of_grid
+    if layer_scales and n_layers > 1:
+        searched += COORDINATE_PASSES * n_layers * len(layer_scales) * search_n * sum(grid)
+    searched += len(tuple(v_decays)) * search_n * sum(grid)
+    if bias:
+        searched += BIAS_PASSES * n_layers * calib_n * sum(grid) + check_n * sum(grid)
+    if not searched:  # nothing can move from the plain conversion
+        return 0 if plain_heldout_known else heldout_n * steps_of_grid
+    checked = check_n * (steps_of_grid + sum(grid))  # the plain conversion and what the searches found
+    return searched + checked + heldout_n * sum(grid)
+
+
+class StepCounter:
+    """Counts the image-steps of the runs it wraps and reports them to progress(done, total)
+    against the total expected up front (search_steps), so that a progress bar's time left holds
+    for the whole search, not for one T. A search that stops early (no better scale) jumps to the
+    end."""
+
+    def __init__(self, progress: Callable[[int, int], None], total: int):
+        self.progress, self.total, self.done = progress, max(int(total), 1), 0
+        progress(0, self.total)
+
+    def _add(self, steps: int) -> None:
+        self.done += steps
+        self.progress(min(self.done, self.total - 1), self.total)
+
+    def counted_run(self, run: Callable) -> Callable:
+        def counted(x, timesteps, neuron=None):
+            result = run(x, timesteps, neuron)
+            self._add(len(x) * timesteps)
+            return result
+        return counted
+
+    def counted_scores(self, scores_by_timesteps: Callable) -> Callable:
+        def counted(x, grid, neuron=None):
+            scores = scores_by_timesteps(x, grid, neuron)
+            self._add(len(x) * max(grid))
+            return scores
+        return counted
+
+    def finish(self) -> None:
+        self.progress(self.total, self.total)
 
 
 def _grouped(neuron_of: dict) -> list:
