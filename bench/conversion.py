@@ -274,31 +274,46 @@ def same_loihi_target(dir_a: str, dir_b: str) -> bool:
                                                               LoihiEngine(b).initial_voltages(b.neuron)))
 
 
+SHARED_MACHINE = "wall and CPU under the load average shown: the machine was shared with other work"
+
+
+def _trees(baseline: str) -> dict:
+    return {"this": ROOT} if not baseline else {"this": ROOT, "baseline": os.path.abspath(baseline)}
+
+
+def in_turn(trees: dict, repeats: int, scratch: str, measure) -> dict:
+    """{tree: [measure(checkout, SCRATCH/TREE+REPEAT) of each repeat]}, the trees in turn (A B A B:
+    the pairs see the same load)."""
+    runs = {tree: [] for tree in trees}
+    for repeat in range(repeats):
+        for tree, checkout in trees.items():
+            print(f"{tree}, run {repeat + 1} of {repeats}:", end=" ", flush=True)
+            runs[tree].append(measure(checkout, os.path.join(scratch, f"{tree}{repeat}")))
+    return runs
+
+
 def profile_timing(quick: bool, out: str, models: list, baseline: str, repeats: int, profile_args: list) -> int:
     """`snn-agent convert` (default options) then `snn-agent profile` (PROFILE_ARGS) of each model,
     from this tree and the baseline in turn (A B A B), each a fresh process timed from outside;
     and whether the two trees' profiles wrote the same accuracy figures."""
     from plain_models import trained_onnx
 
-    trees = {"this": ROOT} if not baseline else {"this": ROOT, "baseline": os.path.abspath(baseline)}
-    results = {"repeats": repeats, "trees": trees, "profile_args": profile_args,
-               "note": "wall and CPU under the load average shown: the machine was shared with other work",
-               "models": {}}
+    trees = _trees(baseline)
+    results = {"repeats": repeats, "trees": trees, "profile_args": profile_args, "note": SHARED_MACHINE, "models": {}}
     for name in models:
         onnx_path = trained_onnx(name)
-        runs = {tree: [] for tree in trees}
+
+        def convert_and_profile(checkout: str, model_dir: str) -> dict:
+            row = {"convert": timed_convert(checkout, onnx_path, model_dir)}
+            row["profile"] = timed_profile(checkout, model_dir, profile_args)
+            row["total_wall_s"] = round(row["convert"]["wall_s"] + row["profile"]["wall_s"], 1)
+            row["total_cpu_s"] = round(row["convert"]["cpu_s"] + row["profile"]["cpu_s"], 1)
+            print(f"{name}: convert {row['convert']['wall_s']} s, profile {row['profile']['wall_s']} s wall "
+                  f"({row['total_cpu_s']} s CPU in all), load {row['profile']['load_average']}", flush=True)
+            return row
+
         with tempfile.TemporaryDirectory() as scratch:
-            for repeat in range(repeats):
-                for tree, checkout in trees.items():  # A B A B: the pairs see the same load
-                    model_dir = os.path.join(scratch, f"{tree}{repeat}")
-                    row = {"convert": timed_convert(checkout, onnx_path, model_dir)}
-                    row["profile"] = timed_profile(checkout, model_dir, profile_args)
-                    row["total_wall_s"] = round(row["convert"]["wall_s"] + row["profile"]["wall_s"], 1)
-                    row["total_cpu_s"] = round(row["convert"]["cpu_s"] + row["profile"]["cpu_s"], 1)
-                    runs[tree].append(row)
-                    print(f"{name} {tree} run {repeat + 1}: convert {row['convert']['wall_s']} s, profile "
-                          f"{row['profile']['wall_s']} s wall ({row['total_cpu_s']} s CPU in all), load "
-                          f"{row['profile']['load_average']}", flush=True)
+            runs = in_turn(trees, repeats, scratch, convert_and_profile)
         row = {"runs": runs, "median": {tree: {key: float(np.median([r[key] for r in rs])) for key in ("total_wall_s", "total_cpu_s")}
                                         for tree, rs in runs.items()}}
         if baseline:
@@ -323,20 +338,20 @@ def timing(quick: bool, out: str, models: list, baseline: str, repeats: int) -> 
     from snn_agent.conversion.loihi import LOIHI_DIR, evaluate_loihi
     from snn_agent.ir import SNNModel
 
-    trees = {"this": ROOT} if not baseline else {"this": ROOT, "baseline": os.path.abspath(baseline)}
+    trees = _trees(baseline)
     validation = datasets.load("fashion-mnist", "train").subset(1000, offset=55_000)  # plain_models' validation split
     results = {"repeats": repeats, "trees": trees, "validation_images": len(validation.labels),
-               "note": "wall and CPU under the load average shown: the machine was shared with other work",
-               "models": {}}
+               "note": SHARED_MACHINE, "models": {}}
     for name in models:
         onnx_path = trained_onnx(name)
-        runs = {tree: [] for tree in trees}
+
+        def convert_once(checkout: str, out_dir: str) -> dict:
+            row = timed_convert(checkout, onnx_path, out_dir)
+            print(f"{name}: {row}", flush=True)
+            return row
+
         with tempfile.TemporaryDirectory() as scratch:
-            for repeat in range(repeats):
-                for tree, checkout in trees.items():  # A B A B: the pairs see the same load
-                    out_dir = os.path.join(scratch, f"{tree}{repeat}")
-                    runs[tree].append(timed_convert(checkout, onnx_path, out_dir))
-                    print(f"{name} {tree} run {repeat + 1}: {runs[tree][-1]}", flush=True)
+            runs = in_turn(trees, repeats, scratch, convert_once)
             row = {"runs": runs, "median": {tree: {key: float(np.median([r[key] for r in rs])) for key in ("wall_s", "cpu_s")}
                                             for tree, rs in runs.items()}}
             first = os.path.join(scratch, "this0")
