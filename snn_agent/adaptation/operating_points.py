@@ -169,9 +169,10 @@ def search(run: Callable, cost: Optional[Callable], calib: tuple, heldout: tuple
         if len(options) > 1 else [dict.fromkeys(grid, 0.0)]
     best = {t: options[max(range(len(options)), key=lambda i: on_search[i][t])] for t in grid}
     if layer_scales and n_layers > 1:
-        best = {t: refine_layer_scales(run, search_half, t, best[t], n_layers, layer_scales,
-                                       start_accuracy=on_search[options.index(best[t])][t] if len(options) > 1
-                                       else None)[0] for t in grid}
+        start_accuracy = {t: on_search[options.index(best[t])][t] for t in grid} if len(options) > 1 else \
+            accuracies(search_half, best)
+        best = refine_layer_scales(lambda candidates: accuracies(search_half, candidates), best, start_accuracy,
+                                   n_layers, layer_scales)
     if v_decays:  # on a tie, no leak
         best = {t: max([best[t]] + [replace(best[t], v_decay=d) for d in v_decays],
                        key=lambda c: accuracy(run, *search_half, t, c)) for t in grid}
