@@ -320,6 +320,7 @@ def profile_timing(quick: bool, out: str, models: list, baseline: str, repeats: 
             first = {tree: (rs[0]["profile"]["targets"], rs[0]["profile"]["point_accuracy"]) for tree, rs in runs.items()}
             row["same_accuracy_figures"] = first["this"] == first["baseline"]
         results["models"][name] = row
+        write_results(out, results, quick)  # each model as it ends: a long run stopped keeps what it measured
     print(f"\n`snn-agent convert` + `snn-agent profile {' '.join(profile_args)}`, median of {repeats} runs each; "
           f"machine shared: load average per run in the JSON")
     print(f"{'model':<8}" + "".join(f"{tree + ' wall s':>16}{tree + ' CPU s':>15}" for tree in trees))
