@@ -72,8 +72,33 @@ def test_search_reading_every_t_from_one_run_finds_the_same_points(tmp_path):
     options = dict(reference_rates=dnn_channel_rates(model, calib[0]), layer_scales=(0.8, 1.0, 1.2))
     per_t = search(engine.run, cost, calib, heldout, model.neuron, (2, 3, 5), **options)
     plain_heldout = accuracy_vs_timesteps(engine.run, *heldout, (2, 3, 5))
+    updates = []
     one_run = search(engine.run, cost, calib, heldout, model.neuron, (2, 3, 5), **options,
-                     scores_by_timesteps=engine.scores_by_timesteps, plain_heldout=plain_heldout)
+                     scores_by_timesteps=engine.scores_by_timesteps, plain_heldout=plain_heldout,
+                     progress=lambda done, total: updates.append((done, total)))
     assert [p.enhancement for p in one_run] == [p.enhancement for p in per_t]
     assert one_run == per_t
     assert any(p.bias_shifts or p.threshold_scale != 1.0 for p in per_t)  # the search found something to compare
+    # the progress: its total known from the start, image-steps counted up to it
+    total = updates[0][1]
+    assert updates[0] == (0, total) and updates[-1] == (total, total) and len(updates) > 10
+    assert all(t == total for _, t in updates)
+    assert all(b >= a for (a, _), (b, _) in zip(updates, updates[1:]))
+
+
+def test_latency_measurement_takes_the_frames_that_fit_its_budget():
+    from snn_agent.adaptation.operating_points import MIN_LATENCY_FRAMES, MeasuredCost, frames_within_budget
+    from snn_agent.backends.cpu import CpuBackend
+    from snn_agent.ir import SNNModel
+    from conftest import BUNDLED_SNN
+
+    backend = CpuBackend()
+    backend.load(BUNDLED_SNN)
+    try:
+        frames = RNG.uniform(0, 1, (50, 1, 28, 28)).astype(np.float32)
+        cost = MeasuredCost(backend.infer, frames)
+        configs = [(t, SNNModel.load(BUNDLED_SNN).neuron) for t in (2, 16)]
+        assert len(frames_within_budget(cost, configs, budget_s=60.0).frames) == 50  # ~1 ms of frames: all
+        assert len(frames_within_budget(cost, configs, budget_s=1e-3).frames) == MIN_LATENCY_FRAMES
+    finally:
+        backend.close()
