@@ -4,6 +4,7 @@
     .venv/bin/python bench/conversion.py [--quick] [--model models/fashion_cnn.onnx]
     .venv/bin/python bench/conversion.py --suite [--quick]
     .venv/bin/python bench/conversion.py --timing [--models vgg] [--baseline OTHER_CHECKOUT] [--repeats N]
+    .venv/bin/python bench/conversion.py --timing [--models vgg resnet] [--baseline ...] --profile [PROFILE_ARGS]
 
 --suite: models nobody trained for spikes (bench/plain_models.py: an MLP, a VGG-style CNN with
 BatchNorm and MaxPool, a ResNet-style CNN with residual Add, Concat and average pooling; trained
@@ -26,6 +27,11 @@ each phase's wall and CPU seconds from its report.json; with --baseline, the sam
 another checkout (e.g. the main branch) in turn with this one (A B A B), on the same ONNX file,
 and whether the two made the same loihi target (thresholds and initial voltages, integers).
 Writes bench/results/conversion_timing.json.
+
+--timing --profile [PROFILE_ARGS]: `snn-agent convert` then `snn-agent profile PROFILE_ARGS` (none:
+its defaults) of the suite's models (default vgg and resnet), each a fresh process, timed the same
+way, A B A B with --baseline, and whether both trees' profiles wrote the same accuracy figures.
+Writes bench/results/profile_timing.json.
 """
 from __future__ import annotations
 
@@ -92,10 +98,17 @@ def main() -> int:
     ap.add_argument("--timing", action="store_true", help="time `snn-agent convert` of the suite's models (--models)")
     ap.add_argument("--baseline", help="with --timing: another checkout whose convert runs in turn with this one's")
     ap.add_argument("--repeats", type=int, default=2, help="with --timing: runs of each (default 2; --quick: 1)")
+    ap.add_argument("--profile", nargs=argparse.REMAINDER, metavar="PROFILE_ARGS",
+                    help="with --timing: time `snn-agent convert` then `snn-agent profile PROFILE_ARGS` (last option; "
+                         "none: profile's defaults)")
     ap.add_argument("--out", help="the JSON file (default: bench/results/conversion.json, or bench/results/quick/ with --quick)")
     args = ap.parse_args()
-    out = output_path("conversion_suite.json" if args.suite else "conversion_timing.json" if args.timing
-                      else "conversion.json", args.quick, args.out)
+    out = output_path("conversion_suite.json" if args.suite else "profile_timing.json" if args.timing and
+                      args.profile is not None else "conversion_timing.json" if args.timing else "conversion.json",
+                      args.quick, args.out)
+    if args.timing and args.profile is not None:
+        return profile_timing(args.quick, out, args.models or ["vgg", "resnet"], args.baseline,
+                              1 if args.quick else args.repeats, args.profile)
     if args.timing:
         return timing(args.quick, out, args.models or ["vgg"], args.baseline, 1 if args.quick else args.repeats)
 
@@ -210,24 +223,41 @@ def suite(quick: bool, out: str, models=None, test_images: int = 0, grid=SUITE_G
     return 0
 
 
-def timed_convert(checkout: str, onnx_path: str, out_dir: str) -> dict:
-    """`snn-agent convert ONNX -o OUT` (default options) run from `checkout` in a fresh process:
-    its wall and CPU seconds (the OS's account of the child), the load average before and after,
-    and its report.json's phases where it records them."""
+def timed_cli(checkout: str, arguments: list, stdout=subprocess.DEVNULL) -> dict:
+    """`snn-agent ARGUMENTS` run from `checkout` in a fresh process: its wall and CPU seconds (the
+    OS's account of the child) and the load average before and after."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snn_agent.cli", "convert", onnx_path, "-o", out_dir], cwd=checkout,
-                   env=dict(os.environ, PYTHONPATH=checkout), check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "snn_agent.cli", *arguments], cwd=checkout,
+                   env=dict(os.environ, PYTHONPATH=checkout), check=True, stdout=stdout, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with open(os.path.join(out_dir, "report.json")) as f:
-        report = json.load(f)
     return {"wall_s": round(wall, 1),
             "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
-            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-            "phases": report.get("conversion_seconds")}
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+
+
+def timed_convert(checkout: str, onnx_path: str, out_dir: str) -> dict:
+    """`snn-agent convert ONNX -o OUT` (default options) from `checkout` (timed_cli), and its
+    report.json's phases where it records them."""
+    row = timed_cli(checkout, ["convert", onnx_path, "-o", out_dir])
+    with open(os.path.join(out_dir, "report.json")) as f:
+        row["phases"] = json.load(f).get("conversion_seconds")
+    return row
+
+
+def timed_profile(checkout: str, model_dir: str, profile_args: list) -> dict:
+    """`snn-agent profile MODEL_DIR PROFILE_ARGS --json` from `checkout` (timed_cli), and what it
+    measured: each target's accuracy against T and every operating point's held-out accuracy."""
+    with tempfile.TemporaryFile("w+") as out:
+        row = timed_cli(checkout, ["profile", model_dir, *profile_args, "--json"], stdout=out)
+        out.seek(0)
+        report = json.loads(out.read().strip().splitlines()[-1])
+    row["targets"] = report["targets"]
+    row["point_accuracy"] = {backend: {str(p["decimation"] if backend == "openvino" else p["timesteps"]): p["accuracy"]
+                                       for p in points} for backend, points in report["operating_points"].items()}
+    return row
 
 
 def same_loihi_target(dir_a: str, dir_b: str) -> bool:
@@ -244,25 +274,85 @@ def same_loihi_target(dir_a: str, dir_b: str) -> bool:
                                                               LoihiEngine(b).initial_voltages(b.neuron)))
 
 
+SHARED_MACHINE = "wall and CPU under the load average shown: the machine was shared with other work"
+
+
+def _trees(baseline: str) -> dict:
+    return {"this": ROOT} if not baseline else {"this": ROOT, "baseline": os.path.abspath(baseline)}
+
+
+def in_turn(trees: dict, repeats: int, scratch: str, measure) -> dict:
+    """{tree: [measure(checkout, SCRATCH/TREE+REPEAT) of each repeat]}, the trees in turn (A B A B:
+    the pairs see the same load)."""
+    runs = {tree: [] for tree in trees}
+    for repeat in range(repeats):
+        for tree, checkout in trees.items():
+            print(f"{tree}, run {repeat + 1} of {repeats}:", end=" ", flush=True)
+            runs[tree].append(measure(checkout, os.path.join(scratch, f"{tree}{repeat}")))
+    return runs
+
+
+def profile_timing(quick: bool, out: str, models: list, baseline: str, repeats: int, profile_args: list) -> int:
+    """`snn-agent convert` (default options) then `snn-agent profile` (PROFILE_ARGS) of each model,
+    from this tree and the baseline in turn (A B A B), each a fresh process timed from outside;
+    and whether the two trees' profiles wrote the same accuracy figures."""
+    from plain_models import trained_onnx
+
+    trees = _trees(baseline)
+    results = {"repeats": repeats, "trees": trees, "profile_args": profile_args, "note": SHARED_MACHINE, "models": {}}
+    for name in models:
+        onnx_path = trained_onnx(name)
+
+        def convert_and_profile(checkout: str, model_dir: str) -> dict:
+            row = {"convert": timed_convert(checkout, onnx_path, model_dir)}
+            row["profile"] = timed_profile(checkout, model_dir, profile_args)
+            row["total_wall_s"] = round(row["convert"]["wall_s"] + row["profile"]["wall_s"], 1)
+            row["total_cpu_s"] = round(row["convert"]["cpu_s"] + row["profile"]["cpu_s"], 1)
+            print(f"{name}: convert {row['convert']['wall_s']} s, profile {row['profile']['wall_s']} s wall "
+                  f"({row['total_cpu_s']} s CPU in all), load {row['profile']['load_average']}", flush=True)
+            return row
+
+        with tempfile.TemporaryDirectory() as scratch:
+            runs = in_turn(trees, repeats, scratch, convert_and_profile)
+        row = {"runs": runs, "median": {tree: {key: float(np.median([r[key] for r in rs])) for key in ("total_wall_s", "total_cpu_s")}
+                                        for tree, rs in runs.items()}}
+        if baseline:
+            first = {tree: (rs[0]["profile"]["targets"], rs[0]["profile"]["point_accuracy"]) for tree, rs in runs.items()}
+            row["same_accuracy_figures"] = first["this"] == first["baseline"]
+        results["models"][name] = row
+        write_results(out, results, quick)  # each model as it ends: a long run stopped keeps what it measured
+    print(f"\n`snn-agent convert` + `snn-agent profile {' '.join(profile_args)}`, median of {repeats} runs each; "
+          f"machine shared: load average per run in the JSON")
+    print(f"{'model':<8}" + "".join(f"{tree + ' wall s':>16}{tree + ' CPU s':>15}" for tree in trees))
+    for name, row in results["models"].items():
+        print(f"{name:<8}" + "".join(f"{row['median'][t]['total_wall_s']:>16.1f}{row['median'][t]['total_cpu_s']:>15.1f}"
+                                     for t in trees))
+        if "same_accuracy_figures" in row:
+            print(f"  the same accuracy figures as the baseline (every T, every point): {row['same_accuracy_figures']}")
+    write_results(out, results, quick)
+    print(f"wrote {out}")
+    return 0
+
+
 def timing(quick: bool, out: str, models: list, baseline: str, repeats: int) -> int:
     from plain_models import trained_onnx
     from snn_agent.conversion.loihi import LOIHI_DIR, evaluate_loihi
     from snn_agent.ir import SNNModel
 
-    trees = {"this": ROOT} if not baseline else {"this": ROOT, "baseline": os.path.abspath(baseline)}
+    trees = _trees(baseline)
     validation = datasets.load("fashion-mnist", "train").subset(1000, offset=55_000)  # plain_models' validation split
     results = {"repeats": repeats, "trees": trees, "validation_images": len(validation.labels),
-               "note": "wall and CPU under the load average shown: the machine was shared with other work",
-               "models": {}}
+               "note": SHARED_MACHINE, "models": {}}
     for name in models:
         onnx_path = trained_onnx(name)
-        runs = {tree: [] for tree in trees}
+
+        def convert_once(checkout: str, out_dir: str) -> dict:
+            row = timed_convert(checkout, onnx_path, out_dir)
+            print(f"{name}: {row}", flush=True)
+            return row
+
         with tempfile.TemporaryDirectory() as scratch:
-            for repeat in range(repeats):
-                for tree, checkout in trees.items():  # A B A B: the pairs see the same load
-                    out_dir = os.path.join(scratch, f"{tree}{repeat}")
-                    runs[tree].append(timed_convert(checkout, onnx_path, out_dir))
-                    print(f"{name} {tree} run {repeat + 1}: {runs[tree][-1]}", flush=True)
+            runs = in_turn(trees, repeats, scratch, convert_once)
             row = {"runs": runs, "median": {tree: {key: float(np.median([r[key] for r in rs])) for key in ("wall_s", "cpu_s")}
                                             for tree, rs in runs.items()}}
             first = os.path.join(scratch, "this0")

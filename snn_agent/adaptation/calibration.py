@@ -21,7 +21,6 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..engine.dnn import forward
-from ..evaluation import accuracy
 from ..ir import NeuronConfig, SNNModel
 
 LAYER_SCALES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
@@ -58,28 +57,39 @@ def dnn_channel_rates(model: SNNModel, x: np.ndarray, batch: int = 256) -> list:
     return [s / max(len(x), 1) for s in sums]
 
 
-def refine_layer_scales(run: Callable, calib: tuple, timesteps: int, neuron: NeuronConfig, n_layers: int,
-                        scales: Sequence[float] = LAYER_SCALES) -> tuple:
-    """Coordinate search of per-layer threshold scales from `neuron` -> (neuron, calibration accuracy).
-    The global scale is folded into the layers' first, so that `scales` are what each layer gets."""
-    best = neuron if neuron.layer_threshold_scales else \
-        replace(neuron, threshold_scale=1.0, layer_threshold_scales=(neuron.threshold_scale,) * n_layers)
-    best_accuracy = accuracy(run, *calib, timesteps, best)
+def refine_layer_scales(accuracies: Callable, starts: dict, start_accuracies: dict, n_layers: int,
+                        scales: Sequence[float] = LAYER_SCALES) -> dict:
+    """Coordinate search of per-layer threshold scales, for several T at once -> {T: neuron}.
+
+    starts: {T: the neuron the search starts from}; start_accuracies: {T: its accuracy};
+    accuracies({T: neuron}) -> {T: accuracy} on the search's images (the T that share parameters
+    may share a run). Each T follows its own search, as if alone: one layer at a time, each scale
+    tried from that T's best so far, kept where it beats it; two passes, fewer for a T whose pass
+    changed nothing. The global scale is folded into the layers' first, so that `scales` are what
+    each layer gets."""
+    best = {t: neuron if neuron.layer_threshold_scales else
+            replace(neuron, threshold_scale=1.0, layer_threshold_scales=(neuron.threshold_scale,) * n_layers)
+            for t, neuron in starts.items()}
+    best_accuracy = dict(start_accuracies)
+    searching = list(best)
     for _ in range(COORDINATE_PASSES):
-        improved = False
+        improved = set()
         for layer in range(n_layers):
             for scale in scales:
-                layer_scales = list(best.layer_threshold_scales)
-                if layer_scales[layer] == scale:
-                    continue
-                layer_scales[layer] = scale
-                candidate = replace(best, layer_threshold_scales=tuple(layer_scales))
-                score = accuracy(run, *calib, timesteps, candidate)
-                if score > best_accuracy:
-                    best, best_accuracy, improved = candidate, score, True
-        if not improved:
+                candidates = {}
+                for t in searching:
+                    layer_scales = list(best[t].layer_threshold_scales)
+                    if layer_scales[layer] != scale:
+                        layer_scales[layer] = scale
+                        candidates[t] = replace(best[t], layer_threshold_scales=tuple(layer_scales))
+                for t, score in accuracies(candidates).items():
+                    if score > best_accuracy[t]:
+                        best[t], best_accuracy[t] = candidates[t], score
+                        improved.add(t)
+        searching = [t for t in searching if t in improved]
+        if not searching:
             break
-    return best, best_accuracy
+    return best
 
 
 def calibrate_biases(run: Callable, x: np.ndarray, timesteps: int, neuron: NeuronConfig,

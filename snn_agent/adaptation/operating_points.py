@@ -19,9 +19,9 @@ from typing import Callable, Iterable, NamedTuple, Optional
 
 import numpy as np
 
-from ..evaluation import accuracy
+from ..evaluation import accuracy, accuracy_vs_timesteps
 from ..ir import NeuronConfig
-from .calibration import LAYER_SCALES, calibrate_biases, refine_layer_scales
+from .calibration import BIAS_PASSES, COORDINATE_PASSES, LAYER_SCALES, calibrate_biases, refine_layer_scales
 
 POINTS_JSON = "operating_points.json"
 DEFAULT_GRID = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
@@ -118,72 +118,159 @@ def mark_pareto(points: list) -> list:
     return points
 
 
-def search(run: Callable, cost: Callable, calib: tuple, heldout: tuple, base: NeuronConfig,
+def search(run: Callable, cost: Optional[Callable], calib: tuple, heldout: tuple, base: NeuronConfig,
            grid: Iterable[int] = DEFAULT_GRID, threshold_scales=DEFAULT_THRESHOLD_SCALES,
            v_inits=DEFAULT_V_INITS, progress: Optional[Callable[[int, int], None]] = None,
            latency_kind: str = "measured", layer_scales=LAYER_SCALES,
-           reference_rates: Optional[list] = None, v_decays: Iterable[int] = (), weights: str = "") -> list:
-    """run(x, T, neuron) -> result with .labels and .ops.channel_rates; cost(T, neuron, weights) ->
-    (latency_ms, EnergyEstimate). weights: the OperatingPoint.weights that `run` runs ("": the
-    model's own).
+           reference_rates: Optional[list] = None, v_decays: Iterable[int] = (), weights: str = "",
+           scores_by_timesteps: Optional[Callable] = None, plain_heldout: Optional[dict] = None) -> list:
+    """run(x, T, neuron) -> result with .labels and .ops.channel_rates; progress(done, total): in
+    image-steps run, against search_steps' total; cost(T, neuron, weights) ->
+    (latency_ms, EnergyEstimate), or None to leave latency and energy at 0 for a side-by-side
+    measurement afterwards (remeasure_side_by_side). weights: the OperatingPoint.weights that `run`
+    runs ("": the model's own). scores_by_timesteps: the engine's, where one run reads every T
+    (SNNEngine): parameters shared by several T are then measured at all of them in one run.
+    plain_heldout: {T: `base`'s accuracy on heldout}, where already measured (the profile's first
+    table): not measured again for the T that keep the plain conversion.
 
     calib and heldout are (x, labels): parameters are chosen on one and reported on the other, so
     the reported accuracy is not fitted to its own data. `base` is the model's own neuron
     configuration (the plain conversion). Per T: the global (threshold scale, v_init) grid, then
     per-layer threshold scales (layer_scales; empty: none), then a leak (v_decays, Loihi's dv;
     empty: none), then, given the DNN's per-channel rates on calib[0]
-    (calibration.dnn_channel_rates), the bias calibration (see enhance).
+    (calibration.dnn_channel_rates), the bias calibration. The searches run on one half of the
+    calibration split; what they find is kept only if it also beats what it would replace on the
+    other half, images the search did not see (a search over dozens of candidates picks the one
+    luckiest on its own images). The bias calibration fits rates, not labels, on the whole split;
+    it too must not lose accuracy on the second half.
     """
-    grid = list(grid)
+    grid = [int(t) for t in grid]
     plain = replace(base, layer_threshold_scales=(), bias_shifts=())
-    candidates = [replace(plain, threshold_scale=s, v_init=v) for s in threshold_scales for v in v_inits
-                  if (s, v) != (plain.threshold_scale, plain.v_init)]
+    options = [plain] + [replace(plain, threshold_scale=s, v_init=v) for s in threshold_scales for v in v_inits
+                         if (s, v) != (plain.threshold_scale, plain.v_init)]
     n_layers = len(run(calib[0][:1], 1, plain).ops.channel_rates)
-    points = []
-    for i, timesteps in enumerate(grid):
-        best = enhance(run, calib, timesteps, plain, candidates, n_layers, layer_scales, reference_rates,
-                       tuple(v_decays))
-        latency_ms, energy = cost(timesteps, best, weights)
-        points.append(OperatingPoint(timesteps, accuracy(run, *heldout, timesteps, best), latency_ms,
-                                     energy.joules, energy.kind, best.threshold_scale, best.v_init,
-                                     latency_kind=latency_kind,
-                                     layer_threshold_scales=list(best.layer_threshold_scales),
-                                     bias_shifts=[list(s) for s in best.bias_shifts], v_decay=best.v_decay,
-                                     weights=weights))
-        if progress:
-            progress(i + 1, len(grid))
-    return mark_pareto(points)
-
-
-def enhance(run: Callable, calib: tuple, timesteps: int, plain: NeuronConfig, candidates: list,
-            n_layers: int, layer_scales, reference_rates: Optional[list], v_decays: tuple = ()) -> NeuronConfig:
-    """The neuron parameters for T. The searches run on one half of the calibration split; what they
-    find is kept only if it also beats what it would replace on the other half, images the search
-    did not see (a search over dozens of candidates picks the one luckiest on its own images). The
-    bias calibration fits rates, not labels, on the whole split; it too must not lose accuracy on
-    the second half."""
+    if progress:
+        work = StepCounter(progress, search_steps(grid, len(calib[1]), len(heldout[1]), len(options), n_layers,
+                                                  layer_scales, v_decays, reference_rates is not None,
+                                                  scores_by_timesteps is not None, bool(plain_heldout)))
+        run = work.counted_run(run)
+        scores_by_timesteps = scores_by_timesteps and work.counted_scores(scores_by_timesteps)
     search_half = (calib[0][0::2], calib[1][0::2])
     check_half = (calib[0][1::2], calib[1][1::2])
 
-    def check(neuron):
-        return accuracy(run, *check_half, timesteps, neuron)
+    def accuracies(data: tuple, neuron_of: dict) -> dict:
+        """{T: accuracy on data of neuron_of[T]}; the T that share parameters in one go."""
+        return {t: a for neuron, ts in _grouped(neuron_of)
+                for t, a in accuracy_vs_timesteps(run, *data, ts, neuron=neuron,
+                                                  scores_by_timesteps=scores_by_timesteps).items()}
 
-    best = max([plain] + candidates, key=lambda c: accuracy(run, *search_half, timesteps, c))
+    # the global grid at every T at once; on a tie the earlier option, as max() takes it
+    on_search = [accuracies(search_half, dict.fromkeys(grid, option)) for option in options] \
+        if len(options) > 1 else [dict.fromkeys(grid, 0.0)]
+    best = {t: options[max(range(len(options)), key=lambda i: on_search[i][t])] for t in grid}
     if layer_scales and n_layers > 1:
-        best, _ = refine_layer_scales(run, search_half, timesteps, best, n_layers, layer_scales)
+        start_accuracy = {t: on_search[options.index(best[t])][t] for t in grid} if len(options) > 1 else \
+            accuracies(search_half, best)
+        best = refine_layer_scales(lambda candidates: accuracies(search_half, candidates), best, start_accuracy,
+                                   n_layers, layer_scales)
     if v_decays:  # on a tie, no leak
-        best = max([best] + [replace(best, v_decay=d) for d in v_decays],
-                   key=lambda c: accuracy(run, *search_half, timesteps, c))
-    kept, kept_accuracy = plain, check(plain)
-    if best != plain:
-        best_accuracy = check(best)
-        if best_accuracy > kept_accuracy:
-            kept, kept_accuracy = best, best_accuracy
+        best = {t: max([best[t]] + [replace(best[t], v_decay=d) for d in v_decays],
+                       key=lambda c: accuracy(run, *search_half, t, c)) for t in grid}
+    changed = {t: neuron for t, neuron in best.items() if neuron != plain}
+    plain_on_check = accuracies(check_half, dict.fromkeys(grid, plain)) \
+        if changed or reference_rates is not None else {}
+    best_on_check = accuracies(check_half, changed)
+    kept, kept_accuracy = {}, {}
+    for t in grid:
+        better = t in changed and best_on_check[t] > plain_on_check[t]
+        kept[t] = best[t] if better else plain
+        kept_accuracy[t] = best_on_check[t] if better else plain_on_check.get(t)
     if reference_rates is not None:
-        calibrated = calibrate_biases(run, calib[0], timesteps, kept, reference_rates)
-        if check(calibrated) >= kept_accuracy:
-            kept = calibrated
-    return kept
+        calibrated = {t: calibrate_biases(run, calib[0], t, kept[t], reference_rates) for t in grid}
+        calibrated_on_check = accuracies(check_half, calibrated)
+        kept = {t: calibrated[t] if calibrated_on_check[t] >= kept_accuracy[t] else kept[t] for t in grid}
+    known = plain_heldout if plain_heldout and base == plain else {}
+    on_heldout = accuracies(heldout, {t: neuron for t, neuron in kept.items() if neuron != plain or t not in known})
+    on_heldout.update({t: known[t] for t in grid if t not in on_heldout})
+    points = []
+    for timesteps in grid:
+        neuron = kept[timesteps]
+        latency_ms, joules, energy_kind = 0.0, 0.0, ""
+        if cost is not None:
+            latency_ms, energy = cost(timesteps, neuron, weights)
+            joules, energy_kind = energy.joules, energy.kind
+        points.append(OperatingPoint(timesteps, on_heldout[timesteps], latency_ms, joules, energy_kind,
+                                     neuron.threshold_scale, neuron.v_init, latency_kind=latency_kind,
+                                     layer_threshold_scales=list(neuron.layer_threshold_scales),
+                                     bias_shifts=[list(s) for s in neuron.bias_shifts], v_decay=neuron.v_decay,
+                                     weights=weights))
+    if progress:
+        work.finish()
+    return mark_pareto(points)
+
+
+def search_steps(grid, calib_n: int, heldout_n: int, n_options: int, n_layers: int, layer_scales=LAYER_SCALES,
+                 v_decays=(), bias: bool = False, one_run: bool = False, plain_heldout_known: bool = False) -> int:
+    """The image-steps (frames x T of every run) that `search` runs at most with these options:
+    the total of its progress, known before it starts. one_run: scores_by_timesteps given;
+    plain_heldout_known: plain_heldout given."""
+    grid = [int(t) for t in grid]
+    steps_of_grid = max(grid) if one_run else sum(grid)  # one run at the largest T, or one per T
+    search_n, check_n = (calib_n + 1) // 2, calib_n // 2
+    searched = (n_options if n_options > 1 else 0) * search_n * steps_of_grid
+    if layer_scales and n_layers > 1:
+        searched += COORDINATE_PASSES * n_layers * len(layer_scales) * search_n * sum(grid)
+    searched += len(tuple(v_decays)) * search_n * sum(grid)
+    if bias:
+        searched += BIAS_PASSES * n_layers * calib_n * sum(grid) + check_n * sum(grid)
+    if not searched:  # nothing can move from the plain conversion
+        return 0 if plain_heldout_known else heldout_n * steps_of_grid
+    checked = check_n * (steps_of_grid + sum(grid))  # the plain conversion and what the searches found
+    return searched + checked + heldout_n * sum(grid)
+
+
+class StepCounter:
+    """Counts the image-steps of the runs it wraps and reports them to progress(done, total)
+    against the total expected up front (search_steps), so that a progress bar's time left holds
+    for the whole search, not for one T. A search that stops early (no better scale) jumps to the
+    end."""
+
+    def __init__(self, progress: Callable[[int, int], None], total: int):
+        self.progress, self.total, self.done = progress, max(int(total), 1), 0
+        progress(0, self.total)
+
+    def _add(self, steps: int) -> None:
+        self.done += steps
+        self.progress(min(self.done, self.total - 1), self.total)
+
+    def counted_run(self, run: Callable) -> Callable:
+        def counted(x, timesteps, neuron=None):
+            result = run(x, timesteps, neuron)
+            self._add(len(x) * timesteps)
+            return result
+        return counted
+
+    def counted_scores(self, scores_by_timesteps: Callable) -> Callable:
+        def counted(x, grid, neuron=None):
+            scores = scores_by_timesteps(x, grid, neuron)
+            self._add(len(x) * max(grid))
+            return scores
+        return counted
+
+    def finish(self) -> None:
+        self.progress(self.total, self.total)
+
+
+def _grouped(neuron_of: dict) -> list:
+    """{T: neuron} -> [(neuron, [T, ...]), ...]: the T values that share parameters."""
+    groups: list = []
+    for timesteps, neuron in neuron_of.items():
+        same = next((ts for known, ts in groups if known == neuron), None)
+        if same is None:
+            groups.append((neuron, [timesteps]))
+        else:
+            same.append(timesteps)
+    return groups
 
 
 def label_persistence(labels) -> float:
@@ -243,6 +330,10 @@ class MeasuredCost:
         joules = float(np.mean([r.energy.joules for r in results]))
         return 1e3 * float(np.median([r.latency_s for r in results])), type(energy)(joules, energy.kind, energy.source)
 
+    def energy_kind(self, *configuration) -> str:
+        """Measured or modelled: what the backend's meter gives for this configuration (one frame)."""
+        return self.infer(self.frames[:1], *configuration).energy.kind
+
     def interleaved(self, configs: list, rounds: int, pause_s: float = 0.0,
                     block: int = BLOCK_FRAMES) -> "list[SideBySideCost]":
         """The SideBySideCost of each configuration, all measured on every frame: the frames go in
@@ -288,7 +379,15 @@ def _median_and_mean(latencies_s: list, joules: list) -> tuple:
     return 1e3 * float(np.median(latencies_s)), float(np.mean(joules))
 
 
-def side_by_side(cost: Callable, configs: list, rounds: int = 5) -> "list[SideBySideCost]":
+# The side-by-side measurement of a profile's points takes at most about this long where a frame is
+# slow (the suite's VGG-style CNN: ~0.2 s a frame at T=128 on the batched path); at least
+# MIN_LATENCY_FRAMES frames a round, whose median is still one frame's cost within a few percent.
+LATENCY_BUDGET_S = 30.0
+MIN_LATENCY_FRAMES = 16
+SIDE_BY_SIDE_ROUNDS = 5
+
+
+def side_by_side(cost: Callable, configs: list, rounds: int = SIDE_BY_SIDE_ROUNDS) -> "list[SideBySideCost]":
     """The SideBySideCost of each configuration ((T, neuron[, weights])) under the same conditions:
     a measured cost interleaves them in short blocks (MeasuredCost.interleaved); a modelled one is
     deterministic."""
@@ -298,11 +397,30 @@ def side_by_side(cost: Callable, configs: list, rounds: int = 5) -> "list[SideBy
             for latency_ms, energy in (cost(*configuration) for configuration in configs)]
 
 
-def remeasure_side_by_side(points: list, cost: Callable, reset: str) -> list:
-    """The points' measured costs taken again side by side (see side_by_side); the front re-marked."""
-    costs = side_by_side(cost, [p.configuration(reset) for p in points])
+def frames_within_budget(cost: MeasuredCost, configs: list, rounds: int = SIDE_BY_SIDE_ROUNDS,
+                         budget_s: float = LATENCY_BUDGET_S) -> MeasuredCost:
+    """`cost` on as many of its frames as `rounds` side-by-side rounds of `configs` take within
+    budget_s (one frame of each timed first), at least MIN_LATENCY_FRAMES."""
+    per_round = 0.0
+    for configuration in configs:
+        cost.infer(cost.frames[:1], *configuration)  # warm-up
+        start = time.perf_counter()
+        cost.infer(cost.frames[:1], *configuration)
+        per_round += time.perf_counter() - start
+    fits = int(budget_s / (rounds * max(per_round, 1e-9)))
+    return MeasuredCost(cost.infer, cost.frames[:max(MIN_LATENCY_FRAMES, min(len(cost.frames), fits))])
+
+
+def remeasure_side_by_side(points: list, cost: MeasuredCost, reset: str) -> list:
+    """The points' latency and energy measured side by side (see side_by_side), whatever the search
+    left there, within LATENCY_BUDGET_S where the frames allow (frames_within_budget); the front
+    re-marked."""
+    configs = [p.configuration(reset) for p in points]
+    cost = frames_within_budget(cost, configs)
+    costs = side_by_side(cost, configs, SIDE_BY_SIDE_ROUNDS)
     for p, measured in zip(points, costs):
         p.latency_ms, p.energy_j = measured.latency_ms, measured.energy_j
+        p.energy_kind = cost.energy_kind(*p.configuration(reset))
     return mark_pareto(points)
 
 

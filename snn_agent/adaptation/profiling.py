@@ -23,10 +23,11 @@ from ..evaluation import accuracy_vs_timesteps
 from ..energy.constants import LoihiEnergy
 from ..engine.loihi_engine import LoihiEngine
 from ..ir import ModelFormatError, SNNModel
-from ..progress import ProgressBar
-from .calibration import dnn_channel_rates
-from .operating_points import (DEFAULT_GRID, LOIHI_V_DECAYS, MeasuredCost, PointTable,
-                               decimation_points, label_persistence, loihi_cost, mark_pareto, remeasure_side_by_side, search)
+from ..progress import PhasedProgress, ProgressBar
+from .calibration import LAYER_SCALES, dnn_channel_rates
+from .operating_points import (DEFAULT_GRID, DEFAULT_THRESHOLD_SCALES, DEFAULT_V_INITS, LATENCY_BUDGET_S,
+                               LOIHI_V_DECAYS, MeasuredCost, PointTable, decimation_points, label_persistence,
+                               loihi_cost, mark_pareto, remeasure_side_by_side, search, search_steps)
 
 # Parameter enhancement pays at small T; past this the plain conversion is kept, which saves
 # most of the profiling time (large T dominate it). Per-layer scales and bias calibration, which
@@ -71,24 +72,47 @@ def split_data(spec: str, model: SNNModel, n_test: int, n_calib: int) -> Profile
                        split)
 
 
-def _search_points(name: str, run, cost, data: ProfileData, neuron, grid, reference_rates: Optional[list],
-                   latency_kind: str = "measured", v_decays: tuple = (), weights: str = "") -> list:
-    """Every enhancement up to LAYER_ENHANCE_MAX_T, the global threshold scale and v_init (and the
-    leak, where the target has one: v_decays) up to ENHANCE_MAX_T, the plain conversion above it.
-    reference_rates None: no bias calibration; so for weights trained for their T (weights), whose
-    SNN at that T computes what they were trained on, not the Clip DNN whose rates calibration
-    matches (calibrated anyway, the bundled T=1 point lost 0.67 points on the test set)."""
+def _tiers(grid, reference_rates: Optional[list], v_decays: tuple) -> list:
+    """(T values, label, search options) of each tier: every enhancement up to LAYER_ENHANCE_MAX_T,
+    the global threshold scale and v_init (and the leak, where the target has one: v_decays) up to
+    ENHANCE_MAX_T, the plain conversion above it. reference_rates None: no bias calibration."""
     tiers = [([t for t in grid if t <= LAYER_ENHANCE_MAX_T], f"T <= {LAYER_ENHANCE_MAX_T}, per-layer and bias",
               dict(reference_rates=reference_rates, v_decays=v_decays)),
              ([t for t in grid if LAYER_ENHANCE_MAX_T < t <= ENHANCE_MAX_T], f"T <= {ENHANCE_MAX_T}, global",
               dict(layer_scales=(), v_decays=v_decays)),
              ([t for t in grid if t > ENHANCE_MAX_T], f"T > {ENHANCE_MAX_T}, plain",
               dict(threshold_scales=(), v_inits=(), layer_scales=()))]
+    return [tier for tier in tiers if tier[0]]
+
+
+def _tier_work(name: str, tiers: list, data: ProfileData, neuron, n_layers: int, one_run: bool,
+               plain_known: bool = True) -> dict:
+    """{phase: image-steps} of each tier's search (search_steps), for the profile's one progress.
+    plain_known: the search is given the plain conversion's held-out accuracy."""
+    work = {}
+    for timesteps, label, options in tiers:
+        pairs = [(s, v) for s in options.get("threshold_scales", DEFAULT_THRESHOLD_SCALES)
+                 for v in options.get("v_inits", DEFAULT_V_INITS)]
+        n_options = 1 + sum(pair != (neuron.threshold_scale, neuron.v_init) for pair in pairs)
+        work[f"{name}: operating points ({label})"] = search_steps(
+            timesteps, len(data.calib[1]), len(data.heldout[1]), n_options, n_layers,
+            options.get("layer_scales", LAYER_SCALES), options.get("v_decays", ()),
+            options.get("reference_rates") is not None, one_run, plain_known)
+    return work
+
+
+def _search_points(name: str, run, cost, data: ProfileData, neuron, tiers: list, phases: PhasedProgress,
+                   latency_kind: str = "measured", weights: str = "", scores_by_timesteps=None,
+                   plain_heldout: Optional[dict] = None) -> list:
+    """The operating points of every tier (_tiers), each search one phase of `phases` (_tier_work).
+    For weights trained for their T (weights) no bias calibration (reference_rates None in the tiers):
+    their SNN at that T computes what they were trained on, not the Clip DNN whose rates
+    calibration matches (calibrated anyway, the bundled T=1 point lost 0.67 points on the test set)."""
     points = []
     for timesteps, label, options in tiers:
-        if timesteps:
-            points += search(run, cost, data.calib, data.heldout, neuron, timesteps, latency_kind=latency_kind,
-                             progress=ProgressBar(f"{name}: operating points ({label})"), weights=weights, **options)
+        points += search(run, cost, data.calib, data.heldout, neuron, timesteps, latency_kind=latency_kind,
+                         progress=phases.part(f"{name}: operating points ({label})"), weights=weights,
+                         scores_by_timesteps=scores_by_timesteps, plain_heldout=plain_heldout, **options)
     return mark_pareto(points)
 
 
@@ -105,19 +129,31 @@ def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_
     for those T, gets its points at them too, searched the same way (OperatingPoint.weights)."""
     model = SNNModel.load(model_dir)
     engine = SNNEngine(model)
-    plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, ProgressBar("ideal: accuracy vs T"))
+    n_layers = len(model.thresholds)
+    tiers = _tiers(grid, dnn_channel_rates(model, data.calib[0]), ())
+    trained = [(directory, SNNEngine(SNNModel.load(os.path.join(model_dir, directory))), _tiers(its_grid, None, ()))
+               for directory, its_grid in trained_weights]
+    work = {"ideal: accuracy vs T": len(data.heldout[1]) * max(grid),
+            **_tier_work("ideal", tiers, data, model.neuron, n_layers, one_run=True)}
+    for directory, its_engine, its_tiers in trained:
+        work.update(_tier_work(f"ideal, weights {directory}", its_tiers, data, its_engine.model.neuron, n_layers,
+                               one_run=True, plain_known=False))
+    phases = PhasedProgress(ProgressBar("ideal: accuracy and operating points"), work)
+    plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, phases.part("ideal: accuracy vs T"),
+                                  scores_by_timesteps=engine.scores_by_timesteps)
+    # the search leaves latency and energy to the side-by-side measurement of every point below
+    points = _search_points("ideal", engine.run, None, data, model.neuron, tiers, phases,
+                            scores_by_timesteps=engine.scores_by_timesteps, plain_heldout=plain)
+    for directory, its_engine, its_tiers in trained:
+        points += _search_points(f"ideal, weights {directory}", its_engine.run, None, data, its_engine.model.neuron,
+                                 its_tiers, phases, weights=directory, scores_by_timesteps=its_engine.scores_by_timesteps)
+    phases.seconds()
     backend = CpuBackend()
     backend.load(model_dir)
     try:
         cost = MeasuredCost(backend.infer, data.heldout[0][:latency_frames])
-        points = _search_points("ideal", engine.run, cost, data, model.neuron, grid,
-                                dnn_channel_rates(model, data.calib[0]))
-        for directory, its_grid in trained_weights:
-            backend.load_weights(directory)
-            trained = SNNModel.load(os.path.join(model_dir, directory))
-            points += _search_points(f"ideal, weights {directory}", SNNEngine(trained).run, cost, data,
-                                     trained.neuron, its_grid, None, weights=directory)
-        print("ideal: latency and energy of every point, side by side...", file=sys.stderr)
+        print(f"ideal: latency and energy of every point, side by side (within ~{LATENCY_BUDGET_S:.0f} s)...",
+              file=sys.stderr)
         remeasure_side_by_side(points, cost, model.neuron.reset)
     finally:
         backend.close()
@@ -152,11 +188,15 @@ def profile_loihi(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, energy_f
     on Lava's simulator."""
     model = loihi_model(model_dir, data)
     engine = LoihiEngine(model)
-    plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, ProgressBar("loihi: accuracy vs T"))
+    tiers = _tiers(grid, dnn_channel_rates(SNNModel.load(model_dir), data.calib[0]), LOIHI_V_DECAYS)
+    phases = PhasedProgress(ProgressBar("loihi: accuracy and operating points"), {
+        "loihi: accuracy vs T": len(data.heldout[1]) * sum(grid),
+        **_tier_work("loihi", tiers, data, model.neuron, len(model.thresholds), one_run=False)})
+    plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, phases.part("loihi: accuracy vs T"))
     cost = loihi_cost(engine, data.heldout[0][:energy_frames], constants)
-    points = _search_points("loihi", engine.run, cost, data, model.neuron, grid,
-                            dnn_channel_rates(SNNModel.load(model_dir), data.calib[0]), latency_kind="modelled",
-                            v_decays=LOIHI_V_DECAYS)
+    points = _search_points("loihi", engine.run, cost, data, model.neuron, tiers, phases, latency_kind="modelled",
+                            plain_heldout=plain)
+    phases.seconds()
     table = PointTable("lava", "loihi", points, _calibration(
         data, latency=f"modelled chip time: (T + {engine.depth}) steps x {constants.timestep_s * 1e6:g} us "
                       f"per step (energy/constants.py); Lava's simulator is not timed",

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from typing import Callable, Optional
 
 from ..data import datasets
 from ..data.prepare import model_input
+from ..progress import PhasedProgress
 from .calibrate import CALIBRATION_IMAGES, CALIBRATION_T
 from .convert import ConversionOptions, convert
 from .export_netx import NETX_FILE, export_netx
@@ -76,17 +76,13 @@ def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionO
 # its candidates, the loihi target's calibration 11.5)
 PHASE_COST = {"activation scales": 2.0, "initial potentials": 2.0, "loihi: threshold search": 2.5,
               "loihi: initial potentials": 1.0}
-PROGRESS_UNITS = 1000  # the whole conversion, in thousandths
+PROGRESS_UNITS = PhasedProgress.UNITS  # the whole conversion, in thousandths
 
 
-class ConversionPhases:
-    """One progress over the whole conversion, and each phase's wall and CPU seconds.
-
-    A phase's share of the progress is its expected work, images x timesteps x PHASE_COST (the
-    DNN's forward pass counts one step), so that a progress bar's total
-    time, extrapolated from the part done, holds from its first update (the activation scales'
-    first batch) rather than from the last phase. A phase's time runs from the end of the one
-    before it (or from the start) to its last update (part) or to mark."""
+class ConversionPhases(PhasedProgress):
+    """One progress over the whole conversion, and each phase's wall and CPU seconds
+    (PhasedProgress): a phase's expected work is images x timesteps x PHASE_COST (the DNN's
+    forward pass counts one step)."""
 
     def __init__(self, progress: Optional[Callable[[int, int], None]], network, images: int,
                  options: ConversionOptions, loihi: Optional[LoihiOptions]):
@@ -100,45 +96,7 @@ class ConversionPhases:
             frames_and_steps["loihi: threshold search"] = min(images, loihi.search_images) * steps
             frames_and_steps["loihi: initial potentials"] = calibrated * steps
         # the spiking layers' neurons are a factor of every phase's work: left out
-        work = {name: n * PHASE_COST[name] for name, n in frames_and_steps.items()}
-        self.work = {name: PROGRESS_UNITS * w / max(sum(work.values()), 1e-9) for name, w in work.items()}
-        self.total = PROGRESS_UNITS
-        self.progress = progress
-        self.done = 0  # the last progress reported
-        self.times: dict = {}
-        self.last = self.start = (time.perf_counter(), time.process_time())
-        if progress:
-            progress(0, self.total)  # the work starts now (a ProgressBar's clock too)
-
-    def part(self, name: str) -> Callable[[int, int], None]:
-        """The progress of phase `name`: its (done, total) as part of the whole."""
-        names = list(self.work)
-        before = sum(self.work[n] for n in names[:names.index(name)])  # the phases run in this order
-        share = self.work[name]
-
-        def update(done: int, total: int) -> None:
-            self.done = min(round(before + share * done / max(total, 1)), self.total)
-            if self.progress:
-                self.progress(self.done, self.total)
-            if done >= total:
-                self.mark(name)
-
-        return update
-
-    def mark(self, name: str) -> None:
-        """Phase `name` ends now."""
-        now = (time.perf_counter(), time.process_time())
-        self.times[name] = now[0] - self.last[0], now[1] - self.last[1]
-        self.last = now
-
-    def seconds(self) -> dict:
-        """The conversion is done: -> {phase: {"wall": s, "cpu": s}} and the total; CPU: this
-        process's, all its threads."""
-        if self.progress and self.done < self.total:  # phases that had nothing to do (no calibrated layer)
-            self.progress(self.total, self.total)
-        now = (time.perf_counter(), time.process_time())
-        rows = dict(self.times, total=(now[0] - self.start[0], now[1] - self.start[1]))
-        return {name: {"wall": round(wall, 2), "cpu": round(cpu, 2)} for name, (wall, cpu) in rows.items()}
+        super().__init__(progress, {name: n * PHASE_COST[name] for name, n in frames_and_steps.items()})
 
 
 def _optional_export(write: Callable[[], object], name: str) -> str:

@@ -189,20 +189,16 @@ class SNNEngine:
         def shape_of(source):
             return input_shape if source < 0 else tuple(layers[source].output_shape)
 
-        self._graph = None if model.network.is_chain else model.network.source_indices()
-        if self._graph is None:
-            self._layers = [_ChannelsLastLayer(layer, shape_of(i - 1)) for i, layer in enumerate(layers)]
-            self._blocks = [[(i - 1, plan)] for i, plan in enumerate(self._layers)]
-        else:
-            # per layer: one plan per (source, weight block); the layer's plan is its first block's
-            self._blocks = [[(s, _ChannelsLastLayer(block, shape_of(s))) for s, block in zip(sources, layer.blocks())]
-                            for layer, sources in zip(layers, self._graph)]
-            self._layers = [blocks[0][1] for blocks in self._blocks]
-            # after which layer each output is no longer needed (the input and the spikes are freed then)
-            self._last_use = {}
-            for index, sources in enumerate(self._graph):
-                for s in sources:
-                    self._last_use[s] = index
+        self._is_chain = model.network.is_chain
+        # per layer: one plan per (source, weight block); the layer's plan is its first block's
+        self._blocks = [[(s, _ChannelsLastLayer(block, shape_of(s))) for s, block in zip(sources, layer.blocks())]
+                        for layer, sources in zip(layers, model.network.source_indices())]
+        self._layers = [blocks[0][1] for blocks in self._blocks]
+        # after which layer each output is no longer needed (the input and the spikes are freed then)
+        self._last_use = {}
+        for index, blocks in enumerate(self._blocks):
+            for source, _ in blocks:
+                self._last_use[source] = index
         self._frame_program = self._frame_program_arrays() if compiled_frames else None
         if self._frame_program is not None:
             self._frame_arguments = tuple(self._frame_program[name] for name in ("layout", "weights", "indices",
@@ -218,42 +214,38 @@ class SNNEngine:
         """x: (frames, C, H, W) preprocessed input, presented as a constant current every step."""
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+        neuron = self._integrate_and_fire_point(neuron)
+        frames = x.shape[0]
+        if frames == 1 and self._frame_program is not None:
+            return self._run_frame(x, timesteps, neuron)
+        counts, score_current, hidden = self._run_batch(self.input_rows(x), timesteps, neuron)
+        return InferenceResult(scores=_readout(score_current, timesteps), ops=counts, hidden=hidden)
+
+    def scores_by_timesteps(self, x: np.ndarray, grid, neuron: Optional[NeuronConfig] = None) -> dict:
+        """{T: class scores (frames, classes)} for every T of `grid`, from one run at the largest:
+        a run at T is the first T steps of a longer one (every neuron starts from the point's
+        potential and integrates forward; nothing of the network or the point depends on T), and
+        the scores at T are the score layer's mean input over those steps. The same spikes as a
+        run at each T, and scores within float32 rounding (BLAS sums T x frames rows in an order
+        that depends on their number, as two batch sizes do; test_profile_speed checks it), for
+        the largest T's time alone. Always the batched path (a single frame too)."""
+        neuron = self._integrate_and_fire_point(neuron)
+        longest = max(grid)
+        _, score_current, _ = self._run_batch(self.input_rows(x), longest, neuron)
+        return {t: _readout(score_current[:t] if len(score_current) == longest else score_current, t) for t in grid}
+
+    def _integrate_and_fire_point(self, neuron: Optional[NeuronConfig]) -> NeuronConfig:
+        """The operating point to run (None: the model's own), refused where it sets a leak."""
         neuron = neuron or self.model.neuron
         if neuron.v_decay:  # None or 0: no leak
             raise ValueError(f"v_decay={neuron.v_decay}: the ideal target's neurons are integrate-and-fire, "
                              f"without a leak (only the loihi target has one)")
-        frames = x.shape[0]
-        if frames == 1 and self._frame_program is not None:
-            return self._run_frame(x, timesteps, neuron)
-        counts = OpCounts(frames=frames, timesteps=timesteps)
-        x_flat = self.input_rows(x)
-        if self._graph is not None:
-            return self._run_graph(x_flat, timesteps, neuron, counts)
-        spikes = hidden = None  # (T, frames, n) from the previous (spiking) layer; None for the analog input
-        spikes_per_input = None  # spikes of each input neuron over the batch, for synaptic ops
-        point = self._parameters(neuron)
-        for plan, threshold, bias in zip(self._layers, point.thresholds, point.biases):
-            layer = plan.layer
-            if spikes is None:
-                # The image is a constant input current: compute it once, repeat it over time.
-                current = (plan.apply(x_flat) + bias)[None]
-                synops = float(np.count_nonzero(x_flat, axis=0) @ plan.fan_out) * timesteps
-            else:
-                current = plan.apply(spikes.reshape(timesteps * frames, -1))
-                current = current.reshape(timesteps, frames, -1)
-                current += bias
-                synops = float(spikes_per_input @ plan.fan_out)
-            spikes, spikes_per_input, scores = self._neurons(plan, current, timesteps, neuron, threshold)
-            counts.add_layer(layer.name, plan.n_neurons, _total(spikes_per_input), synops, timesteps)
-            if layer.spiking:
-                counts.channel_rates.append(plan.channel_rates(spikes_per_input, frames, timesteps))
-                hidden = spikes
-        return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts, hidden=hidden)
+        return neuron
 
     def _frame_program_arrays(self) -> Optional[dict]:
         """The flat arrays frame_kernels.run_chain reads (chain_program), or None where it does not
         apply: graphs, grouped convolutions, or a network whose last layer spikes."""
-        if self._graph is not None or self._layers[-1].layer.spiking:
+        if not self._is_chain or self._layers[-1].layer.spiking:
             return None
         return chain_program(self._layers, tuple(self.model.network.preprocessing.input_shape))
 
@@ -293,24 +285,23 @@ class SNNEngine:
         self._last_point = (neuron, point)
         return point
 
-    def _neurons(self, plan: _ChannelsLastLayer, current: np.ndarray, timesteps: int, neuron: NeuronConfig,
-                 threshold: Optional[float]) -> tuple:
-        """A layer's neurons on its input current -> (spikes, spikes per neuron over the batch, None)
-        for a spiking layer; (None, None, class scores) for the score layer, which integrates
-        without spiking: its mean input is the score."""
-        if plan.layer.spiking:
-            spikes = _integrate_and_fire(current, timesteps, threshold, neuron, plan.initial_potential)
-            return spikes, spikes.reshape(-1, spikes.shape[-1]).sum(axis=0), None
-        return None, None, current.mean(axis=0) if current.shape[0] == timesteps else current[0]
+    def _spikes(self, plan: _ChannelsLastLayer, current: np.ndarray, timesteps: int, neuron: NeuronConfig,
+                threshold: float) -> tuple:
+        """A spiking layer's neurons on their input current -> (spikes (T, frames, n), spikes per
+        neuron over the batch)."""
+        spikes = _integrate_and_fire(current, timesteps, threshold, neuron, plan.initial_potential)
+        return spikes, spikes.reshape(-1, spikes.shape[-1]).sum(axis=0)
 
-
-    def _run_graph(self, x_flat: np.ndarray, timesteps: int, neuron: NeuronConfig,
-                   counts: OpCounts) -> InferenceResult:
-        """As run() for a graph: each layer's current is the sum of its sources' contributions,
-        through one weight block per source; outputs are kept until their last reader."""
+    def _run_batch(self, x_flat: np.ndarray, timesteps: int, neuron: NeuronConfig) -> tuple:
+        """A batch through every layer -> (OpCounts, the score layer's current (T or 1, frames,
+        classes), the last spiking layer's spikes). Each layer's current is the sum of its sources'
+        contributions, through one weight block per source (one in a chain); outputs are kept
+        until their last reader."""
+        frames = len(x_flat)
+        counts = OpCounts(frames=frames, timesteps=timesteps)
         outputs = {-1: x_flat}  # spikes (T, frames, n) of each layer still to be read; -1: the input
         spikes_per_input = {-1: np.count_nonzero(x_flat, axis=0) * timesteps}  # per source neuron
-        hidden = None
+        hidden = current = None
         for index, (layer, blocks) in enumerate(zip(self.model.layers, self._blocks)):
             current = self.layer_current(index, outputs, timesteps, neuron)
             synops = sum(float(spikes_per_input[source] @ block.fan_out) for source, block in blocks)
@@ -318,16 +309,17 @@ class SNNEngine:
                 if self._last_use.get(source) == index:
                     outputs.pop(source, None)
                     spikes_per_input.pop(source, None)
-            spikes, per_neuron, scores = self._neurons(self._layers[index], current, timesteps, neuron,
-                                                       self._parameters(neuron).thresholds[index])
+            per_neuron = None
             if layer.spiking:
-                counts.channel_rates.append(self._layers[index].channel_rates(per_neuron, len(x_flat), timesteps))
+                spikes, per_neuron = self._spikes(self._layers[index], current, timesteps, neuron,
+                                                  self._parameters(neuron).thresholds[index])
+                counts.channel_rates.append(self._layers[index].channel_rates(per_neuron, frames, timesteps))
                 spikes_per_input[index] = per_neuron
                 hidden = spikes
                 if index in self._last_use:
                     outputs[index] = spikes
             counts.add_layer(layer.name, self._layers[index].n_neurons, _total(per_neuron), synops, timesteps)
-        return InferenceResult(scores=np.asarray(scores, dtype=np.float32), ops=counts, hidden=hidden)
+        return counts, current, hidden
 
     def input_rows(self, x: np.ndarray) -> np.ndarray:
         """(frames, C, H, W) preprocessed -> what the first layer reads, (frames, n) channels-last."""
@@ -362,7 +354,7 @@ class SNNEngine:
         float32 0/1, each channel's spikes per neuron per step over the batch)."""
         neuron = neuron or self.model.neuron
         plan = self._layers[index]
-        spikes, per_neuron, _ = self._neurons(plan, current, timesteps, neuron, self._parameters(neuron).thresholds[index])
+        spikes, per_neuron = self._spikes(plan, current, timesteps, neuron, self._parameters(neuron).thresholds[index])
         return spikes, plan.channel_rates(per_neuron, current.shape[1], timesteps)
 
 
@@ -442,6 +434,13 @@ class _PointParameters:
                                 np.concatenate(starts).astype(np.float32), neuron.reset == "subtract")
 
 
+def _readout(score_current: np.ndarray, timesteps: int) -> np.ndarray:
+    """The class scores from the score layer's input current (T or 1, frames, classes): its mean
+    over the T steps (the score layer integrates without spiking)."""
+    scores = score_current.mean(axis=0) if len(score_current) == timesteps else score_current[0]
+    return np.asarray(scores, dtype=np.float32)
+
+
 def _total(spikes_per_neuron: Optional[np.ndarray]) -> int:
     return 0 if spikes_per_neuron is None else int(spikes_per_neuron.sum())
 
@@ -482,7 +481,11 @@ def _if_subtract(current: np.ndarray, timesteps: int, threshold, v_init) -> np.n
         np.maximum(count, 0, out=count)  # two ufuncs: np.clip with array bounds is several times slower
         np.minimum(count, steps, out=count)
         return np.diff(count, axis=0)
-    floors = np.cumsum(current, axis=0, dtype=np.float32)
+    # the running sum step by step: numpy's cumsum along the first axis of a (T, frames, n) array
+    # walks it column by column (~30x slower on a CNN's maps here); the same float32 additions
+    floors = np.array(current, dtype=np.float32)
+    for t in range(1, timesteps):
+        np.add(floors[t], floors[t - 1], out=floors[t])
     floors += v_init
     floors /= threshold
     np.floor(floors, out=floors)
