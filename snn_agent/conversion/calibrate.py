@@ -53,11 +53,11 @@ CALIBRATION_IMAGES = 256
 # or a threshold below, not more
 POTENTIAL_LIMIT = 1.0
 # ordered dithering's 4x4 Bayer matrix: the order in which the 16 positions of a tile round up
+BAYER_4X4 = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]])
 # the weight refit's least squares: rows (image x position) drawn from the calibration images, and
 # its ridge toward the converted weights, relative to the features' mean square
 REFIT_ROWS = 30_000
 REFIT_RIDGE = 1e-2
-BAYER_4X4 = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]])
 
 
 def calibrate_layers(model: SNNModel, x: np.ndarray, timesteps: int = CALIBRATION_T,
@@ -220,7 +220,6 @@ def _source_values(model: SNNModel, outputs: list, x: np.ndarray, source: int) -
     if len(shape) == 3:
         return rates.reshape((len(rates),) + shape[1:] + shape[:1]).transpose(0, 3, 1, 2)
     return rates
-
 
 
 def _refit(model: SNNModel, layer: Layer, sources: list, outputs: list, x: np.ndarray, dnn: list) -> Layer:
