@@ -25,6 +25,7 @@ import numpy as np
 from ..engine import SNNEngine
 from ..engine.dnn import forward, predict
 from ..engine.ops import fan_out
+from ..evaluation import accuracy
 from ..ir import Network, NeuronConfig, SNNModel
 from .calibrate import CALIBRATION_IMAGES, CALIBRATION_T, calibrate_layers
 
@@ -168,7 +169,7 @@ def _better_on_held_out(network: Network, refit: SNNModel, potentials_only: SNNM
     potentials alone where the SNN had little to correct and the refit's fit to 256 images costs
     more than it mends (the suite's MLP, docs/conversion.md); a tie keeps the converted weights."""
     labels = predict(network, held_out)
-    agreement = {name: float((SNNEngine(model).run(held_out, CALIBRATION_T).scores.argmax(1) == labels).mean())
+    agreement = {name: accuracy(SNNEngine(model).run, held_out, labels, CALIBRATION_T)
                  for name, model in (("refit", refit), ("potentials_only", potentials_only))}
     kept = agreement["refit"] > agreement["potentials_only"]
     return (refit if kept else potentials_only), {"images": int(len(held_out)), "agreement_with_dnn": agreement,
