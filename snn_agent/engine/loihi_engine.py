@@ -35,7 +35,7 @@ from numba import njit
 from ..ir import FixedPoint, Layer, Network, NeuronConfig, Preprocessing, SNNModel
 from . import frame_kernels as k
 from .cpu_engine import InferenceResult, OpCounts, _ChannelsLastLayer, chain_program
-from .ops import fan_out, linear
+from .ops import SpikeConvPlan, fan_out, linear
 
 ACT_SHIFT = 6  # Lava's LIF shifts a_in and vth left by 6 bits
 UV_HALF = 2 ** 23  # u and v are 24-bit registers
@@ -330,6 +330,7 @@ class _Synapse:
         self.conv_like = layer.kind == "conv" or graded
         self.weight_exp = int(fp.weight_exp)
         self.fan_out = fan_out(layer).reshape(-1).astype(np.float64)
+        self._spike_plan = None  # built on first use (_spike_sums)
 
     def sums(self, x: np.ndarray) -> np.ndarray:
         """(R, frames, n_in) input of R steps -> (R, frames, n_out) int32 as the synapse sends it."""
@@ -347,50 +348,16 @@ class _Synapse:
 
 
     def _spike_sums(self, spikes: np.ndarray) -> np.ndarray:
-        """A convolution of spike maps (N, C, H, W) bool -> (N, O, Ho, Wo) int32: each spike adds
-        its weights to the outputs it reaches. The maps a layer sends are ~5 % spikes (the suite's
-        VGG-style CNN at T = 16), so this is a small part of the product of every input, which
-        was most of the threshold search's time. Whole numbers: the same sums in any order."""
-        layer = self.layer
-        o, c_per_group, kh, kw = layer.weight.shape
-        groups = layer.groups
-        # weight[o, c, ky, kx] as [ky, kx, input channel, o within its group]
-        by_input = layer.weight.reshape(groups, o // groups, c_per_group, kh, kw).transpose(3, 4, 0, 2, 1)
-        # integers in int32, wrapping where Lava's int32 sums would
-        by_input = np.ascontiguousarray(by_input.reshape(kh, kw, groups * c_per_group, o // groups)).astype(np.int32)
-        _, ho, wo = layer.output_shape
-        out = np.zeros((len(spikes), ho, wo, o), np.int32)
-        _scatter_spikes(np.ascontiguousarray(spikes), by_input, c_per_group, layer.stride[0], layer.stride[1],
-                        layer.padding[0], layer.padding[1], out)
-        return out.transpose(0, 3, 1, 2)
-
-
-@njit(cache=True)
-def _scatter_spikes(spikes, weight, c_per_group, sh, sw, top, left, out):
-    """out[r, y, x, o] += weight[ky, kx, c, o - its group's first] for each spike at (r, c, iy, ix)
-    and each output (y, x) whose window holds it at tap (ky, kx)."""
-    rows, channels, h, w = spikes.shape
-    kh, kw, _, o_per_group = weight.shape
-    _, ho, wo, _ = out.shape
-    for r in range(rows):
-        for c in range(channels):
-            first = (c // c_per_group) * o_per_group
-            for iy in range(h):
-                for ix in range(w):
-                    if not spikes[r, c, iy, ix]:
-                        continue
-                    for ky in range(kh):
-                        ty = iy + top - ky
-                        if ty < 0 or ty % sh != 0 or ty // sh >= ho:
-                            continue
-                        for kx in range(kw):
-                            tx = ix + left - kx
-                            if tx < 0 or tx % sw != 0 or tx // sw >= wo:
-                                continue
-                            target = out[r, ty // sh, tx // sw]
-                            taps = weight[ky, kx, c]
-                            for j in range(o_per_group):
-                                target[first + j] += taps[j]
+        """A convolution of spike maps (N, C, H, W) bool -> (N, O, Ho, Wo) int32 (ops.SpikeConvPlan:
+        the maps a layer sends are ~5 % spikes, and the product of every input was most of the
+        threshold search's time)."""
+        if self._spike_plan is None:
+            c, h, w = self.layer.input_shape
+            self._spike_plan = SpikeConvPlan(self.layer.weight, (h, w, c), self.layer.stride, self.layer.padding,
+                                             self.layer.groups, np.int32)
+        _, ho, wo = self.layer.output_shape
+        sums = self._spike_plan(spikes.transpose(0, 2, 3, 1).reshape(len(spikes), -1))
+        return sums.reshape(len(spikes), ho, wo, -1).transpose(0, 3, 1, 2)
 
 
 def _effective_bias(layer: Layer, mantissas: Optional[np.ndarray] = None) -> np.ndarray:
