@@ -354,10 +354,8 @@ class _Synapse:
         if self._spike_plan is None:
             c, h, w = self.layer.input_shape
             self._spike_plan = SpikeConvPlan(self.layer.weight, (h, w, c), self.layer.stride, self.layer.padding,
-                                             self.layer.groups, np.int32)
-        _, ho, wo = self.layer.output_shape
-        sums = self._spike_plan(spikes.transpose(0, 2, 3, 1).reshape(len(spikes), -1))
-        return sums.reshape(len(spikes), ho, wo, -1).transpose(0, 3, 1, 2)
+                                             self.layer.groups, np.int32, channels_first=True)
+        return self._spike_plan(spikes.reshape(len(spikes), -1)).reshape((len(spikes),) + tuple(self.layer.output_shape))
 
 
 def _effective_bias(layer: Layer, mantissas: Optional[np.ndarray] = None) -> np.ndarray:
