@@ -21,7 +21,8 @@ import numpy as np
 
 from ..evaluation import accuracy, accuracy_vs_timesteps
 from ..ir import NeuronConfig
-from .calibration import BIAS_PASSES, COORDINATE_PASSES, LAYER_SCALES, calibrate_biases, refine_layer_scales
+from .calibration import (BIAS_IMAGES, BIAS_PASSES, COORDINATE_PASSES, LAYER_SCALES, calibrate_biases,
+                          refine_layer_scales)
 
 POINTS_JSON = "operating_points.json"
 DEFAULT_GRID = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
@@ -137,12 +138,12 @@ def search(run: Callable, cost: Optional[Callable], calib: tuple, heldout: tuple
     the reported accuracy is not fitted to its own data. `base` is the model's own neuron
     configuration (the plain conversion). Per T: the global (threshold scale, v_init) grid, then
     per-layer threshold scales (layer_scales; empty: none), then a leak (v_decays, Loihi's dv;
-    empty: none), then, given the DNN's per-channel rates on calib[0]
+    empty: none), then, given the DNN's per-channel rates on calib[0][:BIAS_IMAGES]
     (calibration.dnn_channel_rates), the bias calibration. The searches run on one half of the
     calibration split; what they find is kept only if it also beats what it would replace on the
     other half, images the search did not see (a search over dozens of candidates picks the one
     luckiest on its own images). The bias calibration fits rates, not labels, on the whole split;
-    it too must not lose accuracy on the second half.
+    it too must not lose accuracy on the second half (it runs on the first BIAS_IMAGES).
     """
     grid = [int(t) for t in grid]
     plain = replace(base, layer_threshold_scales=(), bias_shifts=())
@@ -222,7 +223,7 @@ def search_steps(grid, calib_n: int, heldout_n: int, n_options: int, n_layers: i
         searched += COORDINATE_PASSES * n_layers * len(layer_scales) * search_n * sum(grid)
     searched += len(tuple(v_decays)) * search_n * sum(grid)
     if bias:
-        searched += BIAS_PASSES * n_layers * calib_n * sum(grid) + check_n * sum(grid)
+        searched += BIAS_PASSES * n_layers * min(calib_n, BIAS_IMAGES) * sum(grid) + check_n * sum(grid)
     if not searched:  # nothing can move from the plain conversion
         return 0 if plain_heldout_known else heldout_n * steps_of_grid
     checked = check_n * (steps_of_grid + sum(grid))  # the plain conversion and what the searches found
