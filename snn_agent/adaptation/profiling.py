@@ -84,28 +84,11 @@ def split_data(spec: str, model: SNNModel, n_test: int, n_calib: int) -> Profile
 
 
 def within_budget(model_dir: str, model: SNNModel, data: ProfileData, grid, budget_s: float, loihi: bool,
-                  heldout_given: bool = False, calib_given: bool = False, per_layer: bool = False,
-                  energy_frames: int = 100) -> ProfileData:
-    """`data` cut to the images per split whose profile fits budget_s: each target's searches'
-    image-steps (ideal_work, loihi_work, the loihi points' energy runs) over its engine's speed,
-    measured here on a few calibration frames. A split the user sized (heldout_given, calib_given)
-    keeps its size, and its time counts against the budget. Points for other weights (--weights)
-    are not budgeted."""
-    x, labels = data.calib[0][:64], data.calib[1][:64]
-    n_layers = len(model.thresholds)
-    # target: (image-steps for (calibration, held-out) images, image-steps per second); the loihi
-    # target's with the energy runs of at most two points per T (the plain and a searched one)
-    plans = {}
-    if model.target == "ideal":
-        tiers = _tiers(grid, [], (), per_layer)
-        plans["ideal"] = (lambda c, h: sum(ideal_work(tiers, c, h, model.neuron, n_layers, grid).values()),
-                          engine_speed(SNNEngine(model).run, x, labels))
-    if loihi:
-        target = loihi_model(model_dir, data)
-        loihi_tiers = _tiers(grid, [], LOIHI_V_DECAYS, per_layer)
-        plans["loihi"] = (lambda c, h: sum(loihi_work(loihi_tiers, c, h, target.neuron, n_layers, grid).values())
-                          + 2 * min(energy_frames, h) * sum(grid),
-                          engine_speed(LoihiEngine(target).run, x[:16], labels[:16]))
+                  heldout_given: bool = False, calib_given: bool = False, per_layer: bool = False) -> ProfileData:
+    """`data` cut to the images per split (the same number, at least MIN_IMAGES) whose profile fits
+    budget_s (_planned_work over each engine's measured speed). A split the user sized
+    (heldout_given, calib_given) keeps its size, and its time counts against the budget."""
+    plans = _planned_work(model_dir, model, data, grid, loihi, per_layer)
     heldout_n, calib_n = len(data.heldout[1]), len(data.calib[1])
 
     def sizes(n: int) -> tuple:
@@ -125,6 +108,28 @@ def within_budget(model_dir: str, model: SNNModel, data: ProfileData, grid, budg
               f"measured here: {speeds} image-steps/s)")
     return ProfileData((data.calib[0][:c], data.calib[1][:c]), (data.heldout[0][:h], data.heldout[1][:h]), data.name,
                        split)
+
+
+def _planned_work(model_dir: str, model: SNNModel, data: ProfileData, grid, loihi: bool, per_layer: bool,
+                  energy_frames: int = 100) -> dict:
+    """{target: (image-steps it plans for (calibration, held-out) images, its engine's image-steps
+    per second measured on a few calibration frames)}: ideal_work, loihi_work and the energy runs of
+    at most two loihi points per T (the plain and a searched one). Points for other weights
+    (--weights) are not planned."""
+    x, labels = data.calib[0][:64], data.calib[1][:64]
+    n_layers = len(model.thresholds)
+    plans = {}
+    if model.target == "ideal":
+        tiers = _tiers(grid, [], (), per_layer)
+        plans["ideal"] = (lambda c, h: sum(ideal_work(tiers, c, h, model.neuron, n_layers, grid).values()),
+                          engine_speed(SNNEngine(model).run, x, labels))
+    if loihi:
+        target = loihi_model(model_dir, data)
+        loihi_tiers = _tiers(grid, [], LOIHI_V_DECAYS, per_layer)
+        plans["loihi"] = (lambda c, h: sum(loihi_work(loihi_tiers, c, h, target.neuron, n_layers, grid).values())
+                          + 2 * min(energy_frames, h) * sum(grid),
+                          engine_speed(LoihiEngine(target).run, x[:16], labels[:16]))
+    return plans
 
 
 def engine_speed(run, x: np.ndarray, labels: np.ndarray) -> float:
