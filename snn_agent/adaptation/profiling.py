@@ -106,6 +106,10 @@ def within_budget(model_dir: str, model: SNNModel, data: ProfileData, grid, budg
     speeds = ", ".join(f"{name} {speed:.0f}" for name, (_, speed) in plans.items())
     split += (f" (~{seconds(n) / 60:.1f} of --budget-min {budget_s / 60:g} minutes, from the engines' speed "
               f"measured here: {speeds} image-steps/s)")
+    if seconds(n) > budget_s:
+        parts = ", ".join(f"{name} ~{work(c, h) / speed / 60:.1f}" for name, (work, speed) in plans.items())
+        split += (f"; OVER the budget even at {n} images ({parts} minutes of search): --no-loihi or a shorter "
+                  f"--timesteps grid would cut it")
     return ProfileData((data.calib[0][:c], data.calib[1][:c]), (data.heldout[0][:h], data.heldout[1][:h]), data.name,
                        split)
 
