@@ -1,8 +1,8 @@
 """SNN simulation on the CPU: time-batched in numpy for batches, compiled for single frames.
 
 A feed-forward SNN lets each layer see all T timesteps of its input spikes at once: for a batch,
-the synaptic currents of every timestep come from one matrix product, and only the cheap
-element-wise neuron update runs step by step. A single frame of a chain network (the robot's
+the synaptic currents of every timestep come from one pass over the spikes (each adds its weights,
+_ChannelsLastLayer.apply_spikes), and only the neuron update runs step by step (compiled). A single frame of a chain network (the robot's
 case) runs as one compiled call instead (frame_kernels.run_chain), without numpy's per-call
 overhead, which does not shrink with T; graphs and grouped convolutions, which that call does
 not cover, take the batched path. Feature maps are kept channels-last (H, W, C) inside the

@@ -7,7 +7,8 @@ could not cut latency much. Here the layer loop, the neuron updates and the syna
 count are compiled, and only the arithmetic remains (spikes are counted by whoever reads them):
 - a convolution gathers its windows and makes one BLAS product for all timesteps; spike maps at
   10-20 % density are not sparse enough for scattering each spike through the kernel to win
-  (measured: 1.5-2x slower, and no faster once vectorized). The gather copies runs: in
+  (measured: 1.5-2x slower, and no faster once vectorized; the batched path's CNN layers, 5-10 %
+  spikes and 32-64 channels, do scatter: ops.SpikeConvPlan). The gather copies runs: in
   channels-last maps a window row (kx, c) is contiguous, so a layer with many channels copies
   kw x C values at a time (gather_runs); with few (an image's one channel: runs of ~5) it reads
   one precomputed index entry per value (ops.Conv2dNhwcPlan), which is faster there;
