@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "file with fewer than twice this many is split in halves (default: as --n)")
     profile.add_argument("--budget-min", type=float, default=None,
                          help="minutes the profile may take where --n or --calib-n is not given: the image counts "
-                              "are chosen from the engines' speed measured at the start (default 4)")
+                              "are chosen from the engines' speed measured at the start (default 3.5)")
     profile.add_argument("--timesteps", default="2,3,4,6,8,12,16,24,32,48,64,96,128", help="comma-separated T grid")
     profile.add_argument("--weights", action="append", default=[], metavar="DIR:T[,T...]", type=_weights_option,
                          help="also points at these T with the weights in DIR (relative to model_dir): a conversion "

@@ -43,7 +43,7 @@ MIN_SPLIT_SAMPLES = 20
 # DEFAULT_BUDGET_MIN (with convert, five minutes for the suite's small CNNs on this 2-core
 # machine), at most MAX_IMAGES (held-out standard error ~0.7 points at 90 %), at least
 # MIN_IMAGES (~2 points), whatever the budget.
-DEFAULT_BUDGET_MIN = 4.0
+DEFAULT_BUDGET_MIN = 3.5
 MAX_IMAGES = 2000
 MIN_IMAGES = 200
 SPEED_T = 16  # the T at which an engine's speed is measured for the budget
