@@ -205,8 +205,9 @@ def _search_points(name: str, run, cost, data: ProfileData, neuron, tiers: list,
 
 
 def _calibration(data: ProfileData, **notes) -> dict:
+    """What a table records of its data: the set, the split's sizes and how they were chosen."""
     return {"data": data.name, "calibration_samples": len(data.calib[1]),
-            "heldout_samples": len(data.heldout[1]), **notes}
+            "heldout_samples": len(data.heldout[1]), "split": data.split, **notes}
 
 
 def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_frames: int = 200,
