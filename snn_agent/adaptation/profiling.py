@@ -117,7 +117,7 @@ def within_budget(model_dir: str, model: SNNModel, data: ProfileData, grid, budg
 def _planned_work(model_dir: str, model: SNNModel, data: ProfileData, grid, loihi: bool, per_layer: bool,
                   energy_frames: int = 100) -> dict:
     """{target: (image-steps it plans for (calibration, held-out) images, its engine's image-steps
-    per second measured on a few calibration frames)}: ideal_work, loihi_work and the energy runs of
+    per second measured on a few calibration frames)}: target_work and the energy runs of
     at most two loihi points per T (the plain and a searched one). Points for other weights
     (--weights) are not planned."""
     x, labels = data.calib[0][:64], data.calib[1][:64]
@@ -125,12 +125,14 @@ def _planned_work(model_dir: str, model: SNNModel, data: ProfileData, grid, loih
     plans = {}
     if model.target == "ideal":
         tiers = _tiers(grid, [], (), per_layer)
-        plans["ideal"] = (lambda c, h: sum(ideal_work(tiers, c, h, model.neuron, n_layers, grid).values()),
+        plans["ideal"] = (lambda c, h: sum(target_work("ideal", tiers, c, h, model.neuron, n_layers,
+                                                    grid).values()),
                           engine_speed(SNNEngine(model).run, x, labels))
     if loihi:
         target = loihi_model(model_dir, data)
         loihi_tiers = _tiers(grid, [], LOIHI_V_DECAYS, per_layer)
-        plans["loihi"] = (lambda c, h: sum(loihi_work(loihi_tiers, c, h, target.neuron, n_layers, grid).values())
+        plans["loihi"] = (lambda c, h: sum(target_work("loihi", loihi_tiers, c, h, target.neuron, n_layers,
+                                                    grid).values())
                           + 2 * min(energy_frames, h) * sum(grid),
                           engine_speed(LoihiEngine(target).run, x[:16], labels[:16]))
     return plans
@@ -176,17 +178,12 @@ def _tier_work(name: str, tiers: list, calib_n: int, heldout_n: int, neuron, n_l
     return work
 
 
-def ideal_work(tiers: list, calib_n: int, heldout_n: int, neuron, n_layers: int, grid) -> dict:
-    """{phase: image-steps} of profile_ideal (without points for other weights): the plain
-    conversion's accuracy at every T from one run at the largest, then the searches."""
-    return {"ideal: accuracy vs T": heldout_n * max(grid),
-            **_tier_work("ideal", tiers, calib_n, heldout_n, neuron, n_layers, one_run=True)}
-
-
-def loihi_work(tiers: list, calib_n: int, heldout_n: int, neuron, n_layers: int, grid) -> dict:
-    """{phase: image-steps} of profile_loihi: its engine runs once per T."""
-    return {"loihi: accuracy vs T": heldout_n * sum(grid),
-            **_tier_work("loihi", tiers, calib_n, heldout_n, neuron, n_layers, one_run=False)}
+def target_work(name: str, tiers: list, calib_n: int, heldout_n: int, neuron, n_layers: int, grid) -> dict:
+    """{phase: image-steps} of a target's profile (without points for other weights): the plain
+    conversion's accuracy at every T from one run at the largest (the Loihi-exact engine's forks
+    and drains not counted), then the searches."""
+    return {f"{name}: accuracy vs T": heldout_n * max(grid),
+            **_tier_work(name, tiers, calib_n, heldout_n, neuron, n_layers, one_run=True)}
 
 
 def _search_points(name: str, run, cost, data: ProfileData, neuron, tiers: list, phases: PhasedProgress,
@@ -222,7 +219,7 @@ def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_
     tiers = _tiers(grid, dnn_channel_rates(model, data.calib[0][:BIAS_IMAGES]), (), per_layer)
     trained = [(directory, SNNEngine(SNNModel.load(os.path.join(model_dir, directory))),
                 _tiers(its_grid, None, (), per_layer)) for directory, its_grid in trained_weights]
-    work = ideal_work(tiers, len(data.calib[1]), len(data.heldout[1]), model.neuron, n_layers, grid)
+    work = target_work("ideal", tiers, len(data.calib[1]), len(data.heldout[1]), model.neuron, n_layers, grid)
     for directory, its_engine, its_tiers in trained:
         work.update(_tier_work(f"ideal, weights {directory}", its_tiers, len(data.calib[1]), len(data.heldout[1]),
                                its_engine.model.neuron, n_layers, one_run=True, plain_known=False))
@@ -270,21 +267,22 @@ def loihi_model(model_dir: str, data: ProfileData):
 
 def profile_loihi(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, energy_frames: int = 100,
                   constants: LoihiEnergy = LoihiEnergy(), per_layer: bool = False):
-    """Accuracy vs T of the loihi target (LoihiEngine: bit-exact with Lava's fixed point), and the
-    lava backend's operating points: the threshold scale, initial voltage and leak searched per T
-    with the same engine; latency and energy modelled for the chip (operating_points.loihi_cost), not timed
-    on Lava's simulator."""
+    """Accuracy vs T of the loihi target (LoihiEngine: bit-exact with Lava's fixed point; every T
+    from one forked run), and the lava backend's operating points: the threshold scale, initial
+    voltage and leak searched per T with the same engine; latency and energy modelled for the chip
+    (operating_points.loihi_cost), not timed on Lava's simulator."""
     model = loihi_model(model_dir, data)
     engine = LoihiEngine(model)
     tiers = _tiers(grid, dnn_channel_rates(SNNModel.load(model_dir), data.calib[0][:BIAS_IMAGES]), LOIHI_V_DECAYS,
                    per_layer)
     phases = PhasedProgress(ProgressBar("loihi: accuracy and operating points"),
-                            loihi_work(tiers, len(data.calib[1]), len(data.heldout[1]), model.neuron,
-                                       len(model.thresholds), grid))
-    plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, phases.part("loihi: accuracy vs T"))
+                            target_work("loihi", tiers, len(data.calib[1]), len(data.heldout[1]), model.neuron,
+                                        len(model.thresholds), grid))
+    plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, phases.part("loihi: accuracy vs T"),
+                                  scores_by_timesteps=engine.scores_by_timesteps)
     cost = loihi_cost(engine, data.heldout[0][:energy_frames], constants)
     points = _search_points("loihi", engine.run, cost, data, model.neuron, tiers, phases, latency_kind="modelled",
-                            plain_heldout=plain)
+                            scores_by_timesteps=engine.scores_by_timesteps, plain_heldout=plain)
     phases.seconds()
     table = PointTable("lava", "loihi", points, _calibration(
         data, latency=f"modelled chip time: (T + {engine.depth}) steps x {constants.timestep_s * 1e6:g} us "
