@@ -49,7 +49,7 @@ sys.path.insert(0, ROOT)
 from snn_agent.adaptation.governor import Governor, GovernorSettings  # noqa: E402
 from snn_agent.adaptation.operating_points import (BLOCK_FRAMES, LOIHI_V_DECAYS, MeasuredCost, PointTable,  # noqa: E402
                                                    SideBySideCost, loihi_cost, mark_pareto, search, side_by_side)
-from snn_agent.adaptation.calibration import dnn_channel_rates  # noqa: E402
+from snn_agent.adaptation.calibration import BIAS_IMAGES, dnn_channel_rates  # noqa: E402
 from snn_agent.adaptation.profiling import LAYER_ENHANCE_MAX_T, split_data  # noqa: E402
 from snn_agent.backends.cpu import CpuBackend  # noqa: E402
 from snn_agent.conversion.loihi import loihi_target  # noqa: E402
@@ -280,7 +280,7 @@ def main() -> int:
               "goal": f">= {GOAL_REDUCTION:g}x lower latency and energy within {100 * GOAL_ACCURACY_DROP:g} points",
               "targets": {}, "points": []}
     tables = {}
-    reference_rates = dnn_channel_rates(model, data.calib[0])
+    reference_rates = dnn_channel_rates(model, data.calib[0][:BIAS_IMAGES])
     for name, (backend, run, cost, neuron, how, trained_weights) in targets.items():
         base, points, rows = topspark_rows(name, backend, run, cost, neuron, data, baselines[name], grid,
                                            reference_rates, trained_weights)

@@ -19,7 +19,10 @@ validate (choices are made there); the test set is used once per reported networ
    (stdp.choose_margin_weight: spike counts plus the end potential's margin).
 2. best_point: of the reduced T that cut training energy >= 3.5x, the one with the largest cut whose
    *validation* accuracy is within 2 points of the tuned baseline's (none within: the most
-   accurate); its test figures are reported beside the tuned baseline's (and the defaults').
+   accurate); its test figures are reported beside the tuned baseline's (and the defaults'), with the
+   gap seed by seed (paired: same seeds) and a 95 % t interval of its mean. Its own row beside it
+   (read_at_baseline_t, not the reduced-T figure): the same networks, trained at the reduced T, read
+   at the baseline T with the baseline's input rate (labelled there; training energy of the reduced T).
    The tuned baseline network is saved (--model-dir, else a temporary directory) and run frozen at
    each of --inference-timesteps with inference parameters searched on validation (what the robot
    does when T is cut; they become its operating points); inference_point: of those T, the one with
@@ -46,6 +49,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+from scipy import stats
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -100,6 +104,7 @@ class Job:
     test: bool = False
     checkpoints: tuple = ()
     save_to: str = ""  # a model directory to save the trained network in ("": none)
+    read_at: int = 0  # with test: the trained network also read at this T (read_at_t; 0: not)
 
 
 def label_and_validate(network: stdp.StdpNetwork, n_eval: int, seed: int) -> tuple[float, float]:
@@ -120,6 +125,19 @@ def frames_with_few_spikes(record: stdp.RunRecord) -> dict:
     the classes of the first, and rank the second by one neuron's label)."""
     totals = record.spike_counts.sum(axis=1)
     return {"no_spike": float(np.mean(totals == 0)), "one_spike": float(np.mean(totals == 1))}
+
+
+def read_at_t(network: stdp.StdpNetwork, timesteps: int, n_eval: int, seed: int) -> dict:
+    """The trained network run frozen at `timesteps` with the baseline's input rate (as the baseline
+    reads an image: the same input spikes), its own neuron parameters: labelled at that T, margin
+    weight chosen on validation, tested once. Training energy stays that of the T it trained at."""
+    params = replace(network.params.with_timesteps(timesteps), input_rate=BASE.input_rate, margin_weight=0.0)
+    reader = stdp.StdpNetwork(params, network.weights, network.theta, network.labels)
+    validation, _ = label_and_validate(reader, n_eval, seed)
+    accuracy, record = stdp.accuracy(reader, *SPLITS.test, N_CLASSES)
+    return {"T": timesteps, "validation_accuracy": validation, "test_accuracy": accuracy,
+            "margin_weight_per_mv": reader.params.margin_weight,
+            "inference_energy_j": stdp_topspark.modelled_energy_j(record.mean_ops(), learning=False)}
 
 
 def measure(job: Job) -> dict:
@@ -164,6 +182,8 @@ def measure(job: Job) -> dict:
                    inference_energy_j=stdp_topspark.modelled_energy_j(inference.mean_ops(), learning=False),
                    inference_ops=inference.mean_ops(),
                    cpu_s_per_inference_image=inference.cpu_seconds / len(SPLITS.test[1]))
+        if job.read_at:
+            row["read_at_t"] = read_at_t(network, job.read_at, job.n_eval, job.seed)
     if job.save_to:
         network.save(job.save_to, SPLITS.class_names)
     return row
@@ -367,7 +387,38 @@ def best_point(baseline: dict, rows: list) -> dict:
             "validation_accuracy": best["validation_accuracy"],
             "baseline_validation_accuracy": baseline["validation_accuracy"],
             "within_tolerance_on_validation": bool(within),
-            "within_tolerance_on_test": bool(baseline["test_accuracy"] - best["test_accuracy"] <= ACCURACY_TOLERANCE)}
+            "within_tolerance_on_test": bool(baseline["test_accuracy"] - best["test_accuracy"] <= ACCURACY_TOLERANCE),
+            **paired_gap(baseline["test_accuracy_per_seed"], best["test_accuracy_per_seed"]),
+            **({"read_at_baseline_t": read_at_baseline_t(baseline, best)} if "read_at_t" in best else {})}
+
+
+def paired_gap(baseline_per_seed: list, per_seed: list) -> dict:
+    """The accuracy gap seed by seed (the baseline and the point trained at the same seed: same
+    initial weights and input draws), in points: each, their standard deviation and a 95 % t
+    interval of the mean (does the seeds' spread allow the gap to be within 2 points?)."""
+    gaps = 100 * (np.asarray(baseline_per_seed) - np.asarray(per_seed))
+    mean = float(gaps.mean())
+    sd = float(gaps.std(ddof=1)) if len(gaps) > 1 else float("nan")
+    half = float(stats.t.ppf(0.975, len(gaps) - 1) * sd / np.sqrt(len(gaps))) if len(gaps) > 1 else float("nan")
+    return {"accuracy_gap_points_per_seed": gaps.tolist(), "accuracy_gap_points_sd": sd,
+            "accuracy_gap_points_95ci": [mean - half, mean + half]}
+
+
+def read_at_baseline_t(baseline: dict, point: dict) -> dict:
+    """Its own row, not the reduced-T figure: the networks trained at the point's T (its training
+    energy) read at the baseline T with the baseline's input rate (measure: read_at_t), against the
+    baseline on test, seed by seed."""
+    per_seed = [r["read_at_t"]["test_accuracy"] for r in point["per_seed"]]
+    accuracy = float(np.mean(per_seed))
+    return {"trained_at_T": point["T"], "read_at_T": point["read_at_t"]["T"],
+            "training_energy_reduction": baseline["training_energy_j"] / point["training_energy_j"],
+            "inference_energy_reduction": baseline["inference_energy_j"] / point["read_at_t"]["inference_energy_j"],
+            "accuracy": accuracy, "accuracy_per_seed": per_seed, "baseline_accuracy": baseline["test_accuracy"],
+            "accuracy_gap_points": 100 * (baseline["test_accuracy"] - accuracy),
+            "validation_accuracy": point["read_at_t"]["validation_accuracy"],
+            "baseline_validation_accuracy": baseline["validation_accuracy"],
+            "within_tolerance_on_test": bool(baseline["test_accuracy"] - accuracy <= ACCURACY_TOLERANCE),
+            **paired_gap(baseline["test_accuracy_per_seed"], per_seed)}
 
 
 def ours_images_per_s(images, n_neurons: int, timesteps: int) -> float:
@@ -444,6 +495,9 @@ def plot(baseline_plain: dict, baseline: dict, rows: list, deployed: dict, deplo
                            for i, r in enumerate(chosen)]).T
         top.errorbar(ts, mean, yerr=spread, fmt=style, capsize=3, label=f"{label}, seeds' mean and range")
         middle.plot(ts, [1e6 * r["training_energy_j"] for r in chosen], style, label=label)
+    read = sorted((r for r in rows if "read_at_t" in r), key=lambda r: r["T"])
+    top.plot([r["T"] for r in read], [100 * r["read_at_t"]["test_accuracy"] for r in read], "D", mfc="none",
+             label=f"tuned, trained at T, read at T={baseline['T']} (seeds' mean)")
     ts = sorted(int(t) for t in deployed)
     top.plot(ts + [baseline["T"]],
              [100 * deployed[str(t)]["test_accuracy"] for t in ts] + [100 * deployed_network["test_accuracy"]],
@@ -552,8 +606,10 @@ def main() -> None:
                         if c > 0)
     model_dir = args.model_dir or tempfile.mkdtemp(prefix="stdp_model_")
     # the tuned baseline network of the first seed is the one kept (the model directory) and run at reduced T
+    # every tuned reduced-T network is also read at the baseline T (its own row: read_at_baseline_t)
     jobs = [Job(t, e, n_train, len(SPLITS.label[1]), seed, test=True, checkpoints=checkpoints,
-                save_to=model_dir if (t == BASE.timesteps and e != stdp_topspark.NONE and seed == seeds[0]) else "")
+                save_to=model_dir if (t == BASE.timesteps and e != stdp_topspark.NONE and seed == seeds[0]) else "",
+                read_at=BASE.timesteps if (t != BASE.timesteps and e != stdp_topspark.NONE) else 0)
             for t in all_t for e in (stdp_topspark.NONE, chosen[t]["enhancement"]) for seed in seeds]
     runs = run_jobs(jobs, args.workers, "final", started)
     finals = [mean_over_seeds(runs[i:i + len(seeds)]) for i in range(0, len(runs), len(seeds))]
@@ -563,7 +619,13 @@ def main() -> None:
     point = best_point(baseline, rows)
     point["baseline_defaults_accuracy"] = baseline_plain["test_accuracy"]
     print_table(baseline, finals)
-    print("best point:", json.dumps(point))
+    print("best point:", json.dumps({k: v for k, v in point.items() if k != "read_at_baseline_t"}))
+    if "read_at_baseline_t" in point:
+        r = point["read_at_baseline_t"]
+        print(f"trained at T={r['trained_at_T']} ({r['training_energy_reduction']:.2f}x less training energy, "
+              f"modelled), read at T={r['read_at_T']}: test {100 * r['accuracy']:.2f} % against "
+              f"{100 * r['baseline_accuracy']:.2f} % ({r['accuracy_gap_points']:.1f} points below; per seed "
+              f"{', '.join(f'{g:.1f}' for g in r['accuracy_gap_points_per_seed'])})", flush=True)
     print(f"the tuned baseline network run frozen at reduced T ({n_trials} random draws each, validation)", flush=True)
     inference_t = sorted(set(args.inference_timesteps or ((100, 64) if quick else INFERENCE_T)) | set(reduced),
                          reverse=True)

@@ -63,14 +63,24 @@ def _profile(args) -> int:
     from .ir import SNNModel
 
     model = SNNModel.load(args.model_dir)
-    data = profiling.split_data(args.data, model, args.n, args.calib_n)
-    print(f"data: {data.split}")
     grid = sorted({int(t) for t in args.timesteps.split(",")})
+    data = profiling.split_data(args.data, model, profiling.MAX_IMAGES if args.n is None else args.n,
+                                profiling.MAX_IMAGES if args.calib_n is None else args.calib_n)
+    if args.n is None or args.calib_n is None:
+        budget_min = profiling.DEFAULT_BUDGET_MIN if args.budget_min is None else args.budget_min
+        if not budget_min > 0:
+            raise SystemExit(f"--budget-min must be a positive number of minutes, got {args.budget_min}")
+        data = profiling.within_budget(args.model_dir, model, data, grid, budget_min * 60,
+                                       loihi=not args.no_loihi and model.network.is_chain,
+                                       heldout_given=args.n is not None, calib_given=args.calib_n is not None,
+                                       per_layer=args.per_layer)
+    print(f"data: {data.split}")
     dnn_accuracy = profiling.dnn_accuracy(args.model_dir, data)
     targets, tables, skipped = {}, [], []
     trained_weights = args.weights
     if model.target == "ideal":  # a directory holding only a loihi target has no ideal one
-        targets["ideal"], table = profiling.profile_ideal(args.model_dir, data, grid, trained_weights=trained_weights)
+        targets["ideal"], table = profiling.profile_ideal(args.model_dir, data, grid, trained_weights=trained_weights,
+                                                           per_layer=args.per_layer)
         tables.append(table)
     if trained_weights:
         skipped.append("lava and openvino backends: points with their own weights (--weights); on the chip "
@@ -81,7 +91,7 @@ def _profile(args) -> int:
         skipped.append("loihi target / lava backend: they take a chain of layers; this network has "
                        "residual Add or Concat branches")
     else:
-        targets["loihi"], table = profiling.profile_loihi(args.model_dir, data, grid)
+        targets["loihi"], table = profiling.profile_loihi(args.model_dir, data, grid, per_layer=args.per_layer)
         tables.append(table)
     if args.no_openvino:
         skipped.append("openvino backend: --no-openvino")
@@ -153,14 +163,21 @@ def build_parser() -> argparse.ArgumentParser:
                              "of the cpu, lava and openvino backends (model_dir/operating_points.json), a plot")
     profile.add_argument("model_dir")
     profile.add_argument("--data", default="fashion-mnist", help="test data (same forms as --calib)")
-    profile.add_argument("--n", type=int, default=2000, help="held-out test images (0 = all)")
-    profile.add_argument("--calib-n", type=int, default=2000,
+    profile.add_argument("--n", type=int, default=None,
+                         help="held-out test images (0 = all; default: as many as --budget-min allows, at most 2000)")
+    profile.add_argument("--calib-n", type=int, default=None,
                          help="images that choose the neuron parameters (half search, half check what is kept); a data "
-                              "file with fewer than twice this many is split in halves")
+                              "file with fewer than twice this many is split in halves (default: as --n)")
+    profile.add_argument("--budget-min", type=float, default=None,
+                         help="minutes the profile may take where --n or --calib-n is not given: the image counts "
+                              "are chosen from the engines' speed measured at the start (default 3.5)")
     profile.add_argument("--timesteps", default="2,3,4,6,8,12,16,24,32,48,64,96,128", help="comma-separated T grid")
     profile.add_argument("--weights", action="append", default=[], metavar="DIR:T[,T...]", type=_weights_option,
                          help="also points at these T with the weights in DIR (relative to model_dir): a conversion "
                               "of the same network trained for them, e.g. for_t1:1 (cpu backend; repeatable)")
+    profile.add_argument("--per-layer", action="store_true",
+                         help="also search per-layer threshold scales at T <= 8 (before the bias calibration): "
+                              "several times the search's time; docs/adaptation.md says what it gained")
     profile.add_argument("--no-loihi", action="store_true", help="skip the loihi target (and the lava backend's table)")
     profile.add_argument("--no-openvino", action="store_true", help="skip the openvino backend's decimation table")
     profile.add_argument("--json", action="store_true", help="last line: one JSON object")

@@ -81,6 +81,23 @@ def test_compiled_frames_equal_the_layer_by_layer_path(loihi_model, frames, neur
             np.testing.assert_allclose(ours, reference, rtol=1e-12)
 
 
+@pytest.mark.parametrize("neuron", [
+    NeuronConfig("zero", 0.5, 1.0),
+    NeuronConfig("zero", 0.0, 0.8, (0.7, 1.0, 1.2), ((0.1,) * 16, (-0.2,) * 32, (0.05,) * 128)),
+    NeuronConfig("zero", 0.5, 1.0, v_decay=300),
+], ids=["plain", "calibrated", "leaky"])
+def test_one_forked_run_scores_every_timestep_as_a_run_at_it(loihi_model, frames, neuron):
+    """scores_by_timesteps (one run that forks at each T and drains) against a run at each T:
+    the same integers, at T below, at and beyond the network's depth."""
+    engine = LoihiEngine(loihi_model)
+    grid = (1, 2, 3, 7, 16)
+    forked = engine.scores_by_timesteps(frames, grid, neuron)
+    assert sorted(forked) == list(grid)
+    for timesteps in grid:
+        np.testing.assert_array_equal(forked[timesteps], engine.run(frames, timesteps, neuron).scores)
+    assert not np.array_equal(forked[2], forked[16])  # the forks differ: each has its own drain
+
+
 def test_lava_backend_keeps_the_network_and_matches_the_emulation(frames, loihi_model):
     from lava.magma.core.process.process import ProcessServer
     from lava.magma.core.process.variable import VarServer

@@ -3,6 +3,7 @@ and said; only a file too small to give both splits anything to measure is refus
 import json
 
 import numpy as np
+import pytest
 
 from snn_agent import cli
 from test_conversion import skl2onnx_digits_mlp
@@ -25,6 +26,15 @@ def test_profile_on_500_samples_splits_them_in_halves(tmp_path, capsys):
     report = json.loads(out.strip().splitlines()[-1])
     assert report["n"] == 250
     assert report["targets"]["ideal"]["32"] > 0.8
+
+    # without --n and --calib-n a budget too small for anything takes the fewest images it measures on
+    assert cli.main(["profile", str(model_dir), "--data", str(small), "--timesteps", "8,32", "--no-loihi",
+                     "--no-openvino", "--budget-min", "0.001", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "the budget takes the first 200 calibration and 200 held-out samples" in out
+    assert json.loads(out.strip().splitlines()[-1])["n"] == 200
+    with pytest.raises(SystemExit, match="--budget-min must be a positive number of minutes"):
+        cli.main(["profile", str(model_dir), "--data", str(small), "--budget-min", "0"])
 
     tiny = tmp_path / "tiny.npz"
     np.savez(tiny, x=x[:30], y=labels[:30])

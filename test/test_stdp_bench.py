@@ -67,3 +67,31 @@ def test_a_final_point_is_the_mean_over_its_seeds_with_each_seeds_figures_and_th
     assert row["margin_weight_per_mv"] == [0.001, 0.001, 0.003]  # differs per seed: each seed's kept
     assert row["learning_curve"] == [{"images": 100, "validation_accuracy": 0.64}]
     assert row["test_accuracy_per_seed"] == [0.60, 0.64, 0.68] and row["per_seed"] == runs
+
+
+def test_the_gap_is_paired_seed_by_seed_with_an_interval_that_widens_with_the_spread():
+    gap = bench.paired_gap([0.70, 0.70, 0.68], [0.67, 0.68, 0.64])
+    assert [round(g, 9) for g in gap["accuracy_gap_points_per_seed"]] == [3.0, 2.0, 4.0]
+    low, high = gap["accuracy_gap_points_95ci"]
+    assert abs(gap["accuracy_gap_points_sd"] - 1.0) < 1e-9
+    assert abs((low + high) / 2 - 3.0) < 1e-9 and abs((high - low) / 2 - 4.303 / 3 ** 0.5) < 1e-3  # t(2) = 4.303
+    steady = bench.paired_gap([0.70, 0.70, 0.68], [0.67, 0.67, 0.65])  # the same mean seed by seed: no spread
+    assert steady["accuracy_gap_points_95ci"][1] - steady["accuracy_gap_points_95ci"][0] < 1e-9
+
+
+def test_networks_read_at_the_baseline_t_are_their_own_row_with_the_reduced_ts_training_energy():
+    costs = {"enhanced": True, "enhancement": {}, "training_energy_j_per_run": 1.0, "cpu_s_per_training_image": 1.0,
+             "cpu_s_per_inference_image": 1.0}
+    baseline = {"T": 250, "training_energy_j": 400e-6, "inference_energy_j": 80e-6, "test_accuracy": 0.70,
+                "test_accuracy_per_seed": [0.71, 0.69], "validation_accuracy": 0.71, **costs}
+    runs = [{**costs, "T": 64, "seed": seed, "test_accuracy": accuracy, "validation_accuracy": accuracy,
+             "training_energy_j": 100e-6, "inference_energy_j": 20e-6, "margin_weight_per_mv": 0.001,
+             "read_at_t": {"T": 250, "validation_accuracy": read, "test_accuracy": read, "inference_energy_j": 80e-6,
+                           "margin_weight_per_mv": 0.0}}
+            for seed, accuracy, read in ((0, 0.66, 0.70), (1, 0.64, 0.68))]
+    point = bench.best_point(baseline, [bench.mean_over_seeds(runs)])
+    assert point["T"] == 64 and abs(point["accuracy"] - 0.65) < 1e-12  # the reduced-T figure stays the reduced T's
+    read = point["read_at_baseline_t"]
+    assert read["trained_at_T"] == 64 and read["read_at_T"] == 250 and read["training_energy_reduction"] == 4.0
+    assert read["inference_energy_reduction"] == 1.0 and read["accuracy_per_seed"] == [0.70, 0.68]
+    assert [round(g, 9) for g in read["accuracy_gap_points_per_seed"]] == [1.0, 1.0] and read["within_tolerance_on_test"]

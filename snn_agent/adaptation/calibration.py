@@ -26,6 +26,10 @@ from ..ir import NeuronConfig, SNNModel
 LAYER_SCALES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 COORDINATE_PASSES = 2
 BIAS_PASSES = 2
+# Images the bias calibration runs on (the first of the calibration split): it fits per-channel
+# mean rates, which a few hundred images fix (each conv channel averages over every position),
+# and it runs 2 x layers times per T, most of a profile's time with the whole split.
+BIAS_IMAGES = 256
 
 
 def saturating_network(model: SNNModel):
@@ -96,7 +100,8 @@ def calibrate_biases(run: Callable, x: np.ndarray, timesteps: int, neuron: Neuro
                      reference_rates: list) -> NeuronConfig:
     """`neuron` with bias shifts that bring every spiking layer's per-channel firing rate at T,
     times its threshold scale, to the DNN's activation (reference_rates, from dnn_channel_rates
-    on the same x), layer by layer."""
+    on x[:BIAS_IMAGES]), layer by layer, on x[:BIAS_IMAGES]."""
+    x = x[:BIAS_IMAGES]
     shifts = [np.zeros(len(r)) for r in reference_rates]
     for _ in range(BIAS_PASSES):
         for layer, reference in enumerate(reference_rates):

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..evaluation import accuracy, accuracy_vs_timesteps
 from ..ir import NeuronConfig
-from .calibration import BIAS_PASSES, COORDINATE_PASSES, LAYER_SCALES, calibrate_biases, refine_layer_scales
+from .calibration import (BIAS_IMAGES, BIAS_PASSES, COORDINATE_PASSES, LAYER_SCALES, calibrate_biases,
+                          refine_layer_scales)
 
 POINTS_JSON = "operating_points.json"
 DEFAULT_GRID = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
@@ -137,12 +138,12 @@ def search(run: Callable, cost: Optional[Callable], calib: tuple, heldout: tuple
     the reported accuracy is not fitted to its own data. `base` is the model's own neuron
     configuration (the plain conversion). Per T: the global (threshold scale, v_init) grid, then
     per-layer threshold scales (layer_scales; empty: none), then a leak (v_decays, Loihi's dv;
-    empty: none), then, given the DNN's per-channel rates on calib[0]
+    empty: none), then, given the DNN's per-channel rates on calib[0][:BIAS_IMAGES]
     (calibration.dnn_channel_rates), the bias calibration. The searches run on one half of the
     calibration split; what they find is kept only if it also beats what it would replace on the
     other half, images the search did not see (a search over dozens of candidates picks the one
-    luckiest on its own images). The bias calibration fits rates, not labels, on the whole split;
-    it too must not lose accuracy on the second half.
+    luckiest on its own images). The bias calibration fits rates, not labels, on the first
+    BIAS_IMAGES of the split; it too must not lose accuracy on the second half.
     """
     grid = [int(t) for t in grid]
     plain = replace(base, layer_threshold_scales=(), bias_shifts=())
@@ -155,58 +156,84 @@ def search(run: Callable, cost: Optional[Callable], calib: tuple, heldout: tuple
                                                   scores_by_timesteps is not None, bool(plain_heldout)))
         run = work.counted_run(run)
         scores_by_timesteps = scores_by_timesteps and work.counted_scores(scores_by_timesteps)
+    measure = _Accuracies(run, scores_by_timesteps)
     search_half = (calib[0][0::2], calib[1][0::2])
     check_half = (calib[0][1::2], calib[1][1::2])
-
-    def accuracies(data: tuple, neuron_of: dict) -> dict:
-        """{T: accuracy on data of neuron_of[T]}; the T that share parameters in one go."""
-        return {t: a for neuron, ts in _grouped(neuron_of)
-                for t, a in accuracy_vs_timesteps(run, *data, ts, neuron=neuron,
-                                                  scores_by_timesteps=scores_by_timesteps).items()}
-
-    # the global grid at every T at once; on a tie the earlier option, as max() takes it
-    on_search = [accuracies(search_half, dict.fromkeys(grid, option)) for option in options] \
-        if len(options) > 1 else [dict.fromkeys(grid, 0.0)]
-    best = {t: options[max(range(len(options)), key=lambda i: on_search[i][t])] for t in grid}
-    if layer_scales and n_layers > 1:
-        start_accuracy = {t: on_search[options.index(best[t])][t] for t in grid} if len(options) > 1 else \
-            accuracies(search_half, best)
-        best = refine_layer_scales(lambda candidates: accuracies(search_half, candidates), best, start_accuracy,
-                                   n_layers, layer_scales)
-    if v_decays:  # on a tie, no leak
-        best = {t: max([best[t]] + [replace(best[t], v_decay=d) for d in v_decays],
-                       key=lambda c: accuracy(run, *search_half, t, c)) for t in grid}
-    changed = {t: neuron for t, neuron in best.items() if neuron != plain}
-    plain_on_check = accuracies(check_half, dict.fromkeys(grid, plain)) \
-        if changed or reference_rates is not None else {}
-    best_on_check = accuracies(check_half, changed)
-    kept, kept_accuracy = {}, {}
-    for t in grid:
-        better = t in changed and best_on_check[t] > plain_on_check[t]
-        kept[t] = best[t] if better else plain
-        kept_accuracy[t] = best_on_check[t] if better else plain_on_check.get(t)
-    if reference_rates is not None:
-        calibrated = {t: calibrate_biases(run, calib[0], t, kept[t], reference_rates) for t in grid}
-        calibrated_on_check = accuracies(check_half, calibrated)
-        kept = {t: calibrated[t] if calibrated_on_check[t] >= kept_accuracy[t] else kept[t] for t in grid}
+    best = _searched(measure, search_half, grid, options, n_layers, layer_scales, v_decays)
+    kept = _checked(measure, check_half, grid, best, plain, bias=(calib[0], reference_rates))
     known = plain_heldout if plain_heldout and base == plain else {}
-    on_heldout = accuracies(heldout, {t: neuron for t, neuron in kept.items() if neuron != plain or t not in known})
+    on_heldout = measure(heldout, {t: neuron for t, neuron in kept.items() if neuron != plain or t not in known})
     on_heldout.update({t: known[t] for t in grid if t not in on_heldout})
-    points = []
-    for timesteps in grid:
-        neuron = kept[timesteps]
-        latency_ms, joules, energy_kind = 0.0, 0.0, ""
-        if cost is not None:
-            latency_ms, energy = cost(timesteps, neuron, weights)
-            joules, energy_kind = energy.joules, energy.kind
-        points.append(OperatingPoint(timesteps, on_heldout[timesteps], latency_ms, joules, energy_kind,
-                                     neuron.threshold_scale, neuron.v_init, latency_kind=latency_kind,
-                                     layer_threshold_scales=list(neuron.layer_threshold_scales),
-                                     bias_shifts=[list(s) for s in neuron.bias_shifts], v_decay=neuron.v_decay,
-                                     weights=weights))
+    points = [_point(t, on_heldout[t], kept[t], cost, weights, latency_kind) for t in grid]
     if progress:
         work.finish()
     return mark_pareto(points)
+
+
+class _Accuracies:
+    """measure(data, {T: neuron}) -> {T: accuracy on data}; the T that share parameters in one go
+    (one run where the engine reads every T from one: scores_by_timesteps)."""
+
+    def __init__(self, run: Callable, scores_by_timesteps: Optional[Callable]):
+        self.run, self.scores_by_timesteps = run, scores_by_timesteps
+
+    def __call__(self, data: tuple, neuron_of: dict) -> dict:
+        return {t: a for neuron, ts in _grouped(neuron_of)
+                for t, a in accuracy_vs_timesteps(self.run, *data, ts, neuron=neuron,
+                                                  scores_by_timesteps=self.scores_by_timesteps).items()}
+
+
+def _searched(measure: _Accuracies, data: tuple, grid: list, options: list, n_layers: int, layer_scales,
+              v_decays) -> dict:
+    """{T: the most accurate parameters on data}: the global grid (options) at every T at once,
+    then per-layer threshold scales, then a leak; on a tie the earlier candidate."""
+    on_data = [measure(data, dict.fromkeys(grid, option)) for option in options] \
+        if len(options) > 1 else [dict.fromkeys(grid, 0.0)]
+    best = {t: options[max(range(len(options)), key=lambda i: on_data[i][t])] for t in grid}
+    if layer_scales and n_layers > 1:
+        start_accuracy = {t: on_data[options.index(best[t])][t] for t in grid} if len(options) > 1 else \
+            measure(data, best)
+        best = refine_layer_scales(lambda candidates: measure(data, candidates), best, start_accuracy, n_layers,
+                                   layer_scales)
+    if v_decays:  # on a tie, no leak
+        best = {t: max([best[t]] + [replace(best[t], v_decay=d) for d in v_decays],
+                       key=lambda c: accuracy(measure.run, *data, t, c)) for t in grid}
+    return best
+
+
+def _checked(measure: _Accuracies, data: tuple, grid: list, best: dict, plain: NeuronConfig, bias: tuple) -> dict:
+    """{T: parameters kept}: the searched ones where they beat the plain conversion on data (images
+    the search did not see), else the plain conversion; then, given bias = (calibration images,
+    the DNN's rates on their first BIAS_IMAGES or None), their bias calibration where it loses
+    nothing on data."""
+    changed = {t: neuron for t, neuron in best.items() if neuron != plain}
+    images, reference_rates = bias
+    plain_on_data = measure(data, dict.fromkeys(grid, plain)) if changed or reference_rates is not None else {}
+    best_on_data = measure(data, changed)
+    kept, kept_accuracy = {}, {}
+    for t in grid:
+        better = t in changed and best_on_data[t] > plain_on_data[t]
+        kept[t] = best[t] if better else plain
+        kept_accuracy[t] = best_on_data[t] if better else plain_on_data.get(t)
+    if reference_rates is not None:
+        calibrated = {t: calibrate_biases(measure.run, images, t, kept[t], reference_rates) for t in grid}
+        calibrated_on_data = measure(data, calibrated)
+        kept = {t: calibrated[t] if calibrated_on_data[t] >= kept_accuracy[t] else kept[t] for t in grid}
+    return kept
+
+
+def _point(timesteps: int, accuracy_heldout: float, neuron: NeuronConfig, cost: Optional[Callable], weights: str,
+           latency_kind: str) -> OperatingPoint:
+    """The operating point of `neuron` at T, its latency and energy from cost (None: 0, for a
+    side-by-side measurement afterwards)."""
+    latency_ms, joules, energy_kind = 0.0, 0.0, ""
+    if cost is not None:
+        latency_ms, energy = cost(timesteps, neuron, weights)
+        joules, energy_kind = energy.joules, energy.kind
+    return OperatingPoint(timesteps, accuracy_heldout, latency_ms, joules, energy_kind, neuron.threshold_scale,
+                          neuron.v_init, latency_kind=latency_kind,
+                          layer_threshold_scales=list(neuron.layer_threshold_scales),
+                          bias_shifts=[list(s) for s in neuron.bias_shifts], v_decay=neuron.v_decay, weights=weights)
 
 
 def search_steps(grid, calib_n: int, heldout_n: int, n_options: int, n_layers: int, layer_scales=LAYER_SCALES,
@@ -222,7 +249,7 @@ def search_steps(grid, calib_n: int, heldout_n: int, n_options: int, n_layers: i
         searched += COORDINATE_PASSES * n_layers * len(layer_scales) * search_n * sum(grid)
     searched += len(tuple(v_decays)) * search_n * sum(grid)
     if bias:
-        searched += BIAS_PASSES * n_layers * calib_n * sum(grid) + check_n * sum(grid)
+        searched += BIAS_PASSES * n_layers * min(calib_n, BIAS_IMAGES) * sum(grid) + check_n * sum(grid)
     if not searched:  # nothing can move from the plain conversion
         return 0 if plain_heldout_known else heldout_n * steps_of_grid
     checked = check_n * (steps_of_grid + sum(grid))  # the plain conversion and what the searches found

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Optional
 import numpy as np
@@ -19,12 +20,12 @@ from ..data import datasets
 from ..data.prepare import model_input
 from ..engine import SNNEngine
 from ..engine.dnn import predict
-from ..evaluation import accuracy_vs_timesteps
+from ..evaluation import accuracy, accuracy_vs_timesteps
 from ..energy.constants import LoihiEnergy
 from ..engine.loihi_engine import LoihiEngine
 from ..ir import ModelFormatError, SNNModel
 from ..progress import PhasedProgress, ProgressBar
-from .calibration import LAYER_SCALES, dnn_channel_rates
+from .calibration import BIAS_IMAGES, LAYER_SCALES, dnn_channel_rates
 from .operating_points import (DEFAULT_GRID, DEFAULT_THRESHOLD_SCALES, DEFAULT_V_INITS, LATENCY_BUDGET_S,
                                LOIHI_V_DECAYS, MeasuredCost, PointTable, decimation_points, label_persistence,
                                loihi_cost, mark_pareto, remeasure_side_by_side, search, search_steps)
@@ -38,6 +39,16 @@ LAYER_ENHANCE_MAX_T = 8
 
 # Fewer samples than this in either split measure nothing: one sample moves an accuracy by 5 points.
 MIN_SPLIT_SAMPLES = 20
+# What `profile` takes without --n and --calib-n: as many images per split as the searches run in
+# DEFAULT_BUDGET_MIN (with convert, five minutes for the suite's small CNNs on this 2-core
+# machine), at most MAX_IMAGES (held-out standard error ~0.7 points at 90 %), at least
+# MIN_IMAGES (~2 points), whatever the budget.
+DEFAULT_BUDGET_MIN = 3.5
+MAX_IMAGES = 2000
+MIN_IMAGES = 200
+SPEED_T = 16  # the T at which an engine's speed is measured for the budget
+# besides the searches: the DNN's accuracy, the CPU backend's latency side by side, OpenVINO's
+FIXED_COST_S = LATENCY_BUDGET_S + 15.0
 
 
 @dataclass
@@ -72,12 +83,78 @@ def split_data(spec: str, model: SNNModel, n_test: int, n_calib: int) -> Profile
                        split)
 
 
-def _tiers(grid, reference_rates: Optional[list], v_decays: tuple) -> list:
-    """(T values, label, search options) of each tier: every enhancement up to LAYER_ENHANCE_MAX_T,
-    the global threshold scale and v_init (and the leak, where the target has one: v_decays) up to
-    ENHANCE_MAX_T, the plain conversion above it. reference_rates None: no bias calibration."""
-    tiers = [([t for t in grid if t <= LAYER_ENHANCE_MAX_T], f"T <= {LAYER_ENHANCE_MAX_T}, per-layer and bias",
-              dict(reference_rates=reference_rates, v_decays=v_decays)),
+def within_budget(model_dir: str, model: SNNModel, data: ProfileData, grid, budget_s: float, loihi: bool,
+                  heldout_given: bool = False, calib_given: bool = False, per_layer: bool = False) -> ProfileData:
+    """`data` cut to the images per split (the same number, at least MIN_IMAGES) whose profile fits
+    budget_s (_planned_work over each engine's measured speed). A split the user sized
+    (heldout_given, calib_given) keeps its size, and its time counts against the budget."""
+    plans = _planned_work(model_dir, model, data, grid, loihi, per_layer)
+    heldout_n, calib_n = len(data.heldout[1]), len(data.calib[1])
+
+    def sizes(n: int) -> tuple:
+        return calib_n if calib_given else min(n, calib_n), heldout_n if heldout_given else min(n, heldout_n)
+
+    def seconds(n: int) -> float:
+        return FIXED_COST_S + sum(work(*sizes(n)) / speed for work, speed in plans.values())
+
+    n = max(heldout_n, calib_n)
+    while n > MIN_IMAGES and seconds(n) > budget_s:
+        n = max(MIN_IMAGES, int(n * 0.9))
+    c, h = sizes(n)
+    split = data.split if (c, h) == (calib_n, heldout_n) else \
+        f"{data.split}; the budget takes the first {c} calibration and {h} held-out samples"
+    speeds = ", ".join(f"{name} {speed:.0f}" for name, (_, speed) in plans.items())
+    split += (f" (~{seconds(n) / 60:.1f} of --budget-min {budget_s / 60:g} minutes, from the engines' speed "
+              f"measured here: {speeds} image-steps/s)")
+    if seconds(n) > budget_s:
+        parts = ", ".join(f"{name} ~{work(c, h) / speed / 60:.1f}" for name, (work, speed) in plans.items())
+        split += (f"; OVER the budget even at {n} images ({parts} minutes of search): --no-loihi or a shorter "
+                  f"--timesteps grid would cut it")
+    return ProfileData((data.calib[0][:c], data.calib[1][:c]), (data.heldout[0][:h], data.heldout[1][:h]), data.name,
+                       split)
+
+
+def _planned_work(model_dir: str, model: SNNModel, data: ProfileData, grid, loihi: bool, per_layer: bool,
+                  energy_frames: int = 100) -> dict:
+    """{target: (image-steps it plans for (calibration, held-out) images, its engine's image-steps
+    per second measured on a few calibration frames)}: target_work and the energy runs of
+    at most two loihi points per T (the plain and a searched one). Points for other weights
+    (--weights) are not planned."""
+    x, labels = data.calib[0][:64], data.calib[1][:64]
+    n_layers = len(model.thresholds)
+    plans = {}
+    if model.target == "ideal":
+        tiers = _tiers(grid, [], (), per_layer)
+        plans["ideal"] = (lambda c, h: sum(target_work("ideal", tiers, c, h, model.neuron, n_layers,
+                                                    grid).values()),
+                          engine_speed(SNNEngine(model).run, x, labels))
+    if loihi:
+        target = loihi_model(model_dir, data)
+        loihi_tiers = _tiers(grid, [], LOIHI_V_DECAYS, per_layer)
+        plans["loihi"] = (lambda c, h: sum(target_work("loihi", loihi_tiers, c, h, target.neuron, n_layers,
+                                                    grid).values())
+                          + 2 * min(energy_frames, h) * sum(grid),
+                          engine_speed(LoihiEngine(target).run, x[:16], labels[:16]))
+    return plans
+
+
+def engine_speed(run, x: np.ndarray, labels: np.ndarray) -> float:
+    """Image-steps per second of `run` as the searches call it (evaluation.accuracy's batches) at
+    SPEED_T, after a first call that compiles what numba has not cached."""
+    accuracy(run, x[:2], labels[:2], SPEED_T)
+    start = time.perf_counter()
+    accuracy(run, x, labels, SPEED_T)
+    return len(x) * SPEED_T / (time.perf_counter() - start)
+
+
+def _tiers(grid, reference_rates: Optional[list], v_decays: tuple, per_layer: bool = False) -> list:
+    """(T values, label, search options) of each tier: up to LAYER_ENHANCE_MAX_T the bias
+    calibration (and with per_layer the per-layer threshold scales before it), up to
+    ENHANCE_MAX_T the global threshold scale and v_init (and the leak, where the target has one:
+    v_decays), the plain conversion above it. reference_rates None: no bias calibration."""
+    small = dict(reference_rates=reference_rates, v_decays=v_decays, **({} if per_layer else dict(layer_scales=())))
+    tiers = [([t for t in grid if t <= LAYER_ENHANCE_MAX_T],
+              f"T <= {LAYER_ENHANCE_MAX_T}, {'per-layer and ' if per_layer else ''}bias", small),
              ([t for t in grid if LAYER_ENHANCE_MAX_T < t <= ENHANCE_MAX_T], f"T <= {ENHANCE_MAX_T}, global",
               dict(layer_scales=(), v_decays=v_decays)),
              ([t for t in grid if t > ENHANCE_MAX_T], f"T > {ENHANCE_MAX_T}, plain",
@@ -85,20 +162,28 @@ def _tiers(grid, reference_rates: Optional[list], v_decays: tuple) -> list:
     return [tier for tier in tiers if tier[0]]
 
 
-def _tier_work(name: str, tiers: list, data: ProfileData, neuron, n_layers: int, one_run: bool,
+def _tier_work(name: str, tiers: list, calib_n: int, heldout_n: int, neuron, n_layers: int, one_run: bool,
                plain_known: bool = True) -> dict:
-    """{phase: image-steps} of each tier's search (search_steps), for the profile's one progress.
-    plain_known: the search is given the plain conversion's held-out accuracy."""
+    """{phase: image-steps} of each tier's search (search_steps) on splits of these sizes, for the
+    profile's one progress and its budget. plain_known: the search is given the plain conversion's
+    held-out accuracy."""
     work = {}
     for timesteps, label, options in tiers:
         pairs = [(s, v) for s in options.get("threshold_scales", DEFAULT_THRESHOLD_SCALES)
                  for v in options.get("v_inits", DEFAULT_V_INITS)]
         n_options = 1 + sum(pair != (neuron.threshold_scale, neuron.v_init) for pair in pairs)
         work[f"{name}: operating points ({label})"] = search_steps(
-            timesteps, len(data.calib[1]), len(data.heldout[1]), n_options, n_layers,
-            options.get("layer_scales", LAYER_SCALES), options.get("v_decays", ()),
-            options.get("reference_rates") is not None, one_run, plain_known)
+            timesteps, calib_n, heldout_n, n_options, n_layers, options.get("layer_scales", LAYER_SCALES),
+            options.get("v_decays", ()), options.get("reference_rates") is not None, one_run, plain_known)
     return work
+
+
+def target_work(name: str, tiers: list, calib_n: int, heldout_n: int, neuron, n_layers: int, grid) -> dict:
+    """{phase: image-steps} of a target's profile (without points for other weights): the plain
+    conversion's accuracy at every T from one run at the largest (the Loihi-exact engine's forks
+    and drains not counted), then the searches."""
+    return {f"{name}: accuracy vs T": heldout_n * max(grid),
+            **_tier_work(name, tiers, calib_n, heldout_n, neuron, n_layers, one_run=True)}
 
 
 def _search_points(name: str, run, cost, data: ProfileData, neuron, tiers: list, phases: PhasedProgress,
@@ -117,12 +202,13 @@ def _search_points(name: str, run, cost, data: ProfileData, neuron, tiers: list,
 
 
 def _calibration(data: ProfileData, **notes) -> dict:
+    """What a table records of its data: the set, the split's sizes and how they were chosen."""
     return {"data": data.name, "calibration_samples": len(data.calib[1]),
-            "heldout_samples": len(data.heldout[1]), **notes}
+            "heldout_samples": len(data.heldout[1]), "split": data.split, **notes}
 
 
 def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_frames: int = 200,
-                  trained_weights: tuple = ()):
+                  trained_weights: tuple = (), per_layer: bool = False):
     """Accuracy vs T with the plain conversion, and the CPU backend's operating points (latency
     measured on this CPU, one frame at a time; energy from the CPU backend's meter).
     trained_weights: (directory, T grid) pairs (`--weights DIR:T[,T...]`): each directory's network, trained
@@ -130,14 +216,13 @@ def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_
     model = SNNModel.load(model_dir)
     engine = SNNEngine(model)
     n_layers = len(model.thresholds)
-    tiers = _tiers(grid, dnn_channel_rates(model, data.calib[0]), ())
-    trained = [(directory, SNNEngine(SNNModel.load(os.path.join(model_dir, directory))), _tiers(its_grid, None, ()))
-               for directory, its_grid in trained_weights]
-    work = {"ideal: accuracy vs T": len(data.heldout[1]) * max(grid),
-            **_tier_work("ideal", tiers, data, model.neuron, n_layers, one_run=True)}
+    tiers = _tiers(grid, dnn_channel_rates(model, data.calib[0][:BIAS_IMAGES]), (), per_layer)
+    trained = [(directory, SNNEngine(SNNModel.load(os.path.join(model_dir, directory))),
+                _tiers(its_grid, None, (), per_layer)) for directory, its_grid in trained_weights]
+    work = target_work("ideal", tiers, len(data.calib[1]), len(data.heldout[1]), model.neuron, n_layers, grid)
     for directory, its_engine, its_tiers in trained:
-        work.update(_tier_work(f"ideal, weights {directory}", its_tiers, data, its_engine.model.neuron, n_layers,
-                               one_run=True, plain_known=False))
+        work.update(_tier_work(f"ideal, weights {directory}", its_tiers, len(data.calib[1]), len(data.heldout[1]),
+                               its_engine.model.neuron, n_layers, one_run=True, plain_known=False))
     phases = PhasedProgress(ProgressBar("ideal: accuracy and operating points"), work)
     plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, phases.part("ideal: accuracy vs T"),
                                   scores_by_timesteps=engine.scores_by_timesteps)
@@ -181,21 +266,23 @@ def loihi_model(model_dir: str, data: ProfileData):
 
 
 def profile_loihi(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, energy_frames: int = 100,
-                  constants: LoihiEnergy = LoihiEnergy()):
-    """Accuracy vs T of the loihi target (LoihiEngine: bit-exact with Lava's fixed point), and the
-    lava backend's operating points: the threshold scale, initial voltage and leak searched per T
-    with the same engine; latency and energy modelled for the chip (operating_points.loihi_cost), not timed
-    on Lava's simulator."""
+                  constants: LoihiEnergy = LoihiEnergy(), per_layer: bool = False):
+    """Accuracy vs T of the loihi target (LoihiEngine: bit-exact with Lava's fixed point; every T
+    from one forked run), and the lava backend's operating points: the threshold scale, initial
+    voltage and leak searched per T with the same engine; latency and energy modelled for the chip
+    (operating_points.loihi_cost), not timed on Lava's simulator."""
     model = loihi_model(model_dir, data)
     engine = LoihiEngine(model)
-    tiers = _tiers(grid, dnn_channel_rates(SNNModel.load(model_dir), data.calib[0]), LOIHI_V_DECAYS)
-    phases = PhasedProgress(ProgressBar("loihi: accuracy and operating points"), {
-        "loihi: accuracy vs T": len(data.heldout[1]) * sum(grid),
-        **_tier_work("loihi", tiers, data, model.neuron, len(model.thresholds), one_run=False)})
-    plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, phases.part("loihi: accuracy vs T"))
+    tiers = _tiers(grid, dnn_channel_rates(SNNModel.load(model_dir), data.calib[0][:BIAS_IMAGES]), LOIHI_V_DECAYS,
+                   per_layer)
+    phases = PhasedProgress(ProgressBar("loihi: accuracy and operating points"),
+                            target_work("loihi", tiers, len(data.calib[1]), len(data.heldout[1]), model.neuron,
+                                        len(model.thresholds), grid))
+    plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, phases.part("loihi: accuracy vs T"),
+                                  scores_by_timesteps=engine.scores_by_timesteps)
     cost = loihi_cost(engine, data.heldout[0][:energy_frames], constants)
     points = _search_points("loihi", engine.run, cost, data, model.neuron, tiers, phases, latency_kind="modelled",
-                            plain_heldout=plain)
+                            scores_by_timesteps=engine.scores_by_timesteps, plain_heldout=plain)
     phases.seconds()
     table = PointTable("lava", "loihi", points, _calibration(
         data, latency=f"modelled chip time: (T + {engine.depth}) steps x {constants.timestep_s * 1e6:g} us "

@@ -1,8 +1,8 @@
 """SNN simulation on the CPU: time-batched in numpy for batches, compiled for single frames.
 
 A feed-forward SNN lets each layer see all T timesteps of its input spikes at once: for a batch,
-the synaptic currents of every timestep come from one matrix product, and only the cheap
-element-wise neuron update runs step by step. A single frame of a chain network (the robot's
+the synaptic currents of every timestep come from one pass over the spikes (each adds its weights,
+_ChannelsLastLayer.apply_spikes), and only the neuron update runs step by step (compiled). A single frame of a chain network (the robot's
 case) runs as one compiled call instead (frame_kernels.run_chain), without numpy's per-call
 overhead, which does not shrink with T; graphs and grouped convolutions, which that call does
 not cover, take the batched path. Feature maps are kept channels-last (H, W, C) inside the
@@ -18,7 +18,7 @@ import numpy as np
 
 from ..ir import Layer, NeuronConfig, SNNModel
 from . import frame_kernels
-from .ops import Conv2dNhwcPlan, conv2d_nhwc, fan_out
+from .ops import Conv2dNhwcPlan, SpikeConvPlan, conv2d_nhwc, fan_out
 
 
 @dataclass
@@ -133,6 +133,8 @@ class _ChannelsLastLayer:
             if len(layer.input_shape) == 3 else None
         self.conv_plan = Conv2dNhwcPlan(self.weight, self.input_hwc, layer.stride, layer.padding) \
             if layer.kind == "conv" and layer.groups == 1 else None
+        self.spike_plan = SpikeConvPlan(self.weight, self.input_hwc, layer.stride, layer.padding, layer.groups) \
+            if layer.kind == "conv" else None
         self.n_neurons = layer.n_neurons
         self.channels = layer.output_shape[0]
 
@@ -149,6 +151,14 @@ class _ChannelsLastLayer:
         # took ~50 us of that engine's ~600 us frame; the same values
         per_channel = per_neuron.sum(axis=0) if per_neuron.dtype.kind == "i" else per_neuron.sum(axis=0, dtype=np.float64)
         return per_channel / (frames * timesteps * (self.n_neurons // self.channels))
+
+    def apply_spikes(self, spikes_flat: np.ndarray) -> np.ndarray:
+        """`apply` on spikes (0/1), adding the weights of each spike instead of multiplying every
+        input: a layer's spike maps are 5-10 % spikes (ops.SpikeConvPlan; a dense layer as a
+        compiled frame runs it, frame_kernels.dense_accumulate)."""
+        if self.spike_plan is not None:
+            return self.spike_plan(spikes_flat)
+        return frame_kernels.dense_accumulate(spikes_flat, self.weight_t, False)
 
     def apply(self, x_flat: np.ndarray) -> np.ndarray:
         """(N, n_in) channels-last -> (N, n_out) channels-last, without bias."""
@@ -338,7 +348,8 @@ class SNNEngine:
             if source < 0:  # the image is a constant current: once, repeated over time
                 part = block.apply(rows)[None]
             else:
-                part = block.apply(rows.reshape(timesteps * rows.shape[1], -1)).reshape(timesteps, rows.shape[1], -1)
+                part = block.apply_spikes(rows.reshape(timesteps * rows.shape[1], -1)).reshape(timesteps, rows.shape[1],
+                                                                                               -1)
             if current is None:
                 current = part
             elif current.shape[0] >= part.shape[0]:
@@ -448,50 +459,16 @@ def _total(spikes_per_neuron: Optional[np.ndarray]) -> int:
 def _integrate_and_fire(current: np.ndarray, timesteps: int, threshold: float, neuron: NeuronConfig,
                         initial_potential: Optional[np.ndarray] = None) -> np.ndarray:
     """current: (T or 1, frames, n); initial_potential: (n,) fractions of the threshold added to
-    v_init, or None. Returns spikes (T, frames, n) as float32 0/1."""
+    v_init, or None. Returns spikes (T, frames, n) as float32 0/1: a compiled frame's neurons
+    (frame_kernels.integrate_and_fire) over every frame's at once, one pass over the current
+    (numpy's step loop made several: 3-6x slower on the suite's CNNs)."""
     threshold = np.float32(threshold)
-    v_init = np.float32(neuron.v_init) * threshold
+    frames, n = current.shape[1], current.shape[2]
+    v_init = np.full(n, np.float32(neuron.v_init) * threshold, np.float32)
     if initial_potential is not None:
         v_init = v_init + initial_potential * threshold
-    if neuron.reset == "subtract":
-        return _if_subtract(current, timesteps, threshold, v_init)
-    frames, n = current.shape[1], current.shape[2]
-    v = np.array(np.broadcast_to(v_init, (frames, n)), dtype=np.float32)
-    spikes = np.empty((timesteps, frames, n), dtype=np.float32)
-    fired = np.empty((frames, n), dtype=bool)
-    for t in range(timesteps):
-        np.add(v, current[0 if current.shape[0] == 1 else t], out=v)
-        np.greater(v, threshold, out=fired)  # reset to zero, spiking strictly above threshold as Loihi
-        v[fired] = 0.0
-        spikes[t] = fired
-    return spikes
-
-
-def _if_subtract(current: np.ndarray, timesteps: int, threshold, v_init) -> np.ndarray:
-    """Integrate-and-fire with reset by subtraction, from the cumulative input.
-
-    With C_t the input summed up to step t and N_t the spikes so far, v_t = v0 + C_t - theta*N_{t-1},
-    so the neuron fires at t exactly when F_t = floor((v0 + C_t) / theta) exceeds N_{t-1}. F comes
-    from a few whole-array operations; only the comparison with the running count stays per step.
-    """
-    if current.shape[0] == 1:
-        # a constant input I: the count is F_t clipped to [0, t] (at most one spike per step)
-        steps = np.arange(timesteps + 1, dtype=np.float32).reshape(-1, 1, 1)
-        count = np.floor((v_init + steps * current[0]) / threshold)
-        np.maximum(count, 0, out=count)  # two ufuncs: np.clip with array bounds is several times slower
-        np.minimum(count, steps, out=count)
-        return np.diff(count, axis=0)
-    # the running sum step by step: numpy's cumsum along the first axis of a (T, frames, n) array
-    # walks it column by column (~30x slower on a CNN's maps here); the same float32 additions
-    floors = np.array(current, dtype=np.float32)
-    for t in range(1, timesteps):
-        np.add(floors[t], floors[t - 1], out=floors[t])
-    floors += v_init
-    floors /= threshold
-    np.floor(floors, out=floors)
-    spikes = np.empty_like(floors)
-    count = np.zeros(floors.shape[1:], dtype=np.float32)
-    for t in range(timesteps):
-        np.greater(floors[t], count, out=spikes[t], casting="unsafe")
-        count += spikes[t]
-    return spikes
+    spikes = np.empty((timesteps, frames * n), dtype=np.float32)
+    frame_kernels.integrate_and_fire(np.ascontiguousarray(current, dtype=np.float32).reshape(len(current), -1),
+                                     np.zeros(frames * n, np.float32), timesteps, threshold,
+                                     np.tile(v_init.astype(np.float32), frames), neuron.reset == "subtract", spikes)
+    return spikes.reshape(timesteps, frames, n)

@@ -35,7 +35,7 @@ from numba import njit
 from ..ir import FixedPoint, Layer, Network, NeuronConfig, Preprocessing, SNNModel
 from . import frame_kernels as k
 from .cpu_engine import InferenceResult, OpCounts, _ChannelsLastLayer, chain_program
-from .ops import fan_out, linear
+from .ops import SpikeConvPlan, fan_out, linear
 
 ACT_SHIFT = 6  # Lava's LIF shifts a_in and vth left by 6 bits
 UV_HALF = 2 ** 23  # u and v are 24-bit registers
@@ -88,6 +88,46 @@ class LoihiEngine:
         if self.model.layers[0].fixed_point.input_scale == 0:
             flat = (flat != 0).astype(np.float64)
         return self._simulate(flat, steps, neuron, return_spikes)
+
+    def scores_by_timesteps(self, x: np.ndarray, grid, neuron: Optional[NeuronConfig] = None) -> dict:
+        """{T: class scores} for every T of `grid`, the same integers as a run at each T, from one
+        run at the largest that forks at each smaller T: a frame's input stops after T and the
+        network drains for `depth` steps, so a run at T is a longer run's first T steps (their
+        inputs are the same) and then its own drain, `depth` - 1 steps from the longer run's state
+        at T. Layer by layer over the batch: each fork's drain reads the fork's spikes of the layer
+        below. Per frame 128 + 13 x depth steps for the profile's grid instead of 443 + 13 x depth.
+        Where a layer's u carries over steps (du < 4095) or the score layer spikes (a lava-dl
+        classifier), a run per T."""
+        neuron = neuron or self.model.neuron
+        grid = sorted({int(t) for t in grid})
+        layers = self.model.layers
+        if layers[-1].spiking or any(int(layer.fixed_point.du) + 1 != DECAY_UNITY for layer in layers):
+            return {t: self.run(x, t, neuron).scores for t in grid}
+        longest, forks, drain = grid[-1], grid[:-1], self.depth - 1
+        vths, voltages, biases, v_decays = self._point(neuron)
+        source, fork_sources = self.encode(x)[None], {}
+        for index, layer in enumerate(layers):
+            lif = (DECAY_UNITY, v_decays[index], vths[index] << ACT_SHIFT, biases[index].astype(np.int32))
+            a_in = np.ascontiguousarray(self.layer_input(index, source, longest))
+            v = np.repeat(voltages[index][None].astype(np.int32), a_in.shape[1], axis=0)
+            spikes = np.empty(a_in.shape, bool)
+            at_fork, start = {}, 0
+            for t in forks + [a_in.shape[0] - 1]:  # the state after step t of every fork, then the rest
+                _lif_frames(a_in[start:t + 1], *lif[:3], v, lif[3], spikes[start:t + 1])
+                at_fork[t], start = v.copy(), t + 1
+            fork_spikes, finals = {}, {}
+            for t in forks:
+                if index == 0:  # the host sends nothing after T
+                    fork_in = np.zeros((drain,) + a_in.shape[1:], np.int32)
+                else:  # what the layer below sent at steps t .. t + drain - 1 of this fork
+                    below = np.concatenate([source[t:t + 1], fork_sources[t][:drain - 1]])
+                    fork_in = np.ascontiguousarray(self._synapses[index].sums(below))
+                fork_spikes[t] = np.empty(fork_in.shape, bool)
+                _lif_frames(fork_in, *lif[:3], at_fork[t], lif[3], fork_spikes[t])
+                finals[t] = at_fork[t]
+            source, fork_sources = spikes, fork_spikes
+        finals[longest] = v
+        return {t: score_from_voltage(self.model, finals[t], t) for t in grid}
 
     def thresholds(self, neuron: NeuronConfig) -> list:
         """Threshold mantissa of every layer at an operating point (the score layer's never moves)."""
@@ -330,6 +370,7 @@ class _Synapse:
         self.conv_like = layer.kind == "conv" or graded
         self.weight_exp = int(fp.weight_exp)
         self.fan_out = fan_out(layer).reshape(-1).astype(np.float64)
+        self._spike_plan = None  # built on first use (_spike_sums)
 
     def sums(self, x: np.ndarray) -> np.ndarray:
         """(R, frames, n_in) input of R steps -> (R, frames, n_out) int32 as the synapse sends it."""
@@ -347,50 +388,14 @@ class _Synapse:
 
 
     def _spike_sums(self, spikes: np.ndarray) -> np.ndarray:
-        """A convolution of spike maps (N, C, H, W) bool -> (N, O, Ho, Wo) int32: each spike adds
-        its weights to the outputs it reaches. The maps a layer sends are ~5 % spikes (the suite's
-        VGG-style CNN at T = 16), so this is a small part of the product of every input, which
-        was most of the threshold search's time. Whole numbers: the same sums in any order."""
-        layer = self.layer
-        o, c_per_group, kh, kw = layer.weight.shape
-        groups = layer.groups
-        # weight[o, c, ky, kx] as [ky, kx, input channel, o within its group]
-        by_input = layer.weight.reshape(groups, o // groups, c_per_group, kh, kw).transpose(3, 4, 0, 2, 1)
-        # integers in int32, wrapping where Lava's int32 sums would
-        by_input = np.ascontiguousarray(by_input.reshape(kh, kw, groups * c_per_group, o // groups)).astype(np.int32)
-        _, ho, wo = layer.output_shape
-        out = np.zeros((len(spikes), ho, wo, o), np.int32)
-        _scatter_spikes(np.ascontiguousarray(spikes), by_input, c_per_group, layer.stride[0], layer.stride[1],
-                        layer.padding[0], layer.padding[1], out)
-        return out.transpose(0, 3, 1, 2)
-
-
-@njit(cache=True)
-def _scatter_spikes(spikes, weight, c_per_group, sh, sw, top, left, out):
-    """out[r, y, x, o] += weight[ky, kx, c, o - its group's first] for each spike at (r, c, iy, ix)
-    and each output (y, x) whose window holds it at tap (ky, kx)."""
-    rows, channels, h, w = spikes.shape
-    kh, kw, _, o_per_group = weight.shape
-    _, ho, wo, _ = out.shape
-    for r in range(rows):
-        for c in range(channels):
-            first = (c // c_per_group) * o_per_group
-            for iy in range(h):
-                for ix in range(w):
-                    if not spikes[r, c, iy, ix]:
-                        continue
-                    for ky in range(kh):
-                        ty = iy + top - ky
-                        if ty < 0 or ty % sh != 0 or ty // sh >= ho:
-                            continue
-                        for kx in range(kw):
-                            tx = ix + left - kx
-                            if tx < 0 or tx % sw != 0 or tx // sw >= wo:
-                                continue
-                            target = out[r, ty // sh, tx // sw]
-                            taps = weight[ky, kx, c]
-                            for j in range(o_per_group):
-                                target[first + j] += taps[j]
+        """A convolution of spike maps (N, C, H, W) bool -> (N, O, Ho, Wo) int32 (ops.SpikeConvPlan:
+        the maps a layer sends are ~5 % spikes, and the product of every input was most of the
+        threshold search's time)."""
+        if self._spike_plan is None:
+            c, h, w = self.layer.input_shape
+            self._spike_plan = SpikeConvPlan(self.layer.weight, (h, w, c), self.layer.stride, self.layer.padding,
+                                             self.layer.groups, np.int32, channels_first=True)
+        return self._spike_plan(spikes.reshape(len(spikes), -1)).reshape((len(spikes),) + tuple(self.layer.output_shape))
 
 
 def _effective_bias(layer: Layer, mantissas: Optional[np.ndarray] = None) -> np.ndarray:

@@ -152,6 +152,87 @@ class Conv2dNhwcPlan:
         return (cols.reshape(-1, self.index.shape[1]) @ self.matrix).reshape(n, self.n_out)
 
 
+class SpikeConvPlan:
+    """A convolution of spike maps by scattering: each spike adds its weights to the outputs it
+    reaches. A layer's spike maps are 5-10 % spikes (the suite's CNNs at T = 8), so this does a
+    small part of the product of every input: the ungrouped 3x3 convolution of the suite's
+    VGG-style CNN took 0.12 s against BLAS's 0.49 s on 800 maps, its lowered MaxPool layers about
+    half. Used by both engines: the ideal one sums float32 weights (the same sums as a product,
+    in another order), the Loihi-exact one int32 (whole numbers, the same in any order; they wrap
+    where Lava's int32 sums would). Rows are flattened channels-last (H, W, C) maps of 0/1 (any
+    dtype); so are the outputs (Ho, Wo, O); or both channels-first (C, H, W) with channels_first
+    (the Loihi-exact engine's layout: transposing its maps and sums around the scatter cost more
+    than the scatter)."""
+
+    def __init__(self, weight: np.ndarray, input_hwc: tuple, stride: tuple, padding: tuple, groups: int,
+                 dtype=np.float32, channels_first: bool = False):
+        o, c_per_group, kh, kw = weight.shape
+        h, w, c = input_hwc
+        top, left, bottom, right = padding
+        sh, sw = stride
+        ho, wo = conv_output_size(h, kh, sh, top, bottom), conv_output_size(w, kw, sw, left, right)
+        self.o_per_group, self.c_per_group, self.channels = o // groups, c_per_group, c
+        # weight[o, c, ky, kx] as [ky, kx, input channel, o within its group], flat
+        self.taps = np.ascontiguousarray(weight.reshape(groups, o // groups, c_per_group, kh, kw)
+                                         .transpose(3, 4, 0, 2, 1)).reshape(-1).astype(dtype)
+        # per input position: the outputs it reaches (offset of their first channel) and at which tap
+        y, x, ky, kx = np.meshgrid(np.arange(h), np.arange(w), np.arange(kh), np.arange(kw), indexing="ij")
+        ty, tx = y + top - ky, x + left - kx
+        reached = (ty >= 0) & (ty % sh == 0) & (ty // sh < ho) & (tx >= 0) & (tx % sw == 0) & (tx // sw < wo)
+        reached = reached.reshape(h * w, kh * kw)
+        self.n_reached = reached.sum(axis=1).astype(np.int64)
+        order = np.argsort(~reached, axis=1, kind="stable")  # the reached taps first, in tap order
+        self.target = np.take_along_axis((((ty // sh) * wo + tx // sw) * o).reshape(h * w, -1), order, axis=1)
+        self.tap = np.take_along_axis(np.broadcast_to(np.arange(kh * kw) * c * (o // groups), (h * w, kh * kw)),
+                                      order, axis=1).astype(np.int64)
+        self.n_out, self.channels_out = ho * wo * o, o
+        self.channels_first = channels_first
+
+    def __call__(self, spikes_flat: np.ndarray) -> np.ndarray:
+        """(N, H*W*C) -> (N, Ho*Wo*O) in the plan's dtype (channels_first: (N, C*H*W) -> (N, O*Ho*Wo))."""
+        out = np.empty((len(spikes_flat), self.n_out), self.taps.dtype)
+        _scatter_spikes(np.ascontiguousarray(spikes_flat), self.taps, self.target, self.tap, self.n_reached,
+                        self.channels, self.c_per_group, self.o_per_group, self.channels_out, self.channels_first,
+                        out)
+        return out
+
+
+@njit(cache=True)
+def _scatter_spikes(spikes, taps, target, tap, n_reached, channels, c_per_group, o_per_group, channels_out,
+                    channels_first, out):
+    """SpikeConvPlan's sums: out[r] gets, for each spike of row r at (position, channel c) and each
+    output it reaches, the weights of c at that tap; summed channels-last, then copied out in the
+    rows' order."""
+    rows = spikes.shape[0]
+    positions = target.shape[0]
+    sums = np.empty(out.shape[1], out.dtype)
+    positions_out = out.shape[1] // channels_out
+    for r in range(rows):
+        row = spikes[r]
+        sums[:] = 0
+        for i in range(positions * channels):  # in the row's order: the maps are read once, in sequence
+            if row[i] == 0:
+                continue
+            if channels_first:
+                c, p = i // positions, i % positions
+            else:
+                p, c = i // channels, i % channels
+            first = (c // c_per_group) * o_per_group
+            for k in range(n_reached[p]):
+                # slices, not offsets: numba then knows the indices are not negative and
+                # vectorizes the sum (4x faster on a 64-channel convolution)
+                to = sums[target[p, k] + first:target[p, k] + first + o_per_group]
+                weights = taps[tap[p, k] + c * o_per_group:tap[p, k] + (c + 1) * o_per_group]
+                for j in range(o_per_group):
+                    to[j] += weights[j]
+        if channels_first:
+            for q in range(positions_out):
+                for o in range(channels_out):
+                    out[r, o * positions_out + q] = sums[q * channels_out + o]
+        else:
+            out[r] = sums
+
+
 def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int) -> int:
     return (size + pad_before + pad_after - kernel) // stride + 1
 
