@@ -49,6 +49,30 @@ FINETUNE_MAX_LR = 2e-3
 DISTILL_WEIGHT, DISTILL_TEMPERATURE = 0.7, 4.0
 
 
+def augmented(x):
+    """Each image shifted by up to 3 pixels, maybe mirrored, its contrast scaled by 0.6-1.0: a
+    view for the contrastive loss (per image, unlike the batch's shared shift)."""
+    n = len(x)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = torch.where(torch.rand(n) < 0.5, -1.0, 1.0)
+    theta[:, 1, 1] = 1.0
+    theta[:, :, 2] = (torch.rand(n, 2) * 2 - 1) * 3 / 14  # grid units: 14 pixels each way
+    grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    view = nn.functional.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+    return view * (0.6 + 0.4 * torch.rand(n, 1, 1, 1))
+
+
+def contrastive_loss(a, b, temperature: float = 0.2):
+    """NT-Xent (SimCLR, Chen et al. 2020): each image's two views' projections are each other's match
+    among the batch's 2n."""
+    z = nn.functional.normalize(torch.cat([a, b]), dim=1)
+    similarity = z @ z.T / temperature
+    similarity.fill_diagonal_(float("-inf"))
+    n = len(a)
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+    return nn.functional.cross_entropy(similarity, target)
+
+
 def distillation_loss(scores, teacher_scores):
     t = DISTILL_TEMPERATURE
     return t * t * nn.functional.kl_div(nn.functional.log_softmax(scores / t, 1),
@@ -145,6 +169,16 @@ def main() -> None:
                          "the last hidden layer (mean squared error per pixel), so that the hidden layer keeps what "
                          "the image shows beyond the trained classes (features a readout can learn new classes "
                          "from: bench/learning.py). The decoder is not exported: the network keeps its form")
+    ap.add_argument("--dropout", type=float, default=0.0, metavar="P",
+                    help="dropout on the last hidden layer while training only (the score layer and the "
+                         "reconstruction decoder see it; the exported network has none): spreads what the classes "
+                         "need over more hidden neurons (bench/learning.py)")
+    ap.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
+                    help="label smoothing of the cross-entropy loss")
+    ap.add_argument("--contrastive", type=float, default=0.0, metavar="WEIGHT",
+                    help="weight of an auxiliary contrastive loss while training only (SimCLR's NT-Xent over a "
+                         "projection of the last hidden layer, two augmented views of each image; not exported): "
+                         "features that tell images apart, not only the trained classes (bench/learning.py)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                     help="torch threads (default: every core; 1 on a shared machine wastes less time in contention)")
@@ -186,11 +220,14 @@ def main() -> None:
             if isinstance(m, QCFS):
                 m.quantize = False
     decoder = nn.Linear(model[-1].in_features, 28 * 28) if args.reconstruction else None
-    trained = list(model.parameters()) + (list(decoder.parameters()) if decoder else [])
+    projection = nn.Sequential(nn.Linear(model[-1].in_features, 128), nn.ReLU(), nn.Linear(128, 64)) \
+        if args.contrastive else None
+    trained = list(model.parameters()) + (list(decoder.parameters()) if decoder else []) \
+        + (list(projection.parameters()) if projection else [])
     opt = torch.optim.AdamW(trained, lr=2e-3, weight_decay=1e-4)
     steps = args.epochs * ((len(xtr) + 127) // 128)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=FINETUNE_MAX_LR if teacher else 3e-3, total_steps=steps)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.0)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     for epoch in range(args.epochs):
         model.train()
         t0 = time.time()
@@ -209,11 +246,14 @@ def main() -> None:
                 if isinstance(m, QCFS):
                     m.quantize = quantize
             opt.zero_grad()
-            hidden = model[:-1](xb)
+            hidden = nn.functional.dropout(model[:-1](xb), args.dropout) if args.dropout else model[:-1](xb)
             scores = model[-1](hidden)
             loss = loss_fn(scores, ytr[idx])
             if decoder is not None:
                 loss = loss + args.reconstruction * nn.functional.mse_loss(decoder(hidden), xb.flatten(1))
+            if projection is not None:
+                views = model[:-1](torch.cat([augmented(xb), augmented(xb)]))
+                loss = loss + args.contrastive * contrastive_loss(*projection(views).chunk(2))
             if teacher is not None:
                 with torch.no_grad():
                     taught = teacher(xb)

@@ -50,6 +50,22 @@ def test_rule_against_a_hand_computed_update(trainer):
 
 
 @pytest.mark.parametrize("trainer", [EmulatedTrainer, FloatTrainer])
+def test_label_only_rule_leaves_the_winner_alone(trainer):
+    """Label-only, centred: the label's row moves by +(counts - mean counts), no other row moves."""
+    readout = PlasticReadout.from_layer(small_layer(), [], ReadoutRule(rate=1.0, centred=True, label_only=True),
+                                        trainer(), 5)
+    readout.observe(readout.inputs(np.zeros((4, 30), bool), 4))  # mean: nothing but the bias input
+    hidden = np.zeros((4, 30), bool)
+    hidden[:3, 0] = True
+    before = readout.weights.copy()
+    result = readout.teach(readout.inputs(hidden, 4), 4, 4)
+    assert result.ops.runs == 2 and result.added_class
+    expected = before.copy()
+    expected[4, 0] += 3
+    np.testing.assert_array_equal(readout.weights, expected)
+
+
+@pytest.mark.parametrize("trainer", [EmulatedTrainer, FloatTrainer])
 def test_centred_rule_against_a_hand_computed_update(trainer):
     """Centred, a teaching run is followed by the mean frame's with the roles swapped: the label's
     row moves by +(counts - mean counts), the winner's by -(counts - mean counts); the bias input
@@ -95,15 +111,19 @@ def test_teaching_schedule():
     np.testing.assert_array_equal(pre_run[0::2], pre)
     assert not pre_run[1::2].any()
     assert post_run[0::2, 2].all() and post_run[1::2, 0].all() and post_run.sum() == 6
+    _, post_run = teaching_schedule(pre, 4, label=-1, winner=0)  # a row of -1 gets no teacher spike
+    assert post_run[1::2, 0].all() and post_run.sum() == 3
 
 
-def test_fixed_point_learning_equals_lavas_learning_dense():
+@pytest.mark.parametrize("label_only", [False, True])
+def test_fixed_point_learning_equals_lavas_learning_dense(label_only):
     """The same frames and labels through Lava's LearningDense (Loihi2SimCfg fixed_pt) and through
     our emulation: the same weights, bit for bit, with stochastic rounding (rate 2^-2), weights
-    at both ends of their range, a class grown on the way, and the centred rule's mean-frame runs."""
+    at both ends of their range, a class grown on the way, and the centred rule's mean-frame runs
+    (label-only: runs where only the label's score neuron gets teacher spikes)."""
     layer = small_layer(seed=3, classes=4, inputs=24)
     layer.weight[0, :4] = [40.0, -40.0, 39.0, -39.0]  # |weights| at the top of the range: saturation
-    rule = ReadoutRule(rate=0.25, max_repeats=3, centred=True)  # centred: the mean frame's runs too
+    rule = ReadoutRule(rate=0.25, max_repeats=3, centred=True, label_only=label_only)
     learned = []
     for trainer in (EmulatedTrainer(), LavaTrainer()):
         readout = PlasticReadout.from_layer(layer, [], rule, trainer, max_classes=6)

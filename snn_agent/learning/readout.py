@@ -95,7 +95,7 @@ class EmulatedTrainer:
 
 class FloatTrainer:
     """The rule in float, without rounding: w[label] += rate * x, w[winner] -= rate * x summed over
-    the frame's steps. `pre` may be graded (a DNN's activations, one step)."""
+    the frame's steps (a row of -1 is left out). `pre` may be graded (a DNN's activations, one step)."""
 
     dtype = np.float64
 
@@ -104,10 +104,10 @@ class FloatTrainer:
 
     def teach(self, weights: np.ndarray, pre: np.ndarray, label: int, winner: int, rule: ReadoutRule) -> int:
         change = rule.rate * pre.sum(axis=0)
-        weights[label] += change
-        if winner >= 0:
-            weights[winner] -= change
-        return int(np.count_nonzero(change)) * (2 if winner >= 0 else 1)
+        rows = [(row, sign) for row, sign in ((label, 1), (winner, -1)) if row >= 0]
+        for row, sign in rows:
+            weights[row] += sign * change
+        return int(np.count_nonzero(change)) * len(rows)
 
     def load(self, weights: np.ndarray) -> None:
         pass
@@ -212,7 +212,8 @@ class PlasticReadout:
 
     def teach(self, frame: FrameInput, label: int, timesteps: int) -> TeachResult:
         """Teach one frame (its readout input, from `inputs`) that it shows `label`: replays it
-        until the label wins by the rule's margin, at most rule.max_repeats times."""
+        until the label wins by the rule's margin, at most rule.max_repeats times (label-only: the
+        winner's row is not lowered)."""
         added = not (0 <= label < self.max_classes and self.active[label])
         if added:
             self.add_class(label)
@@ -228,10 +229,11 @@ class PlasticReadout:
             winner = int(np.argmax(others)) if np.isfinite(others).any() else -1
             if winner < 0 or raw[label] - raw[winner] > self.rule.margin or repeat == self.rule.max_repeats:
                 break
-            changed = self.trainer.teach(self.weights, above, label, winner, self.rule)
+            lowered = -1 if self.rule.label_only else winner
+            changed = self.trainer.teach(self.weights, above, label, lowered, self.rule)
             result.ops.add(self._ops(above != 0, changed))
             if below is not None:  # the roles swapped: the label's row down, the winner's up
-                changed = self.trainer.teach(self.weights, below, winner, label, self.rule)
+                changed = self.trainer.teach(self.weights, below, lowered, label, self.rule)
                 result.ops.add(self._ops(below != 0, changed))
         return result
 

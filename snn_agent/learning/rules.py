@@ -21,7 +21,9 @@ the readout's mean input (readout.py: the mean frame of the frames it classified
 the roles swapped, the winner's row fired with it and the label's after it, so that the two rows
 move by +-2^-k (counts - mean counts): the perceptron on centred inputs. A new class's row then
 learns what sets its frames apart from the average frame, not that frames have spikes (which
-makes a row that only ever grows win every frame). In fixed point each epoch's change is rounded stochastically (Lava: one random number
+makes a row that only ever grows win every frame). Label-only (`ReadoutRule.label_only`), the
+winner's score neuron stays silent: only the label's row moves (the same `dw`, one teacher spike
+fewer), so that teaching a new class never lowers an old class's row. In fixed point each epoch's change is rounded stochastically (Lava: one random number
 per epoch for all synapses; see fixed_point.py), so a fraction 2^-k arrives as a whole weight unit
 with probability 2^-k. Integer impulses and tau 0 keep the traces free of rounding.
 """
@@ -47,12 +49,14 @@ class ReadoutRule:
     fixed-point rule scales by a shift, so any other rate would be rounded behind the user's back. margin: a frame is taught while its label does not beat every
     other class by this much (score units: weight units x spikes per step). max_repeats: the most
     replays of one frame (each one a teaching run on the chip, two where centred). centred: each
-    replay is followed by the mean frame's run with the roles swapped (see the module doc)."""
+    replay is followed by the mean frame's run with the roles swapped (see the module doc).
+    label_only: the winner's row is not lowered (its score neuron gets no teacher spike)."""
 
     rate: float = 2.0 ** -6  # the node's default (online.LearningSettings)
     margin: float = 0.0
     max_repeats: int = 1
     centred: bool = False
+    label_only: bool = False
 
     def __post_init__(self):
         problem = rate_problem(self.rate)
@@ -100,12 +104,14 @@ def rate_problem(rate: float) -> Optional[str]:
 
 def teaching_schedule(pre: np.ndarray, n_post: int, label: int, winner: int) -> tuple:
     """pre: (steps, n_pre) the frame's spikes at the readout's input -> what a teaching run sends
-    at each of its 2 x steps: (pre spikes, post spikes), both (2 steps, n) bool."""
+    at each of its 2 x steps: (pre spikes, post spikes), both (2 steps, n) bool. A row of -1
+    (label or winner) gets no teacher spike."""
     steps = len(pre)
     pre_run = np.zeros((T_EPOCH * steps, pre.shape[1]), bool)
     pre_run[0::T_EPOCH] = pre
     post_run = np.zeros((T_EPOCH * steps, n_post), bool)
-    post_run[0::T_EPOCH, label] = True
+    if label >= 0:
+        post_run[0::T_EPOCH, label] = True
     if winner >= 0:
         post_run[1::T_EPOCH, winner] = True
     return pre_run, post_run
