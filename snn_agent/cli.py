@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import sys
 
@@ -78,21 +80,31 @@ def _profile(args) -> int:
     dnn_accuracy = profiling.dnn_accuracy(args.model_dir, data)
     targets, tables, skipped = {}, [], []
     trained_weights = args.weights
-    if model.target == "ideal":  # a directory holding only a loihi target has no ideal one
-        targets["ideal"], table = profiling.profile_ideal(args.model_dir, data, grid, trained_weights=trained_weights,
-                                                           per_layer=args.per_layer)
-        tables.append(table)
     if trained_weights:
         skipped.append("lava and openvino backends: points with their own weights (--weights); on the chip "
                        "another weight set is another network to load")
-    if args.no_loihi:
-        skipped.append("loihi target / lava backend: --no-loihi")
-    elif not model.network.is_chain:
-        skipped.append("loihi target / lava backend: they take a chain of layers; this network has "
-                       "residual Add or Concat branches")
-    else:
-        targets["loihi"], table = profiling.profile_loihi(args.model_dir, data, grid, per_layer=args.per_layer)
-        tables.append(table)
+    loihi_reason = "--no-loihi" if args.no_loihi else None if model.network.is_chain else \
+        "they take a chain of layers; this network has residual Add or Concat branches"
+    if loihi_reason:
+        skipped.append(f"loihi target / lava backend: {loihi_reason}")
+    # the loihi target's search in a second process beside the ideal target's, where there is a core
+    # for it: a spawned one (a forked copy of a process running OpenVINO's and BLAS's threads can hang)
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as beside:
+        loihi_apart = None
+        if not loihi_reason and model.target == "ideal" and profiling.side_by_side():
+            print("loihi: searched in a second process beside the ideal target (no progress bar of its own; its "
+                  "table follows)", file=sys.stderr)
+            loihi_apart = beside.submit(profiling.profile_loihi, args.model_dir, data, grid, per_layer=args.per_layer,
+                                        show_progress=False)
+        if model.target == "ideal":  # a directory holding only a loihi target has no ideal one
+            targets["ideal"], table = profiling.profile_ideal(args.model_dir, data, grid,
+                                                               trained_weights=trained_weights,
+                                                               per_layer=args.per_layer)
+            tables.append(table)
+        if not loihi_reason:
+            targets["loihi"], table = loihi_apart.result() if loihi_apart else \
+                profiling.profile_loihi(args.model_dir, data, grid, per_layer=args.per_layer)
+            tables.append(table)
     if args.no_openvino:
         skipped.append("openvino backend: --no-openvino")
     else:
@@ -100,6 +112,8 @@ def _profile(args) -> int:
             tables.append(profiling.profile_openvino(args.model_dir, data, dnn_accuracy))
         except Exception as exc:  # noqa: BLE001 - the SNN tables stand without the DNN's
             skipped.append(f"openvino backend: {exc}")
+    for table in tables:
+        table.save(args.model_dir)
     print(f"\nDNN accuracy {dnn_accuracy:.4f} on {len(data.heldout[1])} held-out images of {data.name}")
     print("accuracy of the plain conversion per target (threshold x1, v0 = half a threshold; "
           "loihi: LoihiEngine, bit-exact with Lava):")

@@ -86,8 +86,9 @@ def split_data(spec: str, model: SNNModel, n_test: int, n_calib: int) -> Profile
 def within_budget(model_dir: str, model: SNNModel, data: ProfileData, grid, budget_s: float, loihi: bool,
                   heldout_given: bool = False, calib_given: bool = False, per_layer: bool = False) -> ProfileData:
     """`data` cut to the images per split (the same number, at least MIN_IMAGES) whose profile fits
-    budget_s (_planned_work over each engine's measured speed). A split the user sized
-    (heldout_given, calib_given) keeps its size, and its time counts against the budget."""
+    budget_s (_planned_work over each engine's measured speed; the two targets' searches side by
+    side where side_by_side()). A split the user sized (heldout_given, calib_given) keeps its size,
+    and its time counts against the budget."""
     plans = _planned_work(model_dir, model, data, grid, loihi, per_layer)
     heldout_n, calib_n = len(data.heldout[1]), len(data.calib[1])
 
@@ -95,7 +96,8 @@ def within_budget(model_dir: str, model: SNNModel, data: ProfileData, grid, budg
         return calib_n if calib_given else min(n, calib_n), heldout_n if heldout_given else min(n, heldout_n)
 
     def seconds(n: int) -> float:
-        return FIXED_COST_S + sum(work(*sizes(n)) / speed for work, speed in plans.values())
+        each = [work(*sizes(n)) / speed for work, speed in plans.values()]
+        return FIXED_COST_S + (max(each) if side_by_side() else sum(each))
 
     n = max(heldout_n, calib_n)
     while n > MIN_IMAGES and seconds(n) > budget_s:
@@ -136,6 +138,12 @@ def _planned_work(model_dir: str, model: SNNModel, data: ProfileData, grid, loih
                           + 2 * min(energy_frames, h) * sum(grid),
                           engine_speed(LoihiEngine(target).run, x[:16], labels[:16]))
     return plans
+
+
+def side_by_side() -> bool:
+    """Whether `profile` searches the loihi target in a second process beside the ideal target's:
+    where there is a second core (their engines are single-threaded)."""
+    return (os.cpu_count() or 1) >= 2
 
 
 def engine_speed(run, x: np.ndarray, labels: np.ndarray) -> float:
@@ -245,7 +253,6 @@ def profile_ideal(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, latency_
     table = PointTable("cpu", "ideal", points, _calibration(
         data, latency="measured: median single-frame wall time of the CPU backend on this machine, "
                       "while the point is held: all points measured in interleaved blocks of frames"))
-    table.save(model_dir)
     return plain, table
 
 
@@ -266,16 +273,17 @@ def loihi_model(model_dir: str, data: ProfileData):
 
 
 def profile_loihi(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, energy_frames: int = 100,
-                  constants: LoihiEnergy = LoihiEnergy(), per_layer: bool = False):
+                  constants: LoihiEnergy = LoihiEnergy(), per_layer: bool = False, show_progress: bool = True):
     """Accuracy vs T of the loihi target (LoihiEngine: bit-exact with Lava's fixed point; every T
     from one forked run), and the lava backend's operating points: the threshold scale, initial
     voltage and leak searched per T with the same engine; latency and energy modelled for the chip
-    (operating_points.loihi_cost), not timed on Lava's simulator."""
+    (operating_points.loihi_cost), not timed on Lava's simulator. show_progress False: no progress
+    bar (profile runs it in a second process beside the ideal target's)."""
     model = loihi_model(model_dir, data)
     engine = LoihiEngine(model)
     tiers = _tiers(grid, dnn_channel_rates(SNNModel.load(model_dir), data.calib[0][:BIAS_IMAGES]), LOIHI_V_DECAYS,
                    per_layer)
-    phases = PhasedProgress(ProgressBar("loihi: accuracy and operating points"),
+    phases = PhasedProgress(ProgressBar("loihi: accuracy and operating points") if show_progress else None,
                             target_work("loihi", tiers, len(data.calib[1]), len(data.heldout[1]), model.neuron,
                                         len(model.thresholds), grid))
     plain = accuracy_vs_timesteps(engine.run, *data.heldout, grid, phases.part("loihi: accuracy vs T"),
@@ -289,7 +297,6 @@ def profile_loihi(model_dir: str, data: ProfileData, grid=DEFAULT_GRID, energy_f
                       f"per step (energy/constants.py); Lava's simulator is not timed",
         energy=f"modelled: ops counted by LoihiEngine on {min(energy_frames, len(data.heldout[1]))} held-out "
                f"frames x Davies et al. 2018 + {constants.static_power_w:.3g} W static over T + {engine.depth} steps"))
-    table.save(model_dir)
     return plain, table
 
 
@@ -316,7 +323,6 @@ def profile_openvino(model_dir: str, data: ProfileData, dnn_acc: float, latency_
                                              f"them (a camera watching one scene holds a label longer: profile on a "
                                              f"recording of it)",
                                     label_persistence=persistence))
-    table.save(model_dir)
     return table
 
 
