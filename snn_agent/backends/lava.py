@@ -166,10 +166,12 @@ class LavaNetwork:
         return trains
 
     def _actors(self) -> list:
-        """Lava's runtime processes (one per process model and runtime service)."""
+        """Lava's runtime processes (one per process model and runtime service) that are still
+        open: a failed stop may have joined and closed some of them already (seen in CI: a closed
+        one's exitcode raises ValueError), and those have ended."""
         runtime = getattr(self.net, "runtime", None)
         infrastructure = getattr(runtime, "_messaging_infrastructure", None)
-        return list(getattr(infrastructure, "actors", []))
+        return [actor for actor in getattr(infrastructure, "actors", []) if not _closed(actor)]
 
     def dead_process(self) -> Optional[str]:
         for actor in self._actors():
@@ -223,6 +225,15 @@ class LavaNetwork:
         if manager is not None:
             manager.shutdown()
         self._unregister()
+
+
+def _closed(process: multiprocessing.Process) -> bool:
+    """Whether a process object has been closed (its process ended and reaped)."""
+    try:
+        process.exitcode
+    except ValueError:
+        return True
+    return False
 
 
 def _to_lava(flat: np.ndarray, shape: tuple) -> np.ndarray:
