@@ -103,12 +103,13 @@ def within_budget(model_dir: str, model: SNNModel, data: ProfileData, grid, budg
     while n > MIN_IMAGES and seconds(n) > budget_s:
         n = max(MIN_IMAGES, int(n * 0.9))
     c, h = sizes(n)
+    planned_s = seconds(n)
     split = data.split if (c, h) == (calib_n, heldout_n) else \
         f"{data.split}; the budget takes the first {c} calibration and {h} held-out samples"
     speeds = ", ".join(f"{name} {speed:.0f}" for name, (_, speed) in plans.items())
-    split += (f" (~{seconds(n) / 60:.1f} of --budget-min {budget_s / 60:g} minutes, from the engines' speed "
+    split += (f" (~{planned_s / 60:.1f} of --budget-min {budget_s / 60:g} minutes, from the engines' speed "
               f"measured here: {speeds} image-steps/s)")
-    if seconds(n) > budget_s:
+    if planned_s > budget_s:
         parts = ", ".join(f"{name} ~{work(c, h) / speed / 60:.1f}" for name, (work, speed) in plans.items())
         split += (f"; OVER the budget even at {n} images ({parts} minutes of search): --no-loihi or a shorter "
                   f"--timesteps grid would cut it")

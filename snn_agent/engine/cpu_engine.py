@@ -133,8 +133,7 @@ class _ChannelsLastLayer:
             if len(layer.input_shape) == 3 else None
         self.conv_plan = Conv2dNhwcPlan(self.weight, self.input_hwc, layer.stride, layer.padding) \
             if layer.kind == "conv" and layer.groups == 1 else None
-        self.spike_plan = SpikeConvPlan(self.weight, self.input_hwc, layer.stride, layer.padding, layer.groups) \
-            if layer.kind == "conv" else None
+        self._spike_plan = None  # built on first use (apply_spikes): a layer reading the image never needs it
         self.n_neurons = layer.n_neurons
         self.channels = layer.output_shape[0]
 
@@ -156,9 +155,12 @@ class _ChannelsLastLayer:
         """`apply` on spikes (0/1), adding the weights of each spike instead of multiplying every
         input: a layer's spike maps are 5-10 % spikes (ops.SpikeConvPlan; a dense layer as a
         compiled frame runs it, frame_kernels.dense_accumulate)."""
-        if self.spike_plan is not None:
-            return self.spike_plan(spikes_flat)
-        return frame_kernels.dense_accumulate(spikes_flat, self.weight_t, False)
+        if self.layer.kind == "dense":
+            return frame_kernels.dense_accumulate(spikes_flat, self.weight_t, False)
+        if self._spike_plan is None:
+            self._spike_plan = SpikeConvPlan(self.weight, self.input_hwc, self.layer.stride, self.layer.padding,
+                                             self.layer.groups)
+        return self._spike_plan(spikes_flat)
 
     def apply(self, x_flat: np.ndarray) -> np.ndarray:
         """(N, n_in) channels-last -> (N, n_out) channels-last, without bias."""
