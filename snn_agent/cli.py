@@ -35,6 +35,9 @@ def _convert(args) -> int:
     print(f"weights refit in {len(calibrated['refit_layers'])} layers, initial potentials calibrated per channel in "
           f"{calibrated['layers']} layers at T={calibrated['timesteps']} on {calibrated['images']} images in "
           f"{calibrated['seconds']:.1f} s" if calibrated else "not calibrated (--no-calibration)")
+    if calibrated and calibrated.get("converged"):
+        print(f"from T={calibrated['converged']['runs_from_t']} on: a second weight set, refit at "
+              f"T={calibrated['converged']['timesteps']} (a T=8 refit leaves a floor at large T)")
     if snn.info["dropped_postprocessing"]:
         print(f"dropped exporter post-processing: {', '.join(snn.info['dropped_postprocessing'])}")
     print(f"{'layer':<22}{'kind':<7}{'neurons':>9}{'synapses':>11}{'DNN MACs':>11}{'scale':>9}  {'from':<13}{'DNN sparsity':>12}")

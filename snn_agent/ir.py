@@ -29,6 +29,7 @@ READABLE_VERSIONS = (FORMAT_VERSION, GRAPH_FORMAT_VERSION)
 NETWORK_INPUT = "input"  # the name by which a layer's `inputs` refers to the network input
 MODEL_JSON = "snn.json"
 MODEL_ARRAYS = "weights.npz"
+CONVERGED_PREFIX = "converged."  # SNNModel.converged's arrays in weights.npz
 
 
 class ModelFormatError(ValueError):
@@ -236,6 +237,10 @@ class SNNModel:
     neuron: NeuronConfig
     target: str = "ideal"
     info: dict = field(default_factory=dict)  # conversion report: scales, source, calibration
+    # The same network with other weights for T >= converged_from_t (the conversion's calibration
+    # without its weight refit, which is fitted to small T's rounding and leaves a floor at large T)
+    converged: Optional["SNNModel"] = None
+    converged_from_t: int = 0
 
     @property
     def layers(self) -> list:
@@ -248,22 +253,18 @@ class SNNModel:
     # --- persistence -------------------------------------------------------------------------
     def save(self, directory: str) -> None:
         os.makedirs(directory, exist_ok=True)
-        arrays = {}
+        arrays = _layer_arrays(self.layers, "")
+        if self.converged is not None:
+            arrays.update(_layer_arrays(self.converged.layers, CONVERGED_PREFIX))
         layer_meta = []
-        for i, layer in enumerate(self.layers):
-            arrays[f"{i}.weight"] = layer.weight
-            arrays[f"{i}.bias"] = layer.bias
-            if layer.initial_potential is not None:
-                arrays[f"{i}.initial_potential"] = layer.initial_potential
+        for layer in self.layers:
             meta = {k: v for k, v in asdict(layer).items()
                     if k not in ("weight", "bias", "inputs", "extra_synapses", "initial_potential")}
             if layer.inputs is not None:  # graphs only: chain files stay as they were
                 meta["inputs"] = list(layer.inputs)
             if layer.extra_synapses:
-                meta["extra_synapses"] = []
-                for k, synapse in enumerate(layer.extra_synapses):
-                    arrays[f"{i}.extra{k}.weight"] = synapse.weight
-                    meta["extra_synapses"].append({k_: v for k_, v in asdict(synapse).items() if k_ != "weight"})
+                meta["extra_synapses"] = [{k_: v for k_, v in asdict(synapse).items() if k_ != "weight"}
+                                          for synapse in layer.extra_synapses]
             layer_meta.append(meta)
         graph = any(layer.inputs is not None or layer.extra_synapses for layer in self.layers)
         doc = {
@@ -276,6 +277,8 @@ class SNNModel:
             "class_names": list(self.network.class_names),
             "info": self.info,
         }
+        if self.converged is not None:
+            doc["converged_from_t"] = self.converged_from_t
         np.savez(os.path.join(directory, MODEL_ARRAYS), **arrays)
         with open(os.path.join(directory, MODEL_JSON), "w") as f:
             json.dump(doc, f, indent=1, default=_json_default)
@@ -328,27 +331,54 @@ class SNNModel:
                 if meta.get("fixed_point") is not None:
                     meta["fixed_point"] = FixedPoint(**meta["fixed_point"])
                 extra = []
-                for k, synapse in enumerate(meta.get("extra_synapses") or []):
+                for synapse in meta.get("extra_synapses") or []:
                     synapse = dict(synapse)
                     for key in ("input_shape", "stride", "padding"):
                         synapse[key] = tuple(synapse[key])
-                    extra.append(Synapse(weight=arrays[f"{i}.extra{k}.weight"], **synapse))
+                    extra.append(Synapse(weight=None, **synapse))
                 meta["extra_synapses"] = extra
-                layers.append(Layer(weight=arrays[f"{i}.weight"], bias=arrays[f"{i}.bias"],
-                                    initial_potential=arrays.get(f"{i}.initial_potential"), **meta))
+                layers.append(_with_arrays(Layer(weight=None, bias=None, **meta), i, arrays, ""))
             pre = dict(doc["preprocessing"])
             for key in ("input_shape", "mean", "std"):
                 pre[key] = tuple(pre[key])
             network = Network(layers, Preprocessing(**pre), doc["class_names"])
             model = cls(network, doc["thresholds"], NeuronConfig(**doc["neuron"]),
                         doc["target"], doc.get("info", {}))
+            if "converged_from_t" in doc:
+                converged = [_with_arrays(layer, i, arrays, CONVERGED_PREFIX) for i, layer in enumerate(layers)]
+                model.converged = replace(model, network=replace(network, layers=converged))
+                model.converged_from_t = int(doc["converged_from_t"])
         except (KeyError, TypeError) as exc:
             raise ModelFormatError(f"corrupt model in {directory}: missing or bad field {exc}") from exc
         try:
-            validate_network(model.network)
+            for each in (model, model.converged):
+                if each is not None:
+                    validate_network(each.network)
         except ModelFormatError as exc:  # the arrays do not fit the description, or hold NaN
             raise ModelFormatError(f"{npz_path}: {exc}") from exc
         return model
+
+
+def _layer_arrays(layers: list, prefix: str) -> dict:
+    """Every array of `layers` by its name in weights.npz: `{prefix}{i}.weight`, `.bias`,
+    `.initial_potential` and `.extra{k}.weight`."""
+    arrays = {}
+    for i, layer in enumerate(layers):
+        arrays[f"{prefix}{i}.weight"] = layer.weight
+        arrays[f"{prefix}{i}.bias"] = layer.bias
+        if layer.initial_potential is not None:
+            arrays[f"{prefix}{i}.initial_potential"] = layer.initial_potential
+        for k, synapse in enumerate(layer.extra_synapses):
+            arrays[f"{prefix}{i}.extra{k}.weight"] = synapse.weight
+    return arrays
+
+
+def _with_arrays(layer: Layer, i: int, arrays: dict, prefix: str) -> Layer:
+    """`layer` (the i-th) with its arrays from weights.npz under `prefix` (_layer_arrays' names)."""
+    return replace(layer, weight=arrays[f"{prefix}{i}.weight"], bias=arrays[f"{prefix}{i}.bias"],
+                   initial_potential=arrays.get(f"{prefix}{i}.initial_potential"),
+                   extra_synapses=[replace(synapse, weight=arrays[f"{prefix}{i}.extra{k}.weight"])
+                                   for k, synapse in enumerate(layer.extra_synapses)])
 
 
 def validate_network(network: Network) -> None:

@@ -477,3 +477,40 @@ def test_calibration_refits_the_weights_of_layers_reading_spikes(tmp_path, kind)
         assert not np.array_equal(ours.weight, before.weight), ours.name
         for synapse, unchanged in zip(ours.extra_synapses, before.extra_synapses):  # the skip from the stem
             np.testing.assert_array_equal(synapse.weight, unchanged.weight)
+
+
+def test_large_t_runs_the_weights_refit_for_it_and_comes_nearer_the_dnn(tmp_path):
+    """The second weight set (SNNModel.converged, refit at CONVERGED_CALIBRATION_T) runs at T >=
+    CONVERGED_FROM_T and the T = 8 refit below; both survive save and load (a graph: its skip's
+    weights too); and at large T the second set's scores are nearer the DNN's than the T = 8
+    refit's, whose weights correct a rounding that large T does not have."""
+    from dataclasses import replace
+
+    from test_graph_conversion import residual_block
+
+    from snn_agent.conversion.calibrate import CONVERGED_CALIBRATION_T, CONVERGED_FROM_T, calibrate_layers
+
+    nodes, inits = residual_block("identity")
+    network = load_onnx(save_model(tmp_path, nodes, inits, (2, 8, 8), 5), {"input_shape": (2, 8, 8), "scale": 1.0})
+    calib, held_out = (RNG.uniform(0, 1, (n, 2, 8, 8)).astype(np.float32) for n in (128, 64))
+    converted = convert(network, calib, ConversionOptions(calibrate=False))
+    refit, large_t = calibrate_layers(converted, calib), calibrate_layers(converted, calib, CONVERGED_CALIBRATION_T)
+    replace(refit, converged=large_t, converged_from_t=CONVERGED_FROM_T).save(str(tmp_path / "snn"))
+    loaded = SNNModel.load(str(tmp_path / "snn"))
+    assert loaded.converged_from_t == CONVERGED_FROM_T
+    for ours, saved in zip(loaded.converged.layers, large_t.layers):
+        np.testing.assert_array_equal(ours.weight, saved.weight)
+        for synapse, saved_synapse in zip(ours.extra_synapses, saved.extra_synapses):
+            np.testing.assert_array_equal(synapse.weight, saved_synapse.weight)
+    engine = SNNEngine(loaded)
+    grid = (8, CONVERGED_FROM_T - 1, CONVERGED_FROM_T, 2 * CONVERGED_FROM_T)
+    by_timesteps = engine.scores_by_timesteps(held_out, grid)
+    for t in grid:
+        expected = SNNEngine(large_t if t >= CONVERGED_FROM_T else refit).run(held_out, t).scores
+        np.testing.assert_allclose(engine.run(held_out, t).scores, expected, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(by_timesteps[t], expected, rtol=0, atol=1e-5)
+    dnn = forward(network, held_out)
+
+    def error(model):
+        return np.abs(SNNEngine(model).run(held_out, 2 * CONVERGED_FROM_T).scores - dnn).mean()
+    assert error(large_t) < 0.8 * error(refit), (error(large_t), error(refit))

@@ -6,7 +6,8 @@ regression instead of their gradient steps): a layer's inputs in the SNN are its
 rounded to T + 1 levels and distorted by the layers before it, where the DNN had exact
 activations; the weights are refit, given the rates the SNN's layers (already calibrated) send at
 CALIBRATION_T, so that the layer's current is nearest the DNN's pre-activation, and the score
-layer's last, on the last spiking layers' rates. One set of weights serves every T.
+layer's last, on the last spiking layers' rates. That set serves T < CONVERGED_FROM_T; a second,
+refit the same way at CONVERGED_CALIBRATION_T, the larger T (convert.convert).
 
 After normalization a layer's firing rate still departs from the DNN activation it stands for,
 by a mean that is the layer's own: spikes from the layer below arrive unevenly over the frame, so
@@ -48,6 +49,11 @@ from ..engine.ops import linear
 from ..ir import Layer, SNNModel
 
 CALIBRATION_T = 8  # chosen on the validation split (docs/conversion.md): 4 and 16 did worse at T = 8 and 16
+# A refit at T = 8 leaves a floor at large T (its weights correct T = 8's rounding, which large T
+# does not have): from CONVERGED_FROM_T on, a second weight set refit at CONVERGED_CALIBRATION_T
+# runs instead (SNNModel.converged; chosen on the validation split, docs/conversion.md)
+CONVERGED_CALIBRATION_T = 32
+CONVERGED_FROM_T = 64
 CALIBRATION_IMAGES = 256
 # v_init + initial potential stays within a threshold of zero: a neuron may start ready to fire,
 # or a threshold below, not more
@@ -159,8 +165,8 @@ def refit_weights(layer: Layer, snn_inputs: list, dnn_inputs: list) -> Layer:
     is nearest the DNN's pre-activation, least squares with a ridge toward the converted weights.
     Blocks that read the image (exact already) and grouped ones (a lowered MaxPool's structure,
     the identity of a residual skip) keep their weights; their SNN current is part of the fit's target.
-    The fit is at the calibration T and holds for every T: at larger T the rates come nearer the
-    DNN's and these weights leave a small error that does not shrink with T (docs/conversion.md)."""
+    The fit is for the calibration T: at much larger T the rates come nearer the DNN's and these
+    weights leave an error that does not shrink with T (hence a second set for large T)."""
     blocks = layer.blocks()
     free = [k for k, block in enumerate(blocks) if block.groups == 1 and snn_inputs[k] is not dnn_inputs[k]]
     if not free:

@@ -27,7 +27,8 @@ from ..engine.dnn import forward, predict
 from ..engine.ops import fan_out
 from ..evaluation import accuracy
 from ..ir import Network, NeuronConfig, SNNModel
-from .calibrate import CALIBRATION_IMAGES, CALIBRATION_T, calibrate_layers
+from .calibrate import (CALIBRATION_IMAGES, CALIBRATION_T, CONVERGED_CALIBRATION_T, CONVERGED_FROM_T,
+                        calibrate_layers)
 
 
 @dataclass
@@ -127,10 +128,12 @@ def _sample_channels(activation: np.ndarray, channel_samples: dict, i: int, star
 
 def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = ConversionOptions(),
             progress: Optional[Callable[[int, int], None]] = None, source: str = "",
-            calibration_progress: Optional[Callable[[int, int], None]] = None) -> SNNModel:
+            calibration_progress: Optional[Callable[[int, int], None]] = None,
+            converged_progress: Optional[Callable[[int, int], None]] = None) -> SNNModel:
     """Normalize the DNN's layers for integrate-and-fire neurons with threshold 1, then calibrate
     each layer's weights and each channel's initial potential (calibrate.py) unless
-    options.calibrate is False."""
+    options.calibrate is False. Where the weights are refit, a second set refit at
+    CONVERGED_CALIBRATION_T runs at T >= CONVERGED_FROM_T (SNNModel.converged)."""
     calib_x = calib_x[:options.calibration_images]
     if options.per_channel:
         model = _convert_per_channel(network, calib_x, options, progress, source)
@@ -148,6 +151,10 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
         model, check = _better_on_held_out(network, model, calibrate_layers(converted, calib_x, dither=options.dither,
                                                                             weights=False),
                                            calib_x[CALIBRATION_IMAGES:])
+        if check["weights_refit"]:
+            model.converged = calibrate_layers(converted, calib_x, CONVERGED_CALIBRATION_T, converged_progress,
+                                               dither=options.dither)
+            model.converged_from_t = CONVERGED_FROM_T
     model.info["calibration"] = {"what": "weights refit to the SNN's rates (where refit_layers) and initial "
                                          "potential per channel (Li et al. 2021), layers not scaled by a Clip "
                                          "ceiling", "timesteps": CALIBRATION_T,
@@ -159,6 +166,9 @@ def convert(network: Network, calib_x: np.ndarray, options: ConversionOptions = 
                                  "images": int(min(len(calib_x), CALIBRATION_IMAGES)),
                                  "layers": sum(layer.initial_potential is not None for layer in model.layers),
                                  "refit_check": check,
+                                 # the second weight set (SNNModel.converged), refit at its own T
+                                 "converged": None if model.converged is None else
+                                 {"timesteps": CONVERGED_CALIBRATION_T, "runs_from_t": model.converged_from_t},
                                  "seconds": round(time.perf_counter() - start, 2)}
     return model
 

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 from ..data import datasets
 from ..data.prepare import model_input
 from ..progress import PhasedProgress
-from .calibrate import CALIBRATION_IMAGES, CALIBRATION_T
+from .calibrate import CALIBRATION_IMAGES, CALIBRATION_T, CONVERGED_CALIBRATION_T
 from .convert import ConversionOptions, convert
 from .export_netx import NETX_FILE, export_netx
 from .export_nir import export_nir
@@ -44,7 +44,7 @@ def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionO
     calib_x = model_input(calib_set.subset(options.calibration_images), network.preprocessing)
     phases = ConversionPhases(progress, network, len(calib_x), options, loihi if network.is_chain else None)
     snn = convert(network, calib_x, options, phases.part("activation scales"), SOURCE_ONNX,
-                  phases.part("initial potentials"))
+                  phases.part("initial potentials"), phases.part("large-T weights"))
     snn.info["calibration_data"] = calib
     os.makedirs(out_dir, exist_ok=True)
     if os.path.abspath(onnx_path) != os.path.abspath(os.path.join(out_dir, SOURCE_ONNX)):
@@ -74,8 +74,8 @@ def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionO
 # CPU time per neuron and timestep of each phase, relative: measured on the suite's VGG-style CNN
 # (activation scales 25 ns, the ideal target's calibration 24, the loihi threshold search 29 with
 # its candidates, the loihi target's calibration 11.5)
-PHASE_COST = {"activation scales": 2.0, "initial potentials": 2.0, "loihi: threshold search": 2.5,
-              "loihi: initial potentials": 1.0}
+PHASE_COST = {"activation scales": 2.0, "initial potentials": 2.0, "large-T weights": 2.0,
+              "loihi: threshold search": 2.5, "loihi: initial potentials": 1.0}
 PROGRESS_UNITS = PhasedProgress.UNITS  # the whole conversion, in thousandths
 
 
@@ -90,7 +90,9 @@ class ConversionPhases(PhasedProgress):
         calibrates = options.calibrate and any(layer.spiking and (layer.activation_max is None or not options.use_clip_ceiling)
                                                for layer in network.layers)
         calibrated = min(images, CALIBRATION_IMAGES) if calibrates else 0
-        frames_and_steps = {"activation scales": images, "initial potentials": calibrated * CALIBRATION_T}
+        # large-T weights: only where the weight refit is kept (convert.convert); else the bar ends early
+        frames_and_steps = {"activation scales": images, "initial potentials": calibrated * CALIBRATION_T,
+                            "large-T weights": calibrated * CONVERGED_CALIBRATION_T}
         if loihi is not None:
             steps = loihi.search_timesteps + len(network.layers)  # a frame of the loihi target
             frames_and_steps["loihi: threshold search"] = min(images, loihi.search_images) * steps

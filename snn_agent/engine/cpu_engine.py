@@ -218,6 +218,8 @@ class SNNEngine:
             self._n_classes = self._layers[-1].n_neurons
         self._parameters_of_point: dict = {}
         self._last_point: tuple = (None, None)
+        # runs at T >= model.converged_from_t are the converged weights' (SNNModel.converged)
+        self._converged = SNNEngine(model.converged, compiled_frames) if model.converged is not None else None
         if self._frame_program is not None:
             self._run_chain = frame_kernels.compiled_run_chain(
                 int(np.prod(input_shape)), self._frame_arguments, self._parameters(model.neuron).frame_arguments)
@@ -226,6 +228,8 @@ class SNNEngine:
         """x: (frames, C, H, W) preprocessed input, presented as a constant current every step."""
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+        if self._runs_converged(timesteps):
+            return self._converged.run(x, timesteps, neuron)
         neuron = self._integrate_and_fire_point(neuron)
         frames = x.shape[0]
         if frames == 1 and self._frame_program is not None:
@@ -240,11 +244,21 @@ class SNNEngine:
         the scores at T are the score layer's mean input over those steps. The same spikes as a
         run at each T, and scores within float32 rounding (BLAS sums T x frames rows in an order
         that depends on their number, as two batch sizes do; test_profile_speed checks it), for
-        the largest T's time alone. Always the batched path (a single frame too)."""
-        neuron = self._integrate_and_fire_point(neuron)
-        longest = max(grid)
-        _, score_current, _ = self._run_batch(self.input_rows(x), longest, neuron)
-        return {t: _readout(score_current[:t] if len(score_current) == longest else score_current, t) for t in grid}
+        the largest T's time alone (T that run the converged weights: one run of those too).
+        Always the batched path (a single frame too)."""
+        large = [t for t in grid if self._runs_converged(t)]
+        scores = self._converged.scores_by_timesteps(x, large, neuron) if large else {}
+        small = [t for t in grid if t not in large]
+        if small:
+            neuron = self._integrate_and_fire_point(neuron)
+            longest = max(small)
+            _, score_current, _ = self._run_batch(self.input_rows(x), longest, neuron)
+            scores.update({t: _readout(score_current[:t] if len(score_current) == longest else score_current, t)
+                           for t in small})
+        return scores
+
+    def _runs_converged(self, timesteps: int) -> bool:
+        return self._converged is not None and timesteps >= self.model.converged_from_t
 
     def _integrate_and_fire_point(self, neuron: Optional[NeuronConfig]) -> NeuronConfig:
         """The operating point to run (None: the model's own), refused where it sets a leak."""
