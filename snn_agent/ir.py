@@ -237,8 +237,8 @@ class SNNModel:
     neuron: NeuronConfig
     target: str = "ideal"
     info: dict = field(default_factory=dict)  # conversion report: scales, source, calibration
-    # The same network with other weights for T >= converged_from_t (the conversion's calibration
-    # without its weight refit, which is fitted to small T's rounding and leaves a floor at large T)
+    # The same network with weights refit for large T, run from T = converged_from_t on (the
+    # conversion's first refit corrects small T's rounding and leaves a floor at large T)
     converged: Optional["SNNModel"] = None
     converged_from_t: int = 0
 
