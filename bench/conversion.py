@@ -36,6 +36,7 @@ Writes bench/results/profile_timing.json.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -176,7 +177,10 @@ def convert_and_measure(name: str, test, log=print, grid=SUITE_GRID) -> dict:
         loihi = SNNModel.load(loihi_dir) if os.path.isdir(loihi_dir) else None
     network = load_onnx(onnx_path)
     x, labels = model_input(test, network.preprocessing), test.labels
-    row = {"dnn_accuracy": float((predict(network, x) == labels).mean()), "convert_seconds": round(seconds, 1),
+    with open(onnx_path, "rb") as f:  # the trained model itself: training is not bit-reproducible across machines
+        onnx_sha256 = hashlib.sha256(f.read()).hexdigest()
+    row = {"onnx": os.path.basename(onnx_path), "onnx_sha256": onnx_sha256,
+           "dnn_accuracy": float((predict(network, x) == labels).mean()), "convert_seconds": round(seconds, 1),
            "calibration": ideal.info.get("calibration"),
            "exports": ideal.info["exports"], "spiking_layers": sum(layer.spiking for layer in ideal.layers),
            "targets": {"ideal": {}}}
