@@ -77,6 +77,13 @@ TIMESTEP_CHOICES = (8, 16)  # the frame's timesteps, chosen with the rule on the
 CANDIDATES = [(timesteps, ReadoutRule(2.0 ** -k, margin, repeats, centred, label_only)) for timesteps in TIMESTEP_CHOICES
               for k in (2, 3, 4, 5, 6) for repeats in (1, 2, 4, 8) for margin in (0.0, 100.0, 200.0)
               for centred, label_only in ((False, False), (True, False), (True, True))]
+# the error-proportional rule with rehearsal (ReadoutRule.graded, .rehearsal), candidates for the
+# new-class target: levels, rate and passes; its old-class memory holds MEMORY_PER_CLASS frames of
+# each old class from the 8-class network's own training images (chosen on the easy pair's
+# validation stream in float: 50, 100 and 250 tried, docs/learning.md)
+CANDIDATES += [(timesteps, ReadoutRule(2.0 ** -k, graded=levels, rehearsal=passes)) for timesteps in TIMESTEP_CHOICES
+               for k in (2, 3) for levels in (4, 8) for passes in (1, 3)]
+MEMORY_PER_CLASS = 100
 TRAINING_EPOCHS = 20  # the bundled model's recipe (models/train_fashion_cnn.py)
 VALIDATION_IMAGES = 5000  # train_fashion_cnn.py's default: the last ones of the training set, held out
 # train_fashion_cnn.py arguments besides the classes and epochs: an auxiliary reconstruction loss
@@ -157,6 +164,17 @@ def unseen_frames(labels: np.ndarray, kept: list, candidates: np.ndarray, n: int
     return np.array([i for i in candidates if i in chosen])
 
 
+def memory_frames(labels: np.ndarray, kept: list, used: np.ndarray) -> np.ndarray:
+    """The graded rule's old-class memory: MEMORY_PER_CLASS training-set indices of each kept class
+    that the 8-class network trained on (not its held-out validation images) and that neither
+    stream uses, in the training set's order: frames stored with the model, from its own training data."""
+    kept_positions = np.where(np.isin(labels, kept))[0]
+    trained = np.zeros(len(labels), bool)
+    trained[kept_positions[:-VALIDATION_IMAGES]] = True
+    trained[used] = False
+    return np.concatenate([np.where(trained & (labels == c))[0][:MEMORY_PER_CLASS] for c in kept])
+
+
 class PairTask:
     """An 8-class network's features of the stream (training frames), the validation stream and
     the test set at each of TIMESTEP_CHOICES (`splits[timesteps]`), with the labels in the
@@ -180,10 +198,20 @@ class PairTask:
                                    for name, (images, labels) in frames.items()} for timesteps in TIMESTEP_CHOICES}
         self.names = [model.class_names[kept.index(c)] if c in kept else datasets.FASHION_MNIST_CLASSES[c]
                       for c in kept + list(pair)]
+        memory = memory_frames(train.labels, kept, np.concatenate([stream, validation]))
+        self.memory = {timesteps: (np.concatenate([
+            cached_hidden_spikes(engine, model_dir, "memory", train.images[memory], timesteps).sum(axis=1, dtype=np.float64),
+            np.full((len(memory), 1), float(timesteps))], axis=1), self.numbering[train.labels[memory]])
+            for timesteps in TIMESTEP_CHOICES}
 
-    def readout(self, rule: ReadoutRule, trainer=None) -> PlasticReadout:
-        return PlasticReadout.from_layer(self.model.layers[-1], self.model.class_names, rule,
-                                         trainer or EmulatedTrainer(), 10, self.names)
+    def readout(self, rule: ReadoutRule, trainer=None, timesteps: int = None) -> PlasticReadout:
+        """The 8-class network's readout with rows for 10 classes; for the graded rule, with the
+        old-class memory at `timesteps`."""
+        readout = PlasticReadout.from_layer(self.model.layers[-1], self.model.class_names, rule,
+                                            trainer or EmulatedTrainer(), 10, self.names)
+        if rule.graded:
+            readout.set_memory(*self.memory[timesteps])
+        return readout
 
     def learn(self, readout: PlasticReadout, k: int, timesteps: int) -> LearningOps:
         """Feedback on the first k stream frames of each new class; the readout sees (observes) every
@@ -218,10 +246,14 @@ def stream_through(readout: PlasticReadout, hidden, labels, taught, timesteps: i
 
 def rule_record(rule: ReadoutRule) -> dict:
     return {"rate": rule.rate, "rate_exponent": rule.rate_exponent, "max_repeats": rule.max_repeats,
-            "margin": rule.margin, "centred": rule.centred, "label_only": rule.label_only, "dw": rule.dw}
+            "margin": rule.margin, "centred": rule.centred, "label_only": rule.label_only, "graded": rule.graded,
+            "rehearsal": rule.rehearsal, "dw": rule.dw}
 
 
 def rule_text(rule: ReadoutRule) -> str:
+    if rule.graded:
+        return (f"rate {rule.rate:<8g} graded in {rule.graded} levels, {rule.rehearsal} rehearsal pass"
+                f"{'es' if rule.rehearsal > 1 else ''}")
     return (f"rate {rule.rate:<8g} replays {rule.max_repeats} margin {rule.margin:<4g} {'centred' if rule.centred else 'plain'}"
             f"{' label-only' if rule.label_only else ''}")
 
@@ -233,14 +265,13 @@ def validation_scores(tasks: dict) -> list:
         accuracy, old_loss = [], []
         for task in tasks.values():
             validation = task.splits[timesteps]["validation"]
-            before = task.score(task.readout(rule), validation)["old"]
-            readout = task.readout(rule)
+            before = task.score(task.readout(rule, timesteps=timesteps), validation)["old"]
+            readout = task.readout(rule, timesteps=timesteps)
             task.learn(readout, 20, timesteps)
             after = task.score(readout, validation)
             accuracy.append(after["all"])
             old_loss.append(100 * (before - after["old"]))
-        scores.append({"timesteps": timesteps, "rate": rule.rate, "max_repeats": rule.max_repeats,
-                       "margin": rule.margin, "centred": rule.centred, "label_only": rule.label_only,
+        scores.append({"timesteps": timesteps, **{key: value for key, value in rule_record(rule).items() if key != "dw"},
                        "validation_all_k20": dict(zip(tasks, accuracy)),
                        "validation_old_loss_points_k20": dict(zip(tasks, old_loss))})
         print(f"  validation: T {timesteps:<3} {rule_text(rule)}: all-10 accuracy at k=20 "
@@ -273,9 +304,9 @@ def new_classes(tasks: dict, rule: ReadoutRule, timesteps: int, reference_all10:
     rows = []
     for name, task in tasks.items():
         test = task.splits[timesteps]["test"]
-        before = task.score(task.readout(rule), test)  # 8 classes active: the new ones are missed
+        before = task.score(task.readout(rule, timesteps=timesteps), test)  # 8 classes active: the new ones are missed
         for k in KS:
-            readout = task.readout(rule)
+            readout = task.readout(rule, timesteps=timesteps)
             ops = task.learn(readout, k, timesteps)
             after = task.score(readout, test)
             rows.append({"pair": name, "held_out": [datasets.FASHION_MNIST_CLASSES[c] for c in task.pair], "k": k,
@@ -489,7 +520,7 @@ def cpu_and_lava(task: PairTask, rule: ReadoutRule, timesteps: int, k: int, n_fr
             ("cpu", EmulatedTrainer(), stream_hidden, task.splits[timesteps]["test"][0][:n_frames]),
             ("lava", LavaTrainer(), lava_stream, lava_test),
             ("cpu_emulation_on_lava_spikes", EmulatedTrainer(), lava_stream, lava_test)):
-        readout = task.readout(rule, trainer)
+        readout = task.readout(rule, trainer, timesteps)
         started = time.perf_counter()
         runs = stream_through(readout, seen_hidden, stream_labels, chosen, timesteps).runs
         seconds = time.perf_counter() - started
