@@ -284,10 +284,13 @@ def choose_rule(scores: list, pairs: tuple, drift_tasks: dict = None) -> tuple:
     """The candidate (timesteps, rule) with the best mean all-10 validation accuracy at k = 20 over
     `pairs` among those whose old classes lose at most OLD_LOSS_LIMIT points on each of them (the
     best of all where none does) and, with drift_tasks, that get DRIFT_RECOVERY of the accuracy a
-    drift takes back within 500 labelled frames (recorded in the candidate's scores)."""
-    keeping_old = [i for i, s in enumerate(scores)
-                   if max(s["validation_old_loss_points_k20"][p] for p in pairs) <= OLD_LOSS_LIMIT]
-    ranked = sorted(keeping_old or range(len(scores)),
+    drift takes back within 500 labelled frames (recorded in the candidate's scores); with
+    drift_tasks (the node's rule), not the graded rule: the node holds no old-class memory, and a
+    rule that leaves the model's rows as they are cannot follow a drift."""
+    runnable = [i for i, (_, rule) in enumerate(CANDIDATES) if not (drift_tasks and rule.graded)]
+    keeping_old = [i for i in runnable
+                   if max(scores[i]["validation_old_loss_points_k20"][p] for p in pairs) <= OLD_LOSS_LIMIT]
+    ranked = sorted(keeping_old or runnable,
                     key=lambda i: -np.mean([scores[i]["validation_all_k20"][p] for p in pairs]))
     for i in ranked if drift_tasks else ():
         timesteps, rule = CANDIDATES[i]
@@ -472,10 +475,16 @@ def blanked_reference(rule: ReadoutRule, timesteps: int, pair: tuple, k: int, n_
     readout = PlasticReadout.from_layer(model.layers[-1], model.class_names, rule, EmulatedTrainer())
     readout.weights[list(pair)] = 0
     readout.active[list(pair)] = False
+    readout.model_rows = readout.active.copy()  # a model that does not know the pair
+    stream = order[:chosen[-1] + 1]
+    if rule.graded:  # its memory: MEMORY_PER_CLASS of its training images of each other class
+        kept = [c for c in range(10) if c not in pair]
+        memory = memory_frames(train.labels, kept, stream)
+        readout.set_memory(np.concatenate([hidden_spikes(engine, to_input(train.images[memory]), timesteps).sum(
+            axis=1, dtype=np.float64), np.full((len(memory), 1), float(timesteps))], axis=1), train.labels[memory])
     test_hidden, labels = hidden_spikes(engine, to_input(test.images[:n_test]), timesteps), test.labels[:n_test]
     old = ~np.isin(labels, pair)
     before = float((predict(readout, test_hidden) == labels)[old].mean())
-    stream = order[:chosen[-1] + 1]
     stream_through(readout, hidden_spikes(engine, to_input(train.images[stream]), timesteps), train.labels[stream],
                    chosen, timesteps)
     correct = predict(readout, test_hidden) == labels

@@ -133,7 +133,7 @@ class PlasticReadout:
         self.trainer = trainer
         self.input_mean = np.zeros(weights.shape[1])  # per step of a frame (the bias input's is 1)
         self.observed = 0  # frames in input_mean
-        self.model_classes = int(active.sum())  # rows 0.. that the model brought; the graded rule leaves them
+        self.model_rows = active.copy()  # the rows the model brought: the graded rule leaves them as they are
         # rehearsal (the graded rule): the labelled frames' counts and labels, and the old classes'
         # memory (set_memory): frames of the model's training set, as counts over a frame of T steps
         self.labelled: list = []
@@ -270,7 +270,7 @@ class PlasticReadout:
         output = np.exp(scores - scores.max())
         error = -output / output.sum()
         error[label] += 1.0
-        error[:self.model_classes] = 0.0
+        error[self.model_rows] = 0.0
         levels = np.rint(error * self.rule.graded).astype(int)
         for level in range(1, self.rule.graded + 1):
             up, down = np.flatnonzero(levels >= level), np.flatnonzero(levels <= -level)
