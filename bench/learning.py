@@ -9,7 +9,9 @@ Shirt and Pullover), converted; its readout learns the two held-out classes from
 training frames with feedback on k frames of each new class (k = 1, 5, 20, 100), then is scored
 on the test set: all 10 classes, the 8 old, the 2 new, against the DNN trained offline on all 10
 (the bundled one). The frame's timesteps (8 or 16), the rate, the replays, the margin and the
-centring (and whether the winner's row is lowered) are chosen on a validation stream (training frames the 8-class networks never saw: the
+centring (and whether the winner's row is lowered), or the graded rule (its levels, rate and
+rehearsal passes over the labelled frames and an old-class memory of MEMORY_PER_CLASS training
+frames per class; a candidate for the target only) are chosen on a validation stream (training frames the 8-class networks never saw: the
 new classes' and the old classes' images their training held out), twice: the node's rule (both
 pairs' old classes within a point) and the rule for the target alone (the easy pair's old classes
 within a point); the test set is scored once, with each. Two references: the same rule over
