@@ -9,7 +9,9 @@ Shirt and Pullover), converted; its readout learns the two held-out classes from
 training frames with feedback on k frames of each new class (k = 1, 5, 20, 100), then is scored
 on the test set: all 10 classes, the 8 old, the 2 new, against the DNN trained offline on all 10
 (the bundled one). The frame's timesteps (8 or 16), the rate, the replays, the margin and the
-centring (and whether the winner's row is lowered) are chosen on a validation stream (training frames the 8-class networks never saw: the
+centring (and whether the winner's row is lowered), or the graded rule (its levels, rate and
+rehearsal passes over the labelled frames and an old-class memory of MEMORY_PER_CLASS training
+frames per class; a candidate for the target only) are chosen on a validation stream (training frames the 8-class networks never saw: the
 new classes' and the old classes' images their training held out), twice: the node's rule (both
 pairs' old classes within a point) and the rule for the target alone (the easy pair's old classes
 within a point); the test set is scored once, with each. Two references: the same rule over
@@ -77,6 +79,13 @@ TIMESTEP_CHOICES = (8, 16)  # the frame's timesteps, chosen with the rule on the
 CANDIDATES = [(timesteps, ReadoutRule(2.0 ** -k, margin, repeats, centred, label_only)) for timesteps in TIMESTEP_CHOICES
               for k in (2, 3, 4, 5, 6) for repeats in (1, 2, 4, 8) for margin in (0.0, 100.0, 200.0)
               for centred, label_only in ((False, False), (True, False), (True, True))]
+# the error-proportional rule with rehearsal (ReadoutRule.graded, .rehearsal), candidates for the
+# new-class target: levels, rate and passes; its old-class memory holds MEMORY_PER_CLASS frames of
+# each old class from the 8-class network's own training images (chosen on the easy pair's
+# validation stream in float: 50, 100 and 250 tried, docs/learning.md)
+CANDIDATES += [(timesteps, ReadoutRule(2.0 ** -k, graded=levels, rehearsal=passes)) for timesteps in TIMESTEP_CHOICES
+               for k in (2, 3) for levels in (4, 8) for passes in (1, 3)]
+MEMORY_PER_CLASS = 100
 TRAINING_EPOCHS = 20  # the bundled model's recipe (models/train_fashion_cnn.py)
 VALIDATION_IMAGES = 5000  # train_fashion_cnn.py's default: the last ones of the training set, held out
 # train_fashion_cnn.py arguments besides the classes and epochs: an auxiliary reconstruction loss
@@ -157,6 +166,17 @@ def unseen_frames(labels: np.ndarray, kept: list, candidates: np.ndarray, n: int
     return np.array([i for i in candidates if i in chosen])
 
 
+def memory_frames(labels: np.ndarray, kept: list, used: np.ndarray) -> np.ndarray:
+    """The graded rule's old-class memory: MEMORY_PER_CLASS training-set indices of each kept class
+    that the 8-class network trained on (not its held-out validation images) and that neither
+    stream uses, in the training set's order: frames stored with the model, from its own training data."""
+    kept_positions = np.where(np.isin(labels, kept))[0]
+    trained = np.zeros(len(labels), bool)
+    trained[kept_positions[:-VALIDATION_IMAGES]] = True
+    trained[used] = False
+    return np.concatenate([np.where(trained & (labels == c))[0][:MEMORY_PER_CLASS] for c in kept])
+
+
 class PairTask:
     """An 8-class network's features of the stream (training frames), the validation stream and
     the test set at each of TIMESTEP_CHOICES (`splits[timesteps]`), with the labels in the
@@ -180,10 +200,20 @@ class PairTask:
                                    for name, (images, labels) in frames.items()} for timesteps in TIMESTEP_CHOICES}
         self.names = [model.class_names[kept.index(c)] if c in kept else datasets.FASHION_MNIST_CLASSES[c]
                       for c in kept + list(pair)]
+        memory = memory_frames(train.labels, kept, np.concatenate([stream, validation]))
+        self.memory = {timesteps: (np.concatenate([
+            cached_hidden_spikes(engine, model_dir, "memory", train.images[memory], timesteps).sum(axis=1, dtype=np.float64),
+            np.full((len(memory), 1), float(timesteps))], axis=1), self.numbering[train.labels[memory]])
+            for timesteps in TIMESTEP_CHOICES}
 
-    def readout(self, rule: ReadoutRule, trainer=None) -> PlasticReadout:
-        return PlasticReadout.from_layer(self.model.layers[-1], self.model.class_names, rule,
-                                         trainer or EmulatedTrainer(), 10, self.names)
+    def readout(self, rule: ReadoutRule, trainer=None, timesteps: int = None) -> PlasticReadout:
+        """The 8-class network's readout with rows for 10 classes; for the graded rule, with the
+        old-class memory at `timesteps`."""
+        readout = PlasticReadout.from_layer(self.model.layers[-1], self.model.class_names, rule,
+                                            trainer or EmulatedTrainer(), 10, self.names)
+        if rule.graded:
+            readout.set_memory(*self.memory[timesteps])
+        return readout
 
     def learn(self, readout: PlasticReadout, k: int, timesteps: int) -> LearningOps:
         """Feedback on the first k stream frames of each new class; the readout sees (observes) every
@@ -218,10 +248,14 @@ def stream_through(readout: PlasticReadout, hidden, labels, taught, timesteps: i
 
 def rule_record(rule: ReadoutRule) -> dict:
     return {"rate": rule.rate, "rate_exponent": rule.rate_exponent, "max_repeats": rule.max_repeats,
-            "margin": rule.margin, "centred": rule.centred, "label_only": rule.label_only, "dw": rule.dw}
+            "margin": rule.margin, "centred": rule.centred, "label_only": rule.label_only, "graded": rule.graded,
+            "rehearsal": rule.rehearsal, "dw": rule.dw}
 
 
 def rule_text(rule: ReadoutRule) -> str:
+    if rule.graded:
+        return (f"rate {rule.rate:<8g} graded in {rule.graded} levels, {rule.rehearsal} rehearsal pass"
+                f"{'es' if rule.rehearsal > 1 else ''}")
     return (f"rate {rule.rate:<8g} replays {rule.max_repeats} margin {rule.margin:<4g} {'centred' if rule.centred else 'plain'}"
             f"{' label-only' if rule.label_only else ''}")
 
@@ -233,14 +267,13 @@ def validation_scores(tasks: dict) -> list:
         accuracy, old_loss = [], []
         for task in tasks.values():
             validation = task.splits[timesteps]["validation"]
-            before = task.score(task.readout(rule), validation)["old"]
-            readout = task.readout(rule)
+            before = task.score(task.readout(rule, timesteps=timesteps), validation)["old"]
+            readout = task.readout(rule, timesteps=timesteps)
             task.learn(readout, 20, timesteps)
             after = task.score(readout, validation)
             accuracy.append(after["all"])
             old_loss.append(100 * (before - after["old"]))
-        scores.append({"timesteps": timesteps, "rate": rule.rate, "max_repeats": rule.max_repeats,
-                       "margin": rule.margin, "centred": rule.centred, "label_only": rule.label_only,
+        scores.append({"timesteps": timesteps, **{key: value for key, value in rule_record(rule).items() if key != "dw"},
                        "validation_all_k20": dict(zip(tasks, accuracy)),
                        "validation_old_loss_points_k20": dict(zip(tasks, old_loss))})
         print(f"  validation: T {timesteps:<3} {rule_text(rule)}: all-10 accuracy at k=20 "
@@ -253,10 +286,13 @@ def choose_rule(scores: list, pairs: tuple, drift_tasks: dict = None) -> tuple:
     """The candidate (timesteps, rule) with the best mean all-10 validation accuracy at k = 20 over
     `pairs` among those whose old classes lose at most OLD_LOSS_LIMIT points on each of them (the
     best of all where none does) and, with drift_tasks, that get DRIFT_RECOVERY of the accuracy a
-    drift takes back within 500 labelled frames (recorded in the candidate's scores)."""
-    keeping_old = [i for i, s in enumerate(scores)
-                   if max(s["validation_old_loss_points_k20"][p] for p in pairs) <= OLD_LOSS_LIMIT]
-    ranked = sorted(keeping_old or range(len(scores)),
+    drift takes back within 500 labelled frames (recorded in the candidate's scores); with
+    drift_tasks (the node's rule), not the graded rule: the node holds no old-class memory, and a
+    rule that leaves the model's rows as they are cannot follow a drift."""
+    runnable = [i for i, (_, rule) in enumerate(CANDIDATES) if not (drift_tasks and rule.graded)]
+    keeping_old = [i for i in runnable
+                   if max(scores[i]["validation_old_loss_points_k20"][p] for p in pairs) <= OLD_LOSS_LIMIT]
+    ranked = sorted(keeping_old or runnable,
                     key=lambda i: -np.mean([scores[i]["validation_all_k20"][p] for p in pairs]))
     for i in ranked if drift_tasks else ():
         timesteps, rule = CANDIDATES[i]
@@ -273,9 +309,9 @@ def new_classes(tasks: dict, rule: ReadoutRule, timesteps: int, reference_all10:
     rows = []
     for name, task in tasks.items():
         test = task.splits[timesteps]["test"]
-        before = task.score(task.readout(rule), test)  # 8 classes active: the new ones are missed
+        before = task.score(task.readout(rule, timesteps=timesteps), test)  # 8 classes active: the new ones are missed
         for k in KS:
-            readout = task.readout(rule)
+            readout = task.readout(rule, timesteps=timesteps)
             ops = task.learn(readout, k, timesteps)
             after = task.score(readout, test)
             rows.append({"pair": name, "held_out": [datasets.FASHION_MNIST_CLASSES[c] for c in task.pair], "k": k,
@@ -441,10 +477,16 @@ def blanked_reference(rule: ReadoutRule, timesteps: int, pair: tuple, k: int, n_
     readout = PlasticReadout.from_layer(model.layers[-1], model.class_names, rule, EmulatedTrainer())
     readout.weights[list(pair)] = 0
     readout.active[list(pair)] = False
+    readout.model_rows = readout.active.copy()  # a model that does not know the pair
+    stream = order[:chosen[-1] + 1]
+    if rule.graded:  # its memory: MEMORY_PER_CLASS of its training images of each other class
+        kept = [c for c in range(10) if c not in pair]
+        memory = memory_frames(train.labels, kept, stream)
+        readout.set_memory(np.concatenate([hidden_spikes(engine, to_input(train.images[memory]), timesteps).sum(
+            axis=1, dtype=np.float64), np.full((len(memory), 1), float(timesteps))], axis=1), train.labels[memory])
     test_hidden, labels = hidden_spikes(engine, to_input(test.images[:n_test]), timesteps), test.labels[:n_test]
     old = ~np.isin(labels, pair)
     before = float((predict(readout, test_hidden) == labels)[old].mean())
-    stream = order[:chosen[-1] + 1]
     stream_through(readout, hidden_spikes(engine, to_input(train.images[stream]), timesteps), train.labels[stream],
                    chosen, timesteps)
     correct = predict(readout, test_hidden) == labels
@@ -489,7 +531,7 @@ def cpu_and_lava(task: PairTask, rule: ReadoutRule, timesteps: int, k: int, n_fr
             ("cpu", EmulatedTrainer(), stream_hidden, task.splits[timesteps]["test"][0][:n_frames]),
             ("lava", LavaTrainer(), lava_stream, lava_test),
             ("cpu_emulation_on_lava_spikes", EmulatedTrainer(), lava_stream, lava_test)):
-        readout = task.readout(rule, trainer)
+        readout = task.readout(rule, trainer, timesteps)
         started = time.perf_counter()
         runs = stream_through(readout, seen_hidden, stream_labels, chosen, timesteps).runs
         seconds = time.perf_counter() - started

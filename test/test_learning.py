@@ -90,6 +90,64 @@ def test_centred_rule_against_a_hand_computed_update(trainer):
     np.testing.assert_array_equal(readout.weights, expected)
 
 
+@pytest.mark.parametrize("trainer", [EmulatedTrainer, FloatTrainer])
+def test_graded_rule_against_a_hand_computed_update(trainer):
+    """Graded (4 levels, rate 1): an added class's row moves by round(4 x its error) x counts, its
+    error being teacher minus the softmax of the scores (converted model's units); the model's rows
+    never move. A frame of an old class then lowers the added row by round(4 x its output)."""
+    readout = PlasticReadout.from_layer(small_layer(), [], ReadoutRule(rate=1.0, graded=4), trainer(), 6)
+
+    def levels(counts, label):
+        scores = np.where(readout.active, readout.weights @ counts / 3 * readout.scale, -np.inf)
+        output = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+        return np.rint(4 * ((np.arange(6) == label) - output)).astype(int)
+
+    hidden = np.zeros((3, 30), bool)
+    hidden[:, 0] = True
+    hidden[1, 7] = True
+    pre = readout.inputs(hidden, 3)
+    readout.active[4] = True  # as teach adds it: the error is computed with the class active
+    expected_levels = levels(pre.counts, 4)
+    readout.active[4] = False
+    before = readout.weights.copy()
+    result = readout.teach(pre, 4, 3)
+    assert result.added_class and expected_levels[4] > 0 and result.ops.runs == expected_levels[4]
+    expected = before.copy()
+    expected[4] += expected_levels[4] * pre.counts.astype(expected.dtype)
+    np.testing.assert_array_equal(readout.weights, expected)
+    hidden_old = np.zeros((3, 30), bool)
+    hidden_old[:, 0] = True  # input 0 alone: the added row (input 0 at 9 units) scores high on it
+    old = readout.inputs(hidden_old, 3)
+    expected_levels = levels(old.counts, 0)
+    assert expected_levels[4] < 0
+    expected[4] += expected_levels[4] * old.counts.astype(expected.dtype)
+    readout.teach(old, 0, 3)
+    np.testing.assert_array_equal(readout.weights, expected)
+
+
+@pytest.mark.parametrize("rehearsal", [0, 3])
+def test_rehearsal_teaches_the_added_row_what_it_is_not(rehearsal):
+    """A memory frame of an old class that shares five of its six inputs with a new class's labelled frame:
+    taught without rehearsal, the new class's row takes it; with rehearsal it goes back to its
+    class, the labelled frame stays the new class's, and the model's rows are as converted."""
+    readout = PlasticReadout.from_layer(small_layer(), [], ReadoutRule(rate=1.0, graded=4, rehearsal=rehearsal),
+                                        EmulatedTrainer(), 5)
+    hidden = np.zeros((4, 30), bool)
+    hidden[:, :6] = True
+    frame = readout.inputs(hidden, 4)
+    lookalike = frame.counts.copy()
+    lookalike[5], lookalike[6] = 0, 4
+    old_class = int(np.argmax(readout.weights[:4] @ lookalike))
+    readout.set_memory(lookalike[None, :], np.array([old_class]))
+    model_rows = readout.weights[:4].copy()
+    for _ in range(4):  # four labels of the frame
+        readout.teach(frame, 4, 4)
+    assert np.argmax(readout.scores(frame, 4)) == 4
+    taken = np.argmax(np.where(readout.active, readout.weights @ lookalike, -np.inf)) == 4
+    assert taken == (rehearsal == 0)
+    np.testing.assert_array_equal(readout.weights[:4], model_rows)
+
+
 def test_lava_parses_the_rule_into_our_products():
     for rate in (1.0, 0.25, 2.0 ** -7):
         rule = ReadoutRule(rate=rate)
@@ -107,26 +165,33 @@ def test_a_rate_that_is_not_a_power_of_two_is_refused_with_the_nearest():
 
 def test_teaching_schedule():
     pre = np.eye(3, dtype=bool)
-    pre_run, post_run = teaching_schedule(pre, 4, label=2, winner=0)
+    pre_run, post_run = teaching_schedule(pre, 4, up=[2], down=[0])
     np.testing.assert_array_equal(pre_run[0::2], pre)
     assert not pre_run[1::2].any()
     assert post_run[0::2, 2].all() and post_run[1::2, 0].all() and post_run.sum() == 6
-    _, post_run = teaching_schedule(pre, 4, label=-1, winner=0)  # a row of -1 gets no teacher spike
+    _, post_run = teaching_schedule(pre, 4, up=[], down=[0])  # no label: only the winner's teacher spikes
     assert post_run[1::2, 0].all() and post_run.sum() == 3
+    _, post_run = teaching_schedule(pre, 4, up=[1, 3], down=[0, 2])  # the graded rule: several rows each way
+    assert post_run[0::2][:, [1, 3]].all() and post_run[1::2][:, [0, 2]].all() and post_run.sum() == 12
 
 
-@pytest.mark.parametrize("label_only", [False, True])
-def test_fixed_point_learning_equals_lavas_learning_dense(label_only):
+@pytest.mark.parametrize("rule", [ReadoutRule(rate=0.25, max_repeats=3, centred=True),
+                                  ReadoutRule(rate=0.25, max_repeats=3, centred=True, label_only=True),
+                                  ReadoutRule(rate=0.25, graded=4, rehearsal=1)], ids=["centred", "label-only", "graded"])
+def test_fixed_point_learning_equals_lavas_learning_dense(rule):
     """The same frames and labels through Lava's LearningDense (Loihi2SimCfg fixed_pt) and through
     our emulation: the same weights, bit for bit, with stochastic rounding (rate 2^-2), weights
     at both ends of their range, a class grown on the way, and the centred rule's mean-frame runs
-    (label-only: runs where only the label's score neuron gets teacher spikes)."""
+    (label-only: runs where only the label's score neuron gets teacher spikes; graded: runs where
+    several rows' teachers fire each way, and rehearsal's replays of stored frames)."""
     layer = small_layer(seed=3, classes=4, inputs=24)
     layer.weight[0, :4] = [40.0, -40.0, 39.0, -39.0]  # |weights| at the top of the range: saturation
-    rule = ReadoutRule(rate=0.25, max_repeats=3, centred=True, label_only=label_only)
+    memory = np.random.default_rng(2).integers(0, 8, (2, 25)).astype(float)
+    memory[:, -1] = 8  # the bias input: on at each of the 8 steps
     learned = []
     for trainer in (EmulatedTrainer(), LavaTrainer()):
         readout = PlasticReadout.from_layer(layer, [], rule, trainer, max_classes=6)
+        readout.set_memory(memory, np.array([0, 1]))
         rng = np.random.default_rng(1)
         runs = 0
         for _ in range(6):

@@ -47,42 +47,42 @@ class LavaRoundingStream:
         return self._rng.random(epochs)
 
 
-def teach(weights: np.ndarray, pre: np.ndarray, label: int, winner: int, products: tuple,
-          randoms: np.ndarray) -> int:
+def teach(weights: np.ndarray, pre: np.ndarray, up, down, products: tuple, randoms: np.ndarray) -> int:
     """One teaching run (rules.teaching_schedule of `pre`), applied to `weights` in place as
     Lava's fixed-point learning applies it. weights: (n_post, n_pre) int32; pre: (steps, n_pre)
-    bool, one epoch per step; randoms: one per epoch (LavaRoundingStream.next(steps)).
+    bool, one epoch per step; up, down: the rows whose teacher fires with the pre spikes (+) and
+    after them (-); randoms: one per epoch (LavaRoundingStream.next(steps)).
     Returns how many weights changed over the run."""
-    (label_mantissa, exponent), (winner_mantissa, winner_exponent) = products
-    if exponent != winner_exponent or label_mantissa != -winner_mantissa:
+    (up_mantissa, exponent), (down_mantissa, down_exponent) = products
+    if exponent != down_exponent or up_mantissa != -down_mantissa:
         raise ValueError(f"products {products}: the readout rule's two products share one scale")
     before = weights.copy()
-    _teach(weights, pre, label, winner, label_mantissa, exponent, randoms)
+    _teach(weights, pre, np.asarray(up, np.int64).reshape(-1), np.asarray(down, np.int64).reshape(-1), up_mantissa,
+           exponent, randoms)
     return int(np.count_nonzero(before != weights))
 
 
 @njit(cache=True)
-def _teach(weights, pre, label, winner, mantissa, exponent, randoms):
+def _teach(weights, pre, up, down, mantissa, exponent, randoms):
     n_pre = pre.shape[1]
     for epoch in range(pre.shape[0]):
         r = randoms[epoch]
-        for row, y1 in ((label, Y1_IMPULSE), (winner, 0)):
-            if row < 0:
-                continue
-            for j in range(n_pre):
-                if not pre[epoch, j]:
-                    continue  # x0 = 0: both products vanish, the accumulator holds a whole weight
-                acc = np.int64(weights[row, j]) << WEIGHT_SHIFT
-                # the two products, each clipped, each added and clipped: x0 * y1 and -x0 * y0 (y0 = 1)
-                acc = min(max(acc + min(max((y1 * mantissa) << exponent, ACC_MIN), ACC_MAX), ACC_MIN), ACC_MAX)
-                acc = min(max(acc + min(max((-mantissa) << exponent, ACC_MIN), ACC_MAX), ACC_MIN), ACC_MAX)
-                units = acc / (1 << WEIGHT_SHIFT)  # Lava rounds in float64, as here
-                whole = np.floor(units)
-                new = int(whole) + (1 if r < units - whole else 0)
-                weights[row, j] = min(max(new, WEIGHT_MIN), WEIGHT_MAX)
-
+        for rows, y1 in ((up, Y1_IMPULSE), (down, 0)):
+            for row in rows:
+                for j in range(n_pre):
+                    if not pre[epoch, j]:
+                        continue  # x0 = 0: both products vanish, the accumulator holds a whole weight
+                    acc = np.int64(weights[row, j]) << WEIGHT_SHIFT
+                    # the two products, each clipped, each added and clipped: x0 * y1 and -x0 * y0 (y0 = 1)
+                    acc = min(max(acc + min(max((y1 * mantissa) << exponent, ACC_MIN), ACC_MAX), ACC_MIN), ACC_MAX)
+                    acc = min(max(acc + min(max((-mantissa) << exponent, ACC_MIN), ACC_MAX), ACC_MIN), ACC_MAX)
+                    units = acc / (1 << WEIGHT_SHIFT)  # Lava rounds in float64, as here
+                    whole = np.floor(units)
+                    new = int(whole) + (1 if r < units - whole else 0)
+                    weights[row, j] = min(max(new, WEIGHT_MIN), WEIGHT_MAX)
 
 
 def warm_up() -> None:
     """Compile the kernel, or load it from numba's cache (~1 s), on a throw-away case."""
-    _teach(np.zeros((2, 1), np.int32), np.ones((1, 1), bool), 0, 1, 1, 0, np.zeros(1))
+    _teach(np.zeros((2, 1), np.int32), np.ones((1, 1), bool), np.zeros(1, np.int64), np.ones(1, np.int64), 1, 0,
+           np.zeros(1))

@@ -37,13 +37,13 @@ class LavaTrainer:
         if self._dense is not None:
             self._dense.weights.set(self._weights.astype(np.float64))
 
-    def teach(self, weights: np.ndarray, pre: np.ndarray, label: int, winner: int, rule: ReadoutRule) -> int:
+    def teach(self, weights: np.ndarray, pre: np.ndarray, up, down, rule: ReadoutRule) -> int:
         """One teaching run on the chip; `weights` (the readout's) receive what it learned."""
         if self._dense is None or rule.dw != self._rule.dw:
             self._start(weights, rule)
         from lava.magma.core.run_conditions import RunSteps
 
-        pre_run, post_run = teaching_schedule(pre != 0, weights.shape[0], label, winner)
+        pre_run, post_run = teaching_schedule(pre != 0, weights.shape[0], up, down)
         self._dense.run(condition=RunSteps(num_steps=len(pre_run), blocking=False), run_cfg=self._run_cfg)
         for pre_step, post_step in zip(pre_run, post_run):
             self._pre.send(pre_step.astype(np.float64))

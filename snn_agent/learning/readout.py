@@ -31,6 +31,11 @@ from .rules import T_EPOCH, ReadoutRule
 
 EMULATED, ON_CHIP, HOST = "emulated", "on-chip", "host"  # the kinds of learning /diagnostics reports
 MEAN_HORIZON = 1000  # frames: the mean input follows a drifting stream at this horizon
+# rehearsal (the graded rule): the labelled frames kept to replay, the most recent, and how often each
+# is replayed per pass against the old-class memory's one (chosen on the easy pair's validation stream
+# with 100 memory frames per class: docs/learning.md)
+MAX_LABELLED = 256
+LABELLED_REPLAYS = 4
 
 
 @dataclass
@@ -83,8 +88,8 @@ class EmulatedTrainer:
         self.stream = fixed_point.LavaRoundingStream()
         fixed_point.warm_up()  # the compiled kernel now, not on the first feedback
 
-    def teach(self, weights: np.ndarray, pre: np.ndarray, label: int, winner: int, rule: ReadoutRule) -> int:
-        return fixed_point.teach(weights, pre, label, winner, rule.products, self.stream.next(len(pre)))
+    def teach(self, weights: np.ndarray, pre: np.ndarray, up, down, rule: ReadoutRule) -> int:
+        return fixed_point.teach(weights, pre, up, down, rule.products, self.stream.next(len(pre)))
 
     def load(self, weights: np.ndarray) -> None:
         """Weights set from outside (a checkpoint, a reset): nothing to send anywhere."""
@@ -94,20 +99,19 @@ class EmulatedTrainer:
 
 
 class FloatTrainer:
-    """The rule in float, without rounding: w[label] += rate * x, w[winner] -= rate * x summed over
-    the frame's steps (a row of -1 is left out). `pre` may be graded (a DNN's activations, one step)."""
+    """The rule in float, without rounding: w[row] += rate * x for the rows in `up`, -= for those in
+    `down`, summed over the frame's steps. `pre` may be graded (a DNN's activations, one step)."""
 
     dtype = np.float64
 
     def __init__(self, kind: str = HOST):
         self.kind = kind
 
-    def teach(self, weights: np.ndarray, pre: np.ndarray, label: int, winner: int, rule: ReadoutRule) -> int:
+    def teach(self, weights: np.ndarray, pre: np.ndarray, up, down, rule: ReadoutRule) -> int:
         change = rule.rate * pre.sum(axis=0)
-        rows = [(row, sign) for row, sign in ((label, 1), (winner, -1)) if row >= 0]
-        for row, sign in rows:
-            weights[row] += sign * change
-        return int(np.count_nonzero(change)) * len(rows)
+        weights[np.asarray(up, int)] += change
+        weights[np.asarray(down, int)] -= change
+        return int(np.count_nonzero(change)) * (len(up) + len(down))
 
     def load(self, weights: np.ndarray) -> None:
         pass
@@ -129,6 +133,12 @@ class PlasticReadout:
         self.trainer = trainer
         self.input_mean = np.zeros(weights.shape[1])  # per step of a frame (the bias input's is 1)
         self.observed = 0  # frames in input_mean
+        self.model_rows = active.copy()  # the rows the model brought: the graded rule leaves them as they are
+        # rehearsal (the graded rule): the labelled frames' counts and labels, and the old classes'
+        # memory (set_memory): frames of the model's training set, as counts over a frame of T steps
+        self.labelled: list = []
+        self.memory = (np.zeros((0, weights.shape[1])), np.zeros(0, int))
+        self._order = np.random.default_rng(0)  # the order of a rehearsal pass
 
     @classmethod
     def from_layer(cls, layer: Layer, model_class_names: list, rule: ReadoutRule, trainer, max_classes: int = 0,
@@ -190,10 +200,7 @@ class PlasticReadout:
             above[0], below[0] = np.maximum(counts - mean, 0), np.maximum(mean - counts, 0)
             return above, below
         difference = counts - np.rint(mean)
-        # each input's spikes start at its own step (input i at step i mod steps): the epochs' shared
-        # random numbers then round different inputs' changes apart instead of all together
-        steps = (np.arange(len(pre))[:, None] - np.arange(pre.shape[1])[None, :]) % len(pre)
-        return steps < difference[None, :], steps < -difference[None, :]
+        return spike_train(difference, len(pre)), spike_train(-difference, len(pre))
 
     def scores(self, frame: FrameInput, timesteps: int) -> np.ndarray:
         """(max_classes,) scores in the converted model's units; -inf for inactive classes."""
@@ -213,12 +220,14 @@ class PlasticReadout:
     def teach(self, frame: FrameInput, label: int, timesteps: int) -> TeachResult:
         """Teach one frame (its readout input, from `inputs`) that it shows `label`: replays it
         until the label wins by the rule's margin, at most rule.max_repeats times (label-only: the
-        winner's row is not lowered)."""
+        winner's row is not lowered); graded: by its error, then rehearses (teach_graded)."""
         added = not (0 <= label < self.max_classes and self.active[label])
         if added:
             self.add_class(label)
         counts = frame.counts
         result = TeachResult(label, -1, added_class=added)
+        if self.rule.graded:
+            return self.teach_graded(frame, result, timesteps)
         above, below = self.centred_frames(frame) if self.rule.centred and self.observed else (frame.spikes, None)
         for repeat in range(self.rule.max_repeats + 1):
             raw = np.where(self.active, self._raw(counts, timesteps), -np.inf)
@@ -229,13 +238,58 @@ class PlasticReadout:
             winner = int(np.argmax(others)) if np.isfinite(others).any() else -1
             if winner < 0 or raw[label] - raw[winner] > self.rule.margin or repeat == self.rule.max_repeats:
                 break
-            lowered = -1 if self.rule.label_only else winner
-            changed = self.trainer.teach(self.weights, above, label, lowered, self.rule)
+            lowered = [] if self.rule.label_only else [winner]
+            changed = self.trainer.teach(self.weights, above, [label], lowered, self.rule)
             result.ops.add(self._ops(above != 0, changed))
             if below is not None:  # the roles swapped: the label's row down, the winner's up
-                changed = self.trainer.teach(self.weights, below, lowered, label, self.rule)
+                changed = self.trainer.teach(self.weights, below, lowered, [label], self.rule)
                 result.ops.add(self._ops(below != 0, changed))
         return result
+
+    def teach_graded(self, frame: FrameInput, result: TeachResult, timesteps: int) -> TeachResult:
+        """The graded rule (rules.py): the frame taught by its error, kept, then rule.rehearsal passes
+        over the kept labelled frames (each LABELLED_REPLAYS times) and the old-class memory, in a
+        random order, each taught by its error: the 40 labels of two new classes used as an offline
+        fit uses them, and the memory's frames as the new rows' negatives. A frame the readout already
+        answers confidently changes nothing and costs only its scores."""
+        result.predicted = int(np.argmax(np.where(self.active, self._raw(frame.counts, timesteps), -np.inf)))
+        self._graded_run(frame.spikes, frame.counts, result.label, timesteps, result.ops)
+        self.labelled = (self.labelled + [(frame.counts, result.label)])[-MAX_LABELLED:]
+        memory_counts, memory_labels = self.memory
+        items = [item for item in self.labelled for _ in range(LABELLED_REPLAYS)] + list(zip(memory_counts, memory_labels))
+        for _ in range(self.rule.rehearsal):
+            for i in self._order.permutation(len(items)):
+                counts, label = items[i]
+                self._graded_run(self._replayed(counts), counts, int(label), timesteps, result.ops)
+        return result
+
+    def _graded_run(self, pre: np.ndarray, counts: np.ndarray, label: int, timesteps: int, ops: LearningOps) -> None:
+        """One frame taught by its error: the added rows' error (teacher minus softmax output, in
+        the converted model's score units) in rule.graded levels, one replay per level reached."""
+        scores = np.where(self.active, self._raw(counts, timesteps) * self.scale, -np.inf)
+        output = np.exp(scores - scores.max())
+        error = -output / output.sum()
+        error[label] += 1.0
+        error[self.model_rows] = 0.0
+        levels = np.rint(error * self.rule.graded).astype(int)
+        for level in range(1, self.rule.graded + 1):
+            up, down = np.flatnonzero(levels >= level), np.flatnonzero(levels <= -level)
+            if not up.size and not down.size:
+                break
+            ops.add(self._ops(pre != 0, self.trainer.teach(self.weights, pre, up, down, self.rule)))
+
+    def _replayed(self, counts: np.ndarray) -> np.ndarray:
+        """A stored frame's counts as the input a replay sends: spikes over the frame's steps (the
+        bias input counts them), or, graded inputs (the host readout), the counts in one step."""
+        if self.trainer.dtype == np.float64:
+            return counts[None, :]
+        return spike_train(counts, int(counts[-1]))
+
+    def set_memory(self, counts: np.ndarray, labels: np.ndarray) -> None:
+        """The old classes' memory the graded rule rehearses: readout inputs (counts, bias input last,
+        over frames of the steps it will classify at) of frames of the model's own training set, with
+        their classes. Stored with the model, not learned."""
+        self.memory = (np.asarray(counts, np.float64), np.asarray(labels, int))
 
     def _ops(self, spiking: np.ndarray, changed: int) -> LearningOps:
         steps, n_pre = spiking.shape
@@ -263,6 +317,14 @@ class PlasticReadout:
             self.input_mean = np.asarray(state["input_mean"], np.float64).copy()
             self.observed = int(state["observed"])
         self.trainer.load(self.weights)
+
+
+def spike_train(counts: np.ndarray, steps: int) -> np.ndarray:
+    """(steps, n) spikes with each input's count (rounded, clipped to 0..steps) in a row of steps
+    starting at a step of its own (input i at step i mod steps): the epochs' shared random numbers
+    (fixed_point.py) then round different inputs' changes apart instead of all together."""
+    at = (np.arange(steps)[:, None] - np.arange(len(counts))[None, :]) % max(steps, 1)
+    return at < np.rint(counts)[None, :]
 
 
 def class_names_for(max_classes: int, model_names: list, given: list) -> list:

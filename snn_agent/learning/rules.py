@@ -23,7 +23,17 @@ move by +-2^-k (counts - mean counts): the perceptron on centred inputs. A new c
 learns what sets its frames apart from the average frame, not that frames have spikes (which
 makes a row that only ever grows win every frame). Label-only (`ReadoutRule.label_only`), the
 winner's score neuron stays silent: only the label's row moves (the same `dw`, one teacher spike
-fewer), so that teaching a new class never lowers an old class's row. In fixed point each epoch's change is rounded stochastically (Lava: one random number
+fewer), so that teaching a new class never lowers an old class's row.
+
+Graded (`ReadoutRule.graded` = L, the error-proportional rule): the same `dw` and schedule, with
+the teacher as a graded third factor. The host computes each row's error, teacher minus output
+(one for the label, zero otherwise, minus the softmax of the scores), and rounds it to n = round(L
+x error) in -L..L; the frame is replayed up to L times, and at the l-th replay the rows with n >= l
+fire with the pre spikes, those with n <= -l after them. Summed: w[c] += 2^-k n_c counts, the delta
+rule (logistic regression's gradient) in L levels: a row that is already right stops changing,
+every row that answers wrongly goes down by how wrongly. Only the rows of classes the readout
+added learn (the model's rows stay as converted, which keeps the old classes); with rehearsal
+(readout.py) the stored old-class frames teach those rows what they are not. In fixed point each epoch's change is rounded stochastically (Lava: one random number
 per epoch for all synapses; see fixed_point.py), so a fraction 2^-k arrives as a whole weight unit
 with probability 2^-k. Integer impulses and tau 0 keep the traces free of rounding.
 """
@@ -50,13 +60,19 @@ class ReadoutRule:
     other class by this much (score units: weight units x spikes per step). max_repeats: the most
     replays of one frame (each one a teaching run on the chip, two where centred). centred: each
     replay is followed by the mean frame's run with the roles swapped (see the module doc).
-    label_only: the winner's row is not lowered (its score neuron gets no teacher spike)."""
+    label_only: the winner's row is not lowered (its score neuron gets no teacher spike).
+    graded: 0, or the error-proportional rule with this many levels (see the module doc): each
+    added class's row moves by its error (teacher minus softmax output), rounded to 1/graded; no
+    margin, no winner. rehearsal: passes over the stored labelled frames and the model's old-class
+    memory after each graded teaching (readout.py)."""
 
     rate: float = 2.0 ** -6  # the node's default (online.LearningSettings)
     margin: float = 0.0
     max_repeats: int = 1
     centred: bool = False
     label_only: bool = False
+    graded: int = 0
+    rehearsal: int = 0
 
     def __post_init__(self):
         problem = rate_problem(self.rate)
@@ -66,6 +82,10 @@ class ReadoutRule:
             raise ValueError(f"max_repeats {self.max_repeats}: at least one replay")
         if self.margin < 0:
             raise ValueError(f"margin {self.margin}: must be >= 0")
+        if self.graded < 0 or self.rehearsal < 0:
+            raise ValueError(f"graded {self.graded}, rehearsal {self.rehearsal}: must be >= 0")
+        if self.rehearsal and not self.graded:
+            raise ValueError("rehearsal replays frames with the graded rule: set graded too")
 
     @property
     def rate_exponent(self) -> int:
@@ -102,16 +122,15 @@ def rate_problem(rate: float) -> Optional[str]:
     return None
 
 
-def teaching_schedule(pre: np.ndarray, n_post: int, label: int, winner: int) -> tuple:
+def teaching_schedule(pre: np.ndarray, n_post: int, up, down) -> tuple:
     """pre: (steps, n_pre) the frame's spikes at the readout's input -> what a teaching run sends
-    at each of its 2 x steps: (pre spikes, post spikes), both (2 steps, n) bool. A row of -1
-    (label or winner) gets no teacher spike."""
+    at each of its 2 x steps: (pre spikes, post spikes), both (2 steps, n) bool. The rows in `up`
+    (the label's) get a teacher spike with the pre spikes, those in `down` (the winner's) one step
+    after them; the others none."""
     steps = len(pre)
     pre_run = np.zeros((T_EPOCH * steps, pre.shape[1]), bool)
     pre_run[0::T_EPOCH] = pre
     post_run = np.zeros((T_EPOCH * steps, n_post), bool)
-    if label >= 0:
-        post_run[0::T_EPOCH, label] = True
-    if winner >= 0:
-        post_run[1::T_EPOCH, winner] = True
+    post_run[0::T_EPOCH, np.asarray(up, int)] = True
+    post_run[1::T_EPOCH, np.asarray(down, int)] = True
     return pre_run, post_run
