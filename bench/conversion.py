@@ -9,8 +9,9 @@
 --suite: models nobody trained for spikes (bench/plain_models.py: an MLP, a VGG-style CNN with
 BatchNorm and MaxPool, a ResNet-style CNN with residual Add, Concat and average pooling; trained
 with torch on Fashion-MNIST, cached), each converted by `snn-agent convert` with its default
-options (timed), then the DNN, the ideal target over T and the loihi target at T=32 on the test set.
-Writes bench/results/conversion_suite.json.
+options (timed), then the DNN, the ideal target over T and the loihi target at T=32 on the test set;
+with --profiled also `snn-agent profile` (its defaults: parameters chosen on training images) and
+its operating points at T <= 32 on the same test images. Writes bench/results/conversion_suite.json.
 
 Targets:
   ideal     our conversion: clip-ceiling / percentile normalization, reset by subtraction,
@@ -50,6 +51,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from snn_agent.adaptation.operating_points import PointTable  # noqa: E402
 from snn_agent.conversion.convert import ConversionOptions, convert  # noqa: E402
 from snn_agent.conversion.onnx_import import load_onnx  # noqa: E402
 from snn_agent.data import datasets  # noqa: E402
@@ -97,6 +99,8 @@ def main() -> int:
                     help="with --suite: the T values of the ideal target (default: %(default)s)")
     ap.add_argument("--test-images", type=int, default=0,
                     help="with --suite: the first N test images (default: all 10,000; --quick: 1,000)")
+    ap.add_argument("--profiled", action="store_true",
+                    help="with --suite: also `snn-agent profile` (its defaults) and its points' accuracy on the test set")
     ap.add_argument("--timing", action="store_true", help="time `snn-agent convert` of the suite's models (--models)")
     ap.add_argument("--baseline", help="with --timing: another checkout whose convert runs in turn with this one's")
     ap.add_argument("--repeats", type=int, default=2, help="with --timing: runs of each (default 2; --quick: 1)")
@@ -117,7 +121,7 @@ def main() -> int:
     if not datasets.fashion_mnist_available():
         sys.exit("bench/conversion.py needs Fashion-MNIST: apt-get install dataset-fashion-mnist")
     if args.suite:
-        return suite(args.quick, out, args.models, args.test_images, tuple(args.grid))
+        return suite(args.quick, out, args.models, args.test_images, tuple(args.grid), args.profiled)
     network = load_onnx(args.model)
     test = datasets.load("fashion-mnist", "test").subset(1000 if args.quick else 0)
     calib = datasets.load("fashion-mnist", "train").subset(1000)
@@ -159,9 +163,11 @@ def main() -> int:
     return 0
 
 
-def convert_and_measure(name: str, test, log=print, grid=SUITE_GRID) -> dict:
+def convert_and_measure(name: str, test, log=print, grid=SUITE_GRID, profiled: bool = False) -> dict:
     """`snn-agent convert` (default options) of the suite's model `name`, timed, and its accuracy
-    on `test`: the DNN's, the ideal target's over `grid`, the loihi target's at T=32."""
+    on `test`: the DNN's, the ideal target's over `grid`, the loihi target's at T=32; with
+    `profiled`, also `snn-agent profile` (its defaults) and its operating points' accuracy on `test`
+    (profiled_points)."""
     from plain_models import trained_onnx
     from snn_agent.conversion.loihi import LOIHI_DIR
     from snn_agent.conversion.pipeline import convert_model
@@ -175,6 +181,8 @@ def convert_and_measure(name: str, test, log=print, grid=SUITE_GRID) -> dict:
         seconds = time.perf_counter() - start
         loihi_dir = os.path.join(out_dir, LOIHI_DIR)
         loihi = SNNModel.load(loihi_dir) if os.path.isdir(loihi_dir) else None
+        profile_run = timed_cli(ROOT, ["profile", out_dir]) if profiled else None
+        tables = {backend: PointTable.load(out_dir, backend) for backend in ("cpu", "lava")} if profiled else {}
     network = load_onnx(onnx_path)
     x, labels = model_input(test, network.preprocessing), test.labels
     with open(onnx_path, "rb") as f:  # the trained model itself: training is not bit-reproducible across machines
@@ -189,16 +197,39 @@ def convert_and_measure(name: str, test, log=print, grid=SUITE_GRID) -> dict:
                                                     scores_by_timesteps=engine.scores_by_timesteps)
     if loihi is not None:
         row["targets"]["loihi"] = {32: accuracy(LoihiEngine(loihi).run, x, labels, 32)}
+    if profiled:
+        row["profiled"] = {"profile": profile_run, **profiled_points(tables, ideal, loihi, x, labels, grid)}
     return row
 
 
-def suite(quick: bool, out: str, models=None, test_images: int = 0, grid=SUITE_GRID) -> int:
+def profiled_points(tables: dict, ideal, loihi, x, labels, grid) -> dict:
+    """The accuracy on (x, labels) of what `profile` hands the node: its cpu points at every T of
+    `grid` up to ENHANCE_MAX_T (above it the points are the plain conversion, measured already)
+    and its lava point at T=32, each with its parameters (chosen on the calibration split only)."""
+    from snn_agent.adaptation.profiling import ENHANCE_MAX_T
+    from snn_agent.engine.loihi_engine import LoihiEngine
+
+    measured = {}
+    for target, backend, model, engine, ts in (
+            ("ideal", "cpu", ideal, SNNEngine, [t for t in grid if t <= ENHANCE_MAX_T]),
+            ("loihi", "lava", loihi, LoihiEngine, [32])):
+        points = {p.timesteps: p for p in tables[backend].points} if tables.get(backend) else {}
+        ts = [t for t in ts if t in points and not points[t].weights]
+        if model is None or not ts:
+            continue
+        run = engine(model).run
+        measured[target] = {t: accuracy(run, x, labels, t, points[t].neuron(model.neuron.reset)) for t in ts}
+        measured.setdefault("points", {})[target] = {t: points[t].enhancement for t in ts}
+    return measured
+
+
+def suite(quick: bool, out: str, models=None, test_images: int = 0, grid=SUITE_GRID, profiled: bool = False) -> int:
     from plain_models import ARCHITECTURES
 
     test = datasets.load("fashion-mnist", "test").subset(1000 if quick else test_images)
     results = {"n_test": int(len(test.labels)), "grid": list(grid), "models": {}, "goals": {}}
     for name in models or ARCHITECTURES:
-        row = results["models"][name] = convert_and_measure(name, test, grid=grid)
+        row = results["models"][name] = convert_and_measure(name, test, grid=grid, profiled=profiled)
         print(f"\n{name}: {row}", flush=True)  # each model as it finishes: the whole suite takes a while
     print(f"\nFashion-MNIST test, {len(test.labels)} images; points against each model's DNN "
           f"(machine shared with other work: convert times are wall clock under load)")
@@ -209,19 +240,25 @@ def suite(quick: bool, out: str, models=None, test_images: int = 0, grid=SUITE_G
         loihi = row["targets"].get("loihi")
         print(f"{name:<8}{100 * dnn:>7.2f}{cells}{(f'{100 * (loihi[32] - dnn):+.2f}' if loihi else '-'):>9}"
               f"{row['convert_seconds']:>11.1f}")
+        profiled_row = row.get("profiled", {})
+        if profiled_row:
+            print(f"{'  profile':<15}" + "".join(f"{100 * (profiled_row['ideal'][t] - dnn):>+8.2f}" if t in
+                                                profiled_row.get("ideal", {}) else f"{'':>8}" for t in grid)
+                  + (f"{100 * (profiled_row['loihi'][32] - dnn):>+9.2f}" if "loihi" in profiled_row else ""))
         for target, goals in SUITE_GOALS.items():
             for t, limit in goals.items():
-                if t in row["targets"].get(target, {}):
-                    gap = 100 * (dnn - row["targets"][target][t])
-                    results["goals"][f"{name} {target}@T={t}"] = {"gap_points": round(gap, 3), "limit": limit,
-                                                                   "met": gap <= limit}
+                for source, suffix in ((row["targets"], ""), (profiled_row, " with profile")):
+                    if t in source.get(target, {}):
+                        gap = 100 * (dnn - source[target][t])
+                        results["goals"][f"{name} {target}@T={t}{suffix}"] = {"gap_points": round(gap, 3),
+                                                                               "limit": limit, "met": gap <= limit}
         results["goals"][f"{name} convert seconds"] = {"seconds": row["convert_seconds"],
                                                        "limit": SUITE_CONVERT_SECONDS,
                                                        "met": row["convert_seconds"] <= SUITE_CONVERT_SECONDS}
     print("\ngoals:")
     for key, goal in results["goals"].items():
         figure = f"gap {goal['gap_points']:+.2f} points" if "gap_points" in goal else f"{goal['seconds']:.0f} s"
-        print(f"  {key:<28} {figure} (limit {goal['limit']}) {'MET' if goal['met'] else 'MISSED'}")
+        print(f"  {key:<40} {figure} (limit {goal['limit']}) {'MET' if goal['met'] else 'MISSED'}")
     write_results(out, results, quick)
     print(f"wrote {out}")
     return 0
