@@ -198,14 +198,16 @@ def convert_and_measure(name: str, test, log=print, grid=SUITE_GRID, profiled: b
     if loihi is not None:
         row["targets"]["loihi"] = {32: accuracy(LoihiEngine(loihi).run, x, labels, 32)}
     if profiled:
-        row["profiled"] = {"profile": profile_run, **profiled_points(tables, ideal, loihi, x, labels, grid)}
+        row["profiled"] = {"profile": profile_run,
+                           **profiled_points(tables, ideal, loihi, x, labels, grid, row["targets"])}
     return row
 
 
-def profiled_points(tables: dict, ideal, loihi, x, labels, grid) -> dict:
+def profiled_points(tables: dict, ideal, loihi, x, labels, grid, plain: dict) -> dict:
     """The accuracy on (x, labels) of what `profile` hands the node: its cpu points at every T of
     `grid` up to ENHANCE_MAX_T (above it the points are the plain conversion, measured already)
-    and its lava point at T=32, each with its parameters (chosen on the calibration split only)."""
+    and its lava point at T=32, each with its parameters (chosen on the calibration split only);
+    a point that kept the plain conversion takes its accuracy from `plain` ({target: {T: accuracy}})."""
     from snn_agent.adaptation.profiling import ENHANCE_MAX_T
     from snn_agent.engine.loihi_engine import LoihiEngine
 
@@ -218,7 +220,9 @@ def profiled_points(tables: dict, ideal, loihi, x, labels, grid) -> dict:
         if model is None or not ts:
             continue
         run = engine(model).run
-        measured[target] = {t: accuracy(run, x, labels, t, points[t].neuron(model.neuron.reset)) for t in ts}
+        neurons = {t: points[t].neuron(model.neuron.reset) for t in ts}
+        measured[target] = {t: plain[target][t] if neuron == model.neuron and t in plain.get(target, {})
+                            else accuracy(run, x, labels, t, neuron) for t, neuron in neurons.items()}
         measured.setdefault("points", {})[target] = {t: points[t].enhancement for t in ts}
     return measured
 
