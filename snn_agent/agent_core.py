@@ -23,11 +23,14 @@ from .energy.constants import constants_from
 from .energy.models import EnergyEstimate
 from .ir import SNNModel
 from .learning.checkpoint import model_fingerprint
-from .learning.online import FeedbackOutcome, LearningSettings, OnlineLearner, trainer_for
+from .data.prepare import model_input
+from .learning import memory as learning_memory
+from .learning.online import FeedbackOutcome, LearningSettings, MemorySource, OnlineLearner, trainer_for
 from .learning.readout import HOST
 from .learning.stdp_online import UNSUPERVISED, StdpLearner
 
 log = logging.getLogger("snn_agent")
+MEMORY_BATCH = 250  # the learning memory's frames per backend call: bounded memory at large T
 
 
 @dataclass
@@ -152,6 +155,7 @@ class AgentCore:
         self._frame_counter = 0
         self._spare_cpu: Optional[Backend] = None  # the CPU engine, opened ahead while another backend runs
         self._neuron_of_point: tuple = (None, None)  # the last point and its NeuronConfig
+        self._neuron_at: dict = {}  # T -> the NeuronConfig of the point that last ran at T
         self.choice = choice
         try:
             self.load(choice)
@@ -282,15 +286,31 @@ class AgentCore:
                 model = SNNModel.load(choice.model_dir)
                 # a readout over DNN activations (host) is another readout than one over spike counts
                 fingerprint = f"{model_fingerprint(model)}-{'activations' if kind == HOST else 'spikes'}"
+                memory = self._memory_source(backend, choice.model_dir, model) if self.learning.rule().graded else None
                 learner = OnlineLearner(backend.score_layer(), model.class_names, fingerprint, self.learning,
                                         trainer_for(kind, hardware=bool(getattr(backend, "hardware", False))),
-                                        constants["cpu"], constants["loihi"])
+                                        constants["cpu"], constants["loihi"], memory)
         except Exception as exc:  # noqa: BLE001 - the agent classifies on without learning, and says why
             self.learning_problem = f"learning could not start: {exc}"
             log.error(self.learning_problem)
             return None
         backend.with_features = True
         return learner
+
+    def _memory_source(self, backend: Backend, model_dir: str, model: SNNModel) -> MemorySource:
+        """The model's old-class memory (raises MemoryFileError where it is missing or unusable), its
+        frames' hidden layer computed at a frame's T by the backend (Backend.features) with the
+        neuron parameters of the operating point that ran that T."""
+        memory = learning_memory.load(model_dir, model.class_names)
+        x = model_input(memory.dataset(), model.network.preprocessing)
+
+        def hidden(timesteps: int) -> np.ndarray:
+            neuron = self._neuron_at.get(timesteps)
+            return np.concatenate([backend.features(x[i:i + MEMORY_BATCH], timesteps, neuron)
+                                   for i in range(0, len(x), MEMORY_BATCH)])
+
+        return MemorySource(memory.labels, hidden, f"{len(memory.labels)} frames, {memory.source}; "
+                                                   f"{backend.features_path}")
 
     def _stop_learning(self) -> None:
         """Call with the lock held."""
@@ -307,6 +327,13 @@ class AgentCore:
 
     def feedback(self, label: int, frame_id=None) -> FeedbackOutcome:
         """The true class of a classified frame (None: the most recent one)."""
+        with self.lock:
+            learner = self.learner
+            pending = learner.memory_pending(frame_id) if learner is not None else None
+        if pending is not None:  # the graded rule's memory at a new T: computed while frames go on
+            joules = learner.prepare_memory(pending)
+            with self.lock:
+                self._learning_energy_j += joules
         with self.lock:
             if self.learner is None:
                 return FeedbackOutcome(False, self.learning_problem or "learning is not enabled (learning.enabled)")
@@ -336,6 +363,7 @@ class AgentCore:
         if point is not self._neuron_of_point[0]:  # built once per point, not per frame
             neuron = point.neuron(self.model.neuron.reset) if point.energy_kind != "unknown" else None
             self._neuron_of_point = (point, neuron)
+            self._neuron_at[timesteps] = neuron  # the learning memory's frames run with it at this T
         neuron = self._neuron_of_point[1]
         try:
             result = backend.infer(x, timesteps, neuron, point.weights)

@@ -2,6 +2,7 @@
 
     snn-agent convert MODEL.onnx --calib DATASET -o OUT/
     snn-agent profile OUT/ --data DATASET [--weights DIR:T[,T...]] [--json]
+    snn-agent memory OUT/ --dataset DATASET [--per-class N]   (the graded learning rule's old-class memory)
     snn-agent run [--config config/agent.yaml] [--duration S] [--json]
     snn-agent run --sim mujoco [--duration S] [--json]     (the closed-loop mission, docs/simulation.md)
 """
@@ -138,6 +139,23 @@ def _profile(args) -> int:
     return 0
 
 
+def _memory(args) -> int:
+    from .data import datasets
+    from .ir import SNNModel
+    from .learning import memory
+
+    model = SNNModel.load(args.model_dir)
+    try:
+        old_classes = memory.from_dataset(datasets.training_set(args.dataset), "train", model.class_names,
+                                          args.per_class)
+    except memory.MemoryFileError as exc:
+        raise SystemExit(f"snn-agent memory: error: {exc}")
+    path = memory.save(args.model_dir, old_classes)
+    print(f"{path}: {len(old_classes.labels)} images of {len(model.class_names)} classes, {old_classes.source} "
+          f"({os.path.getsize(path) / 1e6:.2f} MB)")
+    return 0
+
+
 def _weights_option(text: str) -> tuple:
     """`--weights DIR:T[,T...]` -> (DIR, (T, ...))."""
     directory, _, timesteps = text.rpartition(":")
@@ -152,6 +170,8 @@ def _weights_option(text: str) -> tuple:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .learning.memory import MEMORY_PER_CLASS
+
     parser = argparse.ArgumentParser(prog="snn-agent", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,6 +219,17 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--no-openvino", action="store_true", help="skip the openvino backend's decimation table")
     profile.add_argument("--json", action="store_true", help="last line: one JSON object")
     profile.set_defaults(func=_profile)
+
+    memory = sub.add_parser("memory", help="store the old-class memory the graded learning rule rehearses "
+                                           "(model_dir/learning_memory.npz): images of the model's training set")
+    memory.add_argument("model_dir")
+    memory.add_argument("--dataset", default="fashion-mnist",
+                        help="the model's training data (same forms as --calib; a known dataset's training split), "
+                             "its classes matched to the model's by name")
+    memory.add_argument("--per-class", type=int, default=MEMORY_PER_CLASS,
+                        help=f"images of each of the model's classes: the first ones of the dataset (default "
+                             f"{MEMORY_PER_CLASS}, bench/learning.py's choice)")
+    memory.set_defaults(func=_memory)
 
     try:
         from .ros import run_graph

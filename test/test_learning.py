@@ -13,8 +13,9 @@ from snn_agent.data import datasets
 from snn_agent.ir import Layer
 from snn_agent.learning import checkpoint as checkpoints
 from snn_agent.learning import crash_drill
+from snn_agent.learning import memory as learning_memory
 from snn_agent.learning.lava_readout import LavaTrainer
-from snn_agent.learning.online import LearningSettings, OnlineLearner
+from snn_agent.learning.online import LearningSettings, MemorySource, OnlineLearner
 from snn_agent.learning.readout import EmulatedTrainer, FloatTrainer, PlasticReadout
 from snn_agent.learning.rules import ReadoutRule, teaching_schedule
 
@@ -344,6 +345,92 @@ def test_a_format_1_checkpoint_loads_its_checked_weights_without_its_mean(tmp_pa
     assert second.updates == 7 and not second.checkpoint_errors
     np.testing.assert_array_equal(second.readout.weights, first.readout.weights)
     assert second.readout.observed == 0 and not second.readout.input_mean.any()
+
+
+def graded_learner(tmp_path, memory_frames=np.zeros((0, 8, 30), bool), memory_labels=np.zeros(0, int)):
+    """A learner with the graded rule (rate 1, 4 levels, one rehearsal pass) and a memory of these frames."""
+    settings = LearningSettings(enabled=True, rule_name="graded", graded_rate=1.0, max_classes=6,
+                                checkpoint_dir=str(tmp_path), checkpoint_every=100)
+    memory = MemorySource(memory_labels, lambda timesteps: memory_frames[:, :timesteps], "test frames")
+    return OnlineLearner(small_layer(), [], "model-a", settings, EmulatedTrainer(), memory=memory)
+
+
+def test_checkpoint_keeps_the_labelled_frames_the_graded_rule_rehearses(tmp_path):
+    """Format 3: the labelled frames come back after a restart, under the checksum."""
+    rng = np.random.default_rng(1)
+    first = graded_learner(tmp_path, rng.random((5, 8, 30)) < 0.3, np.arange(5) % 4)
+    teach_some(first)
+    assert len(first.readout.labelled) == 7 and first.readout.memory[0].shape == (5, 31)
+    first.close()
+    second = graded_learner(tmp_path)
+    assert second.updates == 7 and not second.checkpoint_errors
+    assert [label for _, label in second.readout.labelled] == [label for _, label in first.readout.labelled]
+    np.testing.assert_array_equal([c for c, _ in second.readout.labelled], [c for c, _ in first.readout.labelled])
+    np.testing.assert_array_equal(second.readout.weights, first.readout.weights)
+    path = checkpoints.path_in(str(tmp_path))
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["labelled_labels"] = (arrays["labelled_labels"] + 1) % 6
+    with open(path, "wb") as out:
+        np.savez(out, **arrays)
+    tampered = graded_learner(tmp_path)
+    assert tampered.updates == 0 and "corrupt" in tampered.checkpoint_errors[0]
+
+
+def test_a_format_2_checkpoint_loads_with_no_labelled_frames(tmp_path):
+    """Format 2 (before the labelled frames were kept): weights and mean input restored and checked,
+    the graded rule starts its labelled frames afresh."""
+    first = graded_learner(tmp_path)
+    teach_some(first)
+    first.close()
+    path = checkpoints.path_in(str(tmp_path))
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files if not name.startswith("labelled_")}
+    arrays.update(format_version=2, sha256_of_state=checkpoints.checksum(
+        arrays["weights"], arrays["input_mean"], np.int64(arrays["observed"])))
+    with open(path, "wb") as out:
+        np.savez(out, **arrays)
+    second = graded_learner(tmp_path)
+    assert second.updates == 7 and not second.checkpoint_errors
+    np.testing.assert_array_equal(second.readout.weights, first.readout.weights)
+    np.testing.assert_array_equal(second.readout.input_mean, first.readout.input_mean)
+    assert second.readout.labelled == []
+    second.classify(np.ones((8, 30), bool), 8)
+    assert second.feedback(1).applied and len(second.readout.labelled) == 1
+
+
+def test_the_graded_rule_without_a_memory_is_refused():
+    settings = LearningSettings(enabled=True, rule_name="graded", max_classes=6)
+    with pytest.raises(ValueError, match="old-class memory"):
+        OnlineLearner(small_layer(), [], "model-a", settings, EmulatedTrainer())
+
+
+def test_memory_maps_the_models_classes_by_name_and_reports_a_missing_or_corrupt_file(tmp_path):
+    """A model trained on some of the dataset's classes, in its own order: each memory image is of
+    the dataset class that bears the model's class name. Missing, corrupt or another model's classes:
+    a MemoryFileError that says how to write it."""
+    train = datasets.load("fashion-mnist", "train")
+    names = ["Bag", "T-shirt/top", "Sneaker"]  # dataset classes 8, 0, 7
+    memory = learning_memory.from_dataset(train, "train", names, per_class=5)
+    np.testing.assert_array_equal(memory.labels, np.repeat([0, 1, 2], 5))
+    np.testing.assert_array_equal(train.labels[memory.indices], np.repeat([8, 0, 7], 5))
+    np.testing.assert_array_equal(memory.images, train.images[memory.indices])
+    with pytest.raises(learning_memory.MemoryFileError, match="Sandwich"):
+        learning_memory.from_dataset(train, "train", ["Bag", "Sandwich"])
+    directory = str(tmp_path)
+    with pytest.raises(learning_memory.MemoryFileError, match="snn-agent memory"):
+        learning_memory.load(directory, names)
+    learning_memory.save(directory, memory)
+    loaded = learning_memory.load(directory, names)
+    np.testing.assert_array_equal(loaded.images, memory.images)
+    assert loaded.source == memory.source
+    with pytest.raises(learning_memory.MemoryFileError, match="written for the classes"):
+        learning_memory.load(directory, ["Bag", "Sneaker", "T-shirt/top"])
+    with open(learning_memory.path_in(directory), "r+b") as out:
+        out.seek(100)
+        out.write(b"\0" * 64)
+    with pytest.raises(learning_memory.MemoryFileError, match="corrupt"):
+        learning_memory.load(directory, names)
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):

@@ -87,6 +87,15 @@ class Backend(ABC):
         if weights:
             raise BackendError(f"backend {self.name!r} runs the model's own weights only, not {weights!r}")
 
+    # where `features` takes the memory's hidden layer from (/diagnostics: learning memory)
+    features_path = ""
+
+    def features(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> np.ndarray:
+        """The last hidden layer's output of a batch, (frames, steps, n), as BackendResult.hidden
+        gives a frame's: what a learning readout's old-class memory is computed with (agent_core.py).
+        On a path of its own, so that it can run while the frame loop infers."""
+        raise BackendError(f"backend {self.name!r} gives no hidden layer output to learn from")
+
     def score_layer(self) -> Layer:
         """The layer that maps BackendResult.hidden to the scores: what a learning readout starts from."""
         return self.model.layers[-1]

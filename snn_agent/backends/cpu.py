@@ -32,6 +32,7 @@ class CpuBackend(Backend):
         self.compiled_frames = compiled_frames
         self.engine: Optional[SNNEngine] = None  # the model's own weights
         self._engines: dict = {}  # OperatingPoint.weights -> its engine
+        self._features_engine: Optional[SNNEngine] = None  # the model's weights, for `features`
 
     def load(self, model_dir: str) -> None:
         """A converted model (snn.json), or a trained STDP network (stdp_params.json)."""
@@ -72,6 +73,13 @@ class CpuBackend(Backend):
                                f"than the model's; an operating point's weights must be the same network, trained "
                                f"for its T")
         self._engines[weights] = SNNEngine(model, self.compiled_frames)
+
+    features_path = "hidden spikes from the cpu engine, the frames' own path"
+
+    def features(self, x: np.ndarray, timesteps: int, neuron: Optional[NeuronConfig] = None) -> np.ndarray:
+        if self._features_engine is None:  # an engine of its own: it runs beside the frames' inference
+            self._features_engine = SNNEngine(self.model, compiled_frames=False)
+        return self._features_engine.hidden_spikes(self._features_engine.run(x, timesteps, neuron))
 
     def describe(self) -> str:
         return "cpu (STDP network)" if self.capabilities is STDP_CAPABILITIES else self.name

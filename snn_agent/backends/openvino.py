@@ -74,6 +74,7 @@ class OpenVinoBackend(Backend):
         self._check_input(compiled.input().get_partial_shape(), xml)
         self._output, self._hidden = compiled.output(0), compiled.output(1)
         self._request = compiled.create_infer_request()
+        self._features_request = compiled.create_infer_request()  # for `features`, beside the frames'
         # One throw-away inference: the first one allocates buffers and would misreport latency
         shape = (1,) + tuple(self.model.network.preprocessing.input_shape)
         self._request.infer({0: np.zeros(shape, np.float32)})
@@ -151,6 +152,12 @@ class OpenVinoBackend(Backend):
             energy = accelerator_energy(watch.seconds / frames, self.accelerator_power, measured_latency=True)
         return BackendResult(np.concatenate(scores).astype(np.float32, copy=False), watch.seconds, energy, None,
                              hidden)
+
+    features_path = "the DNN's last hidden activations through OpenVINO"
+
+    def features(self, x: np.ndarray, timesteps: int = 0, neuron: Optional[NeuronConfig] = None) -> np.ndarray:
+        return np.concatenate([self._features_request.infer({0: x[i:i + 1]})[self._hidden]
+                               for i in range(len(x))])[:, None]
 
     def score_layer(self) -> Layer:
         return self._score_layer

@@ -250,7 +250,7 @@ def loihi_target(model_dir: str, options: LoihiOptions = LoihiOptions()) -> tupl
     if not calib:
         raise ModelFormatError(f"{model_dir}: no loihi target and no calibration data set named to make one "
                                f"(convert it with snn_agent.conversion.loihi.to_loihi)")
-    calib_set = datasets.load(calib, "train") if calib in ("fashion-mnist", "digits") else datasets.load(calib)
+    calib_set = datasets.training_set(calib)
     calib_x = model_input(calib_set.subset(int(model.info.get("calibration_images", 1000))), model.network.preprocessing)
     loihi = to_loihi(model, calib_x, options)
     loihi.info["calibration_data"] = calib

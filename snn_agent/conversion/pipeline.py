@@ -40,7 +40,7 @@ def convert_model(onnx_path: str, calib: str, out_dir: str, options: ConversionO
     the loihi target (the Lava backend then makes it on first use). progress(done, total): the
     whole conversion, in units of its expected work (ConversionPhases)."""
     network = load_onnx(onnx_path, preprocessing)
-    calib_set = datasets.load(calib, "train") if calib in ("fashion-mnist", "digits") else datasets.load(calib)
+    calib_set = datasets.training_set(calib)
     calib_x = model_input(calib_set.subset(options.calibration_images), network.preprocessing)
     phases = ConversionPhases(progress, network, len(calib_x), options, loihi if network.is_chain else None)
     snn = convert(network, calib_x, options, phases.part("activation scales"), SOURCE_ONNX,

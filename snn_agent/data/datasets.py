@@ -57,6 +57,11 @@ def load(spec: str, split: str = "test") -> Dataset:
                        f"with arrays x and y, or a folder with one sub-folder of images per class")
 
 
+def training_set(spec: str) -> Dataset:
+    """A known dataset's training split; a file or folder as it is (it has no splits)."""
+    return load(spec, "train") if spec in ("fashion-mnist", "digits") else load(spec)
+
+
 def default_dataset_name() -> str:
     """Fashion-MNIST where Debian's package is installed, else scikit-learn's digits."""
     return "fashion-mnist" if fashion_mnist_available() else "digits"

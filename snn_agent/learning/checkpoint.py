@@ -28,7 +28,9 @@ from ..ir import SNNModel
 
 CHECKPOINT_FILE = "readout.npz"
 FORMAT_VERSION = 1  # save_arrays' files
-READOUT_FORMAT_VERSION = 2  # the readout's: 2, the checksum covers the mean input too (1: the weights only)
+# the readout's: 3, with the labelled frames the graded rule rehearses; 2, the checksum covers the mean
+# input too; 1, the weights only
+READOUT_FORMAT_VERSION = 3
 
 
 class CheckpointError(RuntimeError):
@@ -67,10 +69,10 @@ def save(directory: str, checkpoint: Checkpoint) -> str:
     buffer = io.BytesIO()
     np.savez(buffer, format_version=READOUT_FORMAT_VERSION, weights=state["weights"], scale=state["scale"],
              active=state["active"], class_names=np.array(state["class_names"], dtype=str),
-             input_mean=state["input_mean"], observed=state["observed"], updates=checkpoint.updates,
-             model=checkpoint.model, saved_at=checkpoint.saved_at,
-             sha256_of_state=_checksum(state["weights"], state["input_mean"], np.int64(state["observed"])))
-    return _write_atomically(directory, CHECKPOINT_FILE, buffer.getvalue())
+             input_mean=state["input_mean"], observed=state["observed"], labelled_counts=state["labelled_counts"],
+             labelled_labels=state["labelled_labels"], updates=checkpoint.updates, model=checkpoint.model,
+             saved_at=checkpoint.saved_at, sha256_of_state=_state_checksum(state))
+    return write_atomically(directory, CHECKPOINT_FILE, buffer.getvalue())
 
 
 def save_arrays(directory: str, file: str, checkpoint: Checkpoint) -> str:
@@ -79,11 +81,11 @@ def save_arrays(directory: str, file: str, checkpoint: Checkpoint) -> str:
     arrays = {f"state_{name}": np.asarray(value) for name, value in checkpoint.state.items()}
     buffer = io.BytesIO()
     np.savez(buffer, format_version=FORMAT_VERSION, updates=checkpoint.updates, model=checkpoint.model,
-             saved_at=checkpoint.saved_at, sha256_of_state=_checksum(*arrays.values()), **arrays)
-    return _write_atomically(directory, file, buffer.getvalue())
+             saved_at=checkpoint.saved_at, sha256_of_state=checksum(*arrays.values()), **arrays)
+    return write_atomically(directory, file, buffer.getvalue())
 
 
-def _write_atomically(directory: str, file: str, payload: bytes) -> str:
+def write_atomically(directory: str, file: str, payload: bytes) -> str:
     os.makedirs(directory, exist_ok=True)
     target = os.path.join(directory, file)
     handle, temporary = tempfile.mkstemp(prefix=_temporary_prefix(file), dir=directory)
@@ -137,19 +139,22 @@ def _load(directory: str, file: str, model: str, read) -> Optional[Checkpoint]:
 def _read(path: str) -> Checkpoint:
     with np.load(path, allow_pickle=False) as data:
         version = int(data["format_version"])
-        if version not in (1, READOUT_FORMAT_VERSION):
-            raise ValueError(f"format version {version}, this version reads 1 and {READOUT_FORMAT_VERSION}")
+        if version not in (1, 2, READOUT_FORMAT_VERSION):
+            raise ValueError(f"format version {version}, this version reads 1 to {READOUT_FORMAT_VERSION}")
         weights = data["weights"]
         state = {"weights": weights, "scale": float(data["scale"]), "active": data["active"].astype(bool),
                  "class_names": [str(name) for name in data["class_names"]]}
         if version == 1:  # its checksum covers the weights alone: a mean input it holds is not trusted
-            if str(data["weights_sha256"]) != _checksum(weights):
+            if str(data["weights_sha256"]) != checksum(weights):
                 raise ValueError("the weights do not match their checksum")
         else:
-            input_mean, observed = data["input_mean"], int(data["observed"])
-            if str(data["sha256_of_state"]) != _checksum(weights, input_mean, np.int64(observed)):
-                raise ValueError("the learned state (weights, mean input) does not match its checksum")
-            state.update(input_mean=input_mean, observed=observed)
+            state.update(input_mean=data["input_mean"], observed=int(data["observed"]))
+            if version == 2:  # before the labelled frames were kept: the graded rule starts their list afresh
+                state.update(labelled_counts=np.zeros((0, weights.shape[1])), labelled_labels=np.zeros(0, np.int64))
+            else:
+                state.update(labelled_counts=data["labelled_counts"], labelled_labels=data["labelled_labels"])
+            if str(data["sha256_of_state"]) != _state_checksum(state, version):
+                raise ValueError("the learned state (weights, mean input, labelled frames) does not match its checksum")
         return Checkpoint(state, int(data["updates"]), str(data["model"]), float(data["saved_at"]))
 
 
@@ -158,13 +163,21 @@ def _read_arrays(path: str) -> Checkpoint:
         if int(data["format_version"]) != FORMAT_VERSION:
             raise ValueError(f"format version {int(data['format_version'])}, this version reads {FORMAT_VERSION}")
         arrays = {name: data[name] for name in data.files if name.startswith("state_")}
-        if str(data["sha256_of_state"]) != _checksum(*arrays.values()):
+        if str(data["sha256_of_state"]) != checksum(*arrays.values()):
             raise ValueError("the learned state does not match its checksum")
         state = {name[len("state_"):]: value for name, value in arrays.items()}
         return Checkpoint(state, int(data["updates"]), str(data["model"]), float(data["saved_at"]))
 
 
-def _checksum(*arrays: np.ndarray) -> str:
+def _state_checksum(state: dict, version: int = READOUT_FORMAT_VERSION) -> str:
+    """The readout's learned state: its weights, mean input and (format 3) the labelled frames it keeps."""
+    arrays = [state["weights"], state["input_mean"], np.int64(state["observed"])]
+    if version >= 3:
+        arrays += [np.asarray(state["labelled_counts"], np.float64), np.asarray(state["labelled_labels"], np.int64)]
+    return checksum(*arrays)
+
+
+def checksum(*arrays: np.ndarray) -> str:
     digest = hashlib.sha256()
     for array in arrays:
         digest.update(np.ascontiguousarray(array).tobytes())

@@ -66,6 +66,11 @@ class LearnerBase:
         self.dropped_feedback += 1
         return None, FeedbackOutcome(False, label_problem)
 
+    def memory_pending(self, frame_id=None) -> Optional[int]:
+        """Where a learner keeps a memory computed per T (online.py): the T feedback would need it
+        at and that is not ready; else None."""
+        return None
+
     # --- checkpoints ---------------------------------------------------------------------------
     def save(self) -> bool:
         """Write a checkpoint now (where a directory is set); False and an error kept on failure."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -25,9 +25,14 @@ from .rules import ReadoutRule
 log = logging.getLogger("snn_agent")
 
 
+PERCEPTRON, GRADED = "perceptron", "graded"  # the rules the node offers (learning.rule)
+RULES = (PERCEPTRON, GRADED)
+
+
 @dataclass
 class LearningSettings:
     enabled: bool = False
+    rule_name: str = PERCEPTRON  # learning.rule: PERCEPTRON (rate, margin, max_repeats, centred) or GRADED
     # rate, margin, replays, centring: bench/learning.py's choice on its validation streams (both
     # pairs' old classes losing at most a point, half a drift's loss back within 500 labelled
     # frames); the node's learning.rate can change the rate
@@ -35,6 +40,12 @@ class LearningSettings:
     margin: float = 0.0  # see ReadoutRule
     max_repeats: int = 1
     centred: bool = False  # see ReadoutRule: learns new classes faster, cannot undo a drift
+    # the graded rule with rehearsal (ReadoutRule.graded, .rehearsal): bench/learning.py's choice for
+    # the new-class target (learning_graded.json: at T = 16, 87.5 % on all 10 classes); it needs the
+    # model's old-class memory (learning/memory.py)
+    graded_rate: float = 2.0 ** -3
+    graded_levels: int = 4
+    rehearsal: int = 1  # passes over the kept labelled frames and the memory after each labelled frame
     max_classes: int = 0  # 0: the model's classes (then no class can be added)
     class_names: list = field(default_factory=list)  # names of added classes, by index
     checkpoint_dir: str = ""  # "": no checkpoints
@@ -43,7 +54,22 @@ class LearningSettings:
     stdp_rate: float = 0.25  # an STDP network adapting: its trained STDP rates times this (bench/stdp_robot.py)
 
     def rule(self) -> ReadoutRule:
+        if self.rule_name not in RULES:
+            raise ValueError(f"learning rule {self.rule_name!r}: one of {', '.join(RULES)}")
+        if self.rule_name == GRADED:
+            return ReadoutRule(self.graded_rate, graded=self.graded_levels, rehearsal=self.rehearsal)
         return ReadoutRule(self.rate, self.margin, self.max_repeats, self.centred)
+
+
+@dataclass(frozen=True)
+class MemorySource:
+    """The model's old-class memory (learning/memory.py) as the learner needs it: `hidden(T)` gives
+    its frames' hidden layer output at T through the backend's own path, (frames, steps, n), and
+    `labels` their classes; `description` says where they came from and how they are computed."""
+
+    labels: np.ndarray
+    hidden: Callable[[int], np.ndarray]
+    description: str
 
 
 @dataclass
@@ -54,9 +80,15 @@ class _HeldFrame:
 
 class OnlineLearner(LearnerBase):
     def __init__(self, layer: Layer, class_names: list, fingerprint: str, settings: LearningSettings, trainer,
-                 cpu_power: CpuPower = CpuPower(), loihi_constants: LoihiEnergy = LoihiEnergy()):
+                 cpu_power: CpuPower = CpuPower(), loihi_constants: LoihiEnergy = LoihiEnergy(),
+                 memory: Optional[MemorySource] = None):
+        """memory: the old-class memory the graded rule rehearses (required by it)."""
         super().__init__(settings, fingerprint)  # updates: feedback frames applied (taught or already right)
+        if settings.rule().graded and memory is None:
+            raise ValueError("the graded rule rehearses the model's old-class memory, and none was given")
         self.trainer = trainer
+        self.memory = memory
+        self._memory_counts: dict = {}  # T -> the memory's readout inputs at T
         self.meter = CpuEnergyMeter(cpu_power)
         self.loihi_constants = loihi_constants
         self._layer, self._class_names = layer, class_names
@@ -93,6 +125,9 @@ class OnlineLearner(LearnerBase):
         if refused:
             return refused
         started, reading = time.perf_counter(), self.meter.read()
+        if self.memory is not None:
+            self.prepare_memory(frame.timesteps)  # done already where the agent prepared it (memory_pending)
+            self.readout.set_memory(self._memory_counts[frame.timesteps], self.memory.labels)
         taught = self.readout.teach(frame.pre, label, frame.timesteps)
         seconds = time.perf_counter() - started
         ops = taught.ops
@@ -107,6 +142,28 @@ class OnlineLearner(LearnerBase):
             log.info("learning: added class %d (%s)", label, self.readout.class_names[label])
         self._save_when_due()
         return FeedbackOutcome(True, teach=taught, energy=energy, loihi_energy=loihi, seconds=seconds)
+
+    def memory_pending(self, frame_id=None) -> Optional[int]:
+        """The T of the frame feedback would teach (None: the most recent) where the graded rule's
+        memory is not computed at it yet; else None."""
+        if self.memory is None or not self._held:
+            return None
+        frame = self._held.get(next(reversed(self._held)) if frame_id is None else frame_id)
+        return frame.timesteps if frame is not None and frame.timesteps not in self._memory_counts else None
+
+    def prepare_memory(self, timesteps: int) -> float:
+        """The memory's readout inputs at T (as `classify` makes a frame's), computed once per T
+        (the backend runs its frames: seconds at large T); returns the CPU energy it took, in J,
+        which the agent bills as learning. Safe beside the frame loop: the backend computes them
+        on a path of its own (Backend.features)."""
+        if self.memory is None or timesteps in self._memory_counts:
+            return 0.0
+        reading = self.meter.read()
+        self._memory_counts[timesteps] = np.array([self.readout.inputs(hidden, timesteps).counts
+                                                   for hidden in self.memory.hidden(timesteps)])
+        joules = self.meter.energy(reading, self.meter.read()).joules
+        self.energy_j += joules
+        return joules
 
     # --- checkpoints ---------------------------------------------------------------------------
     def _checkpoint_state(self) -> dict:
@@ -135,9 +192,21 @@ class OnlineLearner(LearnerBase):
 
     # --- reporting -----------------------------------------------------------------------------
     def diagnostics(self) -> dict:
-        return {"learning kind": self.kind, "learning updates": str(self.updates),
-                "learning classes": str(self.readout.classes), **self._feedback_diagnostics(),
-                "learning energy J": f"{self.energy_j:.6g}"}
+        values = {"learning kind": self.kind, "learning rule": rule_text(self.readout.rule),
+                  "learning updates": str(self.updates), "learning classes": str(self.readout.classes),
+                  **self._feedback_diagnostics(), "learning energy J": f"{self.energy_j:.6g}"}
+        if self.memory is not None:
+            values["learning memory"] = self.memory.description
+            values["learning labelled frames kept"] = str(len(self.readout.labelled))
+        return values
+
+
+def rule_text(rule: ReadoutRule) -> str:
+    """The rule as /diagnostics names it."""
+    if rule.graded:
+        return f"graded 2^-{rule.rate_exponent}, {rule.graded} levels, {rule.rehearsal} rehearsal passes"
+    return (f"perceptron 2^-{rule.rate_exponent}, up to {rule.max_repeats} replays, margin {rule.margin:g}"
+            + (", centred" if rule.centred else "") + (", label-only" if rule.label_only else ""))
 
 
 def trainer_for(kind: str, hardware: bool = False):

@@ -259,8 +259,8 @@ class PlasticReadout:
         items = [item for item in self.labelled for _ in range(LABELLED_REPLAYS)] + list(zip(memory_counts, memory_labels))
         for _ in range(self.rule.rehearsal):
             for i in self._order.permutation(len(items)):
-                counts, label = items[i]
-                self._graded_run(self._replayed(counts), counts, int(label), timesteps, result.ops)
+                counts, label = items[i]  # scored at its own steps (its bias input's count): the node's T changes
+                self._graded_run(self._replayed(counts), counts, int(label), int(counts[-1]), result.ops)
         return result
 
     def _graded_run(self, pre: np.ndarray, counts: np.ndarray, label: int, timesteps: int, ops: LearningOps) -> None:
@@ -286,9 +286,9 @@ class PlasticReadout:
         return spike_train(counts, int(counts[-1]))
 
     def set_memory(self, counts: np.ndarray, labels: np.ndarray) -> None:
-        """The old classes' memory the graded rule rehearses: readout inputs (counts, bias input last,
-        over frames of the steps it will classify at) of frames of the model's own training set, with
-        their classes. Stored with the model, not learned."""
+        """The old classes' memory the graded rule rehearses: readout inputs (counts, bias input last:
+        it counts the frame's steps) of frames of the model's own training set, with their classes.
+        Stored with the model (learning/memory.py), not learned."""
         self.memory = (np.asarray(counts, np.float64), np.asarray(labels, int))
 
     def _ops(self, spiking: np.ndarray, changed: int) -> LearningOps:
@@ -300,15 +300,23 @@ class PlasticReadout:
 
     def state(self) -> dict:
         """What a checkpoint holds (checkpoint.py)."""
+        kept = len(self.labelled)
         return {"weights": self.weights.copy(), "scale": self.scale, "active": self.active.copy(),
                 "class_names": list(self.class_names), "input_mean": self.input_mean.copy(),
-                "observed": self.observed}
+                "observed": self.observed,
+                "labelled_counts": np.array([counts for counts, _ in self.labelled], np.float64).reshape(
+                    kept, self.weights.shape[1]),
+                "labelled_labels": np.array([label for _, label in self.labelled], np.int64)}
 
     def restore(self, state: dict) -> None:
         weights = np.asarray(state["weights"])
         if weights.shape != self.weights.shape:
             raise ValueError(f"checkpoint weights {weights.shape} do not fit this readout's {self.weights.shape} "
                              f"(max classes x hidden inputs + 1)")
+        labelled = None  # checkpoints from before the graded rule keep no labelled frames
+        if "labelled_counts" in state:
+            counts = np.asarray(state["labelled_counts"], np.float64).reshape(-1, weights.shape[1])
+            labelled = [(row, int(label)) for row, label in zip(counts, state["labelled_labels"])][-MAX_LABELLED:]
         self.weights = weights.astype(self.weights.dtype)
         self.scale = float(state["scale"])
         self.active = np.asarray(state["active"], bool).copy()
@@ -316,6 +324,8 @@ class PlasticReadout:
         if "input_mean" in state:  # checkpoints from before the mean input have none
             self.input_mean = np.asarray(state["input_mean"], np.float64).copy()
             self.observed = int(state["observed"])
+        if labelled is not None:
+            self.labelled = labelled
         self.trainer.load(self.weights)
 
 

@@ -20,7 +20,7 @@ from ..energy.constants import ENERGY_SECTIONS
 from ..engine import stdp_engine
 from ..graph import resolve_path
 from ..ir import SNNModel
-from ..learning.online import LearningSettings
+from ..learning.online import RULES, LearningSettings
 from ..learning.rules import MAX_RATE_EXPONENT, rate_problem
 
 
@@ -67,8 +67,14 @@ PARAMETERS = {
 # from its checkpoint
 LEARNING_PARAMS = {
     "learning.enabled": (False, "learn from labelled frames on ~/feedback (the readout over the last hidden layer)", {}),
-    "learning.rate": (LearningSettings.rate, "weight units per pre-synaptic spike: a power of two (Loihi's "
-                                             "fixed-point rule scales by a shift), others are rejected",
+    "learning.rule": (LearningSettings.rule_name, "perceptron: keeps the old classes, follows a drift, learns a new "
+                                                  "class slowly (rate, margin, max_repeats, centred); graded: learns "
+                                                  "new classes from ~20 labels each, rehearsing the model's old-class "
+                                                  "memory (graded_rate, graded_levels, rehearsal; needs the model's "
+                                                  "learning_memory.npz: snn-agent memory)",
+                      {"additional_constraints": f"one of {', '.join(RULES)}"}),
+    "learning.rate": (LearningSettings.rate, "the perceptron rule's weight units per pre-synaptic spike: a power of "
+                                             "two (Loihi's fixed-point rule scales by a shift), others are rejected",
                       {"floating_point_range": _float_range(2.0 ** -MAX_RATE_EXPONENT, 1.0)}),
     "learning.margin": (LearningSettings.margin, "a frame is taught while its label does not beat every other class by "
                                                  "this much (score units)", {"floating_point_range": _float_range(0, 1e6)}),
@@ -76,6 +82,15 @@ LEARNING_PARAMS = {
                              {"integer_range": [IntegerRange(from_value=1, to_value=64, step=1)]}),
     "learning.centred": (LearningSettings.centred, "teach each frame's difference from the mean input: learns new "
                                                    "classes from few labels, cannot undo a drift (docs/learning.md)", {}),
+    "learning.graded_rate": (LearningSettings.graded_rate, "the graded rule's weight units per pre-synaptic spike "
+                                                           "and error level: a power of two, as learning.rate",
+                             {"floating_point_range": _float_range(2.0 ** -MAX_RATE_EXPONENT, 1.0)}),
+    "learning.graded_levels": (LearningSettings.graded_levels, "the graded rule's error levels: the most teaching "
+                                                               "runs of one frame",
+                               {"integer_range": [IntegerRange(from_value=1, to_value=64, step=1)]}),
+    "learning.rehearsal": (LearningSettings.rehearsal, "the graded rule's passes over the kept labelled frames and "
+                                                       "the old-class memory after each labelled frame (0: none)",
+                           {"integer_range": [IntegerRange(from_value=0, to_value=16, step=1)]}),
     "learning.max_classes": (0, "classes the readout can hold, added ones included; 0 = the model's (none added)",
                              {"integer_range": [IntegerRange(from_value=0, to_value=1024, step=1)]}),
     "learning.class_names": ([""], "names of the classes by index (added ones: else class_<index>); '' keeps "
@@ -121,9 +136,11 @@ def governor_settings(values: Mapping) -> GovernorSettings:
 def learning_settings(values: Mapping) -> LearningSettings:
     """values: every name in LEARNING_PARAMS."""
     directory = values["learning.checkpoint_dir"]
-    return LearningSettings(enabled=values["learning.enabled"], rate=values["learning.rate"],
-                            margin=values["learning.margin"], max_repeats=values["learning.max_repeats"],
-                            centred=values["learning.centred"],
+    return LearningSettings(enabled=values["learning.enabled"], rule_name=values["learning.rule"],
+                            rate=values["learning.rate"], margin=values["learning.margin"],
+                            max_repeats=values["learning.max_repeats"], centred=values["learning.centred"],
+                            graded_rate=values["learning.graded_rate"], graded_levels=values["learning.graded_levels"],
+                            rehearsal=values["learning.rehearsal"],
                             max_classes=values["learning.max_classes"],
                             class_names=list(values["learning.class_names"]),
                             checkpoint_dir=resolve_path(directory) if directory else "",
@@ -142,8 +159,10 @@ def parameter_problem(name: str, value, backend: str, device: str) -> Optional[s
         return f"battery_percentage_scale must be one of {', '.join(PERCENTAGE_SCALES)}, got {value!r}"
     if name == "policy" and value not in POLICIES:
         return f"policy must be one of {', '.join(POLICIES)}, got {value!r}"
-    if name == "learning.rate":
+    if name in ("learning.rate", "learning.graded_rate"):
         return rate_problem(value)
+    if name == "learning.rule" and value not in RULES:
+        return f"learning.rule must be one of {', '.join(RULES)}, got {value!r}"
     if name == "model":
         path = resolve_path(value)
         return stdp_engine.files_problem(path) if stdp_engine.is_stdp_model(path) else SNNModel.files_problem(path)
