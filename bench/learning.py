@@ -66,6 +66,7 @@ from snn_agent.engine.cpu_engine import SNNEngine  # noqa: E402
 from snn_agent.engine.loihi_engine import LoihiEngine  # noqa: E402
 from snn_agent.ir import SNNModel  # noqa: E402
 from snn_agent.learning import crash_drill  # noqa: E402
+from snn_agent.learning.memory import MEMORY_PER_CLASS  # noqa: E402 - the node's memory holds as many
 from snn_agent.learning.readout import EmulatedTrainer, LearningOps, PlasticReadout  # noqa: E402
 from snn_agent.learning.online import LearningSettings  # noqa: E402
 from snn_agent.learning.rules import ReadoutRule  # noqa: E402
@@ -85,7 +86,6 @@ CANDIDATES = [(timesteps, ReadoutRule(2.0 ** -k, margin, repeats, centred, label
 # validation stream in float: 50, 100 and 250 tried, docs/learning.md)
 CANDIDATES += [(timesteps, ReadoutRule(2.0 ** -k, graded=levels, rehearsal=passes)) for timesteps in TIMESTEP_CHOICES
                for k in (2, 3) for levels in (4, 8) for passes in (1, 3)]
-MEMORY_PER_CLASS = 100
 TRAINING_EPOCHS = 20  # the bundled model's recipe (models/train_fashion_cnn.py)
 VALIDATION_IMAGES = 5000  # train_fashion_cnn.py's default: the last ones of the training set, held out
 # train_fashion_cnn.py arguments besides the classes and epochs: an auxiliary reconstruction loss

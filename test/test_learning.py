@@ -1,6 +1,7 @@
 """Online learning (snn_agent/learning): the rule against a hand-computed update, our fixed-point
 learning against Lava's LearningDense, a new class learned on the cpu and openvino backends with
-the old ones kept, checkpoints (restore, corrupt, another model's), and kill -9 during learning."""
+the old ones kept, checkpoints (restore, corrupt, another model's, the graded rule's labelled
+frames, older formats), the old-class memory, and kill -9 during learning."""
 import hashlib
 import os
 
@@ -8,9 +9,11 @@ import numpy as np
 import pytest
 
 from snn_agent.adaptation.governor import GovernorSettings
+from snn_agent.adaptation.operating_points import PointTable
 from snn_agent.agent_core import AgentCore, BackendChoice
+from snn_agent.backends import create_backend
 from snn_agent.data import datasets
-from snn_agent.ir import Layer
+from snn_agent.ir import Layer, SNNModel
 from snn_agent.learning import checkpoint as checkpoints
 from snn_agent.learning import crash_drill
 from snn_agent.learning import memory as learning_memory
@@ -426,11 +429,33 @@ def test_memory_maps_the_models_classes_by_name_and_reports_a_missing_or_corrupt
     assert loaded.source == memory.source
     with pytest.raises(learning_memory.MemoryFileError, match="written for the classes"):
         learning_memory.load(directory, ["Bag", "Sneaker", "T-shirt/top"])
+    bundled = SNNModel.load(BUNDLED_SNN).class_names  # the committed memory is what `snn-agent memory` writes
+    np.testing.assert_array_equal(learning_memory.load(BUNDLED_SNN, bundled).images,
+                                  learning_memory.from_dataset(train, "train", bundled).images)
     with open(learning_memory.path_in(directory), "r+b") as out:
         out.seek(100)
         out.write(b"\0" * 64)
     with pytest.raises(learning_memory.MemoryFileError, match="corrupt"):
         learning_memory.load(directory, names)
+
+
+@pytest.mark.parametrize("name", ["cpu", "openvino"])
+def test_backend_features_are_the_frames_own(name):
+    """The graded rule's memory is computed by Backend.features, on a path of its own beside the
+    frame loop: the same hidden layer output as each frame's, at a calibrated operating point
+    (lava: test_loihi_exact.py)."""
+    x, _, _, _ = held_out_pair_task(n_test=6)
+    point = next(p for p in PointTable.load(BUNDLED_SNN, "cpu").points if p.bias_shifts)
+    neuron = point.neuron(SNNModel.load(BUNDLED_SNN).neuron.reset)
+    backend = create_backend(name)
+    backend.load(BUNDLED_SNN)
+    backend.with_features = True
+    try:
+        frames = np.concatenate([backend.infer(frame[None], point.timesteps, neuron).hidden for frame in x])
+        np.testing.assert_array_equal(backend.features(x, point.timesteps, neuron), frames)
+        assert frames.any()
+    finally:
+        backend.close()
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):

@@ -126,6 +126,10 @@ def test_lava_backend_keeps_the_network_and_matches_the_emulation(frames, loihi_
         expected = engine.run(frames[:2], 4, calibrated)
         np.testing.assert_array_equal(result.scores, expected.scores)
         assert result.ops.spikes == expected.ops.spikes != engine.run(frames[:2], 4).ops.spikes
+        backend.with_features = True  # the graded rule's memory (Backend.features): the frames' own hidden spikes
+        np.testing.assert_array_equal(backend.features(frames[:2], 4, calibrated),
+                                      backend.infer(frames[:2], 4, calibrated).hidden)
+        backend.with_features = False
         # a leaky point: the spiking layers' dv goes into the network, the score layer keeps its own
         leaky = NeuronConfig("zero", 0.5, 1.0, v_decay=256)
         result = backend.infer(frames[:2], 8, leaky)
