@@ -286,7 +286,7 @@ class AgentCore:
                 model = SNNModel.load(choice.model_dir)
                 # a readout over DNN activations (host) is another readout than one over spike counts
                 fingerprint = f"{model_fingerprint(model)}-{'activations' if kind == HOST else 'spikes'}"
-                memory = self._memory_source(backend, choice.model_dir, model) if self.learning.rule().graded else None
+                memory = self._memory_source(backend, choice.model_dir, model) if self.learning.rule().rehearsal else None
                 learner = OnlineLearner(backend.score_layer(), model.class_names, fingerprint, self.learning,
                                         trainer_for(kind, hardware=bool(getattr(backend, "hardware", False))),
                                         constants["cpu"], constants["loihi"], memory)

@@ -82,10 +82,10 @@ class OnlineLearner(LearnerBase):
     def __init__(self, layer: Layer, class_names: list, fingerprint: str, settings: LearningSettings, trainer,
                  cpu_power: CpuPower = CpuPower(), loihi_constants: LoihiEnergy = LoihiEnergy(),
                  memory: Optional[MemorySource] = None):
-        """memory: the old-class memory the graded rule rehearses (required by it)."""
+        """memory: the old-class memory the graded rule rehearses (required where rehearsal > 0)."""
         super().__init__(settings, fingerprint)  # updates: feedback frames applied (taught or already right)
-        if settings.rule().graded and memory is None:
-            raise ValueError("the graded rule rehearses the model's old-class memory, and none was given")
+        if settings.rule().rehearsal and memory is None:
+            raise ValueError("the graded rule's rehearsal replays the model's old-class memory, and none was given")
         self.trainer = trainer
         self.memory = memory
         self._memory_counts: dict = {}  # T -> the memory's readout inputs at T

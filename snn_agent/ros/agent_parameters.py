@@ -70,8 +70,8 @@ LEARNING_PARAMS = {
     "learning.rule": (LearningSettings.rule_name, "perceptron: keeps the old classes, follows a drift, learns a new "
                                                   "class slowly (rate, margin, max_repeats, centred); graded: learns "
                                                   "new classes from ~20 labels each, rehearsing the model's old-class "
-                                                  "memory (graded_rate, graded_levels, rehearsal; needs the model's "
-                                                  "learning_memory.npz: snn-agent memory)",
+                                                  "memory (graded_rate, graded_levels, rehearsal; rehearsal needs "
+                                                  "the model's learning_memory.npz: snn-agent memory)",
                       {"additional_constraints": f"one of {', '.join(RULES)}"}),
     "learning.rate": (LearningSettings.rate, "the perceptron rule's weight units per pre-synaptic spike: a power of "
                                              "two (Loihi's fixed-point rule scales by a shift), others are rejected",
