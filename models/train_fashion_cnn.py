@@ -302,7 +302,10 @@ def main() -> None:
                                   + (f", fine-tuned from and distilled from {os.path.basename(args.finetune)}"
                                      if args.finetune else "")
                                   + (f", firing-rate penalty {args.rate_penalty:g}" if args.rate_penalty else "")
-                                  + (f", reconstruction loss {args.reconstruction:g}" if args.reconstruction else ""),
+                                  + (f", reconstruction loss {args.reconstruction:g}" if args.reconstruction else "")
+                                  + (f", contrastive loss {args.contrastive:g}" if args.contrastive else "")
+                                  + (f", dropout {args.dropout:g}" if args.dropout else "")
+                                  + (f", label smoothing {args.label_smoothing:g}" if args.label_smoothing else ""),
     }
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
