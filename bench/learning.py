@@ -753,7 +753,7 @@ def plot(path: str, rows: list, target_rows: list, drifted: dict) -> None:
     left.axhline(100 * ALL10_TARGET, color="tab:green", lw=1, ls="--", label="target: all 10 at k=20")
     left.set(xscale="log", xlabel="labelled frames per new class (k)", ylabel="test accuracy (%)",
              title="New classes (cpu, emulated Loihi learning)")
-    left.legend(fontsize=7)
+    left.legend(fontsize=7, loc="center right")
     curve = drifted["curve"]
     right.plot([max(c["labelled"], 1) for c in curve], [100 * c["accuracy"] for c in curve], "-o", label="drifted frames")
     right.axhline(100 * drifted["before"], color="grey", lw=1, label="before the drift")
