@@ -128,7 +128,7 @@ def test_graded_rule_needs_the_memory_learns_a_class_keeps_the_old_and_restores_
         assert cli.main(["memory", model_dir, "--dataset", "fashion-mnist"]) == 0
         assert agent.set_parameters([Parameter("learning.rule", value="graded")])[0].successful  # rebuilds the learner
         values = probe.diagnostics(lambda v: "learning memory" in v)
-        assert "learning_problem" not in values and values["learning rule"].startswith("graded 2^-3, 4 levels")
+        assert "learning_problem" not in values and values["learning rule"].startswith("graded 2^-3, 8 levels")
         assert values["learning memory"].startswith("1000 frames, fashion-mnist (train)")
 
         old_before = sum(probe.classify(image) == names[label] for image, label in zip(old_images, old_labels))
