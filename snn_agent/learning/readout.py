@@ -253,30 +253,37 @@ class PlasticReadout:
         fit uses them, and the memory's frames as the new rows' negatives. A frame the readout already
         answers confidently changes nothing and costs only its scores."""
         result.predicted = int(np.argmax(np.where(self.active, self._raw(frame.counts, timesteps), -np.inf)))
-        self._graded_run(frame.spikes, frame.counts, result.label, timesteps, result.ops)
+        self._graded_run(frame.counts, result.label, timesteps, result.ops, frame.spikes)
         self.labelled = (self.labelled + [(frame.counts, result.label)])[-MAX_LABELLED:]
         memory_counts, memory_labels = self.memory
         items = [item for item in self.labelled for _ in range(LABELLED_REPLAYS)] + list(zip(memory_counts, memory_labels))
         for _ in range(self.rule.rehearsal):
             for i in self._order.permutation(len(items)):
                 counts, label = items[i]  # scored at its own steps (its bias input's count): the node's T changes
-                self._graded_run(self._replayed(counts), counts, int(label), int(counts[-1]), result.ops)
+                self._graded_run(counts, int(label), int(counts[-1]), result.ops)
         return result
 
-    def _graded_run(self, pre: np.ndarray, counts: np.ndarray, label: int, timesteps: int, ops: LearningOps) -> None:
+    def _graded_run(self, counts: np.ndarray, label: int, timesteps: int, ops: LearningOps,
+                    pre: Optional[np.ndarray] = None) -> None:
         """One frame taught by its error: the added rows' error (teacher minus softmax output, in
-        the converted model's score units) in rule.graded levels, one replay per level reached."""
+        the converted model's score units) in rule.graded levels, one replay per level reached.
+        pre: the input a replay sends; None for a stored frame, whose spikes are made from its counts
+        only where a level is reached (most rehearsed frames are not taught)."""
         scores = np.where(self.active, self._raw(counts, timesteps) * self.scale, -np.inf)
         output = np.exp(scores - scores.max())
         error = -output / output.sum()
         error[label] += 1.0
         error[self.model_rows] = 0.0
         levels = np.rint(error * self.rule.graded).astype(int)
+        if not levels.any():
+            return
+        pre = self._replayed(counts) if pre is None else pre
+        spiking = pre != 0
         for level in range(1, self.rule.graded + 1):
             up, down = np.flatnonzero(levels >= level), np.flatnonzero(levels <= -level)
             if not up.size and not down.size:
                 break
-            ops.add(self._ops(pre != 0, self.trainer.teach(self.weights, pre, up, down, self.rule)))
+            ops.add(self._ops(spiking, self.trainer.teach(self.weights, pre, up, down, self.rule)))
 
     def _replayed(self, counts: np.ndarray) -> np.ndarray:
         """A stored frame's counts as the input a replay sends: spikes over the frame's steps (the
