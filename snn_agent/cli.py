@@ -146,7 +146,8 @@ def _memory(args) -> int:
 
     model = SNNModel.load(args.model_dir)
     try:
-        old_classes = memory.from_dataset(datasets.training_set(args.dataset), "train", model.class_names,
+        split = "train" if args.dataset in datasets.NAMED_DATASETS else "the whole set"  # a file has no splits
+        old_classes = memory.from_dataset(datasets.training_set(args.dataset), split, model.class_names,
                                           args.per_class)
     except memory.MemoryFileError as exc:
         raise SystemExit(f"snn-agent memory: error: {exc}")

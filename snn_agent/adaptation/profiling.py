@@ -69,7 +69,7 @@ def split_data(spec: str, model: SNNModel, n_test: int, n_calib: int) -> Profile
     small to hold `n_calib` and a held-out split as large, half of it (calibration and held-out
     halves). Refuses only a data set too small to give MIN_SPLIT_SAMPLES to each split."""
     pre = model.network.preprocessing
-    if spec in ("fashion-mnist", "digits"):
+    if spec in datasets.NAMED_DATASETS:
         test = datasets.load(spec, "test").subset(n_test)
         calib = datasets.load(spec, "train").subset(n_calib)
         split = f"{len(calib)} training samples calibrate, {len(test)} test samples are held out"

@@ -15,6 +15,8 @@ import numpy as np
 FASHION_MNIST_DIR = os.environ.get("SNN_AGENT_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+# the data sets load() knows by name, each with a training and a test split (a file or folder has none)
+NAMED_DATASETS = ("fashion-mnist", "digits")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff")
 
 
@@ -59,7 +61,7 @@ def load(spec: str, split: str = "test") -> Dataset:
 
 def training_set(spec: str) -> Dataset:
     """A known dataset's training split; a file or folder as it is (it has no splits)."""
-    return load(spec, "train") if spec in ("fashion-mnist", "digits") else load(spec)
+    return load(spec, "train") if spec in NAMED_DATASETS else load(spec)
 
 
 def default_dataset_name() -> str:

@@ -39,7 +39,7 @@ class CameraReplayNode(Node):
             self.get_logger().warning("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): "
                                       "replaying scikit-learn's digits, which a Fashion-MNIST model such as "
                                       "the bundled one does not know: expect a low accuracy")
-        data = datasets.load(resolve_path(spec) if spec not in ("fashion-mnist", "digits") else spec, "test")
+        data = datasets.load(resolve_path(spec) if spec not in datasets.NAMED_DATASETS else spec, "test")
         limit = self.get_parameter("limit").value
         self.data = data.subset(limit) if limit else data
         if self.data.images.dtype != "uint8":
