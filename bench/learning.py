@@ -99,6 +99,9 @@ DRIFT_LABELLED = (0, 25, 50, 100, 200, 500, 1000)
 DRIFT_ORDER = np.random.default_rng(1).permutation(60000)  # the training frames of the drifted streams
 ALL10_TARGET = 0.88  # the issue's new-class target: all 10 classes at k = 20 (easy pair)
 DRIFT_RECOVERY = 0.5  # the issue's drift target: half the lost accuracy back within 500 labelled frames
+# the node's rule must reach DRIFT_RECOVERY on average over this many validation streams of 500
+# labelled frames: one stream chose T=8 at 0.54 that won back 0.43 on test (learning_graded.json)
+DRIFT_VALIDATION_STREAMS = 3
 # Lava's fixed-point learning rounds with a random stream; the target's test figure is also given
 # with the stream advanced by these many epochs before learning (one draw moves a rule by ~0.1-1 point)
 ROUNDING_STREAM_OFFSETS = (0, 1, 100, 5000)
@@ -291,8 +294,8 @@ def choose_rule(scores: list, pairs: tuple, drift_tasks: dict = None) -> tuple:
     `pairs` among those whose old classes lose at most OLD_LOSS_LIMIT points on each of them (the
     best of all where none does) and, with drift_tasks, that get DRIFT_RECOVERY of the accuracy a
     drift takes back within 500 labelled frames (recorded in the candidate's scores); with
-    drift_tasks (the node's rule), not the graded rule: the node holds no old-class memory, and a
-    rule that leaves the model's rows as they are cannot follow a drift."""
+    drift_tasks (the node's rule), not the graded rule: it leaves the model's rows as they are, so
+    it cannot follow a drift."""
     runnable = [i for i, (_, rule) in enumerate(CANDIDATES) if not (drift_tasks and rule.graded)]
     keeping_old = [i for i in runnable
                    if max(scores[i]["validation_old_loss_points_k20"][p] for p in pairs) <= OLD_LOSS_LIMIT]
@@ -300,7 +303,7 @@ def choose_rule(scores: list, pairs: tuple, drift_tasks: dict = None) -> tuple:
                     key=lambda i: -np.mean([scores[i]["validation_all_k20"][p] for p in pairs]))
     for i in ranked if drift_tasks else ():
         timesteps, rule = CANDIDATES[i]
-        recovered = drift_tasks[timesteps].run(rule, (0, 500))["recovered_fraction_at_500"]
+        recovered = validation_drift_recovery(drift_tasks[timesteps], rule)
         scores[i]["validation_drift_recovered_500"] = recovered
         print(f"  validation drift: T {timesteps:<3} {rule_text(rule)}: {recovered:.2f} of the lost accuracy back "
               f"after 500 labelled frames", flush=True)
@@ -593,14 +596,15 @@ class DriftTask:
         self.clean = hidden_spikes(engine, to_input(images), timesteps)
         self.shifted = hidden_spikes(engine, drifted(to_input(images)), timesteps)
 
-    def run(self, rule: ReadoutRule, labelled: tuple) -> dict:
-        """Accuracy before, right after, and after each number of `labelled` drifted frames taught."""
+    def run(self, rule: ReadoutRule, labelled: tuple, start: int = 0) -> dict:
+        """Accuracy before, right after, and after each number of `labelled` drifted frames taught,
+        the stream's frames from `start` on."""
         readout = PlasticReadout.from_layer(self.model.layers[-1], self.model.class_names, rule, EmulatedTrainer())
         accuracy = lambda hidden: float((predict(readout, hidden) == self.labels).mean())  # noqa: E731
+        stream, stream_labels = self.stream[start:], self.stream_labels[start:]
         before, curve, seen = accuracy(self.clean), [], 0
-        for target in [n for n in labelled if n <= len(self.stream)]:
-            stream_through(readout, self.stream[seen:target], self.stream_labels[seen:target],
-                           range(target - seen), self.timesteps)
+        for target in [n for n in labelled if n <= len(stream)]:
+            stream_through(readout, stream[seen:target], stream_labels[seen:target], range(target - seen), self.timesteps)
             seen = target
             curve.append({"labelled": target, "accuracy": accuracy(self.shifted)})
         after = curve[0]["accuracy"]
@@ -623,12 +627,21 @@ def drift(rule: ReadoutRule, timesteps: int, n_stream: int, n_eval: int) -> dict
 
 
 def drift_validation(n_eval: int) -> dict:
-    """DriftTask at each of TIMESTEP_CHOICES on training frames after the test run's stream: 500
-    labelled, n_eval to evaluate on (the bundled network trained on them undrifted)."""
+    """DriftTask at each of TIMESTEP_CHOICES on training frames after the test run's stream:
+    DRIFT_VALIDATION_STREAMS streams of 500 labelled frames one after another, n_eval to evaluate
+    on (the bundled network trained on them undrifted)."""
     train = datasets.load("fashion-mnist", "train")
-    stream, evaluated = DRIFT_ORDER[1000:1500], DRIFT_ORDER[1500:1500 + n_eval]
+    end = 1000 + 500 * DRIFT_VALIDATION_STREAMS
+    stream, evaluated = DRIFT_ORDER[1000:end], DRIFT_ORDER[end:end + n_eval]
     return {timesteps: DriftTask(timesteps, stream, train.images[evaluated], train.labels[evaluated])
             for timesteps in TIMESTEP_CHOICES}
+
+
+def validation_drift_recovery(task: DriftTask, rule: ReadoutRule) -> float:
+    """The fraction of the drift's loss won back within 500 labelled frames, the mean over the
+    validation streams (one stream's figure moves by ~0.1 with the frames it holds)."""
+    return float(np.mean([task.run(rule, (0, 500), start)["recovered_fraction_at_500"]
+                          for start in range(0, 500 * DRIFT_VALIDATION_STREAMS, 500)]))
 
 
 def feature_engines():
