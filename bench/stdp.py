@@ -565,6 +565,9 @@ def main() -> None:
                                         "inference T (docs/stdp.md; default: a temporary directory)")
     ap.add_argument("--searched", help="take each T's chosen parameters from this earlier stdp.json instead of "
                                        "searching again (its search, made on validation, is recorded as reused)")
+    ap.add_argument("--raw-input", action="store_true",
+                    help="the images as they are, not each scaled to the training split's mean pixel "
+                         "(StdpParams.input_mean; the runs before it)")
     ap.add_argument("--out", help="the JSON (default bench/results/stdp.json, quick: bench/results/quick/)")
     args = ap.parse_args()
     quick = args.quick
@@ -579,7 +582,9 @@ def main() -> None:
     n_search_eval = 200 if quick else 2000
     out = output_path("stdp.json", quick, args.out)
     SPLITS = Splits(500 if quick else 5000, 500 if quick else 5000, 1000 if quick else 10000)
-    BASE = StdpParams(timesteps=args.baseline_t)
+    # every network, at every T, reads each image scaled to the training split's mean pixel (chosen on
+    # validation, docs/stdp.md); the speed, scaling and Lava runs keep BindsNET's raw images
+    BASE = StdpParams(timesteps=args.baseline_t, input_mean=0.0 if args.raw_input else float(SPLITS.train.mean()))
     started = time.time()
 
     print(f"speed: ours vs BindsNET, 400 neurons, T={BASE.timesteps}", flush=True)

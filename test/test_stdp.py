@@ -193,3 +193,19 @@ def test_margin_readout_ranks_classes_when_no_neuron_spikes():
     # the weight is chosen by the accuracy on given classes
     weight, accuracy = stdp.choose_margin_weight(network, record, [1], 2)
     assert weight > 0 and accuracy == 1.0
+
+
+def test_input_mean_gives_a_faint_image_as_many_input_spikes_as_a_bright_one():
+    # a faint image (mean pixel 0.05) and a bright one (0.4), scaled to a mean of 0.2: about the same
+    # input spikes per image; unscaled, the faint one draws 8x fewer; a blank image stays blank
+    faint, bright = np.full((1, 16), 0.05, np.float32), np.full((1, 16), 0.4, np.float32)
+    images = np.concatenate([faint, bright, np.zeros((1, 16), np.float32)])
+    params = StdpParams(n_inputs=16, n_neurons=2, timesteps=200, input_rate=0.5, v_thresh=1e3)
+    network = StdpNetwork.create(params)
+    raw = network.respond(images).op_counts[:, stdp_kernels.INPUT_SPIKES]
+    scaled = network.run(images, False, 0, replace(params, input_mean=0.2)).op_counts[
+        :, stdp_kernels.INPUT_SPIKES]
+    assert raw[1] > 5 * raw[0] and raw[2] == 0
+    assert abs(scaled[0] - scaled[1]) < 0.2 * scaled[1] and scaled[2] == 0
+    np.testing.assert_allclose(stdp.input_pixels(images, replace(params, input_mean=0.2))[:2], 0.2, rtol=1e-6)
+    np.testing.assert_array_equal(stdp.input_pixels(images, params), images)  # 0: as they are

@@ -59,6 +59,10 @@ class StdpParams:
     n_neurons: int = 400
     timesteps: int = 250
     input_rate: float = 0.128  # spike probability per step of a white pixel (128 Hz at 1 ms)
+    # each image scaled so that its mean pixel is this, then clipped to 1 (0: as it is): every image
+    # draws about as many input spikes as the average one; an image with little ink (a sandal) no
+    # longer goes by without an output spike at few timesteps (docs/stdp.md)
+    input_mean: float = 0.0
     # excitatory neurons: potentials in mV, times in steps
     v_rest: float = -65.0
     v_reset: float = -60.0
@@ -140,6 +144,16 @@ def as_pixels(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+def input_pixels(images: np.ndarray, params: StdpParams) -> np.ndarray:
+    """as_pixels, each image scaled to params.input_mean where that is set (a blank image stays blank)."""
+    pixels = as_pixels(images)
+    if params.input_mean <= 0:
+        return pixels
+    means = pixels.mean(axis=1, keepdims=True)
+    scale = np.divide(np.float32(params.input_mean), means, out=np.zeros_like(means), where=means > 0)
+    return np.ascontiguousarray(np.minimum(pixels * scale, np.float32(1.0)))
+
+
 class StdpNetwork:
     """Weights (inputs, neurons) float32, adaptive thresholds theta (neurons,) and neuron labels
     (-1: none yet). The labels' evidence, where they were assigned here: per class the summed spike
@@ -166,7 +180,7 @@ class StdpNetwork:
 
     def run(self, images, learn: bool, seed: int, params: StdpParams | None = None) -> RunRecord:
         params = params or self.params
-        pixels = as_pixels(images)
+        pixels = input_pixels(images, params)
         if pixels.shape[1] != params.n_inputs:
             raise ValueError(f"images of {pixels.shape[1]} pixels, the network takes {params.n_inputs}")
         spikes = np.zeros((len(pixels), params.n_neurons), np.int32)

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .stdp import StdpNetwork, StdpParams, StdpRule, as_pixels
+from .stdp import StdpNetwork, StdpParams, StdpRule, input_pixels
 
 WEIGHT_SCALE = 2.0 ** 6  # Lava's weights and potentials per unit of ours in the network (module doc)
 
@@ -122,7 +122,7 @@ def train_on_lava(params: StdpParams, images, seed: int = 0) -> tuple[StdpNetwor
     from lava.proc.monitor.process import Monitor
 
     S = WEIGHT_SCALE
-    pixels = as_pixels(images)
+    pixels = input_pixels(images, params)
     n, n_in, steps = params.n_neurons, params.n_inputs, params.timesteps
     rng = np.random.default_rng(seed)
     rates = np.minimum(1.0, pixels * params.input_rate)
