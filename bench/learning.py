@@ -825,11 +825,11 @@ def main() -> int:
           + ", ".join(f"{r['stream_offset_epochs']}: all {r['all']:.4f} (old loss {r['old_loss_points']:.2f}p)"
                       for r in streams["runs"]) + f" epochs; mean {streams['mean_all']:.4f}")
     targets = {"target_choice_easy_k20_all10_ge_0.88_every_rounding_stream": streams["min_all"] >= ALL10_TARGET,
-               "target_choice_easy_k20_old_loss_le_1_point_every_rounding_stream": streams["max_old_loss_points"] <= 1.0}
+               "target_choice_easy_k20_old_loss_le_1_point_every_rounding_stream": streams["max_old_loss_points"] <= OLD_LOSS_LIMIT}
     for prefix, chosen_rows in (("", rows), ("target_choice_", target_rows)):
         target = next(r for r in chosen_rows if r["pair"] == "easy" and r["k"] == 20)
         targets.update({f"{prefix}easy_k20_all10_ge_0.88": target["all"] >= ALL10_TARGET,
-                        f"{prefix}easy_k20_old_loss_le_1_point": target["old_loss_points"] <= 1.0})
+                        f"{prefix}easy_k20_old_loss_le_1_point": target["old_loss_points"] <= OLD_LOSS_LIMIT})
     blanked = blanked_reference(rule, timesteps, PAIRS["easy"], 20, sizes["n_test"])
     target_blanked = blanked_reference(target_rule, target_timesteps, PAIRS["easy"], 20, sizes["n_test"])
     for name, b in (("the node's rule", blanked), ("the target's choice", target_blanked)):
