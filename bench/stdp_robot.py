@@ -1,12 +1,16 @@
 """An STDP network in the robot: what adapting to the camera stream without labels (learning.stdp_rate)
 and relabelling from feedback do to accuracy, and what they cost per frame.
 
-A 400-neuron network (Diehl & Cook defaults, T=100) is trained without labels, labelled on a
-labelling split, saved, and loaded as the agent loads it (engine/stdp_engine.py, learner
+A 400-neuron network is trained without labels, labelled on a labelling split, saved, and loaded as the agent loads it (engine/stdp_engine.py, learner
 learning/stdp_online.py: the code the node runs, without ROS). A stream of frames it never saw then
 runs through it, frame by frame, under each condition: frozen; adapting at each stdp_rate; with
 feedback on every 10th frame (relabelling). The rates are compared on a validation stream (held-out
 training images); the frozen network and the best rate are then run once on the test stream.
+
+The network: TopSpark's best point from bench/results/stdp.json (its T and enhanced parameters, every
+image scaled to the training split's mean pixel: the network bench/stdp.py chose), or with --defaults
+Diehl & Cook's parameters at T=100 (images scaled to the training images' mean pixel; with
+--raw-input as they are: the runs before input scaling).
 
 Per frame: CPU time (measured, this machine, shared with other jobs), synaptic (STDP) updates
 counted as Loihi's learning engine does them, and their energy on Loihi (modelled:
@@ -16,10 +20,12 @@ energy/constants.py).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -30,9 +36,26 @@ from snn_agent.engine import stdp_engine  # noqa: E402
 from snn_agent.learning import stdp  # noqa: E402
 from snn_agent.learning.online import LearningSettings  # noqa: E402
 from snn_agent.learning.stdp_online import StdpLearner  # noqa: E402
+from snn_agent.learning.stdp_topspark import Enhancement, enhance  # noqa: E402
 
 FEEDBACK_EVERY = 10
 RATES = (0.0, 0.25, 1.0, 4.0)
+STDP_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "stdp.json")
+
+
+def best_point_params(path: str, n_neurons: int) -> tuple:
+    """The parameters of bench/stdp.py's best point (its T, enhanced) with n_neurons, and what they are."""
+    try:
+        with open(path) as f:
+            results = json.load(f)
+        point = results["best_point"]
+        baseline = stdp.StdpParams.from_dict(results["baseline_params"])
+        params = enhance(replace(baseline, n_neurons=n_neurons), point["T"], Enhancement(**point["enhancement"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"{path}: no usable best point ({exc}); run bench/stdp.py, or pass --defaults") from exc
+    source = (f"TopSpark's best point in {os.path.relpath(path)} (commit {results['run']['commit'][:7]}): T={point['T']}, "
+              f"enhanced, trained and read there ({100 * point['accuracy']:.1f} % on its test set)")
+    return params, source
 
 
 def stream(model_dir: str, images, labels, rate, feedback: bool) -> dict:
@@ -77,15 +100,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller network, fewer images (seconds)")
     parser.add_argument("--out", help="JSON path (default bench/results/stdp_robot.json)")
+    parser.add_argument("--defaults", action="store_true",
+                        help="Diehl & Cook's parameters at T=100 instead of bench/stdp.py's best point")
+    parser.add_argument("--raw-input", action="store_true",
+                        help="with --defaults: images as they are (input_mean 0), as the runs before input scaling")
+    parser.add_argument("--stdp-results", default=STDP_RESULTS, help="where the best point is read from")
     args = parser.parse_args()
     n_neurons, n_train, n_stream = (100, 1000, 500) if args.quick else (400, 10000, 3000)
     train = datasets.load("fashion-mnist", "train")
     test = datasets.load("fashion-mnist", "test")
     label_split = slice(50000, 51000)
     validation = slice(51000, 51000 + n_stream)
-    params = stdp.StdpParams(n_neurons=n_neurons, timesteps=100)
+    if args.raw_input and not args.defaults:
+        parser.error("--raw-input goes with --defaults (the best point's network scales its images)")
+    if args.defaults:
+        input_mean = 0.0 if args.raw_input else float(stdp.as_pixels(train.images[:n_train]).mean())
+        params = stdp.StdpParams(n_neurons=n_neurons, timesteps=100, input_mean=input_mean)
+        source = f"Diehl & Cook's parameters, T=100, {'raw images' if args.raw_input else 'images scaled'}"
+    else:
+        params, source = best_point_params(args.stdp_results, n_neurons)
     stdp.warm_up()
-    print(f"training {n_neurons} neurons at T={params.timesteps} on {n_train} images", flush=True)
+    print(f"training {n_neurons} neurons on {n_train} images: {source}; input_mean {params.input_mean:.4f}", flush=True)
     network, _ = stdp.train_and_label(params, train.images[:n_train, :, :, 0], train.images[label_split, :, :, 0],
                                       train.labels[label_split], 10)
     header = f"  {'learning':>9} {'feedback':>8} {'accuracy':>8} {'ms/frame':>8} {'STDP upd':>10} {'uJ Loihi':>9}"
@@ -101,7 +136,8 @@ def main() -> None:
         test_rows = conditions(model_dir, test.images[:n_stream, :, :, 0], test.labels[:n_stream], (best,))
     path = output_path("stdp_robot.json", args.quick, args.out)
     write_results(path, {"network": {"n_neurons": n_neurons, "timesteps": params.timesteps, "trained_on": n_train,
-                                     "labelled_on": 1000},
+                                     "labelled_on": 1000, "input_mean": params.input_mean, "parameters": source,
+                                     "params": params.to_dict()},
                          "energy_note": "CPU time measured on a shared 2-core machine; learning energy modelled "
                                         "for Loihi from counted synaptic updates (120 pJ each, Davies et al. 2018)",
                          "validation": val_rows, "best_rate_on_validation": best, "test": test_rows}, args.quick)
