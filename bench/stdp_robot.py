@@ -106,11 +106,12 @@ def main() -> None:
                         help="with --defaults: images as they are (input_mean 0), as the runs before input scaling")
     parser.add_argument("--stdp-results", default=STDP_RESULTS, help="where the best point is read from")
     args = parser.parse_args()
-    n_neurons, n_train, n_stream = (100, 1000, 500) if args.quick else (400, 10000, 3000)
+    # full: bench/stdp.py's splits (train on the first 50,000, label on the next 5,000, validate after them)
+    n_neurons, n_train, n_labelled, n_stream = (100, 1000, 1000, 500) if args.quick else (400, 50000, 5000, 3000)
     train = datasets.load("fashion-mnist", "train")
     test = datasets.load("fashion-mnist", "test")
-    label_split = slice(50000, 51000)
-    validation = slice(51000, 51000 + n_stream)
+    label_split = slice(50000, 50000 + n_labelled)
+    validation = slice(label_split.stop, label_split.stop + n_stream)
     if args.raw_input and not args.defaults:
         parser.error("--raw-input goes with --defaults (the best point's network scales its images)")
     if args.defaults:
@@ -136,7 +137,7 @@ def main() -> None:
         test_rows = conditions(model_dir, test.images[:n_stream, :, :, 0], test.labels[:n_stream], (best,))
     path = output_path("stdp_robot.json", args.quick, args.out)
     write_results(path, {"network": {"n_neurons": n_neurons, "timesteps": params.timesteps, "trained_on": n_train,
-                                     "labelled_on": 1000, "input_mean": params.input_mean, "parameters": source,
+                                     "labelled_on": n_labelled, "input_mean": params.input_mean, "parameters": source,
                                      "params": params.to_dict()},
                          "energy_note": "CPU time measured on a shared 2-core machine; learning energy modelled "
                                         "for Loihi from counted synaptic updates (120 pJ each, Davies et al. 2018)",
