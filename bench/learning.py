@@ -63,6 +63,7 @@ sys.path.insert(0, ROOT)
 
 from snn_agent.backends import create_backend  # noqa: E402
 from snn_agent.data import datasets  # noqa: E402
+from snn_agent.data.prepare import drift_text, exposure_drift  # noqa: E402
 from snn_agent.energy.constants import CpuPower, LoihiEnergy  # noqa: E402
 from snn_agent.energy.models import CpuEnergyMeter, loihi_learning_energy  # noqa: E402
 from snn_agent.engine.cpu_engine import SNNEngine  # noqa: E402
@@ -97,7 +98,6 @@ VALIDATION_IMAGES = 5000  # train_fashion_cnn.py's default: the last ones of the
 # docs/learning.md). --recipe replaces it: "--reconstruction 5 --contrastive 0.5" (a contrastive
 # loss too) is the features chosen for the new-class target (docs/learning.md)
 TRAINING_RECIPE = ("--reconstruction", "5")
-DRIFT = (0.5, 0.4)  # x * contrast + brightness
 DRIFT_WINDOW = 500  # the issue's drift target counts the labelled frames up to this many
 DRIFT_LABELLED = (0, 25, 50, 100, 200, DRIFT_WINDOW, 1000)
 DRIFT_ORDER = np.random.default_rng(1).permutation(60000)  # the training frames of the drifted streams
@@ -646,10 +646,10 @@ class DriftTask:
         engine = SNNEngine(model)
         train = datasets.load("fashion-mnist", "train")
         self.model, self.timesteps, self.labels = model, timesteps, labels
-        self.stream = hidden_spikes(engine, drifted(to_input(train.images[stream])), timesteps)
+        self.stream = hidden_spikes(engine, exposure_drift(to_input(train.images[stream])), timesteps)
         self.stream_labels = train.labels[stream]
         self.clean = hidden_spikes(engine, to_input(images), timesteps)
-        self.shifted = hidden_spikes(engine, drifted(to_input(images)), timesteps)
+        self.shifted = hidden_spikes(engine, exposure_drift(to_input(images)), timesteps)
 
     def run(self, rule: ReadoutRule, labelled: tuple, start: int = 0) -> dict:
         """Accuracy before, right after, and after each number of `labelled` drifted frames taught,
@@ -665,14 +665,9 @@ class DriftTask:
         after = curve[0]["accuracy"]
         at_500 = next((c["accuracy"] for c in curve if c["labelled"] == DRIFT_WINDOW), curve[-1]["accuracy"])
         lost = before - after
-        return {"transform": f"x * {DRIFT[0]} + {DRIFT[1]}, clipped to [0, 1]", "before": before, "right_after": after,
+        return {"transform": drift_text(), "before": before, "right_after": after,
                 "curve": curve, "recovered_fraction_at_500": (at_500 - after) / lost if lost > 0 else None,
                 "clean_accuracy_after_learning": accuracy(self.clean)}
-
-
-def drifted(x: np.ndarray) -> np.ndarray:
-    contrast, brightness = DRIFT
-    return np.clip(x * contrast + brightness, 0, 1).astype(np.float32)
 
 
 def drift(rule: ReadoutRule, timesteps: int, n_stream: int, n_eval: int) -> dict:

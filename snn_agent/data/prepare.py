@@ -39,3 +39,18 @@ def model_input(dataset: Dataset, pre: Preprocessing) -> np.ndarray:
         else:
             raise DatasetError(f"{dataset.name}: {x.shape[3]} channels, the model takes {channels}")
     return pre.apply(x)
+
+
+# a camera's auto-exposure over-correcting: contrast halved, brightness raised (the drift the
+# learning benches stream: bench/learning.py, bench/stdp_robot.py)
+EXPOSURE_DRIFT = (0.5, 0.4)  # x * contrast + brightness
+
+
+def exposure_drift(x: np.ndarray, drift: tuple = EXPOSURE_DRIFT) -> np.ndarray:
+    """Images in [0, 1] as the drifted camera sees them: x * contrast + brightness, clipped to [0, 1]."""
+    contrast, brightness = drift
+    return np.clip(x * contrast + brightness, 0, 1).astype(np.float32)
+
+
+def drift_text(drift: tuple = EXPOSURE_DRIFT) -> str:
+    return f"x * {drift[0]} + {drift[1]}, clipped to [0, 1]"
