@@ -147,9 +147,9 @@ def main() -> None:
                                       train.labels[label_split], 10)
     with tempfile.TemporaryDirectory() as model_dir:
         network.save(model_dir, train.class_names)
-        clean, drifted = ({"drifted": drifted, **compare(
-            model_dir, (train.images[validation, :, :, 0], train.labels[validation]),
-            (test.images[:n_stream, :, :, 0], test.labels[:n_stream]), drifted)} for drifted in (False, True))
+        clean, drifted = (compare(model_dir, (train.images[validation, :, :, 0], train.labels[validation]),
+                                  (test.images[:n_stream, :, :, 0], test.labels[:n_stream]), drifted)
+                          for drifted in (False, True))
     path = output_path("stdp_robot.json", args.quick, args.out)
     write_results(path, {"network": {"n_neurons": n_neurons, "timesteps": params.timesteps, "trained_on": n_train,
                                      "labelled_on": n_labelled, "input_mean": params.input_mean, "parameters": source,
