@@ -1,14 +1,15 @@
-"""An STDP network in the robot: what adapting to the camera stream without labels (learning.stdp_rate)
-and relabelling from feedback do to accuracy, and what they cost per frame.
+"""An STDP network in the robot: what adapting to the camera stream without labels (learning.stdp_rate,
+learning.stdp_threshold_decay) and relabelling from feedback do to accuracy, and what they cost per frame.
 
 A 400-neuron network is trained without labels, labelled on a labelling split, saved, and loaded
 as the agent loads it (engine/stdp_engine.py, learner learning/stdp_online.py: the code the node
-runs, without ROS). A stream of frames it never saw then runs through it, frame by frame, under
-each condition: frozen; adapting at each stdp_rate; with feedback on every 10th frame
-(relabelling). The rates are compared on a validation stream (held-out training images); the
-frozen network and the best rate are then run once on the test stream. All of it twice: with the
-frames as they are, and drifted as a camera over-correcting its exposure sees them (the drift of
-bench/learning.py, data.prepare.exposure_drift): what adapting is for.
+runs, without ROS). Streams of frames it never saw then run through it, frame by frame: clean, and
+drifted as a camera over-correcting its exposure sees them (the drift of bench/learning.py,
+data.prepare.exposure_drift: what adapting is for). On a validation stream (held-out training
+images) the frozen network and every adapting setting (STDP rate x the thresholds' decay time
+constant) run clean and drifted; the setting with the best mean over the two is chosen. On the test
+stream, clean and drifted: frozen, the chosen setting without and with feedback on every 10th
+frame (relabelling), and the previous default.
 
 The network: TopSpark's best point from bench/results/stdp.json (its T and enhanced parameters, every
 image scaled to the training split's mean pixel: the network bench/stdp.py chose), or with --defaults
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from typing import Optional
 
 import numpy as np
 
@@ -44,6 +46,10 @@ from snn_agent.learning.stdp_topspark import Enhancement, enhance  # noqa: E402
 
 FEEDBACK_EVERY = 10
 RATES = (0.0, 0.25, 1.0, 4.0)
+THRESHOLD_DECAYS = (0.0, 300.0, 1000.0, 3000.0)  # frames; 0: the network's own (Diehl & Cook: 1e7 steps)
+SETTINGS = tuple((rate, decay) for rate in RATES for decay in THRESHOLD_DECAYS)
+# the node's defaults before threshold decay, shown beside the chosen setting on the test streams
+PREVIOUS_SETTING = (0.25, 0.0)
 STDP_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "stdp.json")
 
 
@@ -62,13 +68,16 @@ def best_point_params(path: str, n_neurons: int) -> tuple:
     return params, source
 
 
-def stream(model_dir: str, images, labels, rate, feedback: bool, drifted: bool = False) -> dict:
-    """Frames one by one through a fresh load of the model; rate None: frozen; drifted: each frame as
-    a camera over-correcting its exposure sees it (data.prepare.exposure_drift)."""
+def stream(model_dir: str, images, labels, setting: Optional[tuple], feedback: bool, drifted: bool) -> dict:
+    """Frames one by one through a fresh load of the model. setting: (stdp_rate, threshold decay in
+    frames) while adapting, None: frozen; drifted: each frame as a camera over-correcting its exposure
+    sees it (data.prepare.exposure_drift)."""
     model, engine = stdp_engine.load(model_dir)
-    learner = StdpLearner(engine, model.class_names, LearningSettings(enabled=True, stdp_rate=rate or 0.0)) \
-        if rate is not None or feedback else None
-    if rate is None:
+    rate, decay = setting or (0.0, 0.0)
+    learner = StdpLearner(engine, model.class_names, LearningSettings(enabled=True, stdp_rate=rate,
+                                                                      stdp_threshold_decay=decay)) \
+        if setting is not None or feedback else None
+    if setting is None:
         engine.plasticity = None  # frozen weights and thresholds; the learner only relabels
     timesteps = engine.network.params.timesteps
     right, seconds, updates, energy = np.zeros(len(images), bool), 0.0, 0.0, 0.0
@@ -82,39 +91,37 @@ def stream(model_dir: str, images, labels, rate, feedback: bool, drifted: bool =
         right[i] = np.argmax(scores) == label
         if feedback and i % FEEDBACK_EVERY == 0:
             learner.feedback(int(label))
-        if learner and rate is not None:
+        if learner and setting is not None:
             updates, energy = learner.synaptic_updates, learner.energy_j
     n = len(images)
-    return {"stdp_rate": rate, "feedback_every": FEEDBACK_EVERY if feedback else 0, "drifted": drifted,
-            "accuracy": float(right.mean()), "accuracy_last_third": float(right[-(n // 3):].mean()), "frames": n, "ms_per_frame_measured": 1e3 * seconds / n, "synaptic_updates_per_frame": updates / n,
-            "learning_uj_per_frame_loihi_modelled": 1e6 * energy / n}
+    row = {"adapting": setting is not None, "stdp_rate": rate if setting else None,
+           "threshold_decay_frames": decay if setting else None, "feedback_every": FEEDBACK_EVERY if feedback else 0,
+           "drifted": drifted, "accuracy": float(right.mean()), "accuracy_last_third": float(right[-(n // 3):].mean()),
+           "frames": n, "ms_per_frame_measured": 1e3 * seconds / n, "synaptic_updates_per_frame": updates / n,
+           "learning_uj_per_frame_loihi_modelled": 1e6 * energy / n}
+    print(f"  {'drifted' if drifted else 'clean':>7} {setting_text(setting):>24} {'yes' if feedback else 'no':>8} "
+          f"{100 * row['accuracy']:>7.2f}% {100 * row['accuracy_last_third']:>10.2f}% {row['ms_per_frame_measured']:>8.2f} "
+          f"{row['synaptic_updates_per_frame']:>10.0f} {row['learning_uj_per_frame_loihi_modelled']:>9.3f}", flush=True)
+    return row
 
 
-def conditions(model_dir, images, labels, rates, drifted: bool = False) -> list:
-    rows = []
-    for rate in (None,) + tuple(rates):
-        for feedback in (False, True):
-            rows.append(stream(model_dir, images, labels, rate, feedback, drifted))
-            r = rows[-1]
-            print(f"  {'frozen' if rate is None else f'rate {rate:g}':>9} {'yes' if feedback else 'no':>8} "
-                  f"{100 * r['accuracy']:>7.2f}% {100 * r['accuracy_last_third']:>10.2f}% {r['ms_per_frame_measured']:>8.2f} "
-                  f"{r['synaptic_updates_per_frame']:>10.0f} {r['learning_uj_per_frame_loihi_modelled']:>9.3f}", flush=True)
-    return rows
+def setting_text(setting: Optional[tuple]) -> str:
+    return "frozen" if setting is None else f"rate {setting[0]:g}, decay {setting[1]:g}"
 
 
-def compare(model_dir: str, validation: tuple, test: tuple, drifted: bool) -> dict:
-    """Every condition on the validation stream; the frozen network and the rate that adapted best
-    there (without feedback) on the test stream."""
-    header = (f"  {'learning':>9} {'feedback':>8} {'accuracy':>8} {'last third':>11} {'ms/frame':>8} {'STDP upd':>10} "
-              f"{'uJ Loihi':>9}")
-    seen = f"as a camera over-correcting its exposure sees them ({drift_text()})" if drifted else "as they are"
-    print(f"validation stream ({len(validation[1])} held-out training images, {seen}), feedback every "
-          f"{FEEDBACK_EVERY}th frame:\n{header}", flush=True)
-    val_rows = conditions(model_dir, *validation, RATES, drifted)
-    adapting = [r for r in val_rows if r["stdp_rate"] is not None and not r["feedback_every"]]
-    best = max(adapting, key=lambda r: r["accuracy"])["stdp_rate"]
-    print(f"test stream ({len(test[1])} test images, {seen}), the best rate on validation ({best:g}) and frozen:\n{header}")
-    return {"validation": val_rows, "best_rate_on_validation": best, "test": conditions(model_dir, *test, (best,), drifted)}
+HEADER = (f"  {'stream':>7} {'learning':>24} {'feedback':>8} {'accuracy':>8} {'last third':>11} {'ms/frame':>8} "
+          f"{'STDP upd':>10} {'uJ Loihi':>9}")
+
+
+def choose_setting(model_dir: str, images, labels) -> tuple:
+    """Every (stdp_rate, threshold decay) adapting without feedback, and the frozen network, on the
+    validation stream clean and drifted; the setting with the best mean accuracy over the two."""
+    print(f"validation stream ({len(labels)} held-out training images), clean and drifted ({drift_text()}):\n{HEADER}")
+    rows = [stream(model_dir, images, labels, setting, False, drifted)
+            for setting in (None,) + SETTINGS for drifted in (False, True)]
+    def mean_accuracy(setting):
+        return np.mean([r["accuracy"] for r in rows if (r["stdp_rate"], r["threshold_decay_frames"]) == setting])
+    return max(SETTINGS, key=mean_accuracy), rows
 
 
 def main() -> None:
@@ -147,16 +154,23 @@ def main() -> None:
                                       train.labels[label_split], 10)
     with tempfile.TemporaryDirectory() as model_dir:
         network.save(model_dir, train.class_names)
-        clean, drifted = (compare(model_dir, (train.images[validation, :, :, 0], train.labels[validation]),
-                                  (test.images[:n_stream, :, :, 0], test.labels[:n_stream]), drifted)
-                          for drifted in (False, True))
+        chosen, validation_rows = choose_setting(model_dir, train.images[validation, :, :, 0], train.labels[validation])
+        print(f"test stream ({n_stream} test images): frozen, the setting chosen on validation ({setting_text(chosen)}) "
+              f"with and without feedback every {FEEDBACK_EVERY}th frame, and the previous default "
+              f"({setting_text(PREVIOUS_SETTING)}):\n{HEADER}")
+        test_rows = [stream(model_dir, test.images[:n_stream, :, :, 0], test.labels[:n_stream], setting, feedback, drifted)
+                     for drifted in (False, True)
+                     for setting, feedback in ((None, False), (chosen, False), (chosen, True), (PREVIOUS_SETTING, False))]
     path = output_path("stdp_robot.json", args.quick, args.out)
     write_results(path, {"network": {"n_neurons": n_neurons, "timesteps": params.timesteps, "trained_on": n_train,
                                      "labelled_on": n_labelled, "input_mean": params.input_mean, "parameters": source,
                                      "params": params.to_dict()},
                          "energy_note": "CPU time measured on a shared 2-core machine; learning energy modelled "
                                         "for Loihi from counted synaptic updates (120 pJ each, Davies et al. 2018)",
-                         **clean, "drift": {"transform": drift_text(), **drifted}}, args.quick)
+                         "drift": drift_text(), "validation": validation_rows,
+                         "chosen_on_validation": {"stdp_rate": chosen[0], "threshold_decay_frames": chosen[1],
+                                                  "criterion": "mean accuracy over the clean and the drifted stream"},
+                         "test": test_rows}, args.quick)
     print(f"wrote {path}")
 
 

@@ -104,6 +104,9 @@ class StdpEngine:
         self.points = points or {}
         self.fingerprint = model_fingerprint
         self.plasticity: Optional[float] = None
+        # while adapting, the thresholds' decay time constant in frames (0: the network's own); a
+        # finite one lets a network that a changed input silenced fire again (bench/stdp_robot.py)
+        self.threshold_decay_frames = 0.0
         self.last_ops: dict = {}  # the last run's operation counts, summed over its frames (RunRecord.mean_ops)
         # the last run's readout votes (frames, neurons): spike counts plus the margin (stdp.activity),
         # what its scores are made of; a learner scores frames with them, as the frozen engine does
@@ -121,6 +124,8 @@ class StdpEngine:
         if learn:
             params = replace(params, rule=replace(params.rule, nu_pre=params.rule.nu_pre * self.plasticity,
                                                   nu_post=params.rule.nu_post * self.plasticity))
+            if self.threshold_decay_frames > 0:
+                params = replace(params, tau_theta=self.threshold_decay_frames * timesteps)
         record = self.network.run(x, learn, self._seed, params)
         frames = len(x)
         self.last_ops = {name: value * frames for name, value in record.mean_ops().items()}

@@ -52,7 +52,11 @@ class LearningSettings:
     checkpoint_dir: str = ""  # "": no checkpoints
     checkpoint_every: int = 50  # updates between checkpoints
     held_frames: int = 16  # classified frames kept for feedback
-    stdp_rate: float = 0.25  # an STDP network adapting: its trained STDP rates times this (bench/stdp_robot.py)
+    # an STDP network adapting: its trained STDP rates times stdp_rate, its thresholds decaying with a
+    # time constant of stdp_threshold_decay frames (0: the network's own); bench/stdp_robot.py's choice
+    # on validation streams, clean and under an exposure drift (stdp_robot.json)
+    stdp_rate: float = 0.25
+    stdp_threshold_decay: float = 1000.0
 
     def rule(self) -> ReadoutRule:
         if self.rule_name not in RULES:

@@ -3,7 +3,10 @@ adapting to the camera stream without labels, and feedback relabels its neurons.
 
 - Unsupervised: while learning is enabled, every frame runs with STDP and homeostasis on (the
   training kernels, stdp_kernels.run_images with learn), at the trained learning rates times
-  `LearningSettings.stdp_rate`. Each frame is one update.
+  `LearningSettings.stdp_rate`, and the thresholds decay with a time constant of
+  `LearningSettings.stdp_threshold_decay` frames (homeostasis both ways: a threshold rises with its
+  neuron's spikes and falls while it is silent, so a network a changed camera silenced fires and
+  adapts again). Each frame is one update.
 - Scores: as the frozen engine's (the model's readout, stdp.activity: spike counts plus the margin
   where the model has a margin weight), so turning learning on does not change how frames are read.
 - Feedback: a label adds the frame's per-neuron spike counts to that class's response tally (which
@@ -47,6 +50,7 @@ class StdpLearner(LearnerBase):
         self._reset_tally()
         self._restore()
         engine.plasticity = settings.stdp_rate
+        engine.threshold_decay_frames = settings.stdp_threshold_decay
 
     def _reset_tally(self) -> None:
         """Per class the summed spike counts of its frames and how many: the model's labelling

@@ -101,6 +101,10 @@ LEARNING_PARAMS = {
     "learning.stdp_rate": (LearningSettings.stdp_rate, "an STDP network adapting to the camera: its trained STDP "
                                                        "learning rates times this (0: thresholds only)",
                            {"floating_point_range": _float_range(0.0, 100.0)}),
+    "learning.stdp_threshold_decay": (LearningSettings.stdp_threshold_decay,
+                                      "an STDP network adapting: its thresholds' decay time constant in frames, so "
+                                      "that a network a changed camera silenced fires again (0: the network's own)",
+                                      {"floating_point_range": _float_range(0.0, 1e7)}),
 }
 PARAMETERS.update(LEARNING_PARAMS)
 # energy.<section>.<field>: the published constants (energy/constants.py, with their sources),
@@ -145,7 +149,8 @@ def learning_settings(values: Mapping) -> LearningSettings:
                             class_names=list(values["learning.class_names"]),
                             checkpoint_dir=resolve_path(directory) if directory else "",
                             checkpoint_every=values["learning.checkpoint_every"],
-                            stdp_rate=values["learning.stdp_rate"])
+                            stdp_rate=values["learning.stdp_rate"],
+                            stdp_threshold_decay=values["learning.stdp_threshold_decay"])
 
 
 def parameter_problem(name: str, value, backend: str, device: str) -> Optional[str]:
