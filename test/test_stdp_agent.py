@@ -114,7 +114,8 @@ def agent_learning(model, directory):
         Parameter("model", value=model), Parameter("diagnostics_period_s", value=0.2),
         Parameter("policy", value="fixed"), Parameter("timesteps", value=TIMESTEPS),
         Parameter("learning.enabled", value=True), Parameter("learning.checkpoint_dir", value=directory),
-        Parameter("learning.checkpoint_every", value=1000)])
+        Parameter("learning.checkpoint_every", value=1000),
+        Parameter("learning.stdp_rate", value=0.25)])  # the default (0) keeps the weights; this learns them too
 
 
 def test_adapts_without_labels_relabels_from_feedback_and_restores_after_restart(rclpy_context, trained, frames,
@@ -266,3 +267,18 @@ def test_learning_reads_frames_with_the_models_margin_readout_as_the_frozen_engi
         differ += not np.allclose(scores, counts_alone)
     assert differ > 0  # the margin counts in these frames: counts alone would have read them otherwise
     assert learner.feedback(int(label)).teach.predicted == int(np.argmax(scores))  # feedback's prediction: the same readout
+
+
+def test_a_silenced_network_fires_again_only_where_its_thresholds_decay(trained, frames):
+    """Thresholds that only rise with spikes keep a network that a changed input silenced silent;
+    thresholds that also decay (learning.stdp_threshold_decay) let it fire, and adapt, again."""
+    spikes = {}
+    for decay in (0.0, 5.0):
+        model, engine = stdp_engine.load(trained)
+        engine.network.theta += 1000.0  # mV above what any frame drives: silent
+        stdp_online.StdpLearner(engine, model.class_names,
+                                LearningSettings(enabled=True, stdp_rate=0.0, stdp_threshold_decay=decay))
+        spikes[decay] = [int(engine.run(image[None, None].astype(np.float32) / 255, TIMESTEPS).hidden.sum())
+                         for image in frames[0]]
+    assert sum(spikes[0.0]) == 0
+    assert spikes[5.0][0] == 0 and sum(spikes[5.0][-10:]) > 0

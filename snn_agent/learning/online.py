@@ -55,7 +55,7 @@ class LearningSettings:
     # an STDP network adapting: its trained STDP rates times stdp_rate, its thresholds decaying with a
     # time constant of stdp_threshold_decay frames (0: the network's own); bench/stdp_robot.py's choice
     # on validation streams, clean and under an exposure drift (stdp_robot.json)
-    stdp_rate: float = 0.25
+    stdp_rate: float = 0.0
     stdp_threshold_decay: float = 1000.0
 
     def rule(self) -> ReadoutRule:
