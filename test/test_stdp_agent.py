@@ -282,3 +282,18 @@ def test_a_silenced_network_fires_again_only_where_its_thresholds_decay(trained,
                          for image in frames[0]]
     assert sum(spikes[0.0]) == 0
     assert spikes[5.0][0] == 0 and sum(spikes[5.0][-10:]) > 0
+
+
+def test_loihi_learning_energy_is_counted_only_where_the_weights_learn(trained, frames):
+    """At stdp_rate 0 the weights stay (only the thresholds adapt): a chip's learning engine would
+    not run, so no synaptic update is counted or priced; at a rate above 0 they are."""
+    counted = {}
+    for rate in (0.0, 0.25):
+        model, engine = stdp_engine.load(trained)
+        learner = stdp_online.StdpLearner(engine, model.class_names, LearningSettings(enabled=True, stdp_rate=rate))
+        for image in frames[0][:5]:
+            result = engine.run(image[None, None].astype(np.float32) / 255, TIMESTEPS)
+            learner.classify(engine.hidden_spikes(result)[0], TIMESTEPS)
+        counted[rate] = (learner.synaptic_updates, learner.energy_j)
+    assert counted[0.0] == (0.0, 0.0)
+    assert counted[0.25][0] > 0 and counted[0.25][1] > 0

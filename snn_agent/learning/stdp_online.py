@@ -15,7 +15,9 @@ adapting to the camera stream without labels, and feedback relabels its neurons.
   it keep their label. Labels never touch the weights.
 - Energy: the frame's CPU time, measured by the backend, already holds the learning (one kernel
   pass does both). What it would cost on Loihi is modelled from the counted operations
-  (energy.models.loihi_learning_energy: synaptic updates at 120 pJ, trace updates) and reported.
+  (energy.models.loihi_learning_energy: synaptic updates at 120 pJ, trace updates) and reported;
+  at stdp_rate 0 nothing is (the weights stay, so the learning engine would not run; the thresholds
+  are each neuron's own state, updated with it).
 - Checkpoints: weights, thresholds, labels and the tally, in `stdp.npz` beside the readout's
   (checkpoint.save_arrays: atomic, the model's fingerprint, corrupt ones set aside).
 """
@@ -70,10 +72,11 @@ class StdpLearner(LearnerBase):
         counts, votes = hidden[0], self.engine.last_votes[0]
         ops = self.engine.last_ops
         self.updates += 1
-        self.synaptic_updates += ops["synaptic_updates"]
-        self.energy_j += loihi_learning_energy(int(ops["synaptic_updates"]), 0,
-                                               int(ops["input_spikes"] + ops["exc_spikes"]), 0,
-                                               self.loihi_constants).joules
+        if self.engine.plasticity:  # at stdp_rate 0 the weights stay: a chip's learning engine would not run
+            self.synaptic_updates += ops["synaptic_updates"]
+            self.energy_j += loihi_learning_energy(int(ops["synaptic_updates"]), 0,
+                                                   int(ops["input_spikes"] + ops["exc_spikes"]), 0,
+                                                   self.loihi_constants).joules
         self._hold((counts, votes), frame_id)
         self._save_when_due()
         return self.network.class_scores(votes[None], len(self.class_names))[0]
