@@ -106,6 +106,8 @@ def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_cou
     inh_fired = np.empty(n, np.int32)
     traces, trace_steps, active_pre, active_post, n_active, pre_now, post_now = learning_state(n_in, n)
     theta_decay = p[THETA_DECAY_PER_IMAGE]
+    # with both learning rates 0 only the thresholds adapt: the weight pass would change nothing
+    learn_weights = learn and (p[NU_PRE] != 0.0 or p[NU_POST] != 0.0)
 
     for image in range(n_images):
         for i in range(n_in):
@@ -175,7 +177,7 @@ def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_cou
             for k in range(n_exc):
                 spike_counts[image, exc_fired[k]] += 1
             exc_spikes += n_exc
-            if learn:
+            if learn_weights:
                 synaptic_updates += (starts[t + 1] - starts[t]) * n + n_exc * n_in
                 weight_changes += learn_step(weights, t, order[starts[t]:starts[t + 1]], exc_fired[:n_exc], p,
                                                traces, trace_steps, active_pre, active_post, n_active,
@@ -187,6 +189,7 @@ def run_images(pixels, weights, theta, params, timesteps, learn, seed, spike_cou
         if learn:
             for j in range(n):
                 theta[j] *= theta_decay
+        if learn_weights:
             normalize_columns(weights, p[WEIGHT_NORM])
         counts = op_counts[image]
         counts[SYNAPTIC_OPS] = synaptic_ops
