@@ -72,7 +72,9 @@ class StdpLearner(LearnerBase):
         counts, votes = hidden[0], self.engine.last_votes[0]
         ops = self.engine.last_ops
         self.updates += 1
-        if self.engine.plasticity:  # at stdp_rate 0 the weights stay: a chip's learning engine would not run
+        # the kernel counts synaptic updates only where the weights learn (not at stdp_rate 0): where
+        # they do not, a chip's learning engine would not run, and nothing is priced
+        if ops["synaptic_updates"]:
             self.synaptic_updates += ops["synaptic_updates"]
             self.energy_j += loihi_learning_energy(int(ops["synaptic_updates"]), 0,
                                                    int(ops["input_spikes"] + ops["exc_spikes"]), 0,
