@@ -73,6 +73,17 @@ def contrastive_loss(a, b, temperature: float = 0.2):
     return nn.functional.cross_entropy(similarity, target)
 
 
+def quarter_turned(x):
+    """Each image turned by a random number of quarter turns, and that number: the self-supervised
+    task of the rotation loss (Gidaris et al. 2018), which keeps shape and orientation in the hidden
+    layer beyond what the trained classes need."""
+    turns = torch.randint(0, 4, (len(x),))
+    turned = torch.empty_like(x)
+    for k in range(4):
+        turned[turns == k] = torch.rot90(x[turns == k], k, dims=(2, 3))
+    return turned, turns
+
+
 def distillation_loss(scores, teacher_scores):
     t = DISTILL_TEMPERATURE
     return t * t * nn.functional.kl_div(nn.functional.log_softmax(scores / t, 1),
@@ -179,6 +190,9 @@ def main() -> None:
                     help="weight of an auxiliary contrastive loss while training only (SimCLR's NT-Xent over a "
                          "projection of the last hidden layer, two augmented views of each image; not exported): "
                          "features that tell images apart, not only the trained classes (bench/learning.py)")
+    ap.add_argument("--rotation", type=float, default=0.0, metavar="WEIGHT",
+                    help="weight of a self-supervised loss: the hidden layer also predicts by how many quarter "
+                         "turns each image was rotated (Gidaris et al. 2018/2019)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                     help="torch threads (default: every core; 1 on a shared machine wastes less time in contention)")
@@ -222,8 +236,10 @@ def main() -> None:
     decoder = nn.Linear(model[-1].in_features, 28 * 28) if args.reconstruction else None
     projection = nn.Sequential(nn.Linear(model[-1].in_features, 128), nn.ReLU(), nn.Linear(128, 64)) \
         if args.contrastive else None
+    rotation_head = nn.Linear(model[-1].in_features, 4) if args.rotation else None
     trained = list(model.parameters()) + (list(decoder.parameters()) if decoder else []) \
-        + (list(projection.parameters()) if projection else [])
+        + (list(projection.parameters()) if projection else []) \
+        + (list(rotation_head.parameters()) if rotation_head else [])
     opt = torch.optim.AdamW(trained, lr=2e-3, weight_decay=1e-4)
     steps = args.epochs * ((len(xtr) + 127) // 128)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=FINETUNE_MAX_LR if teacher else 3e-3, total_steps=steps)
@@ -249,6 +265,9 @@ def main() -> None:
             hidden = nn.functional.dropout(model[:-1](xb), args.dropout) if args.dropout else model[:-1](xb)
             scores = model[-1](hidden)
             loss = loss_fn(scores, ytr[idx])
+            if rotation_head is not None:
+                turned, turns = quarter_turned(xb)
+                loss = loss + args.rotation * nn.functional.cross_entropy(rotation_head(model[:-1](turned)), turns)
             if decoder is not None:
                 loss = loss + args.reconstruction * nn.functional.mse_loss(decoder(hidden), xb.flatten(1))
             if projection is not None:
@@ -305,6 +324,7 @@ def main() -> None:
                                   + (f", reconstruction loss {args.reconstruction:g}" if args.reconstruction else "")
                                   + (f", contrastive loss {args.contrastive:g}" if args.contrastive else "")
                                   + (f", dropout {args.dropout:g}" if args.dropout else "")
+                                  + (f", rotation loss {args.rotation:g}" if args.rotation else "")
                                   + (f", label smoothing {args.label_smoothing:g}" if args.label_smoothing else ""),
     }
     for key, value in metadata.items():

@@ -6,7 +6,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models"))
-from train_fashion_cnn import augmented, contrastive_loss  # noqa: E402
+from train_fashion_cnn import augmented, contrastive_loss, quarter_turned  # noqa: E402
 
 
 def test_contrastive_loss_is_low_where_each_view_meets_its_match():
@@ -26,3 +26,13 @@ def test_augmented_views_are_shifted_images_in_range():
     assert not torch.equal(view, x)
     # a shift of at most 3 pixels keeps the square's centre inside every view
     assert (view[:, 0, 13:15, 13:15] > 0.5).all()
+
+
+def test_quarter_turned_images_turn_back_by_their_label():
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 28, 28)
+    turned, turns = quarter_turned(x)
+    assert set(turns.tolist()) == {0, 1, 2, 3}
+    assert not torch.equal(turned[turns > 0], x[turns > 0])
+    for image, original, k in zip(turned, x, turns):
+        assert torch.equal(torch.rot90(image, -int(k), dims=(1, 2)), original)
