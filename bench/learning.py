@@ -95,8 +95,9 @@ VALIDATION_IMAGES = 5000  # train_fashion_cnn.py's default: the last ones of the
 # train_fashion_cnn.py arguments besides the classes and epochs: an auxiliary reconstruction loss
 # (a decoder, not exported) keeps more of the images in the last hidden layer than the 8 classes
 # need, which the new classes are learned from (chosen on the easy pair's validation stream:
-# docs/learning.md). --recipe replaces it: "--reconstruction 5 --contrastive 0.5" (a contrastive
-# loss too) is the features chosen for the new-class target (docs/learning.md)
+# docs/learning.md). --recipe replaces it: "--reconstruction 5 --contrastive 0.5 --rotation 0.5"
+# (a contrastive and a rotation loss too) is the features chosen for the new-class target
+# (learning_rotation.json; without the rotation loss: learning_graded.json; docs/learning.md)
 TRAINING_RECIPE = ("--reconstruction", "5")
 DRIFT_WINDOW = 500  # the drift target counts the labelled frames up to this many
 DRIFT_LABELLED = (0, 25, 50, 100, 200, DRIFT_WINDOW, 1000)
