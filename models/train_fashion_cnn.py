@@ -237,9 +237,8 @@ def main() -> None:
     projection = nn.Sequential(nn.Linear(model[-1].in_features, 128), nn.ReLU(), nn.Linear(128, 64)) \
         if args.contrastive else None
     rotation_head = nn.Linear(model[-1].in_features, 4) if args.rotation else None
-    trained = list(model.parameters()) + (list(decoder.parameters()) if decoder else []) \
-        + (list(projection.parameters()) if projection else []) \
-        + (list(rotation_head.parameters()) if rotation_head else [])
+    auxiliary_heads = [head for head in (decoder, projection, rotation_head) if head is not None]
+    trained = list(model.parameters()) + [p for head in auxiliary_heads for p in head.parameters()]
     opt = torch.optim.AdamW(trained, lr=2e-3, weight_decay=1e-4)
     steps = args.epochs * ((len(xtr) + 127) // 128)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=FINETUNE_MAX_LR if teacher else 3e-3, total_steps=steps)
